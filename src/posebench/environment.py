@@ -1,0 +1,79 @@
+"""Fingerprint of the machine and software a result was measured on.
+
+Every record carries one, so results from several machines can be merged and told apart. Versions
+are read from package metadata, so fingerprinting never imports a runtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from posebench import __version__
+
+# ISA extensions that decide CPU inference speed (int8 dot products, wide vectors, AMX).
+ISA_FLAGS = (
+    "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+    "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "asimd", "sve",
+)  # fmt: skip
+PACKAGES = (
+    "numpy", "torch", "torchvision", "ultralytics", "onnx", "onnxruntime", "onnxruntime-gpu",
+    "openvino", "nncf", "tensorrt", "deepsparse", "opencv-python",
+)  # fmt: skip
+
+
+def _cpuinfo(path: Path = Path("/proc/cpuinfo")) -> tuple[str, set[str]]:
+    """Return the CPU model name and its feature flags (Linux); best effort elsewhere."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        text = path.read_text()
+    except OSError:
+        return model, flags
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and value.strip():
+            model = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = set(value.split())
+    return model, flags
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages that matter for a measurement (absent ones omitted)."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def fingerprint(extra_versions: dict[str, str] | None = None) -> dict[str, Any]:
+    """Describe this machine and software stack; `machine_id` is stable across runs on one host."""
+    cpu_model, flags = _cpuinfo()
+    cores = os.cpu_count() or 1
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    host = socket.gethostname()
+    env = {
+        "hostname": host,
+        "cpu_model": cpu_model,
+        "logical_cores": cores,
+        "usable_cores": usable,
+        "isa": sorted(f for f in ISA_FLAGS if f in flags),
+        "arch": platform.machine(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "posebench": __version__,
+        "versions": {**package_versions(), **(extra_versions or {})},
+    }
+    identity = json.dumps([host, cpu_model, cores, env["arch"]], sort_keys=True)
+    env["machine_id"] = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    return env

@@ -1,0 +1,115 @@
+"""The one latency protocol every runtime is timed with.
+
+Batch 1, a fixed input, a warm-up that must reach both a count and a duration, then timed runs
+until both a minimum count (2000, as the thesis) and a minimum duration are met. Only the runtime
+call sits between the two `perf_counter_ns` reads ("model" mode, as the thesis). The tail is kept:
+p90/p99/max are reported, nothing is clipped.
+
+This module needs only the standard library and numpy: the DeepSparse worker imports it from its
+own (numpy<2) environment, so the timing loop there is this same code.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+PROTOCOL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LatencyProtocol:
+    """How a batch-1 latency is measured; every field is recorded with the result."""
+
+    iters: int = 2000  # minimum timed runs (the thesis timed 2000)
+    min_seconds: float = 10.0  # minimum timed duration; both minimums must be met
+    warmup_iters: int = 50  # minimum warm-up runs
+    warmup_seconds: float = 2.0  # minimum warm-up duration
+    max_seconds: float = 0.0  # hard cap on the timed phase (0 = none); a capped run is flagged
+
+    def __post_init__(self) -> None:
+        from posebench.errors import InvalidInputError
+
+        if not isinstance(self.iters, int) or self.iters < 1:
+            raise InvalidInputError(f"iters must be a positive whole number, got {self.iters!r}")
+        if self.warmup_iters < 0:
+            raise InvalidInputError(f"warmup iterations must be >= 0, got {self.warmup_iters!r}")
+        for name in ("min_seconds", "warmup_seconds", "max_seconds"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise InvalidInputError(f"{name} must be a finite number >= 0, got {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": PROTOCOL_VERSION, "mode": "model", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Summary of one timed phase, in milliseconds unless named otherwise."""
+
+    count: int
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    throughput_ips: float  # inferences per second of model time (1000 / mean)
+    timed_seconds: float  # wall time of the timed phase, harness overhead included
+    warmup_count: int
+    capped: bool  # True when max_seconds stopped the run before both minimums were met
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(samples_ns: np.ndarray, *, timed_seconds: float, warmup_count: int,
+              capped: bool = False) -> LatencyStats:
+    """Turn per-call durations (nanoseconds) into a `LatencyStats`."""
+    ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    mean = float(ms.mean())
+    return LatencyStats(
+        count=int(ms.size), mean_ms=mean, std_ms=float(ms.std()), min_ms=float(ms.min()),
+        p50_ms=float(p50), p90_ms=float(p90), p99_ms=float(p99), max_ms=float(ms.max()),
+        throughput_ips=1000.0 / mean if mean > 0 else float("inf"),
+        timed_seconds=timed_seconds, warmup_count=warmup_count, capped=capped,
+    )
+
+
+def measure(call: Callable[[], object], protocol: LatencyProtocol) -> LatencyStats:
+    """Time `call()` under `protocol`; only the call is inside the timed region."""
+    clock = time.perf_counter_ns
+    warm, start = 0, clock()
+    warm_ns = int(protocol.warmup_seconds * 1e9)
+    while warm < protocol.warmup_iters or clock() - start < warm_ns:
+        call()
+        warm += 1
+
+    samples = np.empty(max(protocol.iters, 1024), dtype=np.int64)
+    n, min_ns = 0, int(protocol.min_seconds * 1e9)
+    cap_ns = int(protocol.max_seconds * 1e9) if protocol.max_seconds else None
+    capped = False
+    phase_start = clock()
+    while True:
+        t0 = clock()
+        call()
+        t1 = clock()
+        if n == samples.size:
+            samples = np.concatenate([samples, np.empty_like(samples)])
+        samples[n] = t1 - t0
+        n += 1
+        elapsed = t1 - phase_start
+        if n >= protocol.iters and elapsed >= min_ns:
+            break
+        if cap_ns is not None and elapsed >= cap_ns:
+            capped = True
+            break
+    timed_seconds = (clock() - phase_start) / 1e9
+    return summarize(samples[:n], timed_seconds=timed_seconds, warmup_count=warm, capped=capped)

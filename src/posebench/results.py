@@ -1,0 +1,94 @@
+"""Result records and the append-only store they live in.
+
+A store is a JSON-lines file: one record per line, appended, flushed and fsync'ed as soon as it
+exists, so a crash loses at most the line being written (which `read` skips with a warning).
+Stores from several machines are merged by record id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+import warnings
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def trial_id(trial: dict[str, Any]) -> str:
+    """Stable id of a trial's identity (model, variant, runtime, threads, imgsz...): same trial, same id."""
+    return hashlib.sha256(json.dumps(trial, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def new_record(kind: str, trial: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A record of `kind` ("latency", "accuracy"...) for `trial`, with a unique id and a timestamp."""
+    return {
+        "schema": SCHEMA_VERSION, "id": uuid.uuid4().hex, "kind": kind, "trial_id": trial_id(trial),
+        "trial": trial, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields,
+    }
+
+
+class ResultStore:
+    """An append-only JSON-lines file of records."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Append one record durably (flushed and fsync'ed before returning)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record, sort_keys=True, default=str)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            if fh.tell() > 0 and not self._ends_with_newline():
+                fh.write("\n")  # a crash mid-line must not glue two records together
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"
+
+    def read(self) -> list[dict[str, Any]]:
+        """All complete records; an unreadable line (e.g. cut by a crash) is skipped with a warning."""
+        if not self.path.is_file():
+            return []
+        records = []
+        with open(self.path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    warnings.warn(f"{self.path}:{number}: skipping an incomplete record", stacklevel=2)
+        return records
+
+
+def merge(paths: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
+    """Records of several stores (or JSON lists), each record once, in creation order."""
+    seen: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        path = Path(path)
+        if path.suffix == ".json":
+            records = json.loads(path.read_text())
+        else:
+            records = ResultStore(path).read()
+        for record in records:
+            seen.setdefault(record["id"], record)
+    return sorted(seen.values(), key=lambda r: r.get("created", ""))
+
+
+def write_json(path: str | os.PathLike, records: list[dict[str, Any]]) -> None:
+    """Write records as one JSON list (the `--json PATH` output of every command)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(records, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)

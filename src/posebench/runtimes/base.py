@@ -1,0 +1,106 @@
+"""The backend interface every runtime implements, and the registry that names them.
+
+A backend loads one artifact with a fixed thread count, takes an NCHW float32 batch and returns
+the model's raw output tensors (same layout on every runtime). Runtime libraries are imported by
+the backend's own module, only when that backend is created.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from posebench.errors import RuntimeNotInstalledError, UnknownRuntimeError, did_you_mean
+from posebench.latency import LatencyProtocol, LatencyStats, measure
+
+# name -> (module, class). Modules are imported lazily so a missing runtime never breaks the others.
+REGISTRY: dict[str, tuple[str, str]] = {
+    "torch": ("posebench.runtimes.pytorch", "TorchBackend"),
+    "onnxruntime": ("posebench.runtimes.onnxruntime", "OnnxRuntimeBackend"),
+    "openvino": ("posebench.runtimes.openvino", "OpenVINOBackend"),
+    "deepsparse": ("posebench.runtimes.deepsparse", "DeepSparseBackend"),
+    "tensorrt": ("posebench.runtimes.tensorrt", "TensorRTBackend"),
+    "null": ("posebench.runtimes.null", "NullBackend"),
+}
+CPU_RUNTIMES = ("torch", "onnxruntime", "openvino", "deepsparse", "null")
+
+
+class Backend(ABC):
+    """One loaded model on one runtime. Use as a context manager or call `close()`."""
+
+    name: ClassVar[str]
+    artifact_format: ClassVar[str]  # which export it runs: "pt", "onnx" or "openvino"
+    requires: ClassVar[tuple[str, ...]] = ()  # importable modules it needs
+    install_hint: ClassVar[str] = ""
+
+    def __init__(self, artifact: Path, *, threads: int, options: dict[str, Any] | None = None):
+        self.artifact = Path(artifact)
+        self.threads = int(threads)
+        self.options = dict(options or {})
+
+    @classmethod
+    def check_installed(cls) -> None:
+        """Raise `RuntimeNotInstalledError` with the install command if a dependency is missing."""
+        for module in cls.requires:
+            if importlib.util.find_spec(module) is None:
+                raise RuntimeNotInstalledError(
+                    f"runtime '{cls.name}' is not installed (python module '{module}' not found). "
+                    f"Install it with: {cls.install_hint}"
+                )
+
+    @abstractmethod
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Run one batch (NCHW float32) and return the raw output tensors."""
+
+    def measure(self, batch: np.ndarray, protocol: LatencyProtocol) -> LatencyStats:
+        """Time `infer(batch)` under the protocol (a worker-backed runtime times inside the worker)."""
+        return measure(lambda: self.infer(batch), protocol)
+
+    def info(self) -> dict[str, Any]:
+        """What this backend is running: runtime version, device, precision, effective settings."""
+        return {"runtime": self.name, "threads": self.threads, "artifact": str(self.artifact)}
+
+    def close(self) -> None:
+        """Release the runtime's resources."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def backend_class(name: str) -> type[Backend]:
+    """Return the backend class registered as `name` (imports its module, not its runtime)."""
+    if name not in REGISTRY:
+        raise UnknownRuntimeError(
+            f"unknown runtime '{name}'.{did_you_mean(name, REGISTRY)} "
+            f"Known runtimes: {', '.join(REGISTRY)}"
+        )
+    module, cls = REGISTRY[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def create_backend(name: str, artifact: Path, *, threads: int,
+                   options: dict[str, Any] | None = None) -> Backend:
+    """Load `artifact` on runtime `name` with `threads` threads."""
+    cls = backend_class(name)
+    cls.check_installed()
+    return cls(artifact, threads=threads, options=options)
+
+
+def parse_runtimes(text: str) -> list[str]:
+    """Parse 'onnxruntime,openvino' or 'all' (every CPU runtime) into validated names."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        return list(CPU_RUNTIMES)
+    if not names:
+        raise UnknownRuntimeError(f"no runtime given. Known runtimes: {', '.join(REGISTRY)}, or 'all'")
+    for name in names:
+        backend_class(name)
+    return list(dict.fromkeys(names))

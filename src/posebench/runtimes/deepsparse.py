@@ -1,0 +1,98 @@
+"""DeepSparse 1.8 (end-of-life since June 2025), kept as an isolated legacy backend.
+
+DeepSparse needs Python 3.11, numpy<2 and onnx<1.15, which cannot share an environment with the
+rest of posebench, so it runs in its own virtual environment as a worker process. The worker times
+the engine call itself. DeepSparse Community is licensed for non-commercial use only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from posebench.errors import ModelLoadError, RuntimeNotInstalledError
+from posebench.latency import LatencyProtocol, LatencyStats
+from posebench.runtimes import wire
+from posebench.runtimes.base import Backend
+
+SRC_DIR = Path(__file__).resolve().parents[2]  # the directory that holds the posebench package
+WORKER = Path(__file__).with_name("deepsparse_worker.py")
+INSTALL_HINT = (
+    "run `make env` (creates .venv-deepsparse), or: python3.11 -m venv .venv-deepsparse && "
+    ".venv-deepsparse/bin/pip install deepsparse==1.8.0 'numpy<2' 'onnx<1.15'; "
+    "then pass --deepsparse-python PATH or set POSEBENCH_DEEPSPARSE_PYTHON"
+)
+
+
+def find_deepsparse_python(explicit: str | os.PathLike | None = None) -> Path:
+    """Locate the interpreter of the DeepSparse environment, or raise with the install steps."""
+    candidates = [explicit, os.environ.get("POSEBENCH_DEEPSPARSE_PYTHON")]
+    candidates += [root / ".venv-deepsparse" / "bin" / "python" for root in (SRC_DIR.parent, Path.cwd())]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise RuntimeNotInstalledError(f"runtime 'deepsparse' is not installed (no DeepSparse environment found). "
+                                   f"To install it: {INSTALL_HINT}")
+
+
+class DeepSparseBackend(Backend):
+    """options: `python` (the DeepSparse environment's interpreter)."""
+
+    name = "deepsparse"
+    artifact_format = "onnx"
+    install_hint = INSTALL_HINT
+
+    @classmethod
+    def check_installed(cls) -> None:
+        find_deepsparse_python()
+
+    def __init__(self, artifact: Path, *, threads: int, options: dict[str, Any] | None = None):
+        super().__init__(artifact, threads=threads, options=options)
+        python = find_deepsparse_python(self.options.get("python"))
+        self._proc = subprocess.Popen([str(python), str(WORKER), str(SRC_DIR)], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=sys.stderr)
+        try:
+            self._info = self._call({"cmd": "load", "model": str(self.artifact), "threads": self.threads})[0]["info"]
+        except Exception:
+            self.close()
+            raise
+
+    def _call(self, header: dict[str, Any], arrays: list[np.ndarray] = ()) -> tuple[dict, list[np.ndarray]]:
+        try:
+            wire.send(self._proc.stdin, header, arrays)
+            reply, outputs = wire.receive(self._proc.stdout)
+        except (EOFError, BrokenPipeError) as exc:
+            code = self._proc.poll()
+            raise ModelLoadError(f"the DeepSparse worker died (exit code {code}) while running "
+                                 f"'{header['cmd']}' on {self.artifact}; its messages are above") from exc
+        if not reply.get("ok"):
+            raise ModelLoadError(f"deepsparse could not {header['cmd']} {self.artifact}: {reply.get('error')}")
+        return reply, outputs
+
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self._call({"cmd": "infer"}, [batch])[1]
+
+    def measure(self, batch: np.ndarray, protocol: LatencyProtocol) -> LatencyStats:
+        stats = self._call({"cmd": "measure", "protocol": dataclasses.asdict(protocol)}, [batch])[0]["stats"]
+        return LatencyStats(**stats)
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), **self._info, "device": "cpu", "timed_in": "worker"}
+
+    def close(self) -> None:
+        proc = getattr(self, "_proc", None)
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            wire.send(proc.stdin, {"cmd": "close"})
+            proc.stdin.close()
+            proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            proc.kill()
+            proc.wait()

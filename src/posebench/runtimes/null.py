@@ -1,0 +1,30 @@
+"""The null runtime: returns preallocated outputs. Its latency is the harness's own overhead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from posebench.runtimes.base import Backend
+
+
+class NullBackend(Backend):
+    """Reads the output shapes from the artifact's metadata sidecar and returns zeros of them."""
+
+    name = "null"
+    artifact_format = "onnx"
+
+    def __init__(self, artifact: Path, *, threads: int, options: dict[str, Any] | None = None):
+        super().__init__(artifact, threads=threads, options=options)
+        from posebench.artifacts import read_metadata
+
+        meta = read_metadata(self.artifact)
+        self._outputs = [np.zeros(shape, dtype=np.float32) for shape in meta["output_shapes"]]
+
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self._outputs
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "version": "n/a", "device": "none"}

@@ -1,0 +1,53 @@
+"""OpenVINO on CPU: latency hint, one stream, a fixed number of inference threads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from posebench.errors import ModelLoadError
+from posebench.runtimes.base import Backend
+
+
+class OpenVINOBackend(Backend):
+    """Runs an OpenVINO IR (.xml) or an ONNX file. options: `device` (default "CPU")."""
+
+    name = "openvino"
+    artifact_format = "openvino"
+    requires = ("openvino",)
+    install_hint = "pip install openvino"
+
+    def __init__(self, artifact: Path, *, threads: int, options: dict[str, Any] | None = None):
+        super().__init__(artifact, threads=threads, options=options)
+        import openvino as ov
+        import openvino.properties as props
+        import openvino.properties.hint as hints
+
+        core = ov.Core()
+        self._device = self.options.get("device", "CPU")
+        config = {
+            hints.performance_mode: hints.PerformanceMode.LATENCY,
+            props.num_streams: 1,
+            props.inference_num_threads: self.threads,
+        }
+        try:
+            model = core.read_model(str(self.artifact))
+            self._compiled = core.compile_model(model, self._device, config)
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long C++ traces
+            raise ModelLoadError(f"openvino could not load {self.artifact}: {str(exc).splitlines()[0]}") from exc
+        self._request = self._compiled.create_infer_request()
+        self._ov = ov
+        self._props = props
+
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        results = self._request.infer({0: batch})
+        return list(results.to_tuple())
+
+    def info(self) -> dict[str, Any]:
+        cm, props = self._compiled, self._props
+        return {**super().info(), "version": self._ov.__version__, "device": self._device,
+                "effective_threads": int(cm.get_property(props.inference_num_threads)),
+                "streams": int(cm.get_property(props.num_streams)),
+                "precision": str(cm.get_property(props.hint.inference_precision))}

@@ -1,0 +1,43 @@
+"""PyTorch eager on CPU: the reference every other runtime is compared with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from posebench.runtimes.base import Backend
+
+
+class TorchBackend(Backend):
+    name = "torch"
+    artifact_format = "pt"
+    requires = ("torch", "ultralytics")
+    install_hint = "pip install torch==2.14.1 torchvision==0.29.1 ultralytics (or `make env`)"
+
+    def __init__(self, artifact: Path, *, threads: int, options: dict[str, Any] | None = None):
+        super().__init__(artifact, threads=threads, options=options)
+        import torch
+
+        from posebench.models import load_torch_model
+
+        torch.set_num_threads(self.threads)
+        try:  # only settable before the first parallel region of the process
+            torch.set_num_interop_threads(1)
+        except RuntimeError:
+            pass
+        self._torch = torch
+        self._model = load_torch_model(self.artifact)
+
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        with self._torch.inference_mode():
+            out = self._model(self._torch.from_numpy(batch))
+        # Ultralytics heads return (decoded, raw dict) in eval mode; the decoded tensor is what
+        # every exported format outputs.
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        return [out.numpy()]
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "version": self._torch.__version__, "device": "cpu", "precision": "fp32",
+                "interop_threads": self._torch.get_num_interop_threads()}
