@@ -90,10 +90,10 @@ class ArtifactStore:
     def checkpoint(self) -> Path:
         """The model as a .pt (YAML architectures are built once, with a fixed seed)."""
         path = self.root / "model.pt"
-        if not path.is_file():
+        if not path.is_file() or not meta_path(path).is_file():
             tmp = materialize_checkpoint(self.source, self.root / "model.tmp.pt")
+            self._describe(tmp, fmt="pt", imgsz=None, meta_for=path)  # loads it: a bad file stops here
             os.replace(tmp, path)
-            self._describe(path, fmt="pt", imgsz=None)
         return path
 
     def get(self, fmt: str, imgsz: tuple[int, int]) -> Path:
@@ -137,7 +137,8 @@ class ArtifactStore:
         _write_metadata(path, meta)
         return path
 
-    def _describe(self, path: Path, *, fmt: str, imgsz: tuple[int, int] | None) -> dict[str, Any]:
+    def _describe(self, path: Path, *, fmt: str, imgsz: tuple[int, int] | None,
+                  meta_for: Path | None = None) -> dict[str, Any]:
         summary = describe(self.checkpoint() if fmt != "pt" else path)
         meta: dict[str, Any] = {
             "format": fmt, "source": self.source.spec, "source_name": self.source.name,
@@ -148,5 +149,5 @@ class ArtifactStore:
         }
         if fmt == "onnx":
             meta["input_shape"], meta["output_shapes"], meta["output_names"] = _onnx_io(path)
-        _write_metadata(path, meta)
+        _write_metadata(meta_for or path, meta)
         return meta

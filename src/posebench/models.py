@@ -106,7 +106,7 @@ def load_yolo(path: str | os.PathLike) -> Any:
     from ultralytics import YOLO
 
     try:
-        model = YOLO(str(path), task="pose")
+        model = YOLO(str(path))
     except FileNotFoundError as exc:
         raise ModelNotFoundError(f"model '{path}' not found: {exc}") from exc
     except Exception as exc:  # torch.load / YAML parsing raise many types for a bad file

@@ -31,12 +31,21 @@ INSTALL_HINT = (
 
 
 def find_deepsparse_python(explicit: str | os.PathLike | None = None) -> Path:
-    """Locate the interpreter of the DeepSparse environment, or raise with the install steps."""
-    candidates = [explicit, os.environ.get("POSEBENCH_DEEPSPARSE_PYTHON")]
-    candidates += [root / ".venv-deepsparse" / "bin" / "python" for root in (SRC_DIR.parent, Path.cwd())]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
+    """Locate the interpreter of the DeepSparse environment, or raise with the install steps.
+
+    An interpreter named explicitly (argument, then POSEBENCH_DEEPSPARSE_PYTHON) must exist; otherwise
+    `.venv-deepsparse` beside the project or in the current folder is used.
+    """
+    named = explicit or os.environ.get("POSEBENCH_DEEPSPARSE_PYTHON")
+    if named:
+        if Path(named).is_file():
+            return Path(named)
+        raise RuntimeNotInstalledError(f"runtime 'deepsparse': the interpreter {named} does not exist. "
+                                       f"To install the DeepSparse environment: {INSTALL_HINT}")
+    for root in (SRC_DIR.parent, Path.cwd()):
+        candidate = root / ".venv-deepsparse" / "bin" / "python"
+        if candidate.is_file():
+            return candidate
     raise RuntimeNotInstalledError(f"runtime 'deepsparse' is not installed (no DeepSparse environment found). "
                                    f"To install it: {INSTALL_HINT}")
 

@@ -1,0 +1,50 @@
+"""Shared fixtures: a real model (the embedded yolo11n-pose), its real artifacts, small inputs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# The labelled data lives beside the project (../shared/data), never inside it.
+SHARED_DATA = Path(os.environ.get("POSEBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))
+IMGSZ = (160, 224)  # small and rectangular: tests stay fast and (height, width) order is exercised
+
+
+def run_cli(*args: str, timeout: float = 600) -> "subprocess.CompletedProcess[str]":
+    """Run `posebench ARGS` as a user types it, in a fresh interpreter."""
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "posebench", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture(scope="session")
+def default_source():
+    from posebench.models import resolve_model
+
+    return resolve_model(None)
+
+
+@pytest.fixture(scope="session")
+def artifacts(default_source, cache_dir):
+    from posebench.artifacts import ArtifactStore
+
+    return ArtifactStore(default_source, cache_dir)
+
+
+@pytest.fixture(scope="session")
+def coco_pose_mini() -> Path:
+    path = SHARED_DATA / "coco-pose-mini"
+    if not (path / "coco-pose-mini.yaml").is_file():
+        pytest.skip(f"labelled data not found at {path}: it ships only beside the project on the development "
+                    "machine and in CI (set POSEBENCH_SHARED_DATA to its folder to run these tests)")
+    return path

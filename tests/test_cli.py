@@ -1,0 +1,121 @@
+"""The command line as a user types it: a real sweep, and one clear line for every bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from conftest import IMGSZ, run_cli
+
+FAST = ["--iters", "5", "--min-seconds", "0", "--warmup", "1", "--warmup-seconds", "0"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, cache_dir):
+    out = tmp_path_factory.mktemp("bench")
+    imgsz = f"{IMGSZ[0]},{IMGSZ[1]}"
+    result = run_cli("bench", "--runtime", "all", "--threads", "1,2", "--imgsz", imgsz, *FAST,
+                     "--out", str(out), "--json", str(out / "records.json"), "--cache-dir", str(cache_dir))
+    return result, out
+
+
+def test_bench_sweeps_every_cpu_runtime_and_thread_count(sweep):
+    result, out = sweep
+    assert result.returncode == 0, result.stderr
+    records = json.loads((out / "records.json").read_text())
+    got = {(r["trial"]["runtime"], r["trial"]["threads"]) for r in records}
+    assert got == {(rt, t) for rt in ("torch", "onnxruntime", "openvino", "deepsparse", "null") for t in (1, 2)}
+    assert all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
+    for r in records:
+        assert r["trial"]["imgsz"] == list(IMGSZ)
+        assert r["latency"]["count"] >= 5
+        assert r["environment"]["cpu_model"] and r["environment"]["versions"]["onnxruntime"]
+        assert r["protocol"]["iters"] == 5 and r["backend"]["threads"] == r["trial"]["threads"]
+    # each measurement ran in its own fresh process
+    assert len({r["pid"] for r in records}) == len(records)
+    assert "deepsparse" in result.stdout and "null" in result.stdout
+    assert (out / "latency.md").read_text().count("| deepsparse |") == 2
+
+
+def test_results_store_matches_the_json_output(sweep):
+    _, out = sweep
+    from posebench.results import ResultStore
+
+    stored = ResultStore(out / "results.jsonl").read()
+    assert [r["id"] for r in stored] == [r["id"] for r in json.loads((out / "records.json").read_text())]
+
+
+def test_openvino_runs_the_requested_thread_count(sweep):
+    _, out = sweep
+    records = json.loads((out / "records.json").read_text())
+    for r in records:
+        if r["trial"]["runtime"] == "openvino":
+            assert r["backend"]["effective_threads"] == r["trial"]["threads"]
+            assert r["backend"]["streams"] == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model", "no/such/model.pt"], "does not exist"),
+    (["--model", "nosuch-pose.yaml"], "not found"),
+    (["--model", "weights.h5"], "checkpoint (.pt) or model YAML"),
+    (["--runtime", "openvinoo"], 'Did you mean "openvino"'),
+    (["--runtime", "tensorflow"], "Known runtimes"),
+    (["--imgsz", "100"], "multiples of 32"),
+    (["--imgsz", "big"], "HEIGHT,WIDTH"),
+    (["--threads", "0"], "--threads must be >= 1"),
+    (["--threads", "two"], "whole numbers"),
+])
+def test_bad_input_is_one_clear_line(args, message, tmp_path):
+    result = run_cli("bench", *args, "--out", str(tmp_path), *FAST)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize("flag,value", [("--iters", "0"), ("--iters", "-3"), ("--min-seconds", "-1")])
+def test_non_positive_iterations_are_refused_by_the_parser(flag, value, tmp_path):
+    result = run_cli("bench", flag, value, "--out", str(tmp_path))
+    assert result.returncode == 2 and flag in result.stderr and "Traceback" not in result.stderr
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"\x80\x04truncated")
+    result = run_cli("bench", "--model", str(bad), "--runtime", "torch", "--out", str(tmp_path), *FAST)
+    assert result.returncode == 2 and "not a loadable Ultralytics model" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_more_threads_than_cores_warns_and_still_runs(tmp_path, cache_dir):
+    too_many = str((os.cpu_count() or 1) + 1)
+    result = run_cli("bench", "--runtime", "null", "--threads", too_many, "--imgsz", f"{IMGSZ[0]},{IMGSZ[1]}",
+                     "--out", str(tmp_path), "--cache-dir", str(cache_dir), *FAST)
+    assert result.returncode == 0, result.stderr
+    assert "warning:" in result.stderr and "cores" in result.stderr
+
+
+def test_missing_runtime_is_recorded_not_fatal(tmp_path, cache_dir):
+    env = {**os.environ, "POSEBENCH_DEEPSPARSE_PYTHON": str(tmp_path / "absent" / "python")}
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    result = subprocess.run([sys.executable, "-m", "posebench", "bench", "--runtime", "deepsparse,null",
+                             "--threads", "1", "--imgsz", f"{IMGSZ[0]},{IMGSZ[1]}", "--out", str(tmp_path),
+                             "--cache-dir", str(cache_dir), "--json", str(tmp_path / "r.json"), *FAST],
+                            capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    records = {r["trial"]["runtime"]: r for r in json.loads((tmp_path / "r.json").read_text())}
+    assert records["deepsparse"]["status"] == "error" and "deepsparse==1.8.0" in records["deepsparse"]["error"]
+    assert records["null"]["status"] == "ok"
+
+
+def test_env_command_lists_runtimes():
+    result = run_cli("env")
+    assert result.returncode == 0
+    assert '"cpu_model"' in result.stdout
+    assert "openvino     installed" in result.stdout

@@ -1,0 +1,87 @@
+"""Models and artifacts: the Ultralytics seams posebench relies on, metadata, architecture YAMLs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import IMGSZ
+from posebench.artifacts import ArtifactStore, parse_imgsz, read_metadata
+from posebench.errors import InvalidInputError, ModelNotFoundError
+from posebench.models import default_model_path, resolve_model
+
+
+def test_embedded_default_is_the_coco_trained_yolo11n_pose(default_source):
+    assert default_model_path().name == "yolo11n-pose.pt" and default_model_path().is_file()
+    assert default_source.kind == "checkpoint" and default_source.name == "yolo11n-pose"
+
+
+def test_ultralytics_seams_we_rely_on():
+    """If an Ultralytics upgrade moves these, this test says which seam broke."""
+    import ultralytics
+    from ultralytics import YOLO
+    from ultralytics.nn.modules.head import Pose
+    from ultralytics.nn.tasks import yaml_model_load
+
+    model = YOLO(str(default_model_path()))
+    assert model.task == "pose" and tuple(model.model.kpt_shape) == (17, 3)
+    assert callable(model.export) and callable(model.save) and callable(model.model.fuse)
+    assert isinstance(model.model.model[-1], Pose)
+    assert yaml_model_load("yolov8s-pose.yaml")["kpt_shape"] == [17, 3]
+    assert ultralytics.__version__ == "8.4.190"
+
+
+def test_onnx_artifact_describes_itself(artifacts):
+    import onnx
+
+    path = artifacts.get("onnx", IMGSZ)
+    meta = read_metadata(path)
+    assert meta["imgsz"] == list(IMGSZ) and meta["kpt_shape"] == [17, 3] and meta["precision"] == "fp32"
+    assert meta["input_shape"] == [1, 3, *IMGSZ]
+    assert 0 <= meta["sparsity"] < 0.01  # a dense COCO-trained model
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert json.loads(props["posebench.imgsz"]) == list(IMGSZ)
+    assert props["kpt_shape"] == "[17, 3]"  # Ultralytics' own metadata is kept
+    assert artifacts.get("onnx", IMGSZ) == path  # cached, not rebuilt
+
+
+def test_openvino_artifact_has_metadata(artifacts):
+    path = artifacts.get("openvino", IMGSZ)
+    assert path.suffix == ".xml" and path.with_suffix(".bin").is_file()
+    assert read_metadata(path)["format"] == "openvino"
+
+
+def test_architecture_yaml_builds_reproducible_random_weights(tmp_path):
+    source = resolve_model("yolov8n-pose.yaml")
+    assert source.kind == "yaml"
+    a, b = ArtifactStore(source, tmp_path / "a"), ArtifactStore(source, tmp_path / "b")
+    import torch
+
+    wa = torch.load(a.checkpoint(), weights_only=False)["model"].state_dict()
+    wb = torch.load(b.checkpoint(), weights_only=False)["model"].state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    meta = read_metadata(a.get("onnx", (64, 96)))
+    assert meta["source_kind"] == "yaml" and meta["output_shapes"][0][1] == 56
+
+
+def test_detection_model_is_refused(tmp_path):
+    with pytest.raises(InvalidInputError, match="not a pose model"):
+        ArtifactStore(resolve_model("yolov8n.yaml"), tmp_path).checkpoint()
+
+
+@pytest.mark.parametrize("text,expected", [("640", (640, 640)), ("384,640", (384, 640)), ("384x640", (384, 640)),
+                                           (320, (320, 320))])
+def test_imgsz_is_height_width(text, expected):
+    assert parse_imgsz(text) == expected
+
+
+@pytest.mark.parametrize("text", ["100", "0", "-32", "640,100", "1,2,3"])
+def test_bad_imgsz(text):
+    with pytest.raises(InvalidInputError):
+        parse_imgsz(text)
+
+
+def test_missing_model(tmp_path):
+    with pytest.raises(ModelNotFoundError):
+        resolve_model(tmp_path / "absent.pt")
