@@ -1,0 +1,62 @@
+"""COCO's official keypoint AP/AR through faster-coco-eval (pycocotools-compatible), on files.
+
+Predictions are written as a standard COCO results JSON, so anyone can re-score them with
+pycocotools; `tests/test_val.py` checks that both give the same numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from posebench.evaluate.data import Dataset, _image_size
+from posebench.evaluate.metrics import AREA_FACTOR
+
+STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
+
+
+def ground_truth_json(dataset: Dataset, path: Path) -> Path:
+    """Write the dataset's labels as COCO keypoints JSON (area approximated as box area x 0.53)."""
+    k = dataset.kpt_shape[0]
+    images, annotations = [], []
+    for sample in dataset.samples:
+        h, w = _image_size(sample.image) or (0, 0)
+        images.append({"id": sample.image_id, "file_name": sample.image.name, "height": h, "width": w})
+        for n, (box, kpts) in enumerate(zip(sample.boxes, sample.keypoints)):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            flat = np.zeros((k, 3), np.float32)
+            flat[:, :kpts.shape[1]] = kpts
+            if kpts.shape[1] == 2:
+                flat[:, 2] = 2
+            annotations.append({
+                "id": sample.image_id * 1000 + n + 1, "image_id": sample.image_id, "category_id": 1, "iscrowd": 0,
+                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1) * AREA_FACTOR,
+                "num_keypoints": int((flat[:, 2] > 0).sum()), "keypoints": [round(float(v), 3) for v in flat.ravel()],
+            })
+    categories = [{"id": 1, "name": "person", "supercategory": "person",
+                   "keypoints": [f"kp{i}" for i in range(k)], "skeleton": []}]
+    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    return path
+
+
+def evaluate_keypoints(gt_json: Path, predictions: list[dict[str, Any]], *,
+                       sigmas: np.ndarray | None = None) -> dict[str, float]:
+    """COCOeval(iouType='keypoints') on a GT file and a list of COCO result dicts."""
+    from faster_coco_eval import COCO, COCOeval_faster
+
+    if not predictions:
+        return {name: 0.0 for name in STAT_NAMES}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(gt_json))
+        dt = gt.loadRes(predictions)
+        kwargs = {"kpt_oks_sigmas": sigmas} if sigmas is not None else {}
+        ev = COCOeval_faster(gt, dt, iouType="keypoints", **kwargs)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {name: float(v) for name, v in zip(STAT_NAMES, ev.stats[:10])}

@@ -1,0 +1,208 @@
+"""The validator: every runtime judged by the same pre-processing, decode, NMS and metric code.
+
+Per image: read (OpenCV, BGR), letterbox to the artifact's static (height, width), the runtime
+backend produces the raw output, numpy decode + NMS, map back to the original image, match
+against ground truth. At the end: box and pose P, R, mAP50, mAP50-95 (Ultralytics' definitions)
+and, where a COCO keypoints JSON exists or can be written, COCO's official keypoint AP/AR.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from posebench.errors import InvalidInputError
+from posebench.evaluate.cocoeval import evaluate_keypoints, ground_truth_json
+from posebench.evaluate.data import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Dataset, list_images
+from posebench.evaluate.metrics import COCO_SIGMAS, PoseStats
+from posebench.evaluate.postprocess import Detections, NMSConfig, decode
+from posebench.evaluate.preprocess import letterbox, to_batch
+from posebench.runtimes.base import Backend
+
+
+@dataclass
+class StageTimes:
+    """Wall time spent per stage, summed over images (seconds)."""
+
+    read: float = 0.0
+    preprocess: float = 0.0
+    inference: float = 0.0
+    postprocess: float = 0.0
+
+    def per_image_ms(self, n: int) -> dict[str, float]:
+        return {k: 1000 * v / max(n, 1) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class Predictor:
+    """Runs one backend on images with the shared pipeline."""
+
+    backend: Backend
+    imgsz: tuple[int, int]
+    kpt_shape: tuple[int, int]
+    nms: NMSConfig = field(default_factory=NMSConfig)
+    times: StageTimes = field(default_factory=StageTimes)
+    inferences: int = 0
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        t0 = time.perf_counter()
+        padded, lb = letterbox(image, self.imgsz)
+        batch = to_batch(padded)
+        t1 = time.perf_counter()
+        outputs = self.backend.infer(batch)
+        t2 = time.perf_counter()
+        detections = decode(outputs[0], kpt_shape=self.kpt_shape, letterbox=lb, config=self.nms)
+        t3 = time.perf_counter()
+        self.times.preprocess += t1 - t0
+        self.times.inference += t2 - t1
+        self.times.postprocess += t3 - t2
+        self.inferences += 1
+        return detections
+
+
+def read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InvalidInputError(f"{path}: unreadable or corrupt image")
+    return image
+
+
+def coco_results(image_id: int, det: Detections, shape: tuple[int, int], category_id: int = 1) -> list[dict]:
+    """Detections as COCO keypoint results (boxes clipped to the image, keypoints x, y, score)."""
+    boxes = det.clipped_boxes(shape)
+    out = []
+    for box, score, kpts in zip(boxes, det.scores, det.keypoints):
+        flat = np.zeros((kpts.shape[0], 3), np.float32)
+        flat[:, :kpts.shape[1]] = kpts
+        out.append({"image_id": int(image_id), "category_id": category_id,
+                    "bbox": [round(float(box[0]), 3), round(float(box[1]), 3), round(float(box[2] - box[0]), 3),
+                             round(float(box[3] - box[1]), 3)],
+                    "keypoints": [round(float(v), 3) for v in flat.ravel()], "score": round(float(score), 5)})
+    return out
+
+
+def validate(predictor: Predictor, dataset: Dataset, *, predictions_json: Path | None = None,
+             on_image: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Score `predictor` on `dataset`: Ultralytics-style metrics plus COCO keypoint AP when possible."""
+    dataset.check_model(predictor.kpt_shape)
+    sigmas = COCO_SIGMAS if dataset.kpt_shape[0] == 17 else np.full(dataset.kpt_shape[0], 1 / dataset.kpt_shape[0])
+    stats = PoseStats(sigmas=sigmas)
+    results: list[dict[str, Any]] = []
+    problems = list(dataset.problems)
+    start = time.perf_counter()
+    for n, sample in enumerate(dataset.samples):
+        t0 = time.perf_counter()
+        try:
+            image = read_image(sample.image)
+        except InvalidInputError as exc:
+            problems.append(str(exc))
+            continue
+        predictor.times.read += time.perf_counter() - t0
+        det = predictor(image)
+        stats.add(pred_boxes=det.boxes, pred_scores=det.scores, pred_classes=det.classes, pred_kpts=det.keypoints,
+                  gt_boxes=sample.boxes, gt_classes=sample.classes, gt_kpts=sample.keypoints)
+        results += coco_results(sample.image_id, det, image.shape[:2])
+        if on_image:
+            on_image(n + 1, len(dataset.samples))
+    scores = stats.compute()
+    coco = None
+    if dataset.kpt_shape[1] == 3:
+        with tempfile.TemporaryDirectory() as tmp:
+            gt = dataset.coco_json or ground_truth_json(dataset, Path(tmp) / "gt.json")
+            coco = evaluate_keypoints(gt, results, sigmas=None if dataset.kpt_shape[0] == 17 else sigmas)
+            coco["ground_truth"] = "official COCO JSON" if dataset.coco_json else "built from labels (area = box x 0.53)"
+    if predictions_json:
+        predictions_json.parent.mkdir(parents=True, exist_ok=True)
+        predictions_json.write_text(json.dumps(results))
+    return {
+        "box": scores["box"].to_dict(), "pose": scores["pose"].to_dict(), "coco": coco,
+        "images": stats.images, "instances": stats.instances, "inferences": predictor.inferences,
+        "detections": len(results), "skipped": problems,
+        "per_image_ms": predictor.times.per_image_ms(stats.images),
+        "wall_seconds": time.perf_counter() - start,
+        "settings": {"conf": predictor.nms.conf, "iou": predictor.nms.iou, "max_det": predictor.nms.max_det,
+                     "imgsz": list(predictor.imgsz), "letterbox": "ultralytics rect=False"},
+    }
+
+
+def iter_frames(source: Path, *, max_frames: int = 0, stride: int = 1) -> Iterator[tuple[str, np.ndarray]]:
+    """Images of a folder, or frames of a video, as (name, BGR image)."""
+    if not source.exists():
+        raise InvalidInputError(f"{source} does not exist")
+    count = 0
+    if source.is_dir() or source.suffix.lower() in IMAGE_SUFFIXES:
+        paths = list_images(source) if source.is_dir() else [source]
+        for path in paths[::stride]:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                continue
+            yield path.name, image
+            count += 1
+            if max_frames and count >= max_frames:
+                return
+        return
+    if source.suffix.lower() not in VIDEO_SUFFIXES:
+        raise InvalidInputError(f"{source}: not a folder, an image or a video ({', '.join(sorted(VIDEO_SUFFIXES))})")
+    capture = cv2.VideoCapture(str(source))
+    if not capture.isOpened():
+        raise InvalidInputError(f"{source}: OpenCV cannot open this video")
+    index = 0
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index % stride == 0:
+                yield f"{source.name}#{index}", frame
+                count += 1
+                if max_frames and count >= max_frames:
+                    break
+            index += 1
+    finally:
+        capture.release()
+    if count == 0:
+        raise InvalidInputError(f"{source}: no frame could be decoded")
+
+
+def fidelity(candidate: Predictor, reference: Predictor, frames: Iterable[tuple[str, np.ndarray]], *,
+             ref_conf: float = 0.5, kpt_conf: float = 0.5,
+             on_image: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Label-free fidelity: the reference's confident detections are the ground truth for the candidate."""
+    if tuple(candidate.kpt_shape) != tuple(reference.kpt_shape):
+        raise InvalidInputError(f"candidate keypoints {list(candidate.kpt_shape)} and reference keypoints "
+                                f"{list(reference.kpt_shape)} differ: fidelity needs the same keypoint layout")
+    k = candidate.kpt_shape[0]
+    sigmas = COCO_SIGMAS if k == 17 else np.full(k, 1 / k)
+    stats = PoseStats(sigmas=sigmas)
+    start = time.perf_counter()
+    frames_seen = 0
+    for n, (_, image) in enumerate(frames):
+        ref = reference(image)
+        keep = ref.scores >= ref_conf
+        gt_kpts = ref.keypoints[keep].copy()
+        if gt_kpts.shape[-1] == 3:  # confident keypoints are 'labelled visible', the rest unlabelled
+            gt_kpts[..., 2] = np.where(gt_kpts[..., 2] >= kpt_conf, 2.0, 0.0)
+        else:
+            gt_kpts = np.concatenate([gt_kpts, np.full((*gt_kpts.shape[:2], 1), 2.0, np.float32)], -1)
+        det = candidate(image)
+        stats.add(pred_boxes=det.boxes, pred_scores=det.scores, pred_classes=det.classes, pred_kpts=det.keypoints,
+                  gt_boxes=ref.boxes[keep], gt_classes=ref.classes[keep], gt_kpts=gt_kpts)
+        frames_seen += 1
+        if on_image:
+            on_image(n + 1, 0)
+    if frames_seen == 0:
+        raise InvalidInputError("no image or frame to compare on")
+    scores = stats.compute()
+    return {"box": scores["box"].to_dict(), "pose": scores["pose"].to_dict(), "images": frames_seen,
+            "instances": stats.instances, "inferences": candidate.inferences + reference.inferences,
+            "per_image_ms": candidate.times.per_image_ms(frames_seen), "wall_seconds": time.perf_counter() - start,
+            "settings": {"ref_conf": ref_conf, "kpt_conf": kpt_conf, "conf": candidate.nms.conf,
+                         "iou": candidate.nms.iou, "max_det": candidate.nms.max_det}}
