@@ -23,7 +23,7 @@ from posebench.environment import fingerprint
 from posebench.errors import InvalidInputError, PosebenchError
 from posebench.latency import LatencyProtocol
 from posebench.models import ModelSource
-from posebench.results import ResultStore, new_record
+from posebench.results import ResultStore, make_trial, new_record
 from posebench.runtimes import backend_class
 
 
@@ -62,10 +62,9 @@ def parse_threads(text: str) -> tuple[int, ...]:
 
 def trial_of(plan: BenchPlan, runtime: str, threads: int, meta: dict[str, Any] | None) -> dict[str, Any]:
     """The identity of one measurement: what was run, not how long it took."""
-    return {"model": plan.source.name, "source_id": plan.source.identity(), "variant": plan.variant,
-            "runtime": runtime, "threads": threads, "imgsz": list(plan.imgsz),
-            "format": backend_class(runtime).artifact_format,
-            "precision": (meta or {}).get("precision", "fp32")}
+    return make_trial(model=plan.source.name, source_id=plan.source.identity(), variant=plan.variant,
+                      runtime=runtime, threads=threads, imgsz=plan.imgsz, fmt=backend_class(runtime).artifact_format,
+                      precision=(meta or {}).get("precision", "fp32"))
 
 
 def measure_in_child(spec: dict[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,29 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="where built artifacts (ONNX, OpenVINO IR) are cached (default: ~/.cache/posebench/artifacts)")
 
 
+def _add_model_args(p: argparse.ArgumentParser, *, runtime_default: str, threads_default: str,
+                    threads_help: str) -> None:
+    p.add_argument("--model", default=None, metavar="PATH_OR_YAML",
+                   help="Ultralytics pose checkpoint (.pt) or model YAML (random weights); "
+                        "default: the embedded COCO-trained yolo11n-pose.pt")
+    p.add_argument("--runtime", default=runtime_default, metavar="NAMES",
+                   help="comma-separated: torch,onnxruntime,openvino,deepsparse,tensorrt,null, or 'all' "
+                        f"(every CPU runtime); default: {runtime_default}")
+    p.add_argument("--threads", default=threads_default, metavar="N[,N...]", help=threads_help)
+    p.add_argument("--imgsz", default="640", metavar="S|H,W",
+                   help="static input size (height, width), multiples of 32 (default: 640)")
+    p.add_argument("--variant", default="base", help="variant label recorded with the results (default: base)")
+    p.add_argument("--deepsparse-python", default=None, metavar="PATH",
+                   help="interpreter of the DeepSparse 1.8 environment (default: .venv-deepsparse)")
+    p.add_argument("--ort-provider", default="cpu", choices=["cpu", "cuda", "tensorrt"],
+                   help="ONNX Runtime execution provider (default: cpu)")
+
+
+def _runtime_options(args: argparse.Namespace) -> dict[str, dict]:
+    return {"deepsparse": {"python": args.deepsparse_python} if args.deepsparse_python else {},
+            "onnxruntime": {"provider": args.ort_provider}}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="posebench",
@@ -49,14 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="batch-1 latency on several runtimes and thread counts",
                            description="Batch-1 latency: warm-up, then timed runs until both --iters and "
                                        "--min-seconds are reached; each runtime x threads in a fresh process.")
-    bench.add_argument("--model", default=None, metavar="PATH_OR_YAML",
-                       help="Ultralytics pose checkpoint (.pt) or model YAML (random weights); "
-                            "default: the embedded COCO-trained yolo11n-pose.pt")
-    bench.add_argument("--runtime", default="all", metavar="NAMES",
-                       help="comma-separated: torch,onnxruntime,openvino,deepsparse,tensorrt,null, or 'all' "
-                            "(every CPU runtime; default)")
-    bench.add_argument("--threads", default="1,2", metavar="N[,N...]", help="thread counts to sweep (default: 1,2)")
-    bench.add_argument("--imgsz", default="640", metavar="S|H,W", help="input size, multiple of 32 (default: 640)")
+    _add_model_args(bench, runtime_default="all", threads_help="thread counts to sweep (default: 1,2)",
+                    threads_default="1,2")
     bench.add_argument("--iters", type=_positive_int, default=2000, help="minimum timed runs (default: 2000)")
     bench.add_argument("--min-seconds", type=_non_negative_float, default=10.0,
                        help="minimum timed duration (default: 10)")
@@ -65,12 +82,33 @@ def build_parser() -> argparse.ArgumentParser:
                        help="minimum warm-up duration (default: 2)")
     bench.add_argument("--max-seconds", type=_non_negative_float, default=0.0,
                        help="cap on the timed phase per measurement, 0 = none (capped runs are flagged)")
-    bench.add_argument("--variant", default="base", help="variant label recorded with the results (default: base)")
-    bench.add_argument("--deepsparse-python", default=None, metavar="PATH",
-                       help="interpreter of the DeepSparse 1.8 environment (default: .venv-deepsparse)")
-    bench.add_argument("--ort-provider", default="cpu", choices=["cpu", "cuda", "tensorrt"],
-                       help="ONNX Runtime execution provider (default: cpu)")
     _add_common(bench)
+
+    val = sub.add_parser("val", help="accuracy through deployed runtimes (labels, or label-free against a reference)",
+                         description="Box and pose P, R, mAP50, mAP50-95 (as Ultralytics) and COCO keypoint AP, "
+                                     "through each runtime with one shared pre/post-processing. With --reference, "
+                                     "scores against another model's confident predictions instead of labels.")
+    _add_model_args(val, runtime_default="torch", threads_default="2",
+                    threads_help="threads of the runtime (default: 2)")
+    val.add_argument("--data", type=Path, default=None, metavar="YAML_OR_JSON",
+                     help="Ultralytics pose data YAML, or COCO keypoints JSON (with --images)")
+    val.add_argument("--split", default="val", help="split of a data YAML (default: val)")
+    val.add_argument("--images", type=Path, default=None, metavar="DIR", help="image folder of a COCO JSON")
+    val.add_argument("--conf", type=float, default=0.001, help="confidence threshold (default: 0.001, as yolo val)")
+    val.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default: 0.7)")
+    val.add_argument("--max-det", type=_positive_int, default=300, help="detections per image (default: 300)")
+    val.add_argument("--save-predictions", action="store_true",
+                     help="write COCO results JSON per runtime into --out (re-score with pycocotools)")
+    val.add_argument("--reference", default=None, metavar="MODEL",
+                     help="label-free mode: this model's confident detections are the ground truth")
+    val.add_argument("--reference-runtime", default="torch", help="runtime of the reference (default: torch)")
+    val.add_argument("--source", type=Path, default=None, metavar="PATH",
+                     help="label-free mode: a folder of images, an image, or a video")
+    val.add_argument("--max-frames", type=int, default=100, help="frames/images used in label-free mode, 0 = all")
+    val.add_argument("--frame-stride", type=_positive_int, default=1, help="use every n-th video frame")
+    val.add_argument("--ref-conf", type=float, default=0.5,
+                     help="reference detections scoring at least this become ground truth (default: 0.5)")
+    _add_common(val)
 
     env = sub.add_parser("env", help="show this machine's fingerprint and which runtimes are installed")
     env.add_argument("--json", type=Path, metavar="PATH", help="also write the fingerprint here")
@@ -97,8 +135,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         protocol=LatencyProtocol(iters=args.iters, min_seconds=args.min_seconds, warmup_iters=args.warmup,
                                  warmup_seconds=args.warmup_seconds, max_seconds=args.max_seconds),
         variant=args.variant, cache_dir=args.cache_dir or DEFAULT_CACHE,
-        runtime_options={"deepsparse": {"python": args.deepsparse_python} if args.deepsparse_python else {},
-                         "onnxruntime": {"provider": args.ort_provider}},
+        runtime_options=_runtime_options(args),
     )
     store = ResultStore(args.out / "results.jsonl")
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -113,6 +150,59 @@ def cmd_bench(args: argparse.Namespace) -> int:
     failed = [r for r in records if r.get("status") != "ok"]
     print(f"{len(records) - len(failed)} of {len(records)} measurements ok; records in {store.path}"
           + (f" and {args.json}" if args.json else "") + f"; table in {args.out / 'latency.md'}")
+    return 0
+
+
+def cmd_val(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from posebench.artifacts import DEFAULT_CACHE, parse_imgsz
+    from posebench.bench import parse_threads
+    from posebench.evaluate.postprocess import NMSConfig
+    from posebench.models import resolve_model
+    from posebench.results import ResultStore, write_json
+    from posebench.runtimes import parse_runtimes
+    from posebench.tables import accuracy_markdown, print_accuracy_table
+    from posebench.val import ValPlan, run_val
+
+    threads = parse_threads(args.threads)
+    if len(threads) != 1:
+        raise InvalidInputError("val takes one --threads value (accuracy does not depend on it)")
+    if args.max_frames < 0:
+        raise InvalidInputError(f"--max-frames must be >= 0, got {args.max_frames}")
+    plan = ValPlan(
+        source=resolve_model(args.model), runtimes=tuple(parse_runtimes(args.runtime)), imgsz=parse_imgsz(args.imgsz),
+        threads=threads[0], nms=NMSConfig(conf=args.conf, iou=args.iou, max_det=args.max_det), variant=args.variant,
+        runtime_options=_runtime_options(args), cache_dir=args.cache_dir or DEFAULT_CACHE, data=args.data,
+        split=args.split, images=args.images,
+        reference=resolve_model(args.reference) if args.reference else None,
+        reference_runtime=parse_runtimes(args.reference_runtime)[0], frames=args.source,
+        max_frames=args.max_frames, frame_stride=args.frame_stride, ref_conf=args.ref_conf,
+        predictions_dir=args.out if args.save_predictions else None,
+    )
+    store = ResultStore(args.out / "results.jsonl")
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), transient=True) as progress:
+        task = progress.add_task("starting", total=None)
+        records = run_val(plan, store, lambda what, done, total: progress.update(
+            task, description=what, completed=done, total=total or None))
+    print_accuracy_table(records)
+    (args.out / "accuracy.md").write_text(accuracy_markdown(records))
+    if args.json:
+        write_json(args.json, records)
+    for r in records:
+        if r["status"] == "ok":
+            a = r["accuracy"]
+            coco = f", COCO AP {a['coco']['AP']:.3f}" if a.get("coco") else ""
+            if "fidelity" in a:
+                coco = f", fidelity {a['fidelity']:.3f} (COCO keypoint AP against the reference; 1.0 = same poses)"
+            print(f"{r['trial']['runtime']}: pose mAP50 {a['pose']['map50']:.3f} mAP50-95 {a['pose']['map50_95']:.3f}, "
+                  f"box mAP50 {a['box']['map50']:.3f} mAP50-95 {a['box']['map50_95']:.3f}{coco} on {a['images']} "
+                  f"images ({a['instances']} instances) in {a['wall_seconds']:.1f} s"
+                  + (f"; {len(a['skipped'])} input(s) left out: {'; '.join(a['skipped'])}" if a.get("skipped") else ""))
+        else:
+            print(f"{r['trial']['runtime']}: error: {r['error']}")
+    print(f"records in {store.path}" + (f" and {args.json}" if args.json else ""))
     return 0
 
 
@@ -137,7 +227,7 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"bench": cmd_bench, "env": cmd_env}
+COMMANDS = {"bench": cmd_bench, "val": cmd_val, "env": cmd_env}
 
 
 def main(argv: list[str] | None = None) -> int:

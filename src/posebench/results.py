@@ -25,6 +25,14 @@ def trial_id(trial: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(trial, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def make_trial(*, model: str, source_id: str, variant: str, runtime: str, threads: int,
+               imgsz: tuple[int, int] | list[int], fmt: str, precision: str = "fp32") -> dict[str, Any]:
+    """The identity of a trial: what was run, not what came out. Latency and accuracy records of the
+    same trial share it, so reports can join them."""
+    return {"model": model, "source_id": source_id, "variant": variant, "runtime": runtime, "threads": int(threads),
+            "imgsz": [int(v) for v in imgsz], "format": fmt, "precision": precision}
+
+
 def new_record(kind: str, trial: dict[str, Any], **fields: Any) -> dict[str, Any]:
     """A record of `kind` ("latency", "accuracy"...) for `trial`, with a unique id and a timestamp."""
     return {

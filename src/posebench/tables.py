@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 COLUMNS = ("runtime", "threads", "mean ms", "p50 ms", "p90 ms", "p99 ms", "std ms", "runs", "vs torch", "status")
@@ -64,4 +65,55 @@ def latency_markdown(records: list[dict[str, Any]]) -> str:
         lines += ["", f"Protocol: {p}", "",
                   f"Environment: {env['cpu_model']}, {env['usable_cores']} usable cores, ISA {', '.join(env['isa'])}; "
                   f"versions {env['versions']}"]
+    return "\n".join(lines) + "\n"
+
+
+ACCURACY_COLUMNS = ("runtime", "Box P", "Box R", "Box mAP50", "Box mAP50-95", "Pose P", "Pose R", "Pose mAP50",
+                    "Pose mAP50-95", "COCO AP", "COCO AP50", "images", "s")
+
+
+def accuracy_rows(records: list[dict[str, Any]]) -> list[list[str]]:
+    """One row per accuracy record, with the thesis's Table 4.1 columns plus COCO keypoint AP."""
+    rows = []
+    for r in records:
+        label = f"{r['trial']['runtime']} ({r['trial']['variant']})"
+        if r.get("status") != "ok":
+            rows.append([label, *["-"] * (len(ACCURACY_COLUMNS) - 2), "error: " + str(r.get("error", ""))])
+            continue
+        a = r["accuracy"]
+        coco = a.get("coco") or {}
+        cells = [a["box"]["precision"], a["box"]["recall"], a["box"]["map50"], a["box"]["map50_95"],
+                 a["pose"]["precision"], a["pose"]["recall"], a["pose"]["map50"], a["pose"]["map50_95"]]
+        rows.append([label, *(f"{v:.3f}" for v in cells),
+                     f"{coco['AP']:.3f}" if "AP" in coco else "-", f"{coco['AP50']:.3f}" if "AP50" in coco else "-",
+                     str(a["images"]), f"{a['wall_seconds']:.1f}"])
+    return rows
+
+
+def accuracy_title(records: list[dict[str, Any]]) -> str:
+    if not records:
+        return "accuracy"
+    t, ev = records[0]["trial"], records[0].get("evaluation", {})
+    against = (f"{ev.get('dataset')} ({ev.get('split')})" if ev.get("mode") == "labels"
+               else f"reference {ev.get('reference')} on {Path(str(ev.get('source'))).name}, label-free")
+    return f"accuracy: {t['model']} at {t['imgsz'][0]}x{t['imgsz'][1]} against {against}"
+
+
+def print_accuracy_table(records: list[dict[str, Any]]) -> None:
+    """Print the accuracy table (thesis Table 4.1 layout) to the terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=accuracy_title(records))
+    for col in ACCURACY_COLUMNS:
+        table.add_column(col, justify="left" if col == "runtime" else "right", overflow="fold")
+    for row in accuracy_rows(records):
+        table.add_row(*row)
+    Console(width=max(Console().width, 160)).print(table)
+
+
+def accuracy_markdown(records: list[dict[str, Any]]) -> str:
+    lines = [f"## {accuracy_title(records)}", "", "| " + " | ".join(ACCURACY_COLUMNS) + " |",
+             "|" + "|".join("---" for _ in ACCURACY_COLUMNS) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in accuracy_rows(records)]
     return "\n".join(lines) + "\n"

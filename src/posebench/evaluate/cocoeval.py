@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,28 +21,36 @@ from posebench.evaluate.metrics import AREA_FACTOR
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 
 
-def ground_truth_json(dataset: Dataset, path: Path) -> Path:
-    """Write the dataset's labels as COCO keypoints JSON (area approximated as box area x 0.53)."""
-    k = dataset.kpt_shape[0]
+def ground_truth_json(entries: Iterable[tuple[int, tuple[int, int], np.ndarray, np.ndarray]], *,
+                      kpt_count: int, path: Path) -> Path:
+    """Write (image_id, (height, width), boxes xyxy, keypoints) entries as COCO keypoints JSON.
+
+    The object scale (`area`) is approximated as box area x 0.53, as Ultralytics does.
+    """
     images, annotations = [], []
-    for sample in dataset.samples:
-        h, w = _image_size(sample.image) or (0, 0)
-        images.append({"id": sample.image_id, "file_name": sample.image.name, "height": h, "width": w})
-        for n, (box, kpts) in enumerate(zip(sample.boxes, sample.keypoints)):
+    for image_id, (h, w), boxes, keypoints in entries:
+        images.append({"id": int(image_id), "file_name": f"{image_id}.jpg", "height": int(h), "width": int(w)})
+        for n, (box, kpts) in enumerate(zip(boxes, keypoints)):
             x1, y1, x2, y2 = (float(v) for v in box)
-            flat = np.zeros((k, 3), np.float32)
+            flat = np.zeros((kpt_count, 3), np.float32)
             flat[:, :kpts.shape[1]] = kpts
             if kpts.shape[1] == 2:
                 flat[:, 2] = 2
             annotations.append({
-                "id": sample.image_id * 1000 + n + 1, "image_id": sample.image_id, "category_id": 1, "iscrowd": 0,
+                "id": int(image_id) * 1000 + n + 1, "image_id": int(image_id), "category_id": 1, "iscrowd": 0,
                 "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1) * AREA_FACTOR,
                 "num_keypoints": int((flat[:, 2] > 0).sum()), "keypoints": [round(float(v), 3) for v in flat.ravel()],
             })
     categories = [{"id": 1, "name": "person", "supercategory": "person",
-                   "keypoints": [f"kp{i}" for i in range(k)], "skeleton": []}]
+                   "keypoints": [f"kp{i}" for i in range(kpt_count)], "skeleton": []}]
     path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
     return path
+
+
+def dataset_ground_truth_json(dataset: Dataset, path: Path) -> Path:
+    """The dataset's labels as COCO keypoints JSON (for datasets that come without one)."""
+    entries = ((s.image_id, _image_size(s.image) or (0, 0), s.boxes, s.keypoints) for s in dataset.samples)
+    return ground_truth_json(entries, kpt_count=dataset.kpt_shape[0], path=path)
 
 
 def evaluate_keypoints(gt_json: Path, predictions: list[dict[str, Any]], *,

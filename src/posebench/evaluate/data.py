@@ -185,7 +185,8 @@ def load_coco(annotations: Path, images: Path | None = None) -> Dataset:
     if person is None:
         raise DataError(f"{annotations}: no category with 'keypoints': not a COCO keypoints file")
     k = len(person["keypoints"])
-    folder = images or _find_image_folder(annotations, coco)
+    default_root = annotations.parent.parent / "images"
+    index = _image_index(images or (default_root if default_root.is_dir() else annotations.parent.parent), annotations)
     by_image: dict[int, list[dict]] = {}
     for ann in coco["annotations"]:
         if ann.get("iscrowd", 0) or not ann.get("num_keypoints", 0):
@@ -197,8 +198,9 @@ def load_coco(annotations: Path, images: Path | None = None) -> Dataset:
         by_image.setdefault(ann["image_id"], []).append(ann)
     samples, problems = [], []
     for info in sorted(coco["images"], key=lambda i: i["id"]):
-        path = folder / info["file_name"]
-        if not path.is_file() or _image_size(path) is None:
+        path = index.get(info["file_name"]) or index.get(Path(info["file_name"]).name)
+        if path is None or _image_size(path) is None:
+            path = path or Path(info["file_name"])
             problems.append(f"{path}: missing, unreadable or corrupt image, left out")
             continue
         anns = by_image.get(info["id"], [])
@@ -207,20 +209,22 @@ def load_coco(annotations: Path, images: Path | None = None) -> Dataset:
         kpts = np.array([a["keypoints"] for a in anns], dtype=np.float32).reshape(-1, k, 3)
         samples.append(Sample(path, int(info["id"]), boxes, np.zeros(len(anns), np.int64), kpts))
     if not samples:
-        raise DataError(f"{annotations}: none of its images were found under {folder}")
+        raise DataError(f"{annotations}: none of its images were found ({len(problems)} missing); "
+                        "pass the image folder with --images DIR")
     return Dataset(name=annotations.stem, kpt_shape=(k, 3), samples=samples, source="coco",
                    coco_json=annotations, problems=problems)
 
 
-def _find_image_folder(annotations: Path, coco: dict) -> Path:
-    first = coco["images"][0]["file_name"] if coco["images"] else ""
-    for candidate in [annotations.parent, annotations.parent.parent / "images", annotations.parent.parent]:
-        if (candidate / first).is_file():
-            return candidate
-        for sub in sorted(candidate.glob("*")) if candidate.is_dir() else []:
-            if (sub / first).is_file():
-                return sub
-    raise DataError(f"cannot find the images of {annotations}; pass the image folder (--images DIR)")
+def _image_index(root: Path, annotations: Path) -> dict[str, Path]:
+    """Images under `root` (recursively) by file name and by path relative to `root`."""
+    if not root.is_dir():
+        raise DataError(f"cannot find the images of {annotations}: {root} is not a folder; "
+                        "pass the image folder with --images DIR")
+    index: dict[str, Path] = {}
+    for path in list_images(root):
+        index.setdefault(path.name, path)
+        index[str(path.relative_to(root))] = path
+    return index
 
 
 def load_dataset(data: str | os.PathLike, *, split: str = "val", images: str | os.PathLike | None = None) -> Dataset:

@@ -1,0 +1,116 @@
+"""`posebench val`: accuracy of one model through one or more deployed runtimes.
+
+Two modes: against labels (`data`: Ultralytics data YAML or COCO keypoints JSON), or label-free
+against a reference model's predictions on images or video frames (`reference` + `frames`).
+Each runtime's result is a record in the results store with the same trial identity as `bench`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from posebench.artifacts import DEFAULT_CACHE, ArtifactStore, read_metadata
+from posebench.environment import fingerprint
+from posebench.errors import InvalidInputError, PosebenchError
+from posebench.evaluate.data import load_dataset
+from posebench.evaluate.postprocess import NMSConfig
+from posebench.evaluate.validate import Predictor, fidelity, iter_frames, pseudo_truth, validate
+from posebench.models import ModelSource
+from posebench.results import ResultStore, make_trial, new_record
+from posebench.runtimes import backend_class, create_backend
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ValPlan:
+    """What to validate, on which runtimes, against what."""
+
+    source: ModelSource
+    runtimes: tuple[str, ...]
+    imgsz: tuple[int, int]
+    threads: int = 2
+    nms: NMSConfig = field(default_factory=NMSConfig)
+    variant: str = "base"
+    runtime_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cache_dir: Path = DEFAULT_CACHE
+    data: Path | None = None  # labelled mode
+    split: str = "val"
+    images: Path | None = None  # image folder of a COCO JSON
+    reference: ModelSource | None = None  # label-free mode
+    reference_runtime: str = "torch"
+    frames: Path | None = None  # images folder, image or video for label-free mode
+    max_frames: int = 100
+    frame_stride: int = 1
+    ref_conf: float = 0.5
+    predictions_dir: Path | None = None  # write COCO results JSON per runtime here
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.reference is None):
+            raise InvalidInputError("give either --data (score against labels) or --reference MODEL with --source "
+                                    "IMAGES_OR_VIDEO (label-free fidelity), not both or neither")
+        if self.reference is not None and self.frames is None:
+            raise InvalidInputError("--reference needs --source: a folder of images, an image or a video")
+        if not 0 < self.ref_conf < 1:
+            raise InvalidInputError(f"--ref-conf must be in (0, 1), got {self.ref_conf}")
+
+
+def _predictor(store: ArtifactStore, runtime: str, plan: ValPlan) -> tuple[Predictor, dict[str, Any]]:
+    artifact = store.get(backend_class(runtime).artifact_format, plan.imgsz)
+    meta = read_metadata(artifact)
+    backend = create_backend(runtime, artifact, threads=plan.threads, options=plan.runtime_options.get(runtime))
+    return Predictor(backend, plan.imgsz, tuple(meta["kpt_shape"]), plan.nms), meta
+
+
+def run_val(plan: ValPlan, store: ResultStore, on_progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Validate on every runtime of the plan; each record is appended to `store` as soon as it exists."""
+    report = on_progress or (lambda what, done, total: None)
+    env = fingerprint()
+    artifacts = ArtifactStore(plan.source, plan.cache_dir)
+    artifacts.checkpoint()  # a missing or corrupt model stops here
+    mode, dataset, frames, truths = "labels", None, None, None
+    if plan.data is not None:
+        dataset = load_dataset(plan.data, split=plan.split, images=plan.images)
+        dataset.check_model(read_metadata(artifacts.checkpoint())["kpt_shape"])
+    else:
+        mode = "reference"
+        report("reading frames", 0, 0)
+        frames = [image for _, image in iter_frames(plan.frames, max_frames=plan.max_frames, stride=plan.frame_stride)]
+        ref_store = ArtifactStore(plan.reference, plan.cache_dir)
+        ref_predictor, _ = _predictor(ref_store, plan.reference_runtime, plan)
+        with ref_predictor.backend:
+            truths = []
+            for n, image in enumerate(frames):
+                truths.append(pseudo_truth(ref_predictor, image, ref_conf=plan.ref_conf))
+                report(f"labelling with reference {plan.reference.name} ({plan.reference_runtime})", n + 1, len(frames))
+    records = []
+    for runtime in plan.runtimes:
+        meta: dict[str, Any] | None = None
+        try:
+            predictor, meta = _predictor(artifacts, runtime, plan)
+            progress = lambda done, total, rt=runtime: report(f"validating on {rt}", done, total)  # noqa: E731
+            with predictor.backend:
+                info = predictor.backend.info()
+                if dataset is not None:
+                    predictions = plan.predictions_dir / f"predictions-{runtime}.json" if plan.predictions_dir else None
+                    result = validate(predictor, dataset, predictions_json=predictions, on_image=progress)
+                else:
+                    result = fidelity(predictor, frames, truths, on_image=progress)
+            outcome = {"status": "ok", "accuracy": result, "backend": info}
+        except PosebenchError as exc:
+            outcome = {"status": "error", "error": str(exc), "error_type": type(exc).__name__}
+        trial = make_trial(model=plan.source.name, source_id=plan.source.identity(), variant=plan.variant,
+                           runtime=runtime, threads=plan.threads, imgsz=plan.imgsz,
+                           fmt=backend_class(runtime).artifact_format, precision=(meta or {}).get("precision", "fp32"))
+        evaluation = ({"mode": "labels", "data": str(plan.data), "split": plan.split, "dataset": dataset.name}
+                      if mode == "labels" else
+                      {"mode": "reference", "reference": plan.reference.spec, "reference_id": plan.reference.identity(),
+                       "reference_runtime": plan.reference_runtime, "source": str(plan.frames),
+                       "ref_conf": plan.ref_conf, "frames": len(frames)})
+        record = new_record("accuracy", trial, evaluation=evaluation, environment=env, **outcome)
+        store.append(record)
+        records.append(record)
+    return records
