@@ -1,0 +1,1 @@
+"""Compression: recipes (recipe.py), magnitude pruning (prune.py), recovery fine-tuning (finetune.py)."""

@@ -1,0 +1,262 @@
+"""Compression recipes: validated YAML documents of modifiers, in the spirit of SparseML's.
+
+    name: yolo11-pose-p50
+    modifiers:
+      - type: magnitude_pruning
+        scope: local                 # local: each tensor to its sparsity; global: one threshold per group
+        schedule: gradual            # one-shot | gradual (cubic, Zhu & Gupta 2017)
+        start_epoch: 0
+        end_epoch: 6
+        update_frequency: 0.5        # epochs between mask updates
+        init_sparsity: 0.05
+        exclude: ["model.0.*", "*.dfl.*", "*.cv4.*"]     # first conv, DFL, pose head
+        groups:
+          - targets: ["model.*.weight"]                 # globs, or "re:<regex>", on parameter names
+            sparsity: 0.5
+    finetune:
+      epochs: 10
+      lr0: 0.002
+
+A broken recipe fails before any work starts, naming the line. `Recipe.from_yaml(r.to_yaml()) == r`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import math
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from posebench.compress.yamlmarks import load_with_lines
+from posebench.errors import InvalidInputError
+
+
+class RecipeError(InvalidInputError):
+    """A recipe is malformed; the message names the file, the line and the key."""
+
+
+def _matches(name: str, pattern: str) -> bool:
+    if pattern.startswith("re:"):
+        return re.fullmatch(pattern[3:], name) is not None
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+@dataclass(frozen=True)
+class PruneGroup:
+    """Parameters selected by `targets` (minus `exclude`) and the sparsity they end at."""
+
+    targets: tuple[str, ...]  # globs or "re:<regex>" on parameter names, e.g. "model.*.weight"
+    sparsity: float  # final fraction of zeros, in [0, 1)
+    exclude: tuple[str, ...] = ()  # patterns removed from this group
+
+    def select(self, names: list[str], extra_exclude: tuple[str, ...] = ()) -> list[str]:
+        excluded = self.exclude + extra_exclude
+        return [n for n in names if any(_matches(n, t) for t in self.targets)
+                and not any(_matches(n, x) for x in excluded)]
+
+
+@dataclass(frozen=True)
+class PruningModifier:
+    """Unstructured magnitude pruning of conv/linear weights, one-shot or on a gradual cubic schedule."""
+
+    groups: tuple[PruneGroup, ...]
+    type: str = "magnitude_pruning"
+    scope: str = "local"  # "local": per tensor; "global": one magnitude threshold across a group
+    schedule: str = "one-shot"  # "one-shot" | "gradual"
+    start_epoch: float = 0.0  # gradual: first mask update
+    end_epoch: float = 0.0  # gradual: final sparsity reached here, masks fixed afterwards
+    update_frequency: float = 1.0  # gradual: epochs between mask updates
+    init_sparsity: float = 0.05  # gradual: sparsity at start_epoch
+    exclude: tuple[str, ...] = ()  # patterns excluded from every group
+
+    def sparsity_at(self, final: float, epoch: float) -> float:
+        """Target sparsity at `epoch` for a group ending at `final` (cubic schedule, stepped)."""
+        if self.schedule == "one-shot" or epoch >= self.end_epoch:
+            return final
+        if epoch < self.start_epoch:
+            return 0.0
+        steps = math.floor((epoch - self.start_epoch) / self.update_frequency + 1e-9)
+        progress = min(1.0, steps * self.update_frequency / (self.end_epoch - self.start_epoch))
+        initial = min(self.init_sparsity, final)
+        return final + (initial - final) * (1.0 - progress) ** 3
+
+
+@dataclass(frozen=True)
+class FineTune:
+    """Recovery training through Ultralytics' trainer."""
+
+    epochs: int = 0  # 0 = no training (one-shot pruning only)
+    lr0: float = 0.002  # initial learning rate
+    lrf: float = 0.1  # final learning rate as a fraction of lr0
+    optimizer: str = "SGD"  # an Ultralytics optimizer name
+    batch: int = 16
+    imgsz: int = 640
+    data: str | None = None  # Ultralytics data YAML; None = pseudo-labels from `pseudo_labels`
+    pseudo_labels: str | None = None  # images folder or video labelled by the dense model when no data
+    workers: int = 0  # data-loader workers (0: in-process, the safe default on small machines)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named list of modifiers and an optional fine-tuning block."""
+
+    modifiers: tuple[PruningModifier, ...] = ()
+    finetune: FineTune = field(default_factory=FineTune)
+    name: str = ""
+    description: str = ""
+    version: int = 1
+
+    # ---- loading and validation --------------------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, text: str, *, source: str = "<recipe>") -> Recipe:
+        """Parse and validate recipe text; errors name `source` and the line."""
+        try:
+            data, lines = load_with_lines(text)
+        except yaml.YAMLError as exc:
+            raise RecipeError(f"{source}: not valid YAML: {exc}") from exc
+        return _Parser(source, lines).recipe(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recipe:
+        path = Path(path)
+        if not path.is_file():
+            raise RecipeError(f"recipe {path} does not exist (shipped recipes are in the project's recipes/ folder)")
+        return cls.from_yaml(path.read_text(), source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (every field), the inverse of parsing."""
+        def plain(obj: Any) -> Any:
+            if hasattr(obj, "__dataclass_fields__"):
+                return {f.name: plain(getattr(obj, f.name)) for f in fields(obj)}
+            if isinstance(obj, tuple):
+                return [plain(v) for v in obj]
+            return obj
+        return plain(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def pruning(self) -> tuple[PruningModifier, ...]:
+        return tuple(m for m in self.modifiers if m.type == "magnitude_pruning")
+
+    def max_epoch(self) -> float:
+        return max([m.end_epoch for m in self.pruning()] + [0.0])
+
+
+class _Parser:
+    """Builds the dataclasses from parsed YAML, checking keys, types and ranges with line numbers."""
+
+    def __init__(self, source: str, lines: dict[tuple, int]):
+        self.source, self.lines = source, lines
+
+    def fail(self, path: tuple, message: str) -> RecipeError:
+        line = self.lines.get(path) or self.lines.get(path[:-1]) or 0
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".") or "recipe"
+        return RecipeError(f"{self.source}, line {line}: {where}: {message}")
+
+    def keys(self, data: Any, path: tuple, cls: type, required: tuple[str, ...] = ()) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise self.fail(path, f"expected a mapping of {cls.__name__} settings, got {type(data).__name__}")
+        known = [f.name for f in fields(cls)]
+        for key in data:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f' (did you mean "{close[0]}"?)' if close else f" (known: {', '.join(known)})"
+                raise self.fail(path + (key,), f"unknown key{hint}")
+        for key in required:
+            if key not in data:
+                raise self.fail(path, f"missing required key '{key}'")
+        return data
+
+    def number(self, data: dict, key: str, path: tuple, default: float, low: float, high: float,
+               *, integer: bool = False, high_open: bool = False) -> float:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+            raise self.fail(path + (key,), f"must be {'a whole number' if integer else 'a number'}, got {value!r}")
+        if value < low or value > high or (high_open and value >= high):
+            bound = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
+            raise self.fail(path + (key,), f"{value} is outside {bound}")
+        return value
+
+    def patterns(self, data: dict, key: str, path: tuple, required: bool = False) -> tuple[str, ...]:
+        value = data.get(key, [])
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(path + (key,), "must be a list of parameter-name patterns (globs or 're:<regex>')")
+        if required and not value:
+            raise self.fail(path + (key,), "needs at least one pattern")
+        for n, pattern in enumerate(value):
+            if pattern.startswith("re:"):
+                try:
+                    re.compile(pattern[3:])
+                except re.error as exc:
+                    raise self.fail(path + (key, n), f"bad regular expression: {exc}")
+        return tuple(value)
+
+    def choice(self, data: dict, key: str, path: tuple, default: str, options: tuple[str, ...]) -> str:
+        value = data.get(key, default)
+        if value not in options:
+            raise self.fail(path + (key,), f"must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def recipe(self, data: Any) -> Recipe:
+        data = self.keys(data if data is not None else {}, (), Recipe)
+        modifiers = data.get("modifiers", [])
+        if not isinstance(modifiers, list):
+            raise self.fail(("modifiers",), "must be a list of modifiers")
+        parsed = tuple(self.modifier(m, ("modifiers", i)) for i, m in enumerate(modifiers))
+        finetune = self.finetune(data.get("finetune") or {}, ("finetune",))
+        version = self.number(data, "version", (), 1, 1, 1, integer=True)
+        for key in ("name", "description"):
+            if not isinstance(data.get(key, ""), str):
+                raise self.fail((key,), "must be text")
+        return Recipe(modifiers=parsed, finetune=finetune, name=data.get("name", ""),
+                      description=data.get("description", ""), version=int(version))
+
+    def modifier(self, data: Any, path: tuple) -> PruningModifier:
+        if not isinstance(data, dict) or data.get("type") != "magnitude_pruning":
+            got = data.get("type") if isinstance(data, dict) else data
+            raise self.fail(path + ("type",), f"unknown modifier type {got!r}; known: magnitude_pruning")
+        data = self.keys(data, path, PruningModifier, required=("groups",))
+        schedule = self.choice(data, "schedule", path, "one-shot", ("one-shot", "gradual"))
+        start = self.number(data, "start_epoch", path, 0.0, 0, 1e6)
+        end = self.number(data, "end_epoch", path, 0.0, 0, 1e6)
+        if schedule == "gradual" and end <= start:
+            raise self.fail(path + ("end_epoch",), f"end_epoch ({end}) must be after start_epoch ({start})")
+        groups = data["groups"]
+        if not isinstance(groups, list) or not groups:
+            raise self.fail(path + ("groups",), "needs a list of at least one group (targets + sparsity)")
+        return PruningModifier(
+            groups=tuple(self.group(g, path + ("groups", i)) for i, g in enumerate(groups)),
+            scope=self.choice(data, "scope", path, "local", ("local", "global")), schedule=schedule,
+            start_epoch=float(start), end_epoch=float(end),
+            update_frequency=float(self.number(data, "update_frequency", path, 1.0, 1e-6, 1e6)),
+            init_sparsity=float(self.number(data, "init_sparsity", path, 0.05, 0, 1, high_open=True)),
+            exclude=self.patterns(data, "exclude", path))
+
+    def group(self, data: Any, path: tuple) -> PruneGroup:
+        data = self.keys(data, path, PruneGroup, required=("targets", "sparsity"))
+        return PruneGroup(targets=self.patterns(data, "targets", path, required=True),
+                          sparsity=float(self.number(data, "sparsity", path, 0, 0, 1, high_open=True)),
+                          exclude=self.patterns(data, "exclude", path))
+
+    def finetune(self, data: Any, path: tuple) -> FineTune:
+        data = self.keys(data, path, FineTune)
+        for key in ("data", "pseudo_labels"):
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise self.fail(path + (key,), "must be a path")
+        if not isinstance(data.get("optimizer", "SGD"), str):
+            raise self.fail(path + ("optimizer",), "must be an optimizer name (SGD, AdamW, ...)")
+        return FineTune(epochs=int(self.number(data, "epochs", path, 0, 0, 10000, integer=True)),
+                        lr0=float(self.number(data, "lr0", path, 0.002, 1e-9, 10)),
+                        lrf=float(self.number(data, "lrf", path, 0.1, 1e-6, 1)),
+                        optimizer=data.get("optimizer", "SGD"),
+                        batch=int(self.number(data, "batch", path, 16, 1, 4096, integer=True)),
+                        imgsz=int(self.number(data, "imgsz", path, 640, 32, 8192, integer=True)),
+                        data=data.get("data"), pseudo_labels=data.get("pseudo_labels"),
+                        workers=int(self.number(data, "workers", path, 0, 0, 64, integer=True)))
