@@ -1,0 +1,105 @@
+"""Recovery fine-tuning through Ultralytics' own trainer, with pruning masks enforced by callbacks.
+
+Only public seams are used: `YOLO.add_callback` and `YOLO.train(...)`. `PruningCallbacks` keeps the
+masks: it (re)computes them on the recipe's schedule, zeroes masked gradients, and re-applies the
+masks to the model and to the EMA copy after every batch (after the optimizer step and the EMA
+update). It is a plain picklable object: Ultralytics' multi-GPU DDP launcher cloudpickles
+`trainer.callbacks` into each worker (`ultralytics/utils/dist.py::generate_ddp_file`), so the same
+hooks run in every DDP process; masks are built in the worker from the recipe, on its own device.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from posebench.compress.prune import apply_masks_, compute_masks, resolve_targets
+from posebench.compress.recipe import Recipe
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return getattr(model, "module", model)  # DDP wraps the model
+
+
+class PruningCallbacks:
+    """Ultralytics trainer callbacks that run a recipe's pruning schedule during training."""
+
+    def __init__(self, recipe: Recipe):
+        self.recipe_yaml = recipe.to_yaml()  # text, so the object pickles into DDP workers cheaply
+        self.masks: dict[str, torch.Tensor] = {}
+        self.batches_seen = 0
+        self.updates = 0
+        self._last_step = None
+
+    @property
+    def recipe(self) -> Recipe:
+        return Recipe.from_yaml(self.recipe_yaml, source="<recipe carried by the trainer>")
+
+    def register(self, yolo: Any) -> None:
+        """Attach to an `ultralytics.YOLO` before `.train()`."""
+        yolo.add_callback("on_train_start", self.on_train_start)
+        yolo.add_callback("on_train_epoch_start", self.on_train_epoch_start)
+        yolo.add_callback("on_train_batch_end", self.on_train_batch_end)
+
+    def _update(self, trainer: Any, epoch: float) -> None:
+        model = _unwrap(trainer.model)
+        recipe = self.recipe
+        self.masks = compute_masks(model, self._targets, recipe, epoch=epoch)
+        self.updates += 1
+        self._enforce(trainer)
+
+    def _enforce(self, trainer: Any) -> None:
+        apply_masks_(_unwrap(trainer.model), self.masks)
+        if getattr(trainer, "ema", None) is not None:
+            apply_masks_(trainer.ema.ema, self.masks)
+
+    def on_train_start(self, trainer: Any) -> None:
+        model = _unwrap(trainer.model)
+        self._targets = resolve_targets(self.recipe, model)
+        params = dict(model.named_parameters())
+        for name in (t.name for t in self._targets):  # pruned weights get no gradient
+            params[name].register_hook(lambda grad, n=name: grad * self.masks[n].to(grad.dtype)
+                                       if n in self.masks else grad)
+        self._update(trainer, float(trainer.start_epoch))
+        self._last_step = self._step(float(trainer.start_epoch))
+
+    def on_train_epoch_start(self, trainer: Any) -> None:
+        self.batches_seen = 0
+
+    def _step(self, epoch: float) -> tuple:
+        """Which scheduled update an epoch falls in, per modifier (changes when a mask update is due)."""
+        steps = []
+        for m in self.recipe.pruning():
+            if m.schedule == "one-shot" or epoch < m.start_epoch:
+                steps.append(-1)
+            elif epoch >= m.end_epoch:
+                steps.append(10**9)
+            else:
+                steps.append(int((epoch - m.start_epoch) / m.update_frequency + 1e-9))
+        return tuple(steps)
+
+    def on_train_batch_end(self, trainer: Any) -> None:
+        self.batches_seen += 1
+        epoch = trainer.epoch + self.batches_seen / max(len(trainer.train_loader), 1)
+        step = self._step(epoch)
+        if step != self._last_step:
+            self._last_step = step
+            self._update(trainer, epoch)
+        else:
+            self._enforce(trainer)
+
+
+def train(yolo: Any, recipe: Recipe, *, data: Path, out_dir: Path, epochs: int, imgsz: int, batch: int,
+          callbacks: PruningCallbacks | None = None, device: str = "cpu") -> Path:
+    """Fine-tune `yolo` in place with Ultralytics' trainer; returns the last checkpoint (final sparsity)."""
+    if callbacks is not None:
+        callbacks.register(yolo)
+    ft = recipe.finetune
+    yolo.train(data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, lr0=ft.lr0, lrf=ft.lrf,
+               optimizer=ft.optimizer, workers=ft.workers, device=device, project=str(out_dir), name="train",
+               exist_ok=True, plots=False, val=False, amp=False, warmup_epochs=0, close_mosaic=0, verbose=False,
+               seed=0, deterministic=True)
+    # last.pt, not best.pt: with a gradual schedule an early "best" epoch is less sparse than asked
+    return out_dir / "train" / "weights" / "last.pt"
