@@ -67,6 +67,21 @@ def _onnx_io(path: Path) -> tuple[list[int], list[list[int]], list[str]]:
     return dims(model.graph.input[0]), [dims(o) for o in model.graph.output], [o.name for o in model.graph.output]
 
 
+def onnx_weight_sparsity(path: str | os.PathLike) -> dict[str, dict[str, int]]:
+    """Zeros and size of every Conv/Gemm/MatMul weight initializer of an ONNX file, by name."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    inits = {i.name: i for i in model.graph.initializer}
+    out = {}
+    for node in model.graph.node:
+        if node.op_type in ("Conv", "Gemm", "MatMul") and len(node.input) > 1 and node.input[1] in inits:
+            w = numpy_helper.to_array(inits[node.input[1]])
+            out[node.input[1]] = {"size": int(w.size), "zeros": int((w == 0).sum())}
+    return out
+
+
 def _stamp_onnx(path: Path, meta: dict[str, Any]) -> None:
     import onnx
 

@@ -110,6 +110,25 @@ def build_parser() -> argparse.ArgumentParser:
                      help="reference detections scoring at least this become ground truth (default: 0.5)")
     _add_common(val)
 
+    comp = sub.add_parser("compress", help="prune a pose model with a recipe (one-shot or gradual, with recovery)",
+                          description="Apply a recipe (recipes/*.yaml): one-shot and/or gradual magnitude pruning, "
+                                      "optional BatchNorm re-calibration, fine-tuning through Ultralytics' trainer "
+                                      "on labels (--data) or on pseudo-labels made by the dense model "
+                                      "(--pseudo-labels). Writes OUT/model.pt and a per-layer sparsity table.")
+    comp.add_argument("--model", default=None, metavar="PATH_OR_YAML", help="model to compress (default: embedded)")
+    comp.add_argument("--recipe", required=True, type=Path, help="recipe YAML (see recipes/)")
+    comp.add_argument("--data", type=Path, default=None, help="labelled Ultralytics data YAML for fine-tuning")
+    comp.add_argument("--pseudo-labels", type=Path, default=None, metavar="IMAGES_OR_VIDEO",
+                      help="no labels: fine-tune on these images/frames labelled by the dense model")
+    comp.add_argument("--bn-calibrate", type=Path, default=None, metavar="IMAGES_OR_VIDEO",
+                      help="re-calibrate BatchNorm statistics on these images after one-shot pruning")
+    comp.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (scales a gradual schedule)")
+    comp.add_argument("--imgsz", type=int, default=None, help="fine-tuning image size (default: the recipe's)")
+    comp.add_argument("--batch", type=_positive_int, default=None, help="fine-tuning batch size")
+    comp.add_argument("--max-frames", type=_positive_int, default=200, help="frames used for pseudo-labels")
+    comp.add_argument("--json", type=Path, metavar="PATH", help="also write the compression record here")
+    comp.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (model.pt, sparsity.json)")
+
     env = sub.add_parser("env", help="show this machine's fingerprint and which runtimes are installed")
     env.add_argument("--json", type=Path, metavar="PATH", help="also write the fingerprint here")
     return parser
@@ -206,6 +225,41 @@ def cmd_val(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compress(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from posebench.compress.recipe import Recipe
+    from posebench.compress.run import CompressOptions, compress
+    from posebench.environment import fingerprint
+    from posebench.models import resolve_model
+    from posebench.results import write_json
+
+    if args.epochs is not None and args.epochs < 0:
+        raise InvalidInputError(f"--epochs must be >= 0, got {args.epochs}")
+    if args.imgsz is not None and (args.imgsz < 32 or args.imgsz % 32):
+        raise InvalidInputError(f"--imgsz must be a positive multiple of 32, got {args.imgsz}")
+    recipe = Recipe.load(args.recipe)
+    source = resolve_model(args.model)
+    options = CompressOptions(data=args.data, pseudo_labels=args.pseudo_labels, bn_source=args.bn_calibrate,
+                              epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, max_frames=args.max_frames)
+    console = Console(stderr=True)
+    summary = compress(source, recipe, args.out, options=options,
+                       on_progress=lambda message: console.print(f"[bold]posebench compress:[/bold] {message}"))
+    table = Table(title=f"per-layer sparsity of {summary['checkpoint']}")
+    for col in ("parameter", "shape", "sparsity"):
+        table.add_column(col, justify="left" if col == "parameter" else "right")
+    for row in summary["per_layer"]:
+        table.add_row(row["name"], "x".join(map(str, row["shape"])), f"{row['sparsity']:.4f}")
+    Console(width=max(Console().width, 100)).print(table)
+    timings = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in summary["timings"].items())
+    print(f"{summary['checkpoint']}: targeted weights {summary['targeted_sparsity']:.1%} zeros, whole model "
+          f"{summary['model_sparsity']:.1%}; {timings}")
+    if args.json:
+        write_json(args.json, [{"kind": "compress", **summary, "environment": fingerprint()}])
+    return 0
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     import json
 
@@ -227,7 +281,7 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"bench": cmd_bench, "val": cmd_val, "env": cmd_env}
+COMMANDS = {"bench": cmd_bench, "val": cmd_val, "compress": cmd_compress, "env": cmd_env}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ import difflib
 import fnmatch
 import math
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,11 +102,22 @@ class FineTune:
 
 
 @dataclass(frozen=True)
+class BNRecalibration:
+    """Refresh BatchNorm statistics after one-shot pruning (forward passes, no labels)."""
+
+    source: str | None = None  # images folder or video; None = off
+    images: int = 64  # calibration images (frames) used
+    batch: int = 8
+    imgsz: int = 640
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A named list of modifiers and an optional fine-tuning block."""
 
     modifiers: tuple[PruningModifier, ...] = ()
     finetune: FineTune = field(default_factory=FineTune)
+    bn_recalibration: BNRecalibration = field(default_factory=BNRecalibration)
     name: str = ""
     description: str = ""
     version: int = 1
@@ -143,6 +154,19 @@ class Recipe:
 
     def pruning(self) -> tuple[PruningModifier, ...]:
         return tuple(m for m in self.modifiers if m.type == "magnitude_pruning")
+
+    def with_epochs(self, epochs: int) -> Recipe:
+        """The same recipe fine-tuned for `epochs`, gradual schedules stretched or shrunk to match."""
+        if epochs == self.finetune.epochs:
+            return self
+        factor = epochs / self.finetune.epochs if self.finetune.epochs else 1.0
+        modifiers = tuple(
+            replace(m, start_epoch=m.start_epoch * factor, end_epoch=m.end_epoch * factor,
+                    update_frequency=max(m.update_frequency * factor, 1e-6)) if m.schedule == "gradual" else m
+            for m in self.modifiers)
+        if any(m.schedule == "gradual" for m in modifiers) and epochs <= 0:
+            raise RecipeError("a gradual pruning schedule needs at least one fine-tuning epoch")
+        return replace(self, modifiers=modifiers, finetune=replace(self.finetune, epochs=epochs))
 
     def max_epoch(self) -> float:
         return max([m.end_epoch for m in self.pruning()] + [0.0])
@@ -198,6 +222,12 @@ class _Parser:
                     raise self.fail(path + (key, n), f"bad regular expression: {exc}")
         return tuple(value)
 
+    def imgsz(self, data: dict, path: tuple, default: int) -> int:
+        value = self.number(data, "imgsz", path, default, 32, 8192, integer=True)
+        if value % 32:
+            raise self.fail(path + ("imgsz",), f"must be a multiple of 32, got {value}")
+        return int(value)
+
     def choice(self, data: dict, key: str, path: tuple, default: str, options: tuple[str, ...]) -> str:
         value = data.get(key, default)
         if value not in options:
@@ -211,11 +241,23 @@ class _Parser:
             raise self.fail(("modifiers",), "must be a list of modifiers")
         parsed = tuple(self.modifier(m, ("modifiers", i)) for i, m in enumerate(modifiers))
         finetune = self.finetune(data.get("finetune") or {}, ("finetune",))
+        bn = self.keys(data.get("bn_recalibration") or {}, ("bn_recalibration",), BNRecalibration)
+        if bn.get("source") is not None and not isinstance(bn["source"], str):
+            raise self.fail(("bn_recalibration", "source"), "must be a path (images folder or video)")
+        path = ("bn_recalibration",)
+        recal = BNRecalibration(source=bn.get("source"),
+                                images=int(self.number(bn, "images", path, 64, 1, 100000, integer=True)),
+                                batch=int(self.number(bn, "batch", path, 8, 1, 1024, integer=True)),
+                                imgsz=int(self.imgsz(bn, path, 640)))
+        gradual_end = max([m.end_epoch for m in parsed if m.schedule == "gradual"] + [0.0])
+        if gradual_end and finetune.epochs < gradual_end:
+            raise self.fail(("finetune", "epochs"), f"a gradual schedule ends at epoch {gradual_end:g} but fine-tuning "
+                                                    f"runs {finetune.epochs} epochs: set finetune.epochs >= {gradual_end:g}")
         version = self.number(data, "version", (), 1, 1, 1, integer=True)
         for key in ("name", "description"):
             if not isinstance(data.get(key, ""), str):
                 raise self.fail((key,), "must be text")
-        return Recipe(modifiers=parsed, finetune=finetune, name=data.get("name", ""),
+        return Recipe(modifiers=parsed, finetune=finetune, bn_recalibration=recal, name=data.get("name", ""),
                       description=data.get("description", ""), version=int(version))
 
     def modifier(self, data: Any, path: tuple) -> PruningModifier:
@@ -257,6 +299,6 @@ class _Parser:
                         lrf=float(self.number(data, "lrf", path, 0.1, 1e-6, 1)),
                         optimizer=data.get("optimizer", "SGD"),
                         batch=int(self.number(data, "batch", path, 16, 1, 4096, integer=True)),
-                        imgsz=int(self.number(data, "imgsz", path, 640, 32, 8192, integer=True)),
+                        imgsz=int(self.imgsz(data, path, 640)),
                         data=data.get("data"), pseudo_labels=data.get("pseudo_labels"),
                         workers=int(self.number(data, "workers", path, 0, 0, 64, integer=True)))

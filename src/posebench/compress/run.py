@@ -1,0 +1,148 @@
+"""`posebench compress`: apply a recipe to a pose model and write a normal Ultralytics checkpoint.
+
+Order: validate the recipe against the model (before any work), one-shot pruning, optional
+BatchNorm re-calibration, optional fine-tuning through Ultralytics' trainer (labelled data, or
+pseudo-labels made by the dense model), then the final masks are enforced once more and the
+checkpoint saved with a per-layer sparsity table.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from posebench.compress.prune import (apply_masks_, compute_masks, overall_sparsity, resolve_targets,
+                                      sparsity_table)
+from posebench.compress.recipe import Recipe
+from posebench.errors import InvalidInputError
+from posebench.models import ModelSource, load_yolo, materialize_checkpoint
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CompressOptions:
+    """Command-line overrides of the recipe (None = as the recipe says)."""
+
+    data: Path | None = None
+    pseudo_labels: Path | None = None
+    bn_source: Path | None = None
+    epochs: int | None = None
+    imgsz: int | None = None
+    batch: int | None = None
+    max_frames: int = 200  # pseudo-labelling: frames taken from a video / folder
+    label_imgsz: int = 640  # pseudo-labelling: input size of the dense model
+    device: str = "cpu"
+
+
+def _frames(source: Path, limit: int):  # noqa: ANN202 - a generator of (name, image)
+    from posebench.evaluate.validate import iter_frames
+
+    stride = 1
+    if source.is_file() and source.suffix.lower() in (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v"):
+        import cv2
+
+        capture = cv2.VideoCapture(str(source))
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        capture.release()
+        stride = max(1, total // limit) if limit and total else 1
+    return iter_frames(source, max_frames=limit, stride=stride)
+
+
+def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: CompressOptions = CompressOptions(),
+             on_progress: Progress | None = None) -> dict[str, Any]:
+    """Run `recipe` on `source`; returns a summary (checkpoint path, sparsity table, timings)."""
+    say = on_progress or (lambda message: None)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    if options.epochs is not None:
+        recipe = recipe.with_epochs(options.epochs)
+    yolo = load_yolo(source.path or source.spec)
+    model = yolo.model.float()
+    targets = resolve_targets(recipe, model)  # a target matching nothing fails here, before any work
+    ft = recipe.finetune
+    epochs = ft.epochs
+    data = options.data or (Path(ft.data) if ft.data else None)
+    pseudo = options.pseudo_labels or (Path(ft.pseudo_labels) if ft.pseudo_labels else None)
+    if epochs and data is None and pseudo is None:
+        raise InvalidInputError("fine-tuning needs data: give --data DATA.yaml (labelled) or --pseudo-labels "
+                                "IMAGES_OR_VIDEO (the dense model labels them), or set finetune.epochs to 0")
+    if data is not None and not data.is_file():
+        raise InvalidInputError(f"fine-tuning data {data} does not exist")
+    imgsz = options.imgsz or ft.imgsz
+
+    # 1. one-shot modifiers at their final sparsity
+    t0 = time.perf_counter()
+    one_shot_ids = {i for i, m in enumerate(recipe.pruning()) if m.schedule == "one-shot"}
+    one_shot = [t for t in targets if t.modifier in one_shot_ids]
+    if one_shot:
+        say(f"one-shot pruning {len(one_shot)} tensors")
+        apply_masks_(model, compute_masks(model, one_shot, recipe))
+    timings["prune_s"] = time.perf_counter() - t0
+
+    # 2. BatchNorm re-calibration (no labels)
+    bn = recipe.bn_recalibration
+    bn_source = options.bn_source or (Path(bn.source) if bn.source else None)
+    calibrated = 0
+    if bn_source is not None:
+        from posebench.compress.recovery import recalibrate_bn_
+
+        t0 = time.perf_counter()
+        say(f"re-calibrating BatchNorm on {bn_source}")
+        frames = (image for _, image in _frames(bn_source, bn.images))
+        calibrated = recalibrate_bn_(model, frames, imgsz=(bn.imgsz, bn.imgsz), batch=bn.batch)
+        timings["bn_recalibration_s"] = time.perf_counter() - t0
+
+    # 3. fine-tuning through Ultralytics' trainer
+    pseudo_counts = None
+    if epochs:
+        from posebench.compress.finetune import PruningCallbacks, train
+
+        if data is None:
+            from posebench.compress.recovery import make_pseudo_dataset
+            from posebench.evaluate.validate import Predictor
+            from posebench.runtimes.pytorch import TorchBackend
+
+            t0 = time.perf_counter()
+            say(f"pseudo-labelling {pseudo} with the dense model")
+            dense = out_dir / "dense.pt"
+            materialize_checkpoint(source, dense)
+            with TorchBackend(dense, threads=max(1, _cores())) as backend:
+                # label at the dense model's own resolution, whatever size the fine-tuning uses
+                predictor = Predictor(backend, (options.label_imgsz,) * 2, tuple(model.kpt_shape))
+                data, pseudo_counts = make_pseudo_dataset(predictor, _frames(pseudo, options.max_frames),
+                                                          out_dir / "pseudo-labels")
+            timings["pseudo_label_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        say(f"fine-tuning {epochs} epochs on {data}")
+        last = train(yolo, recipe, data=data, out_dir=out_dir, epochs=epochs, imgsz=imgsz,
+                     batch=options.batch or ft.batch, callbacks=PruningCallbacks(recipe), device=options.device)
+        timings["finetune_s"] = time.perf_counter() - t0
+        yolo = load_yolo(last)
+        model = yolo.model.float()
+
+    # 4. the final masks, once more, on the weights that will be saved
+    final = compute_masks(model, resolve_targets(recipe, model), recipe)
+    apply_masks_(model, final)
+    checkpoint = out_dir / "model.pt"
+    yolo.save(str(checkpoint))
+    table = sparsity_table(load_yolo(checkpoint).model, [t.name for t in targets])
+    summary = {
+        "checkpoint": str(checkpoint), "recipe": recipe.to_dict(), "source": source.spec,
+        "targeted_sparsity": overall_sparsity(table),
+        "model_sparsity": overall_sparsity(sparsity_table(load_yolo(checkpoint).model)),
+        "per_layer": table, "timings": timings, "epochs": epochs, "data": str(data) if data else None,
+        "bn_calibration_images": calibrated, "pseudo_labels": pseudo_counts,
+    }
+    (out_dir / "sparsity.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
