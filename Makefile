@@ -33,8 +33,7 @@ $(DS_STAMP): requirements/deepsparse.lock
 	touch $@
 
 demo: env
-	$(VENV)/bin/posebench bench --runtime all --threads 1,2 --imgsz 640 \
-		--iters 300 --min-seconds 3 --out $(DEMO_OUT) --json $(DEMO_OUT)/latency.json
+	$(VENV)/bin/posebench study studies/demo.yaml --out $(DEMO_OUT)
 
 test: env
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from posebench import __version__
-from posebench.errors import InvalidInputError, ModelNotFoundError, RuntimeNotInstalledError
-from posebench.models import ModelSource, describe, export_onnx, materialize_checkpoint
+from posebench.errors import InvalidInputError, ModelNotFoundError, RuntimeNotInstalledError, RuntimeUnavailableError
+from posebench.models import BUNDLE_FILE, ModelSource, describe, export_onnx, materialize_checkpoint
 
 FORMATS = ("pt", "onnx", "openvino")
 DEFAULT_CACHE = Path.home() / ".cache" / "posebench" / "artifacts"
@@ -53,7 +53,7 @@ def read_metadata(artifact: str | os.PathLike) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def _write_metadata(artifact: Path, meta: dict[str, Any]) -> None:
+def write_metadata(artifact: Path, meta: dict[str, Any]) -> None:
     tmp = meta_path(artifact).with_suffix(".tmp")
     tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
     os.replace(tmp, meta_path(artifact))
@@ -74,11 +74,17 @@ def onnx_weight_sparsity(path: str | os.PathLike) -> dict[str, dict[str, int]]:
 
     model = onnx.load(str(path))
     inits = {i.name: i for i in model.graph.initializer}
+    # in a QDQ model a weight reaches its Conv through DequantizeLinear(int8 initializer)
+    dequantized = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
     out = {}
     for node in model.graph.node:
-        if node.op_type in ("Conv", "Gemm", "MatMul") and len(node.input) > 1 and node.input[1] in inits:
-            w = numpy_helper.to_array(inits[node.input[1]])
-            out[node.input[1]] = {"size": int(w.size), "zeros": int((w == 0).sum())}
+        if node.op_type not in ("Conv", "Gemm", "MatMul") or len(node.input) < 2:
+            continue
+        name = dequantized.get(node.input[1], node.input[1])
+        if name in inits:
+            w = numpy_helper.to_array(inits[name])
+            key = name[: -len("_quantized")] if name.endswith("_quantized") else name
+            out[key] = {"size": int(w.size), "zeros": int((w == 0).sum())}
     return out
 
 
@@ -101,9 +107,24 @@ class ArtifactStore:
     def __init__(self, source: ModelSource, cache_dir: Path = DEFAULT_CACHE):
         self.source = source
         self.root = Path(cache_dir) / f"{source.name}-{source.identity()}"
+        self.bundle = json.loads((source.path / BUNDLE_FILE).read_text()) if source.kind == "bundle" else None
+
+    def describe(self) -> dict[str, Any]:
+        """Check the model can be used (loads a checkpoint; finds a bundle's files) and return its metadata."""
+        if self.bundle is not None:
+            for fmt, rel in self.bundle.get("artifacts", {}).items():
+                if not (self.source.path / rel).is_file():
+                    raise ModelNotFoundError(f"{self.source.spec}: its {fmt} artifact {rel} is missing")
+            first = next(iter(self.bundle["artifacts"].values()))
+            return read_metadata(self.source.path / first)
+        return read_metadata(self.checkpoint())
 
     def checkpoint(self) -> Path:
         """The model as a .pt (YAML architectures are built once, with a fixed seed)."""
+        if self.bundle is not None:
+            if not self.bundle.get("checkpoint"):
+                raise RuntimeUnavailableError(f"{self.source.spec} holds no PyTorch checkpoint")
+            return self.source.path / self.bundle["checkpoint"]
         path = self.root / "model.pt"
         if not path.is_file() or not meta_path(path).is_file():
             tmp = materialize_checkpoint(self.source, self.root / "model.tmp.pt")
@@ -113,6 +134,8 @@ class ArtifactStore:
 
     def get(self, fmt: str, imgsz: tuple[int, int]) -> Path:
         """Path of the artifact in `fmt` at `imgsz`, building it if needed."""
+        if self.bundle is not None:
+            return self._from_bundle(fmt, imgsz)
         if fmt == "pt":
             return self.checkpoint()
         if fmt == "onnx":
@@ -120,6 +143,23 @@ class ArtifactStore:
         if fmt == "openvino":
             return self._openvino(imgsz)
         raise InvalidInputError(f"unknown artifact format '{fmt}'; known: {', '.join(FORMATS)}")
+
+    def _from_bundle(self, fmt: str, imgsz: tuple[int, int]) -> Path:
+        """A compressed bundle's artifacts are fixed: right format and size, or a clear refusal."""
+        bundle, where = self.bundle, self.source.spec
+        if fmt == "pt":
+            if bundle.get("precision") != "fp32":
+                raise RuntimeUnavailableError(f"{where} is a {bundle.get('precision')} bundle; its PyTorch checkpoint "
+                                              "is the fp32 model before quantization, so torch cannot run this variant")
+            return self.checkpoint()
+        if fmt not in bundle.get("artifacts", {}):
+            raise RuntimeUnavailableError(f"{where} has no {fmt} artifact (it has: "
+                                          f"{', '.join(bundle.get('artifacts', {})) or 'none'})")
+        if list(imgsz) != bundle["imgsz"]:
+            raise InvalidInputError(f"{where} was built for imgsz {bundle['imgsz'][0]},{bundle['imgsz'][1]}, not "
+                                    f"{imgsz[0]},{imgsz[1]}: use --imgsz {bundle['imgsz'][0]},{bundle['imgsz'][1]} or "
+                                    "re-run `posebench compress` with the size you need")
+        return self.source.path / bundle["artifacts"][fmt]
 
     def _onnx(self, imgsz: tuple[int, int]) -> Path:
         h, w = imgsz
@@ -149,7 +189,7 @@ class ArtifactStore:
         shutil.rmtree(path.parent, ignore_errors=True)
         os.replace(tmp_dir, path.parent)
         meta = {**read_metadata(onnx_path), "format": "openvino", "converted_from": onnx_path.name}
-        _write_metadata(path, meta)
+        write_metadata(path, meta)
         return path
 
     def _describe(self, path: Path, *, fmt: str, imgsz: tuple[int, int] | None,
@@ -164,5 +204,5 @@ class ArtifactStore:
         }
         if fmt == "onnx":
             meta["input_shape"], meta["output_shapes"], meta["output_names"] = _onnx_io(path)
-        _write_metadata(meta_for or path, meta)
+        write_metadata(meta_for or path, meta)
         return meta

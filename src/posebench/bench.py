@@ -88,7 +88,7 @@ def run_bench(plan: BenchPlan, store: ResultStore,
     artifacts = ArtifactStore(plan.source, plan.cache_dir)
     if on_progress:
         on_progress(f"loading {plan.source.name}", 0, len(plan.runtimes) * len(plan.threads))
-    artifacts.checkpoint()  # a missing or corrupt model stops here, before any runtime is tried
+    artifacts.describe()  # a missing or corrupt model stops here, before any runtime is tried
     records: list[dict[str, Any]] = []
     total = len(plan.runtimes) * len(plan.threads)
     done = 0

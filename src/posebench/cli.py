@@ -50,7 +50,8 @@ def _add_model_args(p: argparse.ArgumentParser, *, runtime_default: str, threads
     p.add_argument("--threads", default=threads_default, metavar="N[,N...]", help=threads_help)
     p.add_argument("--imgsz", default="640", metavar="S|H,W",
                    help="static input size (height, width), multiples of 32 (default: 640)")
-    p.add_argument("--variant", default="base", help="variant label recorded with the results (default: base)")
+    p.add_argument("--variant", default=None,
+                   help="variant label recorded with the results (default: a bundle's recipe name, else base)")
     p.add_argument("--deepsparse-python", default=None, metavar="PATH",
                    help="interpreter of the DeepSparse 1.8 environment (default: .venv-deepsparse)")
     p.add_argument("--ort-provider", default="cpu", choices=["cpu", "cuda", "tensorrt"],
@@ -122,12 +123,34 @@ def build_parser() -> argparse.ArgumentParser:
                       help="no labels: fine-tune on these images/frames labelled by the dense model")
     comp.add_argument("--bn-calibrate", type=Path, default=None, metavar="IMAGES_OR_VIDEO",
                       help="re-calibrate BatchNorm statistics on these images after one-shot pruning")
+    comp.add_argument("--calib", type=Path, default=None, metavar="IMAGES_OR_VIDEO",
+                      help="int8 calibration images, video or data YAML (train split); keep it disjoint from "
+                           "the evaluation images")
     comp.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (scales a gradual schedule)")
     comp.add_argument("--imgsz", type=int, default=None, help="fine-tuning image size (default: the recipe's)")
     comp.add_argument("--batch", type=_positive_int, default=None, help="fine-tuning batch size")
     comp.add_argument("--max-frames", type=_positive_int, default=200, help="frames used for pseudo-labels")
     comp.add_argument("--json", type=Path, metavar="PATH", help="also write the compression record here")
     comp.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (model.pt, sparsity.json)")
+
+    study = sub.add_parser("study", help="run a study file (models x variants x runtimes x threads), resumable",
+                           description="Expand STUDY.yaml into trials, build each variant once, time and validate "
+                                       "every runtime; finished trials are skipped on re-run. Ends with a report.")
+    study.add_argument("study", type=Path, help="study YAML (see studies/)")
+    study.add_argument("--out", type=Path, default=None, metavar="DIR", help="output folder (default: runs/<study>)")
+    study.add_argument("--max-drop", type=float, default=0.01, help="accuracy drop allowed by the verdict")
+    study.add_argument("--budget-ms", type=float, default=None, help="latency budget for the verdict")
+
+    rep = sub.add_parser("report", help="tables, plots, Pareto front and verdict from result stores",
+                         description="Merge result stores (results.jsonl or --json lists, from any machines) into "
+                                     "OUT/report.md and a self-contained OUT/report.html.")
+    rep.add_argument("results", nargs="+", type=Path, help="results.jsonl / JSON files")
+    rep.add_argument("--out", type=Path, default=Path("runs/report"), metavar="DIR")
+    rep.add_argument("--max-drop", type=float, default=0.01,
+                     help="pose mAP50 drop allowed for 'fastest within' (default 0.01)")
+    rep.add_argument("--budget-ms", type=float, default=None, help="latency budget for 'most accurate within'")
+    rep.add_argument("--evaluation", default=None, help="which evaluation the accuracy axis uses (default: first labelled)")
+    rep.add_argument("--thesis", action="store_true", help="add the thesis's published numbers, clearly labelled")
 
     env = sub.add_parser("env", help="show this machine's fingerprint and which runtimes are installed")
     env.add_argument("--json", type=Path, metavar="PATH", help="also write the fingerprint here")
@@ -140,7 +163,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from posebench.artifacts import DEFAULT_CACHE, parse_imgsz
     from posebench.bench import BenchPlan, parse_threads, run_bench
     from posebench.latency import LatencyProtocol
-    from posebench.models import resolve_model
+    from posebench.models import default_variant, resolve_model
     from posebench.results import ResultStore, write_json
     from posebench.runtimes import parse_runtimes
     from posebench.tables import latency_markdown, print_latency_table
@@ -148,12 +171,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.warmup < 0:
         raise InvalidInputError(f"--warmup must be >= 0, got {args.warmup}")
     runtimes = tuple(parse_runtimes(args.runtime))
+    source = resolve_model(args.model)
     plan = BenchPlan(
-        source=resolve_model(args.model), runtimes=runtimes, threads=parse_threads(args.threads),
+        source=source, runtimes=runtimes, threads=parse_threads(args.threads),
         imgsz=parse_imgsz(args.imgsz),
         protocol=LatencyProtocol(iters=args.iters, min_seconds=args.min_seconds, warmup_iters=args.warmup,
                                  warmup_seconds=args.warmup_seconds, max_seconds=args.max_seconds),
-        variant=args.variant, cache_dir=args.cache_dir or DEFAULT_CACHE,
+        variant=args.variant or default_variant(source), cache_dir=args.cache_dir or DEFAULT_CACHE,
         runtime_options=_runtime_options(args),
     )
     store = ResultStore(args.out / "results.jsonl")
@@ -178,7 +202,7 @@ def cmd_val(args: argparse.Namespace) -> int:
     from posebench.artifacts import DEFAULT_CACHE, parse_imgsz
     from posebench.bench import parse_threads
     from posebench.evaluate.postprocess import NMSConfig
-    from posebench.models import resolve_model
+    from posebench.models import default_variant, resolve_model
     from posebench.results import ResultStore, write_json
     from posebench.runtimes import parse_runtimes
     from posebench.tables import accuracy_markdown, print_accuracy_table
@@ -189,9 +213,11 @@ def cmd_val(args: argparse.Namespace) -> int:
         raise InvalidInputError("val takes one --threads value (accuracy does not depend on it)")
     if args.max_frames < 0:
         raise InvalidInputError(f"--max-frames must be >= 0, got {args.max_frames}")
+    source = resolve_model(args.model)
     plan = ValPlan(
-        source=resolve_model(args.model), runtimes=tuple(parse_runtimes(args.runtime)), imgsz=parse_imgsz(args.imgsz),
-        threads=threads[0], nms=NMSConfig(conf=args.conf, iou=args.iou, max_det=args.max_det), variant=args.variant,
+        source=source, runtimes=tuple(parse_runtimes(args.runtime)), imgsz=parse_imgsz(args.imgsz),
+        threads=threads[0], nms=NMSConfig(conf=args.conf, iou=args.iou, max_det=args.max_det),
+        variant=args.variant or default_variant(source),
         runtime_options=_runtime_options(args), cache_dir=args.cache_dir or DEFAULT_CACHE, data=args.data,
         split=args.split, images=args.images,
         reference=resolve_model(args.reference) if args.reference else None,
@@ -242,21 +268,60 @@ def cmd_compress(args: argparse.Namespace) -> int:
     recipe = Recipe.load(args.recipe)
     source = resolve_model(args.model)
     options = CompressOptions(data=args.data, pseudo_labels=args.pseudo_labels, bn_source=args.bn_calibrate,
-                              epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, max_frames=args.max_frames)
+                              epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, max_frames=args.max_frames,
+                              calibration=args.calib)
     console = Console(stderr=True)
     summary = compress(source, recipe, args.out, options=options,
                        on_progress=lambda message: console.print(f"[bold]posebench compress:[/bold] {message}"))
-    table = Table(title=f"per-layer sparsity of {summary['checkpoint']}")
+    table = Table(title=f"per-layer sparsity of {summary['checkpoint']}", show_lines=False)
     for col in ("parameter", "shape", "sparsity"):
         table.add_column(col, justify="left" if col == "parameter" else "right")
     for row in summary["per_layer"]:
         table.add_row(row["name"], "x".join(map(str, row["shape"])), f"{row['sparsity']:.4f}")
-    Console(width=max(Console().width, 100)).print(table)
+    if summary["per_layer"]:
+        Console(width=max(Console().width, 100)).print(table)
     timings = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in summary["timings"].items())
     print(f"{summary['checkpoint']}: targeted weights {summary['targeted_sparsity']:.1%} zeros, whole model "
           f"{summary['model_sparsity']:.1%}; {timings}")
+    if "bundle" in summary:
+        b = summary["bundle"]
+        print(f"{b['precision']} bundle in {args.out}: {', '.join(b['artifacts'].values())}; quantized nodes "
+              f"{b['quantized_nodes']}, kept in float {b['float_nodes']}. Run it with: posebench bench --model "
+              f"{args.out} --imgsz {b['imgsz'][0]},{b['imgsz'][1]} --runtime onnxruntime,openvino,deepsparse")
     if args.json:
         write_json(args.json, [{"kind": "compress", **summary, "environment": fingerprint()}])
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from posebench.report.build import build_report
+    from posebench.study import Study, run_study
+
+    study = Study.load(args.study)
+    out = args.out or Path("runs") / study.name
+    for line in study.skipped:
+        print(f"note: {line}", file=sys.stderr)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn()) as progress:
+        task = progress.add_task("starting", total=None)
+        written = run_study(study, out, on_progress=lambda what, done, total: progress.update(
+            task, description=what[:90], completed=done, total=total))
+    failed = [r for r in written if r.get("status") != "ok"]
+    md, page = build_report([out / "results.jsonl"], out / "report", max_drop=args.max_drop, budget_ms=args.budget_ms)
+    print(f"study '{study.name}': {len(written)} new records ({len(failed)} failed or skipped); "
+          f"results in {out / 'results.jsonl'}")
+    print(f"report: {page}  (Markdown: {md})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from posebench.report.build import build_report
+
+    md, page = build_report(args.results, args.out, max_drop=args.max_drop, budget_ms=args.budget_ms,
+                            evaluation=args.evaluation, thesis=args.thesis)
+    print(f"report: {page}  (Markdown: {md})")
     return 0
 
 
@@ -281,7 +346,8 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"bench": cmd_bench, "val": cmd_val, "compress": cmd_compress, "env": cmd_env}
+COMMANDS = {"bench": cmd_bench, "val": cmd_val, "compress": cmd_compress, "study": cmd_study, "report": cmd_report,
+            "env": cmd_env}
 
 
 def main(argv: list[str] | None = None) -> int:

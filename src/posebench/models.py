@@ -22,7 +22,8 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
 DEFAULT_MODEL_NAME = "yolo11n-pose.pt"
-BUILD_SEED = 0  # architectures built from YAML get this seed, so their random weights are reproducible
+BUILD_SEED = 0
+BUNDLE_FILE = "bundle.json"  # architectures built from YAML get this seed, so their random weights are reproducible
 
 
 def default_model_path() -> Path:
@@ -48,14 +49,16 @@ class ModelSource:
     """Where a model comes from: a checkpoint file, or an architecture YAML (random weights)."""
 
     spec: str  # what the user typed (or "default")
-    kind: str  # "checkpoint" | "yaml"
+    kind: str  # "checkpoint" | "yaml" | "bundle" (a `posebench compress` output folder with bundle.json)
     path: Path | None  # the file, when the spec is a file on disk
     name: str  # short name for tables, e.g. "yolo11n-pose"
 
     def identity(self) -> str:
         """A content hash: same weights (or same YAML + seed + Ultralytics version) -> same id."""
         digest = hashlib.sha256()
-        if self.path is not None:
+        if self.kind == "bundle":  # bundle.json lists the sha256 of every artifact it holds
+            digest.update((self.path / BUNDLE_FILE).read_bytes())
+        elif self.path is not None:
             with open(self.path, "rb") as fh:
                 for chunk in iter(lambda: fh.read(1 << 20), b""):
                     digest.update(chunk)
@@ -75,6 +78,14 @@ def resolve_model(spec: str | os.PathLike | None) -> ModelSource:
         return ModelSource(spec="default", kind="checkpoint", path=path, name=path.stem)
     text = str(spec)
     path = Path(text).expanduser()
+    if path.is_dir():
+        if not (path / BUNDLE_FILE).is_file():
+            raise ModelNotFoundError(f"'{text}' is a folder without {BUNDLE_FILE}: give a .pt, a model YAML, or a "
+                                     "folder written by `posebench compress`")
+        import json
+
+        name = json.loads((path / BUNDLE_FILE).read_text()).get("name") or path.name
+        return ModelSource(spec=text, kind="bundle", path=path.resolve(), name=name)
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
         if path.is_file():
@@ -163,3 +174,12 @@ def export_onnx(checkpoint: Path, *, imgsz: tuple[int, int], opset: int = 17) ->
     out = model.export(format="onnx", imgsz=list(imgsz), dynamic=False, simplify=True, opset=opset,
                        batch=1)
     return Path(out)
+
+
+def default_variant(source: ModelSource) -> str:
+    """The variant label of a model: a bundle's recipe name, else 'base'."""
+    if source.kind == "bundle":
+        import json
+
+        return json.loads((source.path / BUNDLE_FILE).read_text()).get("variant") or "bundle"
+    return "base"

@@ -70,11 +70,11 @@ def run_val(plan: ValPlan, store: ResultStore, on_progress: Progress | None = No
     report = on_progress or (lambda what, done, total: None)
     env = fingerprint()
     artifacts = ArtifactStore(plan.source, plan.cache_dir)
-    artifacts.checkpoint()  # a missing or corrupt model stops here
+    model_meta = artifacts.describe()  # a missing or corrupt model stops here
     mode, dataset, frames, truths = "labels", None, None, None
     if plan.data is not None:
         dataset = load_dataset(plan.data, split=plan.split, images=plan.images)
-        dataset.check_model(read_metadata(artifacts.checkpoint())["kpt_shape"])
+        dataset.check_model(model_meta["kpt_shape"])
     else:
         mode = "reference"
         report("reading frames", 0, 0)

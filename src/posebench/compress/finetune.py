@@ -91,12 +91,40 @@ class PruningCallbacks:
             self._enforce(trainer)
 
 
+STAGE_LIMIT = 1 << 30  # datasets below 1 GiB are copied before training
+
+
+def stage_dataset(data_yaml: Path, dest: Path) -> Path:
+    """Copy a small dataset next to the run and return its data YAML there.
+
+    Ultralytics writes `labels/*.cache` beside the data; the copy keeps the user's (or a read-only shared)
+    dataset untouched. Larger datasets are used in place.
+    """
+    import shutil
+
+    import yaml
+
+    spec = yaml.safe_load(data_yaml.read_text()) or {}
+    root = Path(spec.get("path") or data_yaml.parent)
+    root = root if root.is_absolute() else (data_yaml.parent / root).resolve()
+    size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+    if size > STAGE_LIMIT:
+        return data_yaml
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(root, dest, ignore=shutil.ignore_patterns("*.cache"))
+    staged = dest / f"{data_yaml.stem}.posebench.yaml"
+    staged.write_text(yaml.safe_dump({**spec, "path": str(dest.resolve())}, sort_keys=False))
+    return staged
+
+
 def train(yolo: Any, recipe: Recipe, *, data: Path, out_dir: Path, epochs: int, imgsz: int, batch: int,
           callbacks: PruningCallbacks | None = None, device: str = "cpu") -> Path:
     """Fine-tune `yolo` in place with Ultralytics' trainer; returns the last checkpoint (final sparsity)."""
     if callbacks is not None:
         callbacks.register(yolo)
     ft = recipe.finetune
+    data = stage_dataset(data, out_dir / "data")
     yolo.train(data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, lr0=ft.lr0, lrf=ft.lrf,
                optimizer=ft.optimizer, workers=ft.workers, device=device, project=str(out_dir), name="train",
                exist_ok=True, plots=False, val=False, amp=False, warmup_epochs=0, close_mosaic=0, verbose=False,

@@ -87,6 +87,23 @@ class PruningModifier:
 
 
 @dataclass(frozen=True)
+class QuantizationModifier:
+    """Post-training quantization of the exported model (after any pruning and fine-tuning)."""
+
+    type: str = "quantization"
+    precision: str = "int8"  # "int8" (QDQ ONNX + OpenVINO IR) | "fp16" (ONNX + OpenVINO IR)
+    imgsz: tuple[int, ...] = (640, 640)  # static (height, width) of the quantized artifacts
+    calibration_source: str | None = None  # images folder, data YAML or video (int8); CLI --calib overrides
+    calibration_images: int = 128
+    calibration_method: str = "MinMax"  # ONNX Runtime calibrator: MinMax | Entropy | Percentile
+    per_channel: bool = True
+    reduce_range: bool = False  # 7-bit weights for CPUs without VNNI
+    ignored_preset: str = "yolo-pose-float-head"  # see posebench.compress.quantize.PRESETS
+    ignored_add: tuple[str, ...] = ()  # node-name regexes also kept in float
+    ignored_remove: tuple[str, ...] = ()  # node-name regexes quantized after all
+
+
+@dataclass(frozen=True)
 class FineTune:
     """Recovery training through Ultralytics' trainer."""
 
@@ -115,7 +132,7 @@ class BNRecalibration:
 class Recipe:
     """A named list of modifiers and an optional fine-tuning block."""
 
-    modifiers: tuple[PruningModifier, ...] = ()
+    modifiers: tuple[PruningModifier | QuantizationModifier, ...] = ()
     finetune: FineTune = field(default_factory=FineTune)
     bn_recalibration: BNRecalibration = field(default_factory=BNRecalibration)
     name: str = ""
@@ -155,6 +172,10 @@ class Recipe:
     def pruning(self) -> tuple[PruningModifier, ...]:
         return tuple(m for m in self.modifiers if m.type == "magnitude_pruning")
 
+    def quantization(self) -> QuantizationModifier | None:
+        found = [m for m in self.modifiers if m.type == "quantization"]
+        return found[-1] if found else None
+
     def with_epochs(self, epochs: int) -> Recipe:
         """The same recipe fine-tuned for `epochs`, gradual schedules stretched or shrunk to match."""
         if epochs == self.finetune.epochs:
@@ -162,9 +183,9 @@ class Recipe:
         factor = epochs / self.finetune.epochs if self.finetune.epochs else 1.0
         modifiers = tuple(
             replace(m, start_epoch=m.start_epoch * factor, end_epoch=m.end_epoch * factor,
-                    update_frequency=max(m.update_frequency * factor, 1e-6)) if m.schedule == "gradual" else m
+                    update_frequency=max(m.update_frequency * factor, 1e-6)) if getattr(m, "schedule", "") == "gradual" else m
             for m in self.modifiers)
-        if any(m.schedule == "gradual" for m in modifiers) and epochs <= 0:
+        if any(getattr(m, "schedule", "") == "gradual" for m in modifiers) and epochs <= 0:
             raise RecipeError("a gradual pruning schedule needs at least one fine-tuning epoch")
         return replace(self, modifiers=modifiers, finetune=replace(self.finetune, epochs=epochs))
 
@@ -207,17 +228,19 @@ class _Parser:
             raise self.fail(path + (key,), f"{value} is outside {bound}")
         return value
 
-    def patterns(self, data: dict, key: str, path: tuple, required: bool = False) -> tuple[str, ...]:
+    def patterns(self, data: dict, key: str, path: tuple, required: bool = False,
+                 regex: bool = False) -> tuple[str, ...]:
         value = data.get(key, [])
         value = [value] if isinstance(value, str) else value
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise self.fail(path + (key,), "must be a list of parameter-name patterns (globs or 're:<regex>')")
+            kind = "node-name regexes" if regex else "parameter-name patterns (globs or 're:<regex>')"
+            raise self.fail(path + (key,), f"must be a list of {kind}")
         if required and not value:
             raise self.fail(path + (key,), "needs at least one pattern")
         for n, pattern in enumerate(value):
-            if pattern.startswith("re:"):
+            if regex or pattern.startswith("re:"):
                 try:
-                    re.compile(pattern[3:])
+                    re.compile(pattern if regex else pattern[3:])
                 except re.error as exc:
                     raise self.fail(path + (key, n), f"bad regular expression: {exc}")
         return tuple(value)
@@ -249,7 +272,7 @@ class _Parser:
                                 images=int(self.number(bn, "images", path, 64, 1, 100000, integer=True)),
                                 batch=int(self.number(bn, "batch", path, 8, 1, 1024, integer=True)),
                                 imgsz=int(self.imgsz(bn, path, 640)))
-        gradual_end = max([m.end_epoch for m in parsed if m.schedule == "gradual"] + [0.0])
+        gradual_end = max([m.end_epoch for m in parsed if getattr(m, "schedule", "") == "gradual"] + [0.0])
         if gradual_end and finetune.epochs < gradual_end:
             raise self.fail(("finetune", "epochs"), f"a gradual schedule ends at epoch {gradual_end:g} but fine-tuning "
                                                     f"runs {finetune.epochs} epochs: set finetune.epochs >= {gradual_end:g}")
@@ -260,10 +283,12 @@ class _Parser:
         return Recipe(modifiers=parsed, finetune=finetune, bn_recalibration=recal, name=data.get("name", ""),
                       description=data.get("description", ""), version=int(version))
 
-    def modifier(self, data: Any, path: tuple) -> PruningModifier:
-        if not isinstance(data, dict) or data.get("type") != "magnitude_pruning":
-            got = data.get("type") if isinstance(data, dict) else data
-            raise self.fail(path + ("type",), f"unknown modifier type {got!r}; known: magnitude_pruning")
+    def modifier(self, data: Any, path: tuple) -> PruningModifier | QuantizationModifier:
+        got = data.get("type") if isinstance(data, dict) else data
+        if got == "quantization":
+            return self.quantization(data, path)
+        if got != "magnitude_pruning":
+            raise self.fail(path + ("type",), f"unknown modifier type {got!r}; known: magnitude_pruning, quantization")
         data = self.keys(data, path, PruningModifier, required=("groups",))
         schedule = self.choice(data, "schedule", path, "one-shot", ("one-shot", "gradual"))
         start = self.number(data, "start_epoch", path, 0.0, 0, 1e6)
@@ -280,6 +305,30 @@ class _Parser:
             update_frequency=float(self.number(data, "update_frequency", path, 1.0, 1e-6, 1e6)),
             init_sparsity=float(self.number(data, "init_sparsity", path, 0.05, 0, 1, high_open=True)),
             exclude=self.patterns(data, "exclude", path))
+
+    def quantization(self, data: dict, path: tuple) -> QuantizationModifier:
+        from posebench.compress.quantize import CALIBRATION_METHODS, PRESETS
+
+        data = self.keys(data, path, QuantizationModifier)
+        size = data.get("imgsz", [640, 640])
+        size = [size, size] if isinstance(size, int) else size
+        if (not isinstance(size, list) or len(size) != 2 or not all(isinstance(v, int) and v > 0 and v % 32 == 0
+                                                                    for v in size)):
+            raise self.fail(path + ("imgsz",), f"must be a multiple of 32 or [height, width] of them, got {size!r}")
+        for key in ("per_channel", "reduce_range"):
+            if not isinstance(data.get(key, False), bool):
+                raise self.fail(path + (key,), "must be true or false")
+        if data.get("calibration_source") is not None and not isinstance(data["calibration_source"], str):
+            raise self.fail(path + ("calibration_source",), "must be a path")
+        return QuantizationModifier(
+            precision=self.choice(data, "precision", path, "int8", ("int8", "fp16")), imgsz=tuple(size),
+            calibration_source=data.get("calibration_source"),
+            calibration_images=int(self.number(data, "calibration_images", path, 128, 1, 100000, integer=True)),
+            calibration_method=self.choice(data, "calibration_method", path, "MinMax", CALIBRATION_METHODS),
+            per_channel=data.get("per_channel", True), reduce_range=data.get("reduce_range", False),
+            ignored_preset=self.choice(data, "ignored_preset", path, "yolo-pose-float-head", tuple(PRESETS)),
+            ignored_add=self.patterns(data, "ignored_add", path, regex=True),
+            ignored_remove=self.patterns(data, "ignored_remove", path, regex=True))
 
     def group(self, data: Any, path: tuple) -> PruneGroup:
         data = self.keys(data, path, PruneGroup, required=("targets", "sparsity"))

@@ -36,6 +36,8 @@ class CompressOptions:
     batch: int | None = None
     max_frames: int = 200  # pseudo-labelling: frames taken from a video / folder
     label_imgsz: int = 640  # pseudo-labelling: input size of the dense model
+    calibration: Path | None = None  # int8 calibration images / video / data YAML (overrides the recipe)
+    cache_dir: Path | None = None  # where fp32 exports are cached (default: ~/.cache/posebench/artifacts)
     device: str = "cpu"
 
 
@@ -59,6 +61,9 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
     say = on_progress or (lambda message: None)
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
+    if source.kind == "bundle":
+        raise InvalidInputError(f"{source.spec} is already a compressed bundle; compress its checkpoint "
+                                f"({source.spec}/model.pt) instead")
     if options.epochs is not None:
         recipe = recipe.with_epochs(options.epochs)
     yolo = load_yolo(source.path or source.spec)
@@ -138,8 +143,84 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
         "per_layer": table, "timings": timings, "epochs": epochs, "data": str(data) if data else None,
         "bn_calibration_images": calibrated, "pseudo_labels": pseudo_counts,
     }
+    quantization = recipe.quantization()
+    if quantization is not None:
+        t0 = time.perf_counter()
+        say(f"{quantization.precision} quantization at {quantization.imgsz[0]}x{quantization.imgsz[1]}")
+        summary["bundle"] = quantize_bundle(checkpoint, recipe, quantization, out_dir, options, say)
+        timings["quantize_s"] = time.perf_counter() - t0
     (out_dir / "sparsity.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _calibration_frames(source: Path, limit: int):  # noqa: ANN202 - a generator of images
+    """Images for int8 calibration from a folder, an image, a video, or a data YAML's train split."""
+    if source.suffix.lower() in (".yaml", ".yml"):
+        from posebench.evaluate.data import load_dataset
+        from posebench.evaluate.validate import read_image
+
+        dataset = load_dataset(source, split="train")
+        return (read_image(s.image) for s in dataset.samples[:limit])
+    return (image for _, image in _frames(source, limit))
+
+
+def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options: CompressOptions,
+                    say: Progress) -> dict[str, Any]:
+    """Export the checkpoint, quantize ONNX and OpenVINO IR, and describe both in OUT/bundle.json."""
+    import hashlib
+
+    import openvino as ov
+
+    from posebench.artifacts import DEFAULT_CACHE, ArtifactStore, read_metadata, write_metadata
+    from posebench.compress.quantize import (IgnoredScope, PTQConfig, calibration_batches, onnx_to_fp16,
+                                             quantize_onnx, quantize_openvino)
+    from posebench.models import BUNDLE_FILE, resolve_model
+
+    imgsz = (int(q.imgsz[0]), int(q.imgsz[1]))
+    store = ArtifactStore(resolve_model(checkpoint), options.cache_dir or DEFAULT_CACHE)
+    fp32_onnx, fp32_xml = store.get("onnx", imgsz), store.get("openvino", imgsz)
+    onnx_out, xml_out = out_dir / f"model-{q.precision}.onnx", out_dir / f"model-{q.precision}_openvino" / "model.xml"
+    info: dict[str, Any] = {}
+    if q.precision == "int8":
+        source = options.calibration or (Path(q.calibration_source) if q.calibration_source else None)
+        if source is None:
+            raise InvalidInputError("int8 quantization needs calibration images: give --calib IMAGES_OR_VIDEO "
+                                    "(or a data YAML), or set calibration_source in the recipe")
+        if not source.exists():
+            raise InvalidInputError(f"calibration source {source} does not exist")
+        config = PTQConfig(calibration_method=q.calibration_method, images=q.calibration_images,
+                           per_channel=q.per_channel, reduce_range=q.reduce_range,
+                           ignored_scope=IgnoredScope(q.ignored_preset, q.ignored_add, q.ignored_remove))
+        batches = calibration_batches(_calibration_frames(source, q.calibration_images), imgsz, q.calibration_images)
+        say(f"calibrating on {len(batches)} images from {source}: ONNX Runtime QDQ")
+        info["onnx"] = quantize_onnx(fp32_onnx, onnx_out, batches, config)
+        say("calibrating: NNCF for OpenVINO")
+        info["openvino"] = quantize_openvino(fp32_xml, xml_out, batches, config)
+        settings = {"calibration_source": str(source), "calibration_images": len(batches),
+                    "calibration_method": q.calibration_method, "per_channel": q.per_channel,
+                    "reduce_range": q.reduce_range, "ignored_preset": q.ignored_preset,
+                    "ignored_add": list(q.ignored_add), "ignored_remove": list(q.ignored_remove)}
+    else:
+        onnx_to_fp16(fp32_onnx, onnx_out)
+        xml_out.parent.mkdir(parents=True, exist_ok=True)
+        ov.save_model(ov.Core().read_model(str(fp32_xml)), str(xml_out), compress_to_fp16=True)
+        settings = {}
+    base = read_metadata(fp32_onnx)
+    for fmt, path in (("onnx", onnx_out), ("openvino", xml_out)):
+        meta = {**base, "format": fmt, "precision": q.precision, "quantization": {**settings, **info.get(fmt, {})},
+                "converted_from": str(fp32_onnx if fmt == "onnx" else fp32_xml)}
+        write_metadata(path, meta)
+    digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+    variant = recipe.name or f"{q.precision}"
+    bundle = {"name": f"{store.source.name}", "variant": variant, "precision": q.precision, "imgsz": list(imgsz),
+              "checkpoint": checkpoint.name,
+              "artifacts": {"onnx": onnx_out.name, "openvino": str(xml_out.relative_to(out_dir))},
+              "sha256": {"onnx": digest(onnx_out), "openvino": digest(xml_out.with_suffix(".bin"))},
+              "sparsity": base.get("sparsity"), "recipe": recipe.to_dict(),
+              "quantized_nodes": {fmt: len(v["quantized_nodes"]) for fmt, v in info.items()},
+              "float_nodes": {fmt: len(v["float_nodes"]) for fmt, v in info.items()}}
+    (out_dir / BUNDLE_FILE).write_text(json.dumps(bundle, indent=2))
+    return bundle
 
 
 def _cores() -> int:

@@ -1,0 +1,377 @@
+"""Turn result stores (from one or many machines) into a Markdown + self-contained HTML report.
+
+Contents, after the thesis: the accuracy table (Table 4.1 columns), the latency table (Table 4.2:
+variant x runtime/threads/machine), bar plots of P, R, mAP50, mAP50-95 per variant (Figures
+4.1-4.4), latency per variant and configuration (4.5), pose mAP50 against latency with the Pareto
+front (4.6-4.7), the verdict under an accuracy drop or latency budget, and every machine's
+environment. The thesis's published numbers can be added as a clearly labelled reference.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from posebench.errors import InvalidInputError
+from posebench.results import merge
+
+METRICS = ("precision", "recall", "map50", "map50_95")
+LABELS = {"precision": "P", "recall": "R", "map50": "mAP50", "map50_95": "mAP50-95"}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One deployable configuration: a variant on a runtime, thread count and machine."""
+
+    model: str
+    variant: str
+    runtime: str
+    threads: int
+    machine: str
+    device: str  # "cpu" | "gpu"
+    mean_ms: float
+    p50_ms: float
+    p99_ms: float
+    accuracy: float | None  # pose mAP50 on the primary evaluation (None when not measured)
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} / {self.runtime} @{self.threads} ({self.machine})"
+
+
+def _machine(record: dict[str, Any]) -> str:
+    env = record.get("environment", {})
+    cpu = str(env.get("cpu_model", "?")).replace("(R)", "").replace("(TM)", "").replace(" Processor", "")
+    return f"{cpu}, {env.get('usable_cores', '?')} cores"
+
+
+def _device(record: dict[str, Any]) -> str:
+    backend = record.get("backend") or {}
+    return "gpu" if record["trial"]["runtime"] == "tensorrt" or backend.get("device") == "gpu" else "cpu"
+
+
+class Report:
+    """Everything a report shows, computed once from the merged records."""
+
+    def __init__(self, records: list[dict[str, Any]], *, evaluation: str | None = None):
+        self.records = records
+        self.latency = [r for r in records if r.get("kind") == "latency" and r.get("status") == "ok"]
+        self.accuracy = [r for r in records if r.get("kind") == "accuracy" and r.get("status") == "ok"]
+        self.failed = [r for r in records if r.get("kind") in ("latency", "accuracy") and r.get("status") != "ok"]
+        if not self.latency and not self.accuracy:
+            raise InvalidInputError("the results hold no successful latency or accuracy record to report on")
+        names = []
+        for r in self.accuracy:
+            name = self._evaluation_name(r)
+            if name not in names:
+                names.append(name)
+        labelled = [n for n in names if any(self._evaluation_name(r) == n and r["evaluation"].get("mode") == "labels"
+                                           for r in self.accuracy)]
+        if evaluation is not None and evaluation not in names:
+            raise InvalidInputError(f"no evaluation named '{evaluation}' in the results (have: {', '.join(names)})")
+        self.evaluations = names
+        self.primary = evaluation or (labelled[0] if labelled else (names[0] if names else None))
+        self.points = self._points()
+
+    @staticmethod
+    def _evaluation_name(record: dict[str, Any]) -> str:
+        ev = record.get("evaluation", {})
+        if ev.get("name"):
+            return str(ev["name"])
+        if ev.get("mode") == "labels":
+            return f"{ev.get('dataset')}:{ev.get('split')}"
+        return f"fidelity:{Path(str(ev.get('source'))).name}"
+
+    def accuracy_of(self, model: str, variant: str, runtime: str | None, evaluation: str) -> dict | None:
+        """The accuracy record of a variant (on `runtime` if measured there, else on any runtime)."""
+        found = [r for r in self.accuracy if r["trial"]["model"] == model and r["trial"]["variant"] == variant
+                 and self._evaluation_name(r) == evaluation]
+        exact = [r for r in found if r["trial"]["runtime"] == runtime]
+        preferred = [r for r in found if r["trial"]["runtime"] == "onnxruntime"]
+        pick = (exact or preferred or found)
+        return pick[-1]["accuracy"] if pick else None
+
+    def _points(self) -> list[Point]:
+        points = []
+        for r in self.latency:
+            t = r["trial"]
+            acc = self.accuracy_of(t["model"], t["variant"], t["runtime"], self.primary) if self.primary else None
+            if t["runtime"] == "null":
+                continue
+            points.append(Point(t["model"], t["variant"], t["runtime"], t["threads"], _machine(r), _device(r),
+                                r["latency"]["mean_ms"], r["latency"]["p50_ms"], r["latency"]["p99_ms"],
+                                acc["pose"]["map50"] if acc else None))
+        return points
+
+    def variants(self) -> list[tuple[str, str]]:
+        seen: list[tuple[str, str]] = []
+        for r in self.latency + self.accuracy:
+            key = (r["trial"]["model"], r["trial"]["variant"])
+            if key not in seen:
+                seen.append(key)
+        return seen
+
+
+def pareto_front(points: list[Point]) -> list[Point]:
+    """Configurations no other beats on both latency (lower) and pose mAP50 (higher)."""
+    scored = sorted((p for p in points if p.accuracy is not None), key=lambda p: (p.mean_ms, -p.accuracy))
+    front, best = [], -1.0
+    for p in scored:
+        if p.accuracy > best:
+            front.append(p)
+            best = p.accuracy
+    return front
+
+
+def verdict(report: Report, *, max_drop: float, budget_ms: float | None) -> list[str]:
+    """Plain sentences: fastest within the accuracy drop, most accurate within the budget, CPU vs GPU."""
+    scored = [p for p in report.points if p.accuracy is not None]
+    if not scored:
+        return ["No configuration has both a latency and an accuracy record: run `posebench val` for the variants "
+                "you timed (same model, variant and runtime) to get a verdict."]
+    lines = []
+    for model in dict.fromkeys(p.model for p in scored):
+        mine = [p for p in scored if p.model == model]
+        base = [p.accuracy for p in mine if p.variant == "base"]
+        reference = max(base) if base else max(p.accuracy for p in mine)
+        ok = [p for p in mine if p.accuracy >= reference - max_drop]
+        fastest = min(ok, key=lambda p: p.mean_ms)
+        lines.append(f"**{model}**: fastest configuration within {max_drop:.3f} pose mAP50 of "
+                     f"{'base' if base else 'the best variant'} ({reference:.3f}): **{fastest.label}**, "
+                     f"{fastest.mean_ms:.2f} ms mean ({fastest.p99_ms:.2f} ms p99), pose mAP50 {fastest.accuracy:.3f}.")
+        if budget_ms is not None:
+            within = [p for p in mine if p.mean_ms <= budget_ms]
+            if within:
+                best = max(within, key=lambda p: (p.accuracy, -p.mean_ms))
+                lines.append(f"Most accurate within {budget_ms:g} ms: **{best.label}**, pose mAP50 {best.accuracy:.3f} "
+                             f"at {best.mean_ms:.2f} ms.")
+            else:
+                lines.append(f"No configuration meets the {budget_ms:g} ms budget (fastest: "
+                             f"{min(mine, key=lambda p: p.mean_ms).mean_ms:.2f} ms).")
+        gpu = [p for p in ok if p.device == "gpu"]
+        cpu = [p for p in ok if p.device == "cpu"]
+        if not gpu:
+            lines.append("CPU or GPU? No GPU rows are present in these results, so this report cannot compare: add a "
+                         "store measured on a GPU machine (tensorrt or onnxruntime --ort-provider cuda).")
+        elif cpu:
+            best_cpu, best_gpu = min(cpu, key=lambda p: p.mean_ms), min(gpu, key=lambda p: p.mean_ms)
+            faster = best_cpu.mean_ms <= best_gpu.mean_ms
+            lines.append(f"CPU or GPU? Within the accuracy drop, the best CPU configuration ({best_cpu.label}, "
+                         f"{best_cpu.mean_ms:.2f} ms) is {'faster than' if faster else 'slower than'} the best GPU one "
+                         f"({best_gpu.label}, {best_gpu.mean_ms:.2f} ms): "
+                         f"{'a CPU can replace the GPU here.' if faster else 'the GPU keeps its edge here.'}")
+    return lines
+
+
+# ---- plots ----------------------------------------------------------------------------------------------
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def plots(report: Report) -> dict[str, tuple[str, bytes]]:
+    """name -> (caption, PNG bytes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: dict[str, tuple[str, bytes]] = {}
+    variants = report.variants()
+    if report.primary:
+        for kind in ("box", "pose"):
+            fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), sharey=True)
+            for ax, metric in zip(axes, METRICS):
+                values, names = [], []
+                for model, variant in variants:
+                    acc = report.accuracy_of(model, variant, None, report.primary)
+                    if acc:
+                        values.append(acc[kind][metric])
+                        names.append(variant if len({m for m, _ in variants}) == 1 else f"{model}\n{variant}")
+                ax.bar(range(len(values)), values, color="#4C72B0")
+                ax.set_xticks(range(len(values)), names, rotation=60, ha="right", fontsize=8)
+                ax.set_title(f"{kind} {LABELS[metric]}")
+                ax.set_ylim(0, 1)
+                ax.grid(axis="y", alpha=0.3)
+            fig.suptitle(f"{kind} accuracy per variant ({report.primary})")
+            out[f"accuracy-{kind}"] = (f"Box and pose P, R, mAP50, mAP50-95 per variant (thesis Figures 4.1-4.4): "
+                                       f"{kind}, evaluation {report.primary}.", _png(fig))
+    if report.points:
+        configs = list(dict.fromkeys(f"{p.runtime}@{p.threads} ({p.machine})" for p in report.points))
+        names = list(dict.fromkeys(f"{p.model}/{p.variant}" for p in report.points))
+        fig, ax = plt.subplots(figsize=(max(8, len(names) * 1.2), 4.2))
+        width = 0.8 / max(len(configs), 1)
+        for ci, config in enumerate(configs):
+            xs, ys = [], []
+            for ni, name in enumerate(names):
+                match = [p for p in report.points if f"{p.model}/{p.variant}" == name
+                         and f"{p.runtime}@{p.threads} ({p.machine})" == config]
+                if match:
+                    xs.append(ni + ci * width - 0.4 + width / 2)
+                    ys.append(match[-1].mean_ms)
+            ax.bar(xs, ys, width=width, label=config)
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("batch-1 latency, mean (ms)")
+        ax.legend(fontsize=7, ncol=2)
+        ax.grid(axis="y", alpha=0.3)
+        out["latency"] = ("Latency per variant and configuration (thesis Figure 4.5).", _png(fig))
+        scored = [p for p in report.points if p.accuracy is not None]
+        if scored:
+            fig, ax = plt.subplots(figsize=(8.5, 5))
+            for runtime in dict.fromkeys(p.runtime for p in scored):
+                mine = [p for p in scored if p.runtime == runtime]
+                ax.scatter([p.mean_ms for p in mine], [p.accuracy for p in mine], label=runtime, s=36)
+            for p in scored:
+                ax.annotate(f"{p.variant}@{p.threads}", (p.mean_ms, p.accuracy), fontsize=7, xytext=(3, 3),
+                            textcoords="offset points")
+            front = pareto_front(scored)
+            ax.plot([p.mean_ms for p in front], [p.accuracy for p in front], "k--", lw=1, label="Pareto front")
+            ax.set_xlabel("batch-1 latency, mean (ms)")
+            ax.set_ylabel(f"pose mAP50 ({report.primary})")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+            out["pareto"] = ("Pose mAP50 against latency, Pareto front dashed (thesis Figures 4.6-4.7).", _png(fig))
+    return out
+
+
+# ---- tables ---------------------------------------------------------------------------------------------
+
+def accuracy_table(report: Report, evaluation: str) -> list[list[str]]:
+    header = ["model", "variant", "runtime", *(f"Box {LABELS[m]}" for m in METRICS),
+              *(f"Pose {LABELS[m]}" for m in METRICS), "COCO AP / fidelity", "images"]
+    rows = [header]
+    for r in report.accuracy:
+        if Report._evaluation_name(r) != evaluation:
+            continue
+        a, t = r["accuracy"], r["trial"]
+        extra = a.get("fidelity", (a.get("coco") or {}).get("AP"))
+        rows.append([t["model"], t["variant"], t["runtime"], *(f"{a['box'][m]:.3f}" for m in METRICS),
+                     *(f"{a['pose'][m]:.3f}" for m in METRICS), f"{extra:.3f}" if extra is not None else "-",
+                     str(a["images"])])
+    return rows
+
+
+def latency_table(report: Report) -> list[list[str]]:
+    configs = list(dict.fromkeys(f"{p.runtime}@{p.threads} ({p.machine})" for p in report.points))
+    rows = [["model", "variant", *configs]]
+    cells: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+    for p in report.points:
+        cells[(p.model, p.variant)][f"{p.runtime}@{p.threads} ({p.machine})"] = (
+            f"{p.mean_ms:.2f} / {p.p50_ms:.2f} / {p.p99_ms:.2f}")
+    for (model, variant), by_config in cells.items():
+        rows.append([model, variant, *(by_config.get(c, "-") for c in configs)])
+    return rows
+
+
+def environments(report: Report) -> list[list[str]]:
+    rows = [["machine", "CPU", "cores", "ISA", "key versions"]]
+    seen = set()
+    for r in report.records:
+        env = r.get("environment")
+        if not env or env.get("machine_id") in seen:
+            continue
+        seen.add(env.get("machine_id"))
+        versions = env.get("versions", {})
+        keep = ("torch", "onnxruntime", "openvino", "deepsparse", "ultralytics", "tensorrt")
+        rows.append([env.get("machine_id", "?"), str(env.get("cpu_model")), str(env.get("usable_cores")),
+                     " ".join(env.get("isa", [])), ", ".join(f"{k} {versions[k]}" for k in keep if k in versions)])
+    return rows
+
+
+def thesis_tables() -> tuple[list[list[str]], list[list[str]]]:
+    from posebench.report import thesis
+
+    acc = [["variant (thesis)", *(f"Box {LABELS[m]}" for m in METRICS), *(f"Pose {LABELS[m]}" for m in METRICS)]]
+    acc += [[k, *(f"{v:.3f}" for v in vals)] for k, vals in thesis.ACCURACY.items()]
+    configs = ["8-core", "15-core", "30-core", "GPU"]
+    lat = [["variant (thesis)", *(f"{c} (ms)" for c in configs)]]
+    lat += [[k, *(f"{v[c]:.3f}" if c in v else "-" for c in configs)] for k, v in thesis.LATENCY_MS.items()]
+    return acc, lat
+
+
+def _markdown_table(rows: list[list[str]]) -> str:
+    if len(rows) < 2:
+        return "_(no rows)_\n"
+    out = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join("---" for _ in rows[0]) + "|"]
+    out += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows[1:]]
+    return "\n".join(out) + "\n"
+
+
+def _html_table(rows: list[list[str]]) -> str:
+    if len(rows) < 2:
+        return "<p><em>(no rows)</em></p>"
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:])
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def build_report(paths: list[Path], out: Path, *, max_drop: float = 0.01, budget_ms: float | None = None,
+                 evaluation: str | None = None, thesis: bool = False) -> tuple[Path, Path]:
+    """Write OUT/report.md (PNGs beside it) and OUT/report.html (plots embedded); returns both paths."""
+    for p in paths:
+        if not Path(p).is_file():
+            raise InvalidInputError(f"results file {p} does not exist")
+    if not 0 <= max_drop < 1:
+        raise InvalidInputError(f"--max-drop must be in [0, 1), got {max_drop}")
+    report = Report(merge(paths), evaluation=evaluation)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = plots(report)
+    sections: list[tuple[str, str, str]] = []  # (title, markdown, html)
+    lines = verdict(report, max_drop=max_drop, budget_ms=budget_ms)
+    sections.append(("Verdict", "\n\n".join(lines) + "\n",
+                     "".join(f"<p>{html.escape(l).replace('**', '')}</p>" for l in lines)))
+    for name in report.evaluations:
+        rows = accuracy_table(report, name)
+        sections.append((f"Accuracy: {name}", _markdown_table(rows), _html_table(rows)))
+    rows = latency_table(report)
+    sections.append(("Latency (ms: mean / p50 / p99, batch 1)", _markdown_table(rows), _html_table(rows)))
+    for key, (caption, png) in figures.items():
+        (out / f"{key}.png").write_bytes(png)
+        encoded = base64.b64encode(png).decode()
+        sections.append((caption.split(" (")[0], f"![{caption}]({key}.png)\n\n{caption}\n",
+                         f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{encoded}">'
+                         f"<figcaption>{html.escape(caption)}</figcaption></figure>"))
+    front = pareto_front(report.points)
+    if front:
+        rows = [["configuration", "mean ms", "pose mAP50"]] + [[p.label, f"{p.mean_ms:.2f}", f"{p.accuracy:.3f}"]
+                                                              for p in front]
+        sections.append(("Pareto front", _markdown_table(rows), _html_table(rows)))
+    if report.failed:
+        rows = [["kind", "variant", "runtime", "status", "reason"]] + [
+            [r["kind"], r["trial"]["variant"], r["trial"]["runtime"], r.get("status", ""), str(r.get("error", ""))[:300]]
+            for r in report.failed]
+        sections.append(("Skipped or failed trials", _markdown_table(rows), _html_table(rows)))
+    rows = environments(report)
+    sections.append(("Machines", _markdown_table(rows), _html_table(rows)))
+    if thesis:
+        acc, lat = thesis_tables()
+        note = ("External reference, not measured here: the 2024 thesis's published numbers for YOLOv8s-pose "
+                "(SparseML/DeepSparse on AMD Genoa, TensorRT on Jetson AGX Orin, COCO-pose val, imgsz 512).")
+        sections.append(("Thesis reference (published, not measured here)",
+                         f"{note}\n\n{_markdown_table(acc)}\n{_markdown_table(lat)}",
+                         f"<p><em>{html.escape(note)}</em></p>{_html_table(acc)}{_html_table(lat)}"))
+    title = "posebench report"
+    md = [f"# {title}", "", f"Primary evaluation: {report.primary or 'none'}; accuracy drop allowed {max_drop:.3f} "
+          f"pose mAP50" + (f"; latency budget {budget_ms:g} ms" if budget_ms else "") + ".", ""]
+    md += [f"## {t}\n\n{m}" for t, m, _ in sections]
+    md_path, html_path = out / "report.md", out / "report.html"
+    md_path.write_text("\n".join(md))
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+             "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;"
+             "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
+             "figcaption{font-size:13px;color:#555}")
+    body = "".join(f"<h2>{html.escape(t)}</h2>{h}" for t, _, h in sections)
+    html_path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+                         f"<style>{style}</style></head><body><h1>{title}</h1>"
+                         f"<p>{html.escape(md[2])}</p>{body}</body></html>")
+    return md_path, html_path

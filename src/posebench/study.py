@@ -1,0 +1,350 @@
+"""`posebench study STUDY.yaml`: the whole experiment from one file, resumable.
+
+A study expands to trials: for every model x variant the compressed artifact is built once (a
+variant is a list of recipes applied in order, `base` = none); then every runtime x threads gets
+a latency trial and every runtime an accuracy trial per evaluation. Each record is appended to
+`OUT/results.jsonl` the moment it exists; on re-run, trials that already have a record are
+skipped, so a Ctrl-C or a crash loses at most the trial in flight. A failing trial is recorded
+with its error and the study goes on.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from posebench.errors import InvalidInputError, PosebenchError
+
+KEYS = {"name", "description", "models", "variants", "runtimes", "threads", "imgsz", "latency", "evaluation",
+        "calibration", "finetune", "pseudo_labels", "bn_calibration", "epochs", "gpu_runtimes"}
+LATENCY_KEYS = {"iters", "min_seconds", "warmup", "warmup_seconds", "max_seconds"}
+EVAL_KEYS = {"data", "split", "reference", "source", "max_frames", "optional", "name"}
+
+
+class StudyError(InvalidInputError):
+    """A study file is malformed; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One accuracy check: against labels (`data`) or label-free against the `reference` variant's output."""
+
+    name: str
+    data: Path | None = None
+    split: str = "val"
+    reference: str | None = None  # a variant name of the same model, usually "base"
+    source: Path | None = None
+    max_frames: int = 60
+
+
+@dataclass(frozen=True)
+class Study:
+    """A parsed, validated study file (paths resolved against the file's folder)."""
+
+    name: str
+    models: tuple[str, ...]
+    variants: dict[str, tuple[Path, ...]]  # variant -> recipes applied in order
+    runtimes: tuple[str, ...]
+    threads: tuple[int, ...]
+    imgsz: tuple[int, int]
+    latency: dict[str, float]
+    evaluations: tuple[Evaluation, ...]
+    calibration: Path | None = None
+    finetune: Path | None = None  # labelled data YAML for recovery fine-tuning
+    pseudo_labels: Path | None = None  # images / video for label-free recovery
+    bn_calibration: Path | None = None
+    epochs: int | None = None  # overrides every recipe's fine-tuning epochs (schedules scale)
+    gpu_runtimes: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = field(default_factory=tuple)  # what was left out and why (missing optional data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Study:
+        path = Path(path)
+        if not path.is_file():
+            raise StudyError(f"study file {path} does not exist")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise StudyError(f"{path}: not valid YAML: {exc}") from exc
+        return _parse(raw, path)
+
+
+def _fail(path: Path, key: str, message: str) -> StudyError:
+    return StudyError(f"{path}: '{key}': {message}")
+
+
+def _unknown(path: Path, data: dict, known: set[str], where: str) -> None:
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f' (did you mean "{close[0]}"?)' if close else f" (known: {', '.join(sorted(known))})"
+            raise _fail(path, f"{where}{key}", f"unknown key{hint}")
+
+
+def _parse(raw: Any, path: Path) -> Study:
+    from posebench.artifacts import parse_imgsz
+    from posebench.runtimes import REGISTRY, parse_runtimes
+
+    if not isinstance(raw, dict):
+        raise StudyError(f"{path}: a study is a mapping of settings")
+    _unknown(path, raw, KEYS, "")
+    base = path.parent
+
+    def resolve(value: Any, key: str) -> Path:
+        if not isinstance(value, str):
+            raise _fail(path, key, f"must be a path, got {value!r}")
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
+
+    for key in ("models", "variants", "runtimes"):
+        if key not in raw:
+            raise _fail(path, key, "missing (required)")
+    models = raw["models"]
+    if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
+        raise _fail(path, "models", "must be a list of checkpoints / model YAMLs ('default' = embedded model)")
+    models = tuple(m if m == "default" or m.endswith((".yaml", ".yml")) and not (base / m).exists()
+                   else str(resolve(m, "models")) for m in models)
+    variants_raw = raw["variants"]
+    if not isinstance(variants_raw, dict) or not variants_raw:
+        raise _fail(path, "variants", "must map variant names to a recipe, a list of recipes, or null (base)")
+    variants = {}
+    for name, recipes in variants_raw.items():
+        recipes = [] if recipes is None else [recipes] if isinstance(recipes, str) else recipes
+        if not isinstance(recipes, list):
+            raise _fail(path, f"variants.{name}", "must be a recipe path, a list of them, or null")
+        resolved = tuple(resolve(r, f"variants.{name}") for r in recipes)
+        for r in resolved:
+            if not r.is_file():
+                raise _fail(path, f"variants.{name}", f"recipe {r} does not exist")
+        variants[str(name)] = resolved
+    try:
+        runtimes = tuple(parse_runtimes(",".join(raw["runtimes"]) if isinstance(raw["runtimes"], list)
+                                        else str(raw["runtimes"])))
+        gpu = tuple(parse_runtimes(",".join(raw.get("gpu_runtimes") or []))) if raw.get("gpu_runtimes") else ()
+    except PosebenchError as exc:
+        raise _fail(path, "runtimes", str(exc)) from exc
+    del REGISTRY
+    threads = raw.get("threads", [1, 2])
+    threads = [threads] if isinstance(threads, int) else threads
+    if not isinstance(threads, list) or not threads or not all(isinstance(t, int) and t > 0 for t in threads):
+        raise _fail(path, "threads", "must be a list of positive whole numbers")
+    try:
+        imgsz = parse_imgsz(raw.get("imgsz", 640))
+    except PosebenchError as exc:
+        raise _fail(path, "imgsz", str(exc)) from exc
+    latency = raw.get("latency") or {}
+    if not isinstance(latency, dict):
+        raise _fail(path, "latency", "must be a mapping (iters, min_seconds, warmup, warmup_seconds, max_seconds)")
+    _unknown(path, latency, LATENCY_KEYS, "latency.")
+    skipped = []
+    evaluations = []
+    for n, ev in enumerate(raw.get("evaluation") or []):
+        if not isinstance(ev, dict):
+            raise _fail(path, f"evaluation[{n}]", "must be a mapping")
+        _unknown(path, ev, EVAL_KEYS, f"evaluation[{n}].")
+        name = str(ev.get("name") or f"eval{n}")
+        if "data" in ev:
+            data = resolve(ev["data"], f"evaluation[{n}].data")
+            if not data.is_file():
+                if ev.get("optional"):
+                    skipped.append(f"evaluation '{name}': {data} not found (optional)")
+                    continue
+                raise _fail(path, f"evaluation[{n}].data", f"{data} does not exist")
+            evaluations.append(Evaluation(name=name, data=data, split=str(ev.get("split", "val"))))
+        elif "reference" in ev:
+            if ev["reference"] not in variants:
+                raise _fail(path, f"evaluation[{n}].reference", f"'{ev['reference']}' is not a variant of this study")
+            source = resolve(ev.get("source", ""), f"evaluation[{n}].source") if ev.get("source") else None
+            if source is None or not source.exists():
+                if ev.get("optional"):
+                    skipped.append(f"evaluation '{name}': {source} not found (optional)")
+                    continue
+                raise _fail(path, f"evaluation[{n}].source", f"{source} does not exist")
+            evaluations.append(Evaluation(name=name, reference=str(ev["reference"]), source=source,
+                                          max_frames=int(ev.get("max_frames", 60))))
+        else:
+            raise _fail(path, f"evaluation[{n}]", "needs 'data' (labels) or 'reference' + 'source' (label-free)")
+
+    def optional_path(key: str) -> Path | None:
+        if raw.get(key) is None:
+            return None
+        p = resolve(raw[key], key)
+        if not p.exists():
+            skipped.append(f"{key}: {p} not found")
+            return None
+        return p
+
+    epochs = raw.get("epochs")
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 0):
+        raise _fail(path, "epochs", "must be a whole number >= 0")
+    return Study(name=str(raw.get("name") or path.stem), models=models, variants=variants, runtimes=runtimes,
+                 threads=tuple(threads), imgsz=imgsz, latency=latency, evaluations=tuple(evaluations),
+                 calibration=optional_path("calibration"), finetune=optional_path("finetune"),
+                 pseudo_labels=optional_path("pseudo_labels"), bn_calibration=optional_path("bn_calibration"),
+                 epochs=epochs, gpu_runtimes=gpu, skipped=tuple(skipped))
+
+
+# ---- running --------------------------------------------------------------------------------------------
+
+Progress = Callable[[str, int, int], None]
+
+
+def _done_keys(records: list[dict[str, Any]]) -> set[str]:
+    return {r["study_key"] for r in records if "study_key" in r}
+
+
+def build_variant(study: Study, model: str, variant: str, out: Path, cache: Path) -> str:
+    """Apply the variant's recipes in order; returns the model spec to run (checkpoint or bundle)."""
+    from posebench.compress.recipe import Recipe
+    from posebench.compress.run import CompressOptions, compress
+    from posebench.models import resolve_model
+
+    spec = model
+    recipes = study.variants[variant]
+    for n, recipe_path in enumerate(recipes):
+        step_dir = out / f"{n}-{recipe_path.stem}"
+        marker = step_dir / "done.json"
+        if marker.is_file():
+            spec = json.loads(marker.read_text())["spec"]
+            continue
+        recipe = Recipe.load(recipe_path)
+        if recipe.quantization() is not None:  # quantized artifacts are static: build them at the study's size
+            recipe = replace(recipe, modifiers=tuple(replace(m, imgsz=study.imgsz) if m.type == "quantization" else m
+                                                     for m in recipe.modifiers))
+        one_shot_pruning = bool(recipe.pruning()) and not recipe.finetune.epochs
+        options = CompressOptions(data=study.finetune, pseudo_labels=None if study.finetune else study.pseudo_labels,
+                                  bn_source=study.bn_calibration if one_shot_pruning else None,
+                                  epochs=study.epochs if recipe.finetune.epochs else None,
+                                  calibration=study.calibration, cache_dir=cache)
+        summary = compress(resolve_model(None if spec == "default" else spec), recipe, step_dir, options=options)
+        spec = str(step_dir) if "bundle" in summary else summary["checkpoint"]
+        marker.write_text(json.dumps({"spec": spec, "summary_timings": summary["timings"]}))
+    return spec
+
+
+def run_study(study: Study, out: Path, *, on_progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Run every trial not yet recorded in OUT/results.jsonl; returns the records written now."""
+    from posebench.artifacts import DEFAULT_CACHE
+    from posebench.bench import BenchPlan, run_bench
+    from posebench.environment import fingerprint
+    from posebench.evaluate.postprocess import NMSConfig
+    from posebench.latency import LatencyProtocol
+    from posebench.models import resolve_model
+    from posebench.results import ResultStore, make_trial, new_record
+    from posebench.val import ValPlan, run_val
+
+    report = on_progress or (lambda what, done, total: None)
+    out.mkdir(parents=True, exist_ok=True)
+    store = ResultStore(out / "results.jsonl")
+    done = _done_keys(store.read())
+    cache = out / "cache"
+    protocol = LatencyProtocol(iters=int(study.latency.get("iters", 2000)),
+                               min_seconds=float(study.latency.get("min_seconds", 10.0)),
+                               warmup_iters=int(study.latency.get("warmup", 50)),
+                               warmup_seconds=float(study.latency.get("warmup_seconds", 2.0)),
+                               max_seconds=float(study.latency.get("max_seconds", 0.0)))
+    runtimes = study.runtimes + study.gpu_runtimes
+    per_variant = len(runtimes) * len(study.threads) + len(runtimes) * len(study.evaluations)
+    total = len(study.models) * len(study.variants) * per_variant
+    written: list[dict[str, Any]] = []
+    k = 0
+    env = fingerprint()
+    started = time.perf_counter()
+
+    def tick(what: str) -> None:
+        elapsed = time.perf_counter() - started
+        report(what, k, total)
+        del elapsed
+
+    for model in study.models:
+        specs: dict[str, str | None] = {}
+        for variant in study.variants:
+            key = f"{model}|{variant}"
+            tick(f"building {variant} of {Path(model).name}")
+            try:
+                specs[variant] = build_variant(study, model, variant, out / "variants" / Path(model).stem / variant,
+                                               cache)
+                build_error = None
+            except PosebenchError as exc:
+                specs[variant], build_error = None, f"building variant '{variant}' failed: {exc}"
+            except Exception as exc:  # recorded, the study goes on
+                specs[variant], build_error = None, f"building variant '{variant}' failed: {type(exc).__name__}: {exc}"
+            source = resolve_model(None if specs[variant] in (None, "default") else specs[variant]) \
+                if specs[variant] else None
+            for runtime in runtimes:
+                for threads in study.threads:
+                    skey = f"{key}|latency|{runtime}|{threads}"
+                    k += 1
+                    if skey in done:
+                        continue
+                    tick(f"[{k}/{total}] latency {variant} on {runtime} @ {threads}")
+                    if build_error or runtime in study.gpu_runtimes and not _gpu_available():
+                        reason = build_error or "skipped: no GPU on this machine"
+                        record = new_record("latency", make_trial(
+                            model=Path(model).stem, source_id="", variant=variant, runtime=runtime, threads=threads,
+                            imgsz=study.imgsz, fmt="-"), status="skipped" if not build_error else "error",
+                            error=reason, environment=env, study_key=skey)
+                        store.append(record)
+                        written.append(record)
+                        continue
+                    plan = BenchPlan(source=source, runtimes=(runtime,), threads=(threads,), imgsz=study.imgsz,
+                                     protocol=protocol, variant=variant, cache_dir=cache)
+                    tmp = ResultStore(out / ".trial.jsonl")
+                    tmp.path.unlink(missing_ok=True)
+                    for record in run_bench(plan, tmp):
+                        record["study_key"] = skey
+                        record["study"] = study.name
+                        store.append(record)
+                        written.append(record)
+            for ev in study.evaluations:
+                for runtime in runtimes:
+                    skey = f"{key}|accuracy|{ev.name}|{runtime}"
+                    k += 1
+                    if skey in done:
+                        continue
+                    tick(f"[{k}/{total}] accuracy '{ev.name}' of {variant} on {runtime}")
+                    reference = specs.get(ev.reference) if ev.reference else None
+                    if build_error or runtime in study.gpu_runtimes and not _gpu_available() or \
+                            (ev.reference and reference is None):
+                        reason = build_error or ("skipped: no GPU on this machine" if runtime in study.gpu_runtimes
+                                                 else f"reference variant '{ev.reference}' is not built")
+                        record = new_record("accuracy", make_trial(
+                            model=Path(model).stem, source_id="", variant=variant, runtime=runtime,
+                            threads=study.threads[-1], imgsz=study.imgsz, fmt="-"),
+                            status="skipped" if "skipped" in reason else "error", error=reason, environment=env,
+                            study_key=skey, evaluation={"name": ev.name})
+                        store.append(record)
+                        written.append(record)
+                        continue
+                    plan = ValPlan(source=source, runtimes=(runtime,), imgsz=study.imgsz, threads=study.threads[-1],
+                                   nms=NMSConfig(), variant=variant, cache_dir=cache, data=ev.data, split=ev.split,
+                                   reference=resolve_model(None if reference == "default" else reference)
+                                   if ev.reference else None,
+                                   reference_runtime="onnxruntime" if "onnxruntime" in study.runtimes else "torch",
+                                   frames=ev.source, max_frames=ev.max_frames)
+                    tmp = ResultStore(out / ".trial.jsonl")
+                    tmp.path.unlink(missing_ok=True)
+                    for record in run_val(plan, tmp):
+                        record["study_key"] = skey
+                        record["study"] = study.name
+                        record["evaluation"]["name"] = ev.name
+                        store.append(record)
+                        written.append(record)
+    report("done", total, total)
+    return written
+
+
+def _gpu_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False

@@ -1,0 +1,199 @@
+"""Int8 PTQ and fp16: the float-head preset, QDQ ONNX and OpenVINO IR that every CPU runtime runs,
+sparsity kept through int8, and the accuracy target on real data (when present)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_cli
+from posebench.artifacts import ArtifactStore, onnx_weight_sparsity, read_metadata
+from posebench.compress.quantize import IgnoredScope, head_index
+from posebench.compress.recipe import Recipe, RecipeError
+from posebench.compress.run import CompressOptions, compress
+from posebench.errors import InvalidInputError
+from posebench.measure import fixed_input
+from posebench.models import resolve_model
+from posebench.runtimes import backend_class, create_backend
+
+SMALL = (160, 160)
+
+
+@pytest.fixture(scope="module")
+def assets() -> Path:
+    import ultralytics
+
+    return Path(ultralytics.__file__).parent / "assets"
+
+
+def _recipe(precision: str = "int8", preset: str = "yolo-pose-float-head", extra: str = "") -> Recipe:
+    return Recipe.from_yaml(f"name: {precision}-{preset}\nmodifiers:\n  - type: quantization\n"
+                            f"    precision: {precision}\n    imgsz: {SMALL[0]}\n    calibration_images: 8\n"
+                            f"    ignored_preset: {preset}\n{extra}")
+
+
+@pytest.fixture(scope="module")
+def int8_bundle(default_source, assets, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("int8")
+    compress(default_source, _recipe(), out, options=CompressOptions(calibration=assets))
+    return out
+
+
+def test_presets_select_the_head_decode_by_name(artifacts):
+    import onnx
+
+    names = [n.name for n in onnx.load(str(artifacts.get("onnx", SMALL))).graph.node]
+    assert head_index(names) == 23  # YOLO11's Pose head
+    float_head = IgnoredScope("yolo-pose-float-head").select(names)
+    decode = IgnoredScope("yolo-pose-float-decode").select(names)
+    assert set(decode) < set(float_head)
+    assert all(n.startswith("/model.23/") for n in float_head)
+    assert any("/cv4." in n for n in float_head) and not any("/cv4." in n for n in decode)
+    assert not any(re.match(r"^/model\.23/cv[23]\.", n) for n in float_head)
+    assert any("Sigmoid" in n for n in decode) and any("dfl" in n for n in decode)
+    assert IgnoredScope("none").select(names) == []
+    first = IgnoredScope("none", add=(r"^/model\.0/",)).select(names)
+    assert first and all(n.startswith("/model.0/") for n in first)
+    assert IgnoredScope("yolo-pose-float-head", remove=(r".*/cv4\..*",)).select(names) == decode
+
+
+def test_head_index_of_yolov8_is_22(tmp_path):
+    import onnx
+
+    store = ArtifactStore(resolve_model("yolov8n-pose.yaml"), tmp_path)
+    assert head_index(n.name for n in onnx.load(str(store.get("onnx", (64, 64)))).graph.node) == 22
+
+
+def test_int8_bundle_keeps_the_head_in_float_and_runs_on_every_cpu_runtime(int8_bundle, artifacts):
+    bundle = json.loads((int8_bundle / "bundle.json").read_text())
+    assert bundle["precision"] == "int8" and bundle["imgsz"] == list(SMALL)
+    meta = read_metadata(int8_bundle / bundle["artifacts"]["onnx"])
+    quantized, floats = set(meta["quantization"]["quantized_nodes"]), set(meta["quantization"]["float_nodes"])
+    assert floats and not quantized & floats  # the preset was applied
+    assert any("/model.23/cv4." in n for n in floats) and not any("/model.23/cv4." in n for n in quantized)
+    assert any(n.startswith("/model.0/") for n in quantized)
+    ov_meta = read_metadata(int8_bundle / bundle["artifacts"]["openvino"])
+    assert ov_meta["quantization"]["quantized_nodes"] and not any(
+        "/model.23/cv4." in n for n in ov_meta["quantization"]["quantized_nodes"])
+    source = resolve_model(int8_bundle)
+    store = ArtifactStore(source, int8_bundle / "cache")
+    batch = fixed_input((1, 3, *SMALL))
+    with create_backend("torch", artifacts.get("pt", SMALL), threads=2) as backend:
+        reference = backend.infer(batch)[0]
+    for runtime in ("onnxruntime", "openvino", "deepsparse"):
+        with create_backend(runtime, store.get(backend_class(runtime).artifact_format, SMALL), threads=2) as b:
+            out = b.infer(batch)[0]
+        assert out.shape == reference.shape
+        # int8 is not bit-exact, but boxes must stay in the same place: coordinates within a few pixels
+        assert np.median(np.abs(out[:, :4] - reference[:, :4])) < 3.0, runtime
+
+
+def test_deepsparse_compatible_opset_imports(int8_bundle):
+    import onnx
+
+    model = onnx.load(str(int8_bundle / "model-int8.onnx"))
+    assert model.ir_version <= 8
+    assert {o.domain for o in model.opset_import} <= {"", "com.microsoft"}
+
+
+def test_bundle_through_bench_and_val_cli(int8_bundle, tmp_path):
+    result = run_cli("bench", "--model", str(int8_bundle), "--imgsz", "160", "--runtime", "onnxruntime,torch",
+                     "--threads", "1", "--iters", "3", "--min-seconds", "0", "--warmup", "1", "--warmup-seconds", "0",
+                     "--out", str(tmp_path), "--json", str(tmp_path / "b.json"))
+    assert result.returncode == 0, result.stderr
+    records = {r["trial"]["runtime"]: r for r in json.loads((tmp_path / "b.json").read_text())}
+    assert records["onnxruntime"]["status"] == "ok" and records["onnxruntime"]["trial"]["precision"] == "int8"
+    assert records["onnxruntime"]["trial"]["variant"] == "int8-yolo-pose-float-head"
+    assert records["torch"]["status"] == "error" and "int8 bundle" in records["torch"]["error"]
+    wrong = run_cli("bench", "--model", str(int8_bundle), "--imgsz", "320", "--runtime", "onnxruntime",
+                    "--iters", "3", "--min-seconds", "0", "--out", str(tmp_path / "w"), "--json", str(tmp_path / "w.json"))
+    assert "built for imgsz 160,160" in json.loads((tmp_path / "w.json").read_text())[0]["error"]
+
+
+def test_pruned_then_int8_keeps_its_sparsity(default_source, assets, tmp_path):
+    pruning = Recipe.load(REPO / "recipes" / "yolo-pose-oneshot-p50.yaml")
+    from dataclasses import replace
+
+    recipe = replace(pruning, modifiers=pruning.modifiers + _recipe().modifiers, name="p50-int8")
+    summary = compress(default_source, recipe, tmp_path, options=CompressOptions(calibration=assets))
+    from posebench.compress.prune import resolve_targets, sparsity_table
+    from posebench.models import load_yolo
+
+    model = load_yolo(tmp_path / "model.pt").model.float()
+    rows = {r["name"]: r for r in sparsity_table(model, [t.name for t in resolve_targets(recipe, model)])}
+    int8_zeros = onnx_weight_sparsity(tmp_path / "model-int8.onnx")
+    checked = [n for n in rows if n in int8_zeros]
+    assert len(checked) > 50
+    for name in checked:  # symmetric int8 weights: zero stays exactly zero
+        assert int8_zeros[name]["zeros"] >= rows[name]["zeros"] > 0, name
+    assert summary["bundle"]["sparsity"] > 0.4
+
+
+def test_fp16_bundle_matches_fp32(default_source, tmp_path, artifacts):
+    compress(default_source, _recipe("fp16"), tmp_path)
+    store = ArtifactStore(resolve_model(tmp_path), tmp_path / "cache")
+    batch = fixed_input((1, 3, *SMALL))
+    with create_backend("onnxruntime", artifacts.get("onnx", SMALL), threads=2) as backend:
+        reference = backend.infer(batch)[0]
+    for runtime in ("onnxruntime", "openvino"):
+        with create_backend(runtime, store.get(backend_class(runtime).artifact_format, SMALL), threads=2) as b:
+            out = b.infer(batch)[0]
+        assert np.abs(out - reference).max() / np.abs(reference).max() < 1e-2, runtime
+    assert read_metadata(store.get("onnx", SMALL))["precision"] == "fp16"
+
+
+@pytest.mark.parametrize("extra,message", [
+    ("    ignored_preset: everything\n", "ignored_preset: must be one of"),
+    ("    imgsz: 100\n", "imgsz: must be a multiple of 32"),
+    ("    ignored_add: ['(']\n", "bad regular expression"),
+    ("    calibration_method: Median\n", "calibration_method: must be one of MinMax, Entropy, Percentile"),
+])
+def test_broken_quantization_modifier(extra, message):
+    text = "modifiers:\n  - type: quantization\n" + extra
+    with pytest.raises(RecipeError, match=message):
+        Recipe.from_yaml(text)
+
+
+def test_int8_without_calibration_images_is_refused(default_source, tmp_path):
+    with pytest.raises(InvalidInputError, match="needs calibration images"):
+        compress(default_source, _recipe(), tmp_path)
+
+
+# ---- accuracy on real data: the issue's target ---------------------------------------------------------
+
+def test_int8_ptq_accuracy_target_and_preset_effect(coco_pose_mini, default_source, tmp_path):
+    """Calibrated on street-video frames (disjoint from the evaluation images), scored on val+train2017."""
+    import shutil
+
+    from posebench.evaluate.data import load_dataset
+    from posebench.evaluate.validate import Predictor, validate
+
+    video = coco_pose_mini.parent / "street-video" / "street.avi"
+    if not video.is_file():
+        pytest.skip(f"calibration video {video} not found")
+    data = tmp_path / "data"
+    shutil.copytree(coco_pose_mini, data)
+    text = (data / "coco-pose-mini.yaml").read_text()
+    (data / "both.yaml").write_text(text.replace("val: images/val", "val: [images/val, images/train2017]"))
+    dataset = load_dataset(data / "both.yaml")
+
+    def pose_map(source, runtime: str) -> float:
+        store = ArtifactStore(source, tmp_path / "cache")
+        with create_backend(runtime, store.get(backend_class(runtime).artifact_format, (640, 640)), threads=2) as b:
+            return validate(Predictor(b, (640, 640), (17, 3)), dataset)["pose"]["map50_95"]
+
+    scores = {}
+    for preset in ("yolo-pose-float-head", "yolo-pose-float-decode"):
+        recipe = Recipe.from_yaml(f"name: {preset}\nmodifiers:\n  - type: quantization\n    imgsz: 640\n"
+                                  f"    calibration_images: 64\n    ignored_preset: {preset}\n")
+        out = tmp_path / preset
+        compress(default_source, recipe, out, options=CompressOptions(calibration=video, cache_dir=tmp_path / "c"))
+        scores[preset] = {rt: pose_map(resolve_model(out), rt) for rt in ("onnxruntime", "openvino")}
+    fp32 = {rt: pose_map(default_source, rt) for rt in ("onnxruntime", "openvino")}
+    for rt in ("onnxruntime", "openvino"):
+        assert fp32[rt] - scores["yolo-pose-float-head"][rt] <= 0.010, (rt, fp32, scores)
+        assert fp32[rt] - scores["yolo-pose-float-decode"][rt] > fp32[rt] - scores["yolo-pose-float-head"][rt]

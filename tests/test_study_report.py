@@ -1,0 +1,147 @@
+"""Studies and reports: bad study files fail up front, a SIGKILLed study resumes with no duplicate and
+no missing record, and the report has every table, plot and the verdict, merged across machines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_cli
+from posebench.study import Study, StudyError
+
+
+
+@pytest.fixture(scope="module")
+def assets() -> Path:
+    import ultralytics
+
+    return Path(ultralytics.__file__).parent / "assets"
+
+
+def _study(tmp: Path, assets: Path, **overrides: str) -> Path:
+    text = f"""name: tiny
+models: [default]
+variants:
+  base: null
+  p50: {REPO / 'recipes' / 'yolo-pose-oneshot-p50.yaml'}
+runtimes: [onnxruntime, openvino]
+threads: [1, 2]
+imgsz: 160
+latency: {{iters: 20, min_seconds: 0.3, warmup: 2, warmup_seconds: 0}}
+evaluation:
+  - name: fidelity
+    reference: base
+    source: {assets}
+"""
+    for key, value in overrides.items():
+        text = text.replace(key, value)
+    path = tmp / "study.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("change,message", [
+    (("runtimes:", "runtime:"), r"'runtime': unknown key \(did you mean \"runtimes\"\?\)"),
+    (("[onnxruntime, openvino]", "[onnxruntime, openvinoo]"), r"'runtimes'.*Did you mean \"openvino\""),
+    (("imgsz: 160", "imgsz: 150"), r"'imgsz'.*multiples of 32"),
+    (("reference: base", "reference: nothing"), r"'evaluation\[0\]\.reference': 'nothing' is not a variant"),
+    (("yolo-pose-oneshot-p50.yaml", "no-such-recipe.yaml"), r"'variants\.p50'.*does not exist"),
+    (("threads: [1, 2]", "threads: [0]"), r"'threads': must be a list of positive"),
+])
+def test_broken_study_fails_up_front_naming_the_key(change, message, tmp_path, assets):
+    path = _study(tmp_path, assets, **{change[0]: change[1]})
+    with pytest.raises(StudyError, match=message):
+        Study.load(path)
+
+
+def test_shipped_studies_parse():
+    for path in sorted((REPO / "studies").glob("*.yaml")):
+        study = Study.load(path)
+        assert study.variants and study.runtimes
+
+
+def _study_keys(store: Path) -> list[str]:
+    return [json.loads(line)["study_key"] for line in store.read_text().splitlines() if line.strip()
+            and "study_key" in line]
+
+
+def test_sigkill_mid_study_then_resume_loses_nothing_and_duplicates_nothing(tmp_path, assets):
+    study = _study(tmp_path, assets)
+    out = tmp_path / "out"
+    store = out / "results.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "posebench", "study", str(study), "--out", str(out)],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and (not store.is_file() or len(_study_keys(store)) < 3):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: the study and its measurement children
+    proc.wait()
+    before = _study_keys(store)
+    assert 3 <= len(before) < 12, "the kill should land half-way"
+    result = run_cli("study", str(study), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    keys = _study_keys(store)
+    expected = {f"default|{v}|latency|{rt}|{t}" for v in ("base", "p50") for rt in ("onnxruntime", "openvino")
+                for t in (1, 2)} | {f"default|{v}|accuracy|fidelity|{rt}" for v in ("base", "p50")
+                                    for rt in ("onnxruntime", "openvino")}
+    assert len(keys) == len(set(keys)), "duplicate records after resume"
+    assert set(keys) == expected, "missing or unexpected records"
+    assert keys[:len(before)] == before  # what was measured before the kill is kept as it was
+    records = [json.loads(line) for line in store.read_text().splitlines() if line.strip()]
+    assert all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
+    report = out / "report" / "report.html"
+    assert report.is_file() and "report.html" in result.stdout
+    text = report.read_text()
+    assert text.count("data:image/png;base64,") == 4  # box, pose, latency, pareto
+    for needle in ("Verdict", "Accuracy: fidelity", "Latency (ms", "Pareto front", "Machines",
+                   "fastest configuration within", "No GPU rows"):
+        assert needle in text, needle
+    # a re-run with nothing left to do writes nothing new
+    again = run_cli("study", str(study), "--out", str(out))
+    assert again.returncode == 0 and "0 new records" in again.stdout
+    assert _study_keys(store) == keys
+
+
+def test_report_merges_machines_and_answers_under_a_budget(tmp_path, assets):
+    study = _study(tmp_path, assets, **{"threads: [1, 2]": "threads: [2]",
+                                        "runtimes: [onnxruntime, openvino]": "runtimes: [onnxruntime]"})
+    out = tmp_path / "out"
+    assert run_cli("study", str(study), "--out", str(out)).returncode == 0
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    other = tmp_path / "laptop.jsonl"
+    with open(other, "w") as fh:
+        for r in records:  # the same study "measured on another machine", twice as slow
+            r = json.loads(json.dumps(r))
+            r["id"] = "laptop-" + r["id"]
+            r["environment"].update(machine_id="laptop000000", cpu_model="Laptop CPU", usable_cores=4)
+            if r["kind"] == "latency":
+                for k in ("mean_ms", "p50_ms", "p99_ms"):
+                    r["latency"][k] *= 2
+            fh.write(json.dumps(r) + "\n")
+    result = run_cli("report", str(out / "results.jsonl"), str(other), "--out", str(tmp_path / "rep"),
+                     "--budget-ms", "100000", "--max-drop", "0.5", "--thesis")
+    assert result.returncode == 0, result.stderr
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "laptop000000" in md and "Laptop CPU, 4 cores" in md
+    assert "Most accurate within 100000 ms" in md
+    assert "Thesis reference (published, not measured here)" in md and "sml-p55-int8" in md
+    fastest = md.split("fastest configuration within")[1].split("\n")[0]
+    assert "Laptop" not in fastest  # the faster machine wins
+    for png in ("accuracy-box.png", "accuracy-pose.png", "latency.png", "pareto.png"):
+        assert (tmp_path / "rep" / png).stat().st_size > 5000
+
+
+def test_report_bad_input(tmp_path):
+    result = run_cli("report", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path))
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    result = run_cli("report", str(empty), "--out", str(tmp_path))
+    assert result.returncode == 2 and "no successful latency or accuracy record" in result.stderr
