@@ -310,10 +310,32 @@ def cmd_study(args: argparse.Namespace) -> int:
             task, description=what[:90], completed=done, total=total))
     failed = [r for r in written if r.get("status") != "ok"]
     md, page = build_report([out / "results.jsonl"], out / "report", max_drop=args.max_drop, budget_ms=args.budget_ms)
+    _print_study_tables(out / "results.jsonl")
     print(f"study '{study.name}': {len(written)} new records ({len(failed)} failed or skipped); "
           f"results in {out / 'results.jsonl'}")
     print(f"report: {page}  (Markdown: {md})")
     return 0
+
+
+def _print_study_tables(store: Path) -> None:
+    """The latency table (mean / p50 / p99 ms) and the verdict, in the terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from posebench.report.build import Report, latency_table, verdict
+    from posebench.results import merge
+
+    report = Report(merge([store]))
+    rows = latency_table(report)
+    table = Table(title="batch-1 latency, ms: mean / p50 / p99", show_lines=False)
+    for n, col in enumerate(rows[0]):
+        table.add_column(col.replace(" (", "\n("), justify="left" if n < 2 else "right")
+    for row in rows[1:]:
+        table.add_row(*row)
+    console = Console(width=max(Console().width, 160))
+    console.print(table)
+    for line in verdict(report, max_drop=0.01, budget_ms=None):
+        console.print(line.replace("**", ""))
 
 
 def cmd_report(args: argparse.Namespace) -> int:

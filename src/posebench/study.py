@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -90,7 +89,7 @@ def _unknown(path: Path, data: dict, known: set[str], where: str) -> None:
 
 def _parse(raw: Any, path: Path) -> Study:
     from posebench.artifacts import parse_imgsz
-    from posebench.runtimes import REGISTRY, parse_runtimes
+    from posebench.runtimes import parse_runtimes
 
     if not isinstance(raw, dict):
         raise StudyError(f"{path}: a study is a mapping of settings")
@@ -130,7 +129,6 @@ def _parse(raw: Any, path: Path) -> Study:
         gpu = tuple(parse_runtimes(",".join(raw.get("gpu_runtimes") or []))) if raw.get("gpu_runtimes") else ()
     except PosebenchError as exc:
         raise _fail(path, "runtimes", str(exc)) from exc
-    del REGISTRY
     threads = raw.get("threads", [1, 2])
     threads = [threads] if isinstance(threads, int) else threads
     if not isinstance(threads, list) or not threads or not all(isinstance(t, int) and t > 0 for t in threads):
@@ -251,17 +249,15 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None) -
                                warmup_seconds=float(study.latency.get("warmup_seconds", 2.0)),
                                max_seconds=float(study.latency.get("max_seconds", 0.0)))
     runtimes = study.runtimes + study.gpu_runtimes
-    per_variant = len(runtimes) * len(study.threads) + len(runtimes) * len(study.evaluations)
+    scored = [r for r in runtimes if r != "null"]
+    per_variant = len(runtimes) * len(study.threads) + len(scored) * len(study.evaluations)
     total = len(study.models) * len(study.variants) * per_variant
     written: list[dict[str, Any]] = []
     k = 0
     env = fingerprint()
-    started = time.perf_counter()
 
     def tick(what: str) -> None:
-        elapsed = time.perf_counter() - started
         report(what, k, total)
-        del elapsed
 
     for model in study.models:
         specs: dict[str, str | None] = {}
@@ -304,7 +300,7 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None) -
                         store.append(record)
                         written.append(record)
             for ev in study.evaluations:
-                for runtime in runtimes:
+                for runtime in (r for r in runtimes if r != "null"):  # null returns zeros: nothing to score
                     skey = f"{key}|accuracy|{ev.name}|{runtime}"
                     k += 1
                     if skey in done:

@@ -262,12 +262,16 @@ def accuracy_table(report: Report, evaluation: str) -> list[list[str]]:
 
 
 def latency_table(report: Report) -> list[list[str]]:
-    configs = list(dict.fromkeys(f"{p.runtime}@{p.threads} ({p.machine})" for p in report.points))
-    rows = [["model", "variant", *configs]]
+    """Variant rows x runtime@threads (machine) columns: mean / p50 / p99 ms (null: the harness's overhead)."""
     cells: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
-    for p in report.points:
-        cells[(p.model, p.variant)][f"{p.runtime}@{p.threads} ({p.machine})"] = (
-            f"{p.mean_ms:.2f} / {p.p50_ms:.2f} / {p.p99_ms:.2f}")
+    configs: list[str] = []
+    for r in report.latency:
+        t, lat = r["trial"], r["latency"]
+        config = f"{t['runtime']}@{t['threads']} ({_machine(r)})"
+        configs.append(config)
+        cells[(t["model"], t["variant"])][config] = f"{lat['mean_ms']:.2f} / {lat['p50_ms']:.2f} / {lat['p99_ms']:.2f}"
+    configs = list(dict.fromkeys(configs))
+    rows = [["model", "variant", *configs]]
     for (model, variant), by_config in cells.items():
         rows.append([model, variant, *(by_config.get(c, "-") for c in configs)])
     return rows
