@@ -41,25 +41,34 @@ def title_of(records: list[dict[str, Any]]) -> str:
             f"{env.get('usable_cores', '?')} cores")
 
 
-def print_latency_table(records: list[dict[str, Any]]) -> None:
-    """Print the latency table to the terminal."""
+def print_table(title: str, columns: tuple[str, ...], rows: list[list[str]], *, left: tuple[str, ...],
+                width: int = 140) -> None:
+    """A rich table in the terminal; columns named in `left` are left-aligned, the rest right-aligned."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title_of(records))
-    for col in COLUMNS:
-        table.add_column(col, justify="left" if col in ("runtime", "status") else "right",
-                         overflow="fold")
-    for row in latency_rows(records):
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="left" if col in left else "right", overflow="fold")
+    for row in rows:
         table.add_row(*row)
-    Console(width=max(Console().width, 140)).print(table)
+    Console(width=max(Console().width, width)).print(table)
+
+
+def markdown_table(title: str, columns: tuple[str, ...], rows: list[list[str]]) -> list[str]:
+    """Lines of a Markdown section holding one table."""
+    lines = [f"## {title}", "", "| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    return lines + ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+
+
+def print_latency_table(records: list[dict[str, Any]]) -> None:
+    """Print the latency table to the terminal."""
+    print_table(title_of(records), COLUMNS, latency_rows(records), left=("runtime", "status"))
 
 
 def latency_markdown(records: list[dict[str, Any]]) -> str:
     """The same table as Markdown, with the protocol and environment underneath."""
-    lines = [f"## {title_of(records)}", "", "| " + " | ".join(COLUMNS) + " |",
-             "|" + "|".join("---" for _ in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in latency_rows(records)]
+    lines = markdown_table(title_of(records), COLUMNS, latency_rows(records))
     if records:
         p, env = records[0]["protocol"], records[0]["environment"]
         lines += ["", f"Protocol: {p}", "",
@@ -101,19 +110,8 @@ def accuracy_title(records: list[dict[str, Any]]) -> str:
 
 def print_accuracy_table(records: list[dict[str, Any]]) -> None:
     """Print the accuracy table (thesis Table 4.1 layout) to the terminal."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=accuracy_title(records))
-    for col in ACCURACY_COLUMNS:
-        table.add_column(col, justify="left" if col == "runtime" else "right", overflow="fold")
-    for row in accuracy_rows(records):
-        table.add_row(*row)
-    Console(width=max(Console().width, 160)).print(table)
+    print_table(accuracy_title(records), ACCURACY_COLUMNS, accuracy_rows(records), left=("runtime",), width=160)
 
 
 def accuracy_markdown(records: list[dict[str, Any]]) -> str:
-    lines = [f"## {accuracy_title(records)}", "", "| " + " | ".join(ACCURACY_COLUMNS) + " |",
-             "|" + "|".join("---" for _ in ACCURACY_COLUMNS) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in accuracy_rows(records)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(markdown_table(accuracy_title(records), ACCURACY_COLUMNS, accuracy_rows(records))) + "\n"
