@@ -123,10 +123,13 @@ def _parse(raw: Any, path: Path) -> Study:
             if not r.is_file():
                 raise _fail(path, f"variants.{name}", f"recipe {r} does not exist")
         variants[str(name)] = resolved
+    def names(value: Any) -> str:  # YAML reads an unquoted `null` runtime as None
+        items = value if isinstance(value, list) else [value]
+        return ",".join("null" if v is None else str(v) for v in items)
+
     try:
-        runtimes = tuple(parse_runtimes(",".join(raw["runtimes"]) if isinstance(raw["runtimes"], list)
-                                        else str(raw["runtimes"])))
-        gpu = tuple(parse_runtimes(",".join(raw.get("gpu_runtimes") or []))) if raw.get("gpu_runtimes") else ()
+        runtimes = tuple(parse_runtimes(names(raw["runtimes"])))
+        gpu = tuple(parse_runtimes(names(raw["gpu_runtimes"]))) if raw.get("gpu_runtimes") else ()
     except PosebenchError as exc:
         raise _fail(path, "runtimes", str(exc)) from exc
     threads = raw.get("threads", [1, 2])
