@@ -39,6 +39,7 @@ class BenchPlan:
     variant: str = "base"
     runtime_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per runtime name
     cache_dir: Path = DEFAULT_CACHE
+    model_name: str | None = None  # name recorded in the trial (default: the source's)
 
     def __post_init__(self) -> None:
         if not self.threads or any(not isinstance(t, int) or t < 1 for t in self.threads):
@@ -62,7 +63,7 @@ def parse_threads(text: str) -> tuple[int, ...]:
 
 def trial_of(plan: BenchPlan, runtime: str, threads: int, meta: dict[str, Any] | None) -> dict[str, Any]:
     """The identity of one measurement: what was run, not how long it took."""
-    return make_trial(model=plan.source.name, source_id=plan.source.identity(), variant=plan.variant,
+    return make_trial(model=plan.model_name or plan.source.name, source_id=plan.source.identity(), variant=plan.variant,
                       runtime=runtime, threads=threads, imgsz=plan.imgsz, fmt=backend_class(runtime).artifact_format,
                       precision=(meta or {}).get("precision", "fp32"))
 

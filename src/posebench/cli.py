@@ -318,24 +318,25 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def _print_study_tables(store: Path) -> None:
-    """The latency table (mean / p50 / p99 ms) and the verdict, in the terminal."""
+    """Mean latency per variant and runtime@threads (ms), and the verdict, in the terminal."""
     from rich.console import Console
-    from rich.table import Table
 
-    from posebench.report.build import Report, latency_table, verdict
+    from posebench.report.build import Report, verdict
     from posebench.results import merge
+    from posebench.tables import print_table
 
     report = Report(merge([store]))
-    rows = latency_table(report)
-    table = Table(title="batch-1 latency, ms: mean / p50 / p99", show_lines=False)
-    for n, col in enumerate(rows[0]):
-        table.add_column(col.replace(" (", "\n("), justify="left" if n < 2 else "right")
-    for row in rows[1:]:
-        table.add_row(*row)
-    console = Console(width=max(Console().width, 160))
-    console.print(table)
+    configs = list(dict.fromkeys(f"{r['trial']['runtime']}@{r['trial']['threads']}" for r in report.latency))
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for r in report.latency:
+        t = r["trial"]
+        cells.setdefault((t["model"], t["variant"]), {})[f"{t['runtime']}@{t['threads']}"] = (
+            f"{r['latency']['mean_ms']:.2f}")
+    rows = [[m, v, *(c.get(k, "-") for k in configs)] for (m, v), c in cells.items()]
+    print_table("batch-1 latency, mean ms (p50 and p99 in the report)", ("model", "variant", *configs), rows,
+                left=("model", "variant"))
     for line in verdict(report, max_drop=0.01, budget_ms=None):
-        console.print(line.replace("**", ""))
+        Console(width=max(Console().width, 140)).print(line.replace("**", ""))
 
 
 def cmd_report(args: argparse.Namespace) -> int:

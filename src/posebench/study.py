@@ -263,6 +263,7 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None) -
         report(what, k, total)
 
     for model in study.models:
+        model_name = resolve_model(None if model == "default" else model).name
         specs: dict[str, str | None] = {}
         for variant in study.variants:
             key = f"{model}|{variant}"
@@ -287,14 +288,14 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None) -
                     if build_error or runtime in study.gpu_runtimes and not _gpu_available():
                         reason = build_error or "skipped: no GPU on this machine"
                         record = new_record("latency", make_trial(
-                            model=Path(model).stem, source_id="", variant=variant, runtime=runtime, threads=threads,
+                            model=model_name, source_id="", variant=variant, runtime=runtime, threads=threads,
                             imgsz=study.imgsz, fmt="-"), status="skipped" if not build_error else "error",
                             error=reason, environment=env, study_key=skey)
                         store.append(record)
                         written.append(record)
                         continue
                     plan = BenchPlan(source=source, runtimes=(runtime,), threads=(threads,), imgsz=study.imgsz,
-                                     protocol=protocol, variant=variant, cache_dir=cache)
+                                     protocol=protocol, variant=variant, cache_dir=cache, model_name=model_name)
                     tmp = ResultStore(out / ".trial.jsonl")
                     tmp.path.unlink(missing_ok=True)
                     for record in run_bench(plan, tmp):
@@ -315,7 +316,7 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None) -
                         reason = build_error or ("skipped: no GPU on this machine" if runtime in study.gpu_runtimes
                                                  else f"reference variant '{ev.reference}' is not built")
                         record = new_record("accuracy", make_trial(
-                            model=Path(model).stem, source_id="", variant=variant, runtime=runtime,
+                            model=model_name, source_id="", variant=variant, runtime=runtime,
                             threads=study.threads[-1], imgsz=study.imgsz, fmt="-"),
                             status="skipped" if "skipped" in reason else "error", error=reason, environment=env,
                             study_key=skey, evaluation={"name": ev.name})
@@ -327,7 +328,7 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None) -
                                    reference=resolve_model(None if reference == "default" else reference)
                                    if ev.reference else None,
                                    reference_runtime="onnxruntime" if "onnxruntime" in study.runtimes else "torch",
-                                   frames=ev.source, max_frames=ev.max_frames)
+                                   frames=ev.source, max_frames=ev.max_frames, model_name=model_name)
                     tmp = ResultStore(out / ".trial.jsonl")
                     tmp.path.unlink(missing_ok=True)
                     for record in run_val(plan, tmp):

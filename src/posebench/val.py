@@ -47,6 +47,7 @@ class ValPlan:
     frame_stride: int = 1
     ref_conf: float = 0.5
     predictions_dir: Path | None = None  # write COCO results JSON per runtime here
+    model_name: str | None = None  # name recorded in the trial (default: the source's)
 
     def __post_init__(self) -> None:
         if (self.data is None) == (self.reference is None):
@@ -103,7 +104,7 @@ def run_val(plan: ValPlan, store: ResultStore, on_progress: Progress | None = No
         except PosebenchError as exc:  # "skipped" when the runtime cannot run this variant here at all
             status = "skipped" if isinstance(exc, RuntimeUnavailableError) else "error"
             outcome = {"status": status, "error": str(exc), "error_type": type(exc).__name__}
-        trial = make_trial(model=plan.source.name, source_id=plan.source.identity(), variant=plan.variant,
+        trial = make_trial(model=plan.model_name or plan.source.name, source_id=plan.source.identity(), variant=plan.variant,
                            runtime=runtime, threads=plan.threads, imgsz=plan.imgsz,
                            fmt=backend_class(runtime).artifact_format, precision=(meta or {}).get("precision", "fp32"))
         evaluation = ({"mode": "labels", "data": str(plan.data), "split": plan.split, "dataset": dataset.name}

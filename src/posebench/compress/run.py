@@ -147,7 +147,7 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
     if quantization is not None:
         t0 = time.perf_counter()
         say(f"{quantization.precision} quantization at {quantization.imgsz[0]}x{quantization.imgsz[1]}")
-        summary["bundle"] = quantize_bundle(checkpoint, recipe, quantization, out_dir, options, say)
+        summary["bundle"] = quantize_bundle(checkpoint, recipe, quantization, out_dir, options, say, name=source.name)
         timings["quantize_s"] = time.perf_counter() - t0
     (out_dir / "sparsity.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -165,7 +165,7 @@ def _calibration_frames(source: Path, limit: int):  # noqa: ANN202 - a generator
 
 
 def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options: CompressOptions,
-                    say: Progress) -> dict[str, Any]:
+                    say: Progress, *, name: str) -> dict[str, Any]:
     """Export the checkpoint, quantize ONNX and OpenVINO IR, and describe both in OUT/bundle.json."""
     import hashlib
 
@@ -212,7 +212,7 @@ def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, opt
         write_metadata(path, meta)
     digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
     variant = recipe.name or f"{q.precision}"
-    bundle = {"name": f"{store.source.name}", "variant": variant, "precision": q.precision, "imgsz": list(imgsz),
+    bundle = {"name": name, "variant": variant, "precision": q.precision, "imgsz": list(imgsz),
               "checkpoint": checkpoint.name,
               "artifacts": {"onnx": onnx_out.name, "openvino": str(xml_out.relative_to(out_dir))},
               "sha256": {"onnx": digest(onnx_out), "openvino": digest(xml_out.with_suffix(".bin"))},
