@@ -33,7 +33,7 @@ $(DS_STAMP): requirements/deepsparse.lock
 	touch $@
 
 demo: env
-	$(VENV)/bin/posebench study studies/demo.yaml --out $(DEMO_OUT)
+	$(VENV)/bin/posebench study studies/demo.yaml --out $(DEMO_OUT) --metric map50_95
 
 test: env
 	$(PY) -m pytest -q $(PYTEST_ARGS)

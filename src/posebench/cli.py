@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--out", type=Path, default=None, metavar="DIR", help="output folder (default: runs/<study>)")
     study.add_argument("--max-drop", type=float, default=0.01, help="accuracy drop allowed by the verdict")
     study.add_argument("--budget-ms", type=float, default=None, help="latency budget for the verdict")
+    study.add_argument("--metric", default="map50", choices=["precision", "recall", "map50", "map50_95"],
+                       help="pose metric of the report's accuracy axis (default: map50)")
 
     rep = sub.add_parser("report", help="tables, plots, Pareto front and verdict from result stores",
                          description="Merge result stores (results.jsonl or --json lists, from any machines) into "
@@ -151,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--budget-ms", type=float, default=None, help="latency budget for 'most accurate within'")
     rep.add_argument("--evaluation", default=None, help="which evaluation the accuracy axis uses (default: first labelled)")
     rep.add_argument("--thesis", action="store_true", help="add the thesis's published numbers, clearly labelled")
+    rep.add_argument("--metric", default="map50", choices=["precision", "recall", "map50", "map50_95"],
+                     help="pose metric of the accuracy axis and the verdict (default: map50, as the thesis)")
 
     env = sub.add_parser("env", help="show this machine's fingerprint and which runtimes are installed")
     env.add_argument("--json", type=Path, metavar="PATH", help="also write the fingerprint here")
@@ -309,7 +313,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         written = run_study(study, out, on_progress=lambda what, done, total: progress.update(
             task, description=what[:90], completed=done, total=total))
     failed = [r for r in written if r.get("status") != "ok"]
-    md, page = build_report([out / "results.jsonl"], out / "report", max_drop=args.max_drop, budget_ms=args.budget_ms)
+    md, page = build_report([out / "results.jsonl"], out / "report", max_drop=args.max_drop, budget_ms=args.budget_ms,
+                            metric=args.metric)
     _print_study_tables(out / "results.jsonl")
     print(f"study '{study.name}': {len(written)} new records ({len(failed)} failed or skipped); "
           f"results in {out / 'results.jsonl'}")
@@ -343,7 +348,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from posebench.report.build import build_report
 
     md, page = build_report(args.results, args.out, max_drop=args.max_drop, budget_ms=args.budget_ms,
-                            evaluation=args.evaluation, thesis=args.thesis)
+                            evaluation=args.evaluation, thesis=args.thesis, metric=args.metric)
     print(f"report: {page}  (Markdown: {md})")
     return 0
 

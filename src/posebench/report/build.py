@@ -37,7 +37,7 @@ class Point:
     mean_ms: float
     p50_ms: float
     p99_ms: float
-    accuracy: float | None  # pose mAP50 on the primary evaluation (None when not measured)
+    accuracy: float | None  # pose mAP50 (or --metric) on the primary evaluation (None when not measured)
 
     @property
     def label(self) -> str:
@@ -58,7 +58,10 @@ def _device(record: dict[str, Any]) -> str:
 class Report:
     """Everything a report shows, computed once from the merged records."""
 
-    def __init__(self, records: list[dict[str, Any]], *, evaluation: str | None = None):
+    def __init__(self, records: list[dict[str, Any]], *, evaluation: str | None = None, metric: str = "map50"):
+        if metric not in METRICS:
+            raise InvalidInputError(f"--metric must be one of {', '.join(METRICS)}, got '{metric}'")
+        self.metric = metric
         self.records = records
         self.latency = [r for r in records if r.get("kind") == "latency" and r.get("status") == "ok"]
         self.accuracy = [r for r in records if r.get("kind") == "accuracy" and r.get("status") == "ok"]
@@ -105,7 +108,7 @@ class Report:
                 continue
             points.append(Point(t["model"], t["variant"], t["runtime"], t["threads"], _machine(r), _device(r),
                                 r["latency"]["mean_ms"], r["latency"]["p50_ms"], r["latency"]["p99_ms"],
-                                acc["pose"]["map50"] if acc else None))
+                                acc["pose"][self.metric] if acc else None))
         return points
 
     def variants(self) -> list[tuple[str, str]]:
@@ -131,6 +134,7 @@ def pareto_front(points: list[Point]) -> list[Point]:
 def verdict(report: Report, *, max_drop: float, budget_ms: float | None) -> list[str]:
     """Plain sentences: fastest within the accuracy drop, most accurate within the budget, CPU vs GPU."""
     scored = [p for p in report.points if p.accuracy is not None]
+    metric = f"pose {LABELS[report.metric]}"
     if not scored:
         return ["No configuration has both a latency and an accuracy record: run `posebench val` for the variants "
                 "you timed (same model, variant and runtime) to get a verdict."]
@@ -141,14 +145,14 @@ def verdict(report: Report, *, max_drop: float, budget_ms: float | None) -> list
         reference = max(base) if base else max(p.accuracy for p in mine)
         ok = [p for p in mine if p.accuracy >= reference - max_drop]
         fastest = min(ok, key=lambda p: p.mean_ms)
-        lines.append(f"**{model}**: fastest configuration within {max_drop:.3f} pose mAP50 of "
+        lines.append(f"**{model}**: fastest configuration within {max_drop:.3f} {metric} of "
                      f"{'base' if base else 'the best variant'} ({reference:.3f}): **{fastest.label}**, "
-                     f"{fastest.mean_ms:.2f} ms mean ({fastest.p99_ms:.2f} ms p99), pose mAP50 {fastest.accuracy:.3f}.")
+                     f"{fastest.mean_ms:.2f} ms mean ({fastest.p99_ms:.2f} ms p99), {metric} {fastest.accuracy:.3f}.")
         if budget_ms is not None:
             within = [p for p in mine if p.mean_ms <= budget_ms]
             if within:
                 best = max(within, key=lambda p: (p.accuracy, -p.mean_ms))
-                lines.append(f"Most accurate within {budget_ms:g} ms: **{best.label}**, pose mAP50 {best.accuracy:.3f} "
+                lines.append(f"Most accurate within {budget_ms:g} ms: **{best.label}**, {metric} {best.accuracy:.3f} "
                              f"at {best.mean_ms:.2f} ms.")
             else:
                 lines.append(f"No configuration meets the {budget_ms:g} ms budget (fastest: "
@@ -203,7 +207,7 @@ def plots(report: Report) -> dict[str, tuple[str, bytes]]:
                 ax.set_title(f"{kind} {LABELS[metric]}")
                 ax.set_ylim(0, 1)
                 ax.grid(axis="y", alpha=0.3)
-            fig.suptitle(f"{kind} accuracy per variant ({report.primary})")
+            fig.suptitle(f"{kind} accuracy per variant ({report.primary})", y=1.04)
             out[f"accuracy-{kind}"] = (f"Box and pose P, R, mAP50, mAP50-95 per variant (thesis Figures 4.1-4.4): "
                                        f"{kind}, evaluation {report.primary}.", _png(fig))
     if report.points:
@@ -231,13 +235,13 @@ def plots(report: Report) -> dict[str, tuple[str, bytes]]:
             for runtime in dict.fromkeys(p.runtime for p in scored):
                 mine = [p for p in scored if p.runtime == runtime]
                 ax.scatter([p.mean_ms for p in mine], [p.accuracy for p in mine], label=runtime, s=36)
-            for p in scored:
-                ax.annotate(f"{p.variant}@{p.threads}", (p.mean_ms, p.accuracy), fontsize=7, xytext=(3, 3),
-                            textcoords="offset points")
             front = pareto_front(scored)
+            for p in front:  # label the front only: every point labelled is unreadable
+                ax.annotate(f"{p.variant} / {p.runtime}@{p.threads}", (p.mean_ms, p.accuracy), fontsize=7,
+                            xytext=(4, -10), textcoords="offset points")
             ax.plot([p.mean_ms for p in front], [p.accuracy for p in front], "k--", lw=1, label="Pareto front")
             ax.set_xlabel("batch-1 latency, mean (ms)")
-            ax.set_ylabel(f"pose mAP50 ({report.primary})")
+            ax.set_ylabel(f"pose {LABELS[report.metric]} ({report.primary})")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
             out["pareto"] = ("Pose mAP50 against latency, Pareto front dashed (thesis Figures 4.6-4.7).", _png(fig))
@@ -320,18 +324,22 @@ def _html_table(rows: list[list[str]]) -> str:
 
 
 def build_report(paths: list[Path], out: Path, *, max_drop: float = 0.01, budget_ms: float | None = None,
-                 evaluation: str | None = None, thesis: bool = False) -> tuple[Path, Path]:
+                 evaluation: str | None = None, thesis: bool = False, metric: str = "map50") -> tuple[Path, Path]:
     """Write OUT/report.md (PNGs beside it) and OUT/report.html (plots embedded); returns both paths."""
     for p in paths:
         if not Path(p).is_file():
             raise InvalidInputError(f"results file {p} does not exist")
     if not 0 <= max_drop < 1:
         raise InvalidInputError(f"--max-drop must be in [0, 1), got {max_drop}")
-    report = Report(merge(paths), evaluation=evaluation)
+    report = Report(merge(paths), evaluation=evaluation, metric=metric)
     out.mkdir(parents=True, exist_ok=True)
     figures = plots(report)
     sections: list[tuple[str, str, str]] = []  # (title, markdown, html)
     lines = verdict(report, max_drop=max_drop, budget_ms=budget_ms)
+    few = sorted({r["accuracy"]["images"] for r in report.accuracy if Report._evaluation_name(r) == report.primary})
+    if few and few[0] < 20:
+        lines.append(f"Caution: the primary evaluation ({report.primary}) has only {few[0]} images; accuracy "
+                     "differences of a few points are within its noise.")
     sections.append(("Verdict", "\n\n".join(lines) + "\n",
                      "".join(f"<p>{html.escape(l).replace('**', '')}</p>" for l in lines)))
     for name in report.evaluations:
@@ -347,7 +355,7 @@ def build_report(paths: list[Path], out: Path, *, max_drop: float = 0.01, budget
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>"))
     front = pareto_front(report.points)
     if front:
-        rows = [["configuration", "mean ms", "pose mAP50"]] + [[p.label, f"{p.mean_ms:.2f}", f"{p.accuracy:.3f}"]
+        rows = [["configuration", "mean ms", f"pose {LABELS[report.metric]}"]] + [[p.label, f"{p.mean_ms:.2f}", f"{p.accuracy:.3f}"]
                                                               for p in front]
         sections.append(("Pareto front", _markdown_table(rows), _html_table(rows)))
     if report.failed:
@@ -366,7 +374,7 @@ def build_report(paths: list[Path], out: Path, *, max_drop: float = 0.01, budget
                          f"<p><em>{html.escape(note)}</em></p>{_html_table(acc)}{_html_table(lat)}"))
     title = "posebench report"
     md = [f"# {title}", "", f"Primary evaluation: {report.primary or 'none'}; accuracy drop allowed {max_drop:.3f} "
-          f"pose mAP50" + (f"; latency budget {budget_ms:g} ms" if budget_ms else "") + ".", ""]
+          f"pose {LABELS[report.metric]}" + (f"; latency budget {budget_ms:g} ms" if budget_ms else "") + ".", ""]
     md += [f"## {t}\n\n{m}" for t, m, _ in sections]
     md_path, html_path = out / "report.md", out / "report.html"
     md_path.write_text("\n".join(md))
