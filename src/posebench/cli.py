@@ -315,14 +315,14 @@ def cmd_study(args: argparse.Namespace) -> int:
     failed = [r for r in written if r.get("status") != "ok"]
     md, page = build_report([out / "results.jsonl"], out / "report", max_drop=args.max_drop, budget_ms=args.budget_ms,
                             metric=args.metric)
-    _print_study_tables(out / "results.jsonl")
+    _print_study_tables(out / "results.jsonl", metric=args.metric)
     print(f"study '{study.name}': {len(written)} new records ({len(failed)} failed or skipped); "
           f"results in {out / 'results.jsonl'}")
     print(f"report: {page}  (Markdown: {md})")
     return 0
 
 
-def _print_study_tables(store: Path) -> None:
+def _print_study_tables(store: Path, *, metric: str = "map50") -> None:
     """Mean latency per variant and runtime@threads (ms), and the verdict, in the terminal."""
     from rich.console import Console
 
@@ -330,7 +330,7 @@ def _print_study_tables(store: Path) -> None:
     from posebench.results import merge
     from posebench.tables import print_table
 
-    report = Report(merge([store]))
+    report = Report(merge([store]), metric=metric)
     configs = list(dict.fromkeys(f"{r['trial']['runtime']}@{r['trial']['threads']}" for r in report.latency))
     cells: dict[tuple[str, str], dict[str, str]] = {}
     for r in report.latency:
@@ -339,7 +339,7 @@ def _print_study_tables(store: Path) -> None:
             f"{r['latency']['mean_ms']:.2f}")
     rows = [[m, v, *(c.get(k, "-") for k in configs)] for (m, v), c in cells.items()]
     print_table("batch-1 latency, mean ms (p50 and p99 in the report)", ("model", "variant", *configs), rows,
-                left=("model", "variant"))
+                left=("model", "variant"), width=190)
     for line in verdict(report, max_drop=0.01, budget_ms=None):
         Console(width=max(Console().width, 140)).print(line.replace("**", ""))
 

@@ -166,6 +166,9 @@ def quantize_openvino(fp32_xml: Path, out_xml: Path, batches: list[np.ndarray], 
         import openvino as ov
     except ImportError as exc:
         raise RuntimeNotInstalledError("OpenVINO int8 needs nncf and openvino: pip install nncf openvino") from exc
+    import logging
+
+    nncf.set_log_level(logging.WARNING)  # its INFO lines list every node it leaves alone
     model = ov.Core().read_model(str(fp32_xml))
     names = [op.get_friendly_name() for op in model.get_ops()]
     floats = config.ignored_scope.select(names)
