@@ -145,3 +145,21 @@ def test_report_bad_input(tmp_path):
     empty.write_text("")
     result = run_cli("report", str(empty), "--out", str(tmp_path))
     assert result.returncode == 2 and "no successful latency or accuracy record" in result.stderr
+
+
+def test_failing_trial_is_recorded_and_the_study_goes_on_and_can_be_retried(tmp_path, assets):
+    gradual = REPO / "recipes" / "yolo-pose-p50.yaml"  # needs fine-tuning data the study does not give
+    study = _study(tmp_path, assets, **{"runtimes: [onnxruntime, openvino]": "runtimes: [onnxruntime]",
+                                        "threads: [1, 2]": "threads: [1]",
+                                        "variants:\n": f"variants:\n  broken: {gradual}\n"})
+    out = tmp_path / "out"
+    first = run_cli("study", str(study), "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    broken = [r for r in records if r["trial"]["variant"] == "broken"]
+    assert broken and all(r["status"] == "error" and "fine-tuning needs data" in r["error"] for r in broken)
+    assert all(r["status"] == "ok" for r in records if r["trial"]["variant"] != "broken")
+    again = run_cli("study", str(study), "--out", str(out))
+    assert "0 new records" in again.stdout
+    retry = run_cli("study", str(study), "--out", str(out), "--retry-failed")
+    assert f"{len(broken)} new records ({len(broken)} failed or skipped)" in retry.stdout

@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("study", type=Path, help="study YAML (see studies/)")
     study.add_argument("--out", type=Path, default=None, metavar="DIR", help="output folder (default: runs/<study>)")
     study.add_argument("--max-drop", type=float, default=0.01, help="accuracy drop allowed by the verdict")
+    study.add_argument("--retry-failed", action="store_true", help="run trials recorded as errors again")
     study.add_argument("--budget-ms", type=float, default=None, help="latency budget for the verdict")
     study.add_argument("--metric", default="map50", choices=["precision", "recall", "map50", "map50_95"],
                        help="pose metric of the report's accuracy axis (default: map50)")
@@ -310,8 +311,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn()) as progress:
         task = progress.add_task("starting", total=None)
-        written = run_study(study, out, on_progress=lambda what, done, total: progress.update(
-            task, description=what[:90], completed=done, total=total))
+        written = run_study(study, out, retry_failed=args.retry_failed, on_progress=lambda what, done, total:
+                            progress.update(task, description=what[:90], completed=done, total=total))
     failed = [r for r in written if r.get("status") != "ok"]
     md, page = build_report([out / "results.jsonl"], out / "report", max_drop=args.max_drop, budget_ms=args.budget_ms,
                             metric=args.metric)

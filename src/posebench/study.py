@@ -197,8 +197,9 @@ def _parse(raw: Any, path: Path) -> Study:
 Progress = Callable[[str, int, int], None]
 
 
-def _done_keys(records: list[dict[str, Any]]) -> set[str]:
-    return {r["study_key"] for r in records if "study_key" in r}
+def _done_keys(records: list[dict[str, Any]], *, retry_failed: bool = False) -> set[str]:
+    """Trials already recorded (errored ones too, unless they are to be retried)."""
+    return {r["study_key"] for r in records if "study_key" in r and not (retry_failed and r.get("status") == "error")}
 
 
 def build_variant(study: Study, model: str, variant: str, out: Path, cache: Path) -> str:
@@ -230,9 +231,12 @@ def build_variant(study: Study, model: str, variant: str, out: Path, cache: Path
     return spec
 
 
-def run_study(study: Study, out: Path, *, on_progress: Progress | None = None) -> list[dict[str, Any]]:
-    """Run every trial not yet recorded in OUT/results.jsonl; returns the records written now."""
-    from posebench.artifacts import DEFAULT_CACHE
+def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
+              retry_failed: bool = False) -> list[dict[str, Any]]:
+    """Run every trial not yet recorded in OUT/results.jsonl; returns the records written now.
+
+    With `retry_failed`, trials whose record is an error run again (the old record stays; reports use the
+    newest record of a trial)."""
     from posebench.bench import BenchPlan, run_bench
     from posebench.environment import fingerprint
     from posebench.evaluate.postprocess import NMSConfig
@@ -244,7 +248,7 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None) -
     report = on_progress or (lambda what, done, total: None)
     out.mkdir(parents=True, exist_ok=True)
     store = ResultStore(out / "results.jsonl")
-    done = _done_keys(store.read())
+    done = _done_keys(store.read(), retry_failed=retry_failed)
     cache = out / "cache"
     protocol = LatencyProtocol(iters=int(study.latency.get("iters", 2000)),
                                min_seconds=float(study.latency.get("min_seconds", 10.0)),

@@ -126,8 +126,9 @@ def train(yolo: Any, recipe: Recipe, *, data: Path, out_dir: Path, epochs: int, 
     ft = recipe.finetune
     data = stage_dataset(data, out_dir / "data")
     yolo.train(data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, lr0=ft.lr0, lrf=ft.lrf,
-               optimizer=ft.optimizer, workers=ft.workers, device=device, project=str(out_dir), name="train",
+               optimizer=ft.optimizer, workers=ft.workers, device=device, project=str(out_dir.resolve()),
+               name="train",
                exist_ok=True, plots=False, val=False, amp=False, warmup_epochs=0, close_mosaic=0, verbose=False,
                seed=0, deterministic=True)
     # last.pt, not best.pt: with a gradual schedule an early "best" epoch is less sparse than asked
-    return out_dir / "train" / "weights" / "last.pt"
+    return Path(yolo.trainer.last)

@@ -65,7 +65,12 @@ class Report:
         self.records = records
         self.latency = [r for r in records if r.get("kind") == "latency" and r.get("status") == "ok"]
         self.accuracy = [r for r in records if r.get("kind") == "accuracy" and r.get("status") == "ok"]
-        self.failed = [r for r in records if r.get("kind") in ("latency", "accuracy") and r.get("status") != "ok"]
+        def key(r: dict[str, Any]) -> tuple[str, str]:
+            return r["kind"], r.get("study_key") or r["trial_id"]
+
+        succeeded = {key(r) for r in self.latency + self.accuracy}
+        self.failed = [r for r in records if r.get("kind") in ("latency", "accuracy") and r.get("status") != "ok"
+                       and key(r) not in succeeded]  # a failure later retried successfully is not shown
         if not self.latency and not self.accuracy:
             raise InvalidInputError("the results hold no successful latency or accuracy record to report on")
         names = []
