@@ -148,6 +148,10 @@ def verdict(report: Report, *, max_drop: float, budget_ms: float | None) -> list
         mine = [p for p in scored if p.model == model]
         base = [p.accuracy for p in mine if p.variant == "base"]
         reference = max(base) if base else max(p.accuracy for p in mine)
+        if max(p.accuracy for p in mine) < 0.01:
+            lines.append(f"**{model}**: every variant scores ~0 {metric} on {report.primary} (random weights built "
+                         "from a model YAML?): latency only; no accuracy verdict.")
+            continue
         ok = [p for p in mine if p.accuracy >= reference - max_drop]
         fastest = min(ok, key=lambda p: p.mean_ms)
         lines.append(f"**{model}**: fastest configuration within {max_drop:.3f} {metric} of "
@@ -165,7 +169,8 @@ def verdict(report: Report, *, max_drop: float, budget_ms: float | None) -> list
         gpu = [p for p in ok if p.device == "gpu"]
         cpu = [p for p in ok if p.device == "cpu"]
         if not gpu:
-            lines.append("CPU or GPU? No GPU rows are present in these results, so this report cannot compare: add a "
+            lines.append("CPU or GPU? No GPU measurement is present in these results (GPU rows absent or skipped), so "
+                         "this report cannot compare: add a "
                          "store measured on a GPU machine (tensorrt or onnxruntime --ort-provider cuda).")
         elif cpu:
             best_cpu, best_gpu = min(cpu, key=lambda p: p.mean_ms), min(gpu, key=lambda p: p.mean_ms)
