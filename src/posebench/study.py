@@ -266,6 +266,24 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
     def tick(what: str) -> None:
         report(what, k, total)
 
+    def keep(records: list[dict[str, Any]], skey: str, evaluation: str | None = None) -> None:
+        for record in records:
+            record["study_key"], record["study"] = skey, study.name
+            if evaluation is not None:
+                record.setdefault("evaluation", {})["name"] = evaluation
+            store.append(record)
+            written.append(record)
+
+    def unrun(kind: str, trial: dict[str, Any], reason: str, skey: str, evaluation: str | None = None) -> None:
+        """Record a trial that could not run: 'skipped' (no GPU here) or 'error' (its variant failed to build)."""
+        status = "skipped" if reason.startswith("skipped") else "error"
+        keep([new_record(kind, trial, status=status, error=reason, environment=env)], skey, evaluation)
+
+    def fresh_store() -> ResultStore:  # each trial's records pass through a scratch store, then into OUT
+        tmp = ResultStore(out / ".trial.jsonl")
+        tmp.path.unlink(missing_ok=True)
+        return tmp
+
     for model in study.models:
         model_name = resolve_model(None if model == "default" else model).name
         specs: dict[str, str | None] = {}
@@ -282,31 +300,26 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
                 specs[variant], build_error = None, f"building variant '{variant}' failed: {type(exc).__name__}: {exc}"
             source = resolve_model(None if specs[variant] in (None, "default") else specs[variant]) \
                 if specs[variant] else None
+
+            def placeholder(runtime: str, threads: int) -> dict[str, Any]:
+                return make_trial(model=model_name, source_id="", variant=variant, runtime=runtime, threads=threads,
+                                  imgsz=study.imgsz, fmt="-")
+
             for runtime in runtimes:
+                no_gpu = runtime in study.gpu_runtimes and not _gpu_available()
                 for threads in study.threads:
                     skey = f"{key}|latency|{runtime}|{threads}"
                     k += 1
                     if skey in done:
                         continue
                     tick(f"[{k}/{total}] latency {variant} on {runtime} @ {threads}")
-                    if build_error or runtime in study.gpu_runtimes and not _gpu_available():
-                        reason = build_error or "skipped: no GPU on this machine"
-                        record = new_record("latency", make_trial(
-                            model=model_name, source_id="", variant=variant, runtime=runtime, threads=threads,
-                            imgsz=study.imgsz, fmt="-"), status="skipped" if not build_error else "error",
-                            error=reason, environment=env, study_key=skey)
-                        store.append(record)
-                        written.append(record)
+                    if build_error or no_gpu:
+                        unrun("latency", placeholder(runtime, threads), build_error or "skipped: no GPU on this machine",
+                              skey)
                         continue
                     plan = BenchPlan(source=source, runtimes=(runtime,), threads=(threads,), imgsz=study.imgsz,
                                      protocol=protocol, variant=variant, cache_dir=cache, model_name=model_name)
-                    tmp = ResultStore(out / ".trial.jsonl")
-                    tmp.path.unlink(missing_ok=True)
-                    for record in run_bench(plan, tmp):
-                        record["study_key"] = skey
-                        record["study"] = study.name
-                        store.append(record)
-                        written.append(record)
+                    keep(run_bench(plan, fresh_store()), skey)
             for ev in study.evaluations:
                 for runtime in (r for r in runtimes if r != "null"):  # null returns zeros: nothing to score
                     skey = f"{key}|accuracy|{ev.name}|{runtime}"
@@ -315,17 +328,11 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
                         continue
                     tick(f"[{k}/{total}] accuracy '{ev.name}' of {variant} on {runtime}")
                     reference = specs.get(ev.reference) if ev.reference else None
-                    if build_error or runtime in study.gpu_runtimes and not _gpu_available() or \
-                            (ev.reference and reference is None):
-                        reason = build_error or ("skipped: no GPU on this machine" if runtime in study.gpu_runtimes
-                                                 else f"reference variant '{ev.reference}' is not built")
-                        record = new_record("accuracy", make_trial(
-                            model=model_name, source_id="", variant=variant, runtime=runtime,
-                            threads=study.threads[-1], imgsz=study.imgsz, fmt="-"),
-                            status="skipped" if "skipped" in reason else "error", error=reason, environment=env,
-                            study_key=skey, evaluation={"name": ev.name})
-                        store.append(record)
-                        written.append(record)
+                    reason = build_error or ("skipped: no GPU on this machine" if runtime in study.gpu_runtimes
+                                             and not _gpu_available() else None) or \
+                        (f"reference variant '{ev.reference}' is not built" if ev.reference and not reference else None)
+                    if reason:
+                        unrun("accuracy", placeholder(runtime, study.threads[-1]), reason, skey, ev.name)
                         continue
                     plan = ValPlan(source=source, runtimes=(runtime,), imgsz=study.imgsz, threads=study.threads[-1],
                                    nms=NMSConfig(), variant=variant, cache_dir=cache, data=ev.data, split=ev.split,
@@ -333,14 +340,7 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
                                    if ev.reference else None,
                                    reference_runtime="onnxruntime" if "onnxruntime" in study.runtimes else "torch",
                                    frames=ev.source, max_frames=ev.max_frames, model_name=model_name)
-                    tmp = ResultStore(out / ".trial.jsonl")
-                    tmp.path.unlink(missing_ok=True)
-                    for record in run_val(plan, tmp):
-                        record["study_key"] = skey
-                        record["study"] = study.name
-                        record["evaluation"]["name"] = ev.name
-                        store.append(record)
-                        written.append(record)
+                    keep(run_val(plan, fresh_store()), skey, ev.name)
     report("done", total, total)
     return written
 
