@@ -6,6 +6,7 @@ so an Ultralytics upgrade breaks one file, and `tests/test_models.py` pins the s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -59,9 +60,8 @@ class ModelSource:
         if self.kind == "bundle":  # bundle.json lists the sha256 of every artifact it holds
             digest.update((self.path / BUNDLE_FILE).read_bytes())
         elif self.path is not None:
-            with open(self.path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
+            stat = self.path.stat()
+            digest.update(_file_sha256(str(self.path), stat.st_size, stat.st_mtime_ns).encode())
         else:
             digest.update(self.spec.encode())
         if self.kind == "yaml":
@@ -69,6 +69,16 @@ class ModelSource:
 
             digest.update(f"seed={BUILD_SEED};ultralytics={version('ultralytics')}".encode())
         return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a file, computed once per (path, size, mtime): identities are asked for per record."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def resolve_model(spec: str | os.PathLike | None) -> ModelSource:
