@@ -115,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Apply a recipe (recipes/*.yaml): one-shot and/or gradual magnitude pruning, "
                                       "optional BatchNorm re-calibration, fine-tuning through Ultralytics' trainer "
                                       "on labels (--data) or on pseudo-labels made by the dense model "
-                                      "(--pseudo-labels). Writes OUT/model.pt and a per-layer sparsity table.")
+                                      "(--pseudo-labels), then int8 (PTQ or QAT) / fp16 quantization. Writes "
+                                      "OUT/model.pt and a per-layer sparsity table; with quantization also a bundle "
+                                      "(OUT/bundle.json, QDQ ONNX, OpenVINO IR) that bench / val / study take as --model.")
     comp.add_argument("--model", default=None, metavar="PATH_OR_YAML", help="model to compress (default: embedded)")
     comp.add_argument("--recipe", required=True, type=Path, help="recipe YAML (see recipes/)")
     comp.add_argument("--data", type=Path, default=None, help="labelled Ultralytics data YAML for fine-tuning")
@@ -125,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="re-calibrate BatchNorm statistics on these images after one-shot pruning")
     comp.add_argument("--calib", type=Path, default=None, metavar="IMAGES_OR_VIDEO",
                       help="int8 calibration images, video or data YAML (train split); keep it disjoint from "
-                           "the evaluation images")
-    comp.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (scales a gradual schedule)")
+                           "the evaluation images (QAT: initial ranges; default: the training images)")
+    comp.add_argument("--epochs", type=int, default=None, help="epochs of every training stage: recovery fine-tuning (scales a gradual "
+                      "schedule) and QAT")
     comp.add_argument("--imgsz", type=int, default=None, help="fine-tuning image size (default: the recipe's)")
     comp.add_argument("--batch", type=_positive_int, default=None, help="fine-tuning batch size")
     comp.add_argument("--max-frames", type=_positive_int, default=200, help="frames used for pseudo-labels")

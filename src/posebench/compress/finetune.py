@@ -91,6 +91,32 @@ class PruningCallbacks:
             self._enforce(trainer)
 
 
+class HeldZeros:
+    """Trainer callbacks that keep every weight that is exactly zero now at zero (e.g. a pruned model during QAT):
+    masked gradients, and model + EMA re-masked after every batch. Picklable, like `PruningCallbacks`."""
+
+    def __init__(self, model: torch.nn.Module, prefix: str = "model."):
+        self.masks = {name: (p != 0).detach().cpu() for name, p in model.named_parameters()
+                      if name.startswith(prefix) and p.ndim == 4 and bool((p == 0).any())}
+
+    def register(self, yolo: Any) -> None:
+        yolo.add_callback("on_train_start", self.on_train_start)
+        yolo.add_callback("on_train_batch_end", self.on_train_batch_end)
+
+    def on_train_start(self, trainer: Any) -> None:
+        params = dict(_unwrap(trainer.model).named_parameters())
+        for name, mask in self.masks.items():
+            self.masks[name] = mask.to(params[name].device)
+            if params[name].requires_grad:  # Ultralytics freezes some (the DFL conv)
+                params[name].register_hook(lambda grad, n=name: grad * self.masks[n].to(grad.dtype))
+        self.on_train_batch_end(trainer)
+
+    def on_train_batch_end(self, trainer: Any) -> None:
+        apply_masks_(_unwrap(trainer.model), self.masks)
+        if getattr(trainer, "ema", None) is not None:
+            apply_masks_(trainer.ema.ema, self.masks)
+
+
 STAGE_LIMIT = 1 << 30  # datasets below 1 GiB are copied before training
 
 
@@ -105,7 +131,7 @@ def stage_dataset(data_yaml: Path, dest: Path) -> Path:
     import yaml
 
     spec = yaml.safe_load(data_yaml.read_text()) or {}
-    root = Path(spec.get("path") or data_yaml.parent)
+    root = Path(spec["path"]) if spec.get("path") else Path(".")  # no `path`: the YAML's own folder
     root = root if root.is_absolute() else (data_yaml.parent / root).resolve()
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
     if size > STAGE_LIMIT:
@@ -119,13 +145,16 @@ def stage_dataset(data_yaml: Path, dest: Path) -> Path:
 
 
 def train(yolo: Any, recipe: Recipe, *, data: Path, out_dir: Path, epochs: int, imgsz: int, batch: int,
-          callbacks: PruningCallbacks | None = None, device: str = "cpu") -> Path:
-    """Fine-tune `yolo` in place with Ultralytics' trainer; returns the last checkpoint (final sparsity)."""
+          callbacks: PruningCallbacks | HeldZeros | None = None, device: str = "cpu", lr0: float | None = None,
+          trainer: type | None = None) -> Path:
+    """Fine-tune `yolo` in place with Ultralytics' trainer (or the `trainer` class given, e.g. for QAT);
+    returns the last checkpoint (final sparsity)."""
     if callbacks is not None:
         callbacks.register(yolo)
     ft = recipe.finetune
     data = stage_dataset(data, out_dir / "data")
-    yolo.train(data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, lr0=ft.lr0, lrf=ft.lrf,
+    yolo.train(trainer=trainer, data=str(data), epochs=epochs, imgsz=imgsz, batch=batch,
+               lr0=ft.lr0 if lr0 is None else lr0, lrf=ft.lrf,
                optimizer=ft.optimizer, workers=ft.workers, device=device, project=str(out_dir.resolve()),
                name="train",
                exist_ok=True, plots=False, val=False, amp=False, warmup_epochs=0, close_mosaic=0, verbose=False,

@@ -177,10 +177,15 @@ def quantize_openvino(fp32_xml: Path, out_xml: Path, batches: list[np.ndarray], 
                               ignored_scope=scope, subset_size=len(batches))
     out_xml.parent.mkdir(parents=True, exist_ok=True)
     ov.save_model(quantized, str(out_xml), compress_to_fp16=False)
-    fq = [op for op in quantized.get_ops() if op.get_type_name() == "FakeQuantize"]
-    consumers = sorted({t.get_node().get_friendly_name() for op in fq for t in op.output(0).get_target_inputs()
-                        if t.get_node().get_type_name() != "FakeQuantize"})
-    return {"quantized_nodes": consumers, "float_nodes": floats, "tool": f"nncf {nncf.__version__} (MIXED)"}
+    return {"quantized_nodes": openvino_quantized_nodes(quantized), "float_nodes": floats,
+            "tool": f"nncf {nncf.__version__} (MIXED)"}
+
+
+def openvino_quantized_nodes(model: Any) -> list[str]:
+    """Names of the OpenVINO ops fed by a FakeQuantize (the ones that run in int8)."""
+    fq = [op for op in model.get_ops() if op.get_type_name() == "FakeQuantize"]
+    return sorted({t.get_node().get_friendly_name() for op in fq for t in op.output(0).get_target_inputs()
+                   if t.get_node().get_type_name() != "FakeQuantize"})
 
 
 def onnx_to_fp16(fp32: Path, out: Path) -> None:

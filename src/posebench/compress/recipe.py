@@ -88,10 +88,13 @@ class PruningModifier:
 
 @dataclass(frozen=True)
 class QuantizationModifier:
-    """Post-training quantization of the exported model (after any pruning and fine-tuning)."""
+    """Quantization after any pruning and fine-tuning: post-training (ptq) or quantization-aware training (qat)."""
 
     type: str = "quantization"
     precision: str = "int8"  # "int8" (QDQ ONNX + OpenVINO IR) | "fp16" (ONNX + OpenVINO IR)
+    method: str = "ptq"  # "ptq": calibrate the exported model | "qat": NNCF fake-quantize + fine-tune (int8 only)
+    epochs: int = 1  # qat: fine-tuning epochs with the quantizers in place (data: the finetune block's)
+    lr0: float = 0.0005  # qat: initial learning rate (low: the model is already trained)
     imgsz: tuple[int, ...] = (640, 640)  # static (height, width) of the quantized artifacts
     calibration_source: str | None = None  # images folder, data YAML or video (int8); CLI --calib overrides
     calibration_images: int = 128
@@ -176,8 +179,25 @@ class Recipe:
         found = [m for m in self.modifiers if m.type == "quantization"]
         return found[-1] if found else None
 
+    def qat(self) -> QuantizationModifier | None:
+        """The quantization-aware training step, if the recipe has one."""
+        q = self.quantization()
+        return q if q is not None and q.method == "qat" else None
+
     def with_epochs(self, epochs: int) -> Recipe:
-        """The same recipe fine-tuned for `epochs`, gradual schedules stretched or shrunk to match."""
+        """The same recipe with every training stage run for `epochs` (recovery fine-tuning, with gradual
+        schedules stretched or shrunk to match, and QAT); a QAT-only recipe gets no extra fine-tuning."""
+        q = self.qat()
+        recipe = self
+        if q is not None:
+            if epochs < 1:
+                raise RecipeError("quantization-aware training needs at least one epoch")
+            recipe = replace(self, modifiers=tuple(replace(m, epochs=epochs) if m is q else m for m in self.modifiers))
+            if not self.pruning() and not self.finetune.epochs:
+                return recipe
+        return recipe._with_finetune_epochs(epochs)
+
+    def _with_finetune_epochs(self, epochs: int) -> Recipe:
         if epochs == self.finetune.epochs:
             return self
         factor = epochs / self.finetune.epochs if self.finetune.epochs else 1.0
@@ -320,8 +340,20 @@ class _Parser:
                 raise self.fail(path + (key,), "must be true or false")
         if data.get("calibration_source") is not None and not isinstance(data["calibration_source"], str):
             raise self.fail(path + ("calibration_source",), "must be a path")
+        precision = self.choice(data, "precision", path, "int8", ("int8", "fp16"))
+        method = self.choice(data, "method", path, "ptq", ("ptq", "qat"))
+        for key, default in (("epochs", 1), ("lr0", 0.0005)):
+            if method != "qat" and data.get(key, default) != default:
+                raise self.fail(path + (key,), "only applies to method: qat (post-training quantization does not train)")
+        if method == "qat" and precision != "int8":
+            raise self.fail(path + ("method",), "qat trains int8 only; fp16 needs no training")
+        if method == "qat" and data.get("ignored_preset") == "none":
+            raise self.fail(path + ("ignored_preset",), "qat keeps the box/keypoint decode in float always: use "
+                                                        "yolo-pose-float-decode or yolo-pose-float-head")
         return QuantizationModifier(
-            precision=self.choice(data, "precision", path, "int8", ("int8", "fp16")), imgsz=tuple(size),
+            precision=precision, method=method, imgsz=tuple(size),
+            epochs=int(self.number(data, "epochs", path, 1, 1, 10000, integer=True)),
+            lr0=float(self.number(data, "lr0", path, 0.0005, 1e-9, 10)),
             calibration_source=data.get("calibration_source"),
             calibration_images=int(self.number(data, "calibration_images", path, 128, 1, 100000, integer=True)),
             calibration_method=self.choice(data, "calibration_method", path, "MinMax", CALIBRATION_METHODS),

@@ -71,11 +71,14 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
     targets = resolve_targets(recipe, model)  # a target matching nothing fails here, before any work
     ft = recipe.finetune
     epochs = ft.epochs
+    qat = recipe.qat()
     data = options.data or (Path(ft.data) if ft.data else None)
     pseudo = options.pseudo_labels or (Path(ft.pseudo_labels) if ft.pseudo_labels else None)
-    if epochs and data is None and pseudo is None:
-        raise InvalidInputError("fine-tuning needs data: give --data DATA.yaml (labelled) or --pseudo-labels "
-                                "IMAGES_OR_VIDEO (the dense model labels them), or set finetune.epochs to 0")
+    if (epochs or qat) and data is None and pseudo is None:
+        stage = "fine-tuning" if epochs else "quantization-aware training"
+        raise InvalidInputError(f"{stage} needs data: give --data DATA.yaml (labelled) or --pseudo-labels "
+                                "IMAGES_OR_VIDEO (the dense model labels them)"
+                                + (", or set finetune.epochs to 0" if epochs else ""))
     if data is not None and not data.is_file():
         raise InvalidInputError(f"fine-tuning data {data} does not exist")
     imgsz = options.imgsz or ft.imgsz
@@ -104,24 +107,24 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
 
     # 3. fine-tuning through Ultralytics' trainer
     pseudo_counts = None
+    if (epochs or qat) and data is None:
+        from posebench.compress.recovery import make_pseudo_dataset
+        from posebench.evaluate.validate import Predictor
+        from posebench.runtimes.pytorch import TorchBackend
+
+        t0 = time.perf_counter()
+        say(f"pseudo-labelling {pseudo} with the dense model")
+        dense = out_dir / "dense.pt"
+        materialize_checkpoint(source, dense)
+        with TorchBackend(dense, threads=max(1, _cores())) as backend:
+            # label at the dense model's own resolution, whatever size the fine-tuning uses
+            predictor = Predictor(backend, (options.label_imgsz,) * 2, tuple(model.kpt_shape))
+            data, pseudo_counts = make_pseudo_dataset(predictor, _frames(pseudo, options.max_frames),
+                                                      out_dir / "pseudo-labels")
+        timings["pseudo_label_s"] = time.perf_counter() - t0
     if epochs:
         from posebench.compress.finetune import PruningCallbacks, train
 
-        if data is None:
-            from posebench.compress.recovery import make_pseudo_dataset
-            from posebench.evaluate.validate import Predictor
-            from posebench.runtimes.pytorch import TorchBackend
-
-            t0 = time.perf_counter()
-            say(f"pseudo-labelling {pseudo} with the dense model")
-            dense = out_dir / "dense.pt"
-            materialize_checkpoint(source, dense)
-            with TorchBackend(dense, threads=max(1, _cores())) as backend:
-                # label at the dense model's own resolution, whatever size the fine-tuning uses
-                predictor = Predictor(backend, (options.label_imgsz,) * 2, tuple(model.kpt_shape))
-                data, pseudo_counts = make_pseudo_dataset(predictor, _frames(pseudo, options.max_frames),
-                                                          out_dir / "pseudo-labels")
-            timings["pseudo_label_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         say(f"fine-tuning {epochs} epochs on {data}")
         last = train(yolo, recipe, data=data, out_dir=out_dir, epochs=epochs, imgsz=imgsz,
@@ -146,8 +149,13 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
     quantization = recipe.quantization()
     if quantization is not None:
         t0 = time.perf_counter()
-        say(f"{quantization.precision} quantization at {quantization.imgsz[0]}x{quantization.imgsz[1]}")
-        summary["bundle"] = quantize_bundle(checkpoint, recipe, quantization, out_dir, options, say, name=source.name)
+        say(f"{quantization.precision} {quantization.method.upper()} at {quantization.imgsz[0]}x{quantization.imgsz[1]}")
+        if qat is not None:
+            summary["bundle"] = qat_bundle(checkpoint, recipe, qat, out_dir, options, say, name=source.name,
+                                           data=data, imgsz=imgsz)
+        else:
+            summary["bundle"] = quantize_bundle(checkpoint, recipe, quantization, out_dir, options, say,
+                                                name=source.name)
         timings["quantize_s"] = time.perf_counter() - t0
     (out_dir / "sparsity.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -166,15 +174,13 @@ def _calibration_frames(source: Path, limit: int):  # noqa: ANN202 - a generator
 
 def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options: CompressOptions,
                     say: Progress, *, name: str) -> dict[str, Any]:
-    """Export the checkpoint, quantize ONNX and OpenVINO IR, and describe both in OUT/bundle.json."""
-    import hashlib
-
+    """Export the checkpoint, quantize ONNX and OpenVINO IR (PTQ) or convert to fp16; describe both in OUT/bundle.json."""
     import openvino as ov
 
-    from posebench.artifacts import DEFAULT_CACHE, ArtifactStore, read_metadata, write_metadata
+    from posebench.artifacts import DEFAULT_CACHE, ArtifactStore
     from posebench.compress.quantize import (IgnoredScope, PTQConfig, calibration_batches, onnx_to_fp16,
                                              quantize_onnx, quantize_openvino)
-    from posebench.models import BUNDLE_FILE, resolve_model
+    from posebench.models import resolve_model
 
     imgsz = (int(q.imgsz[0]), int(q.imgsz[1]))
     store = ArtifactStore(resolve_model(checkpoint), options.cache_dir or DEFAULT_CACHE)
@@ -182,12 +188,7 @@ def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, opt
     onnx_out, xml_out = out_dir / f"model-{q.precision}.onnx", out_dir / f"model-{q.precision}_openvino" / "model.xml"
     info: dict[str, Any] = {}
     if q.precision == "int8":
-        source = options.calibration or (Path(q.calibration_source) if q.calibration_source else None)
-        if source is None:
-            raise InvalidInputError("int8 quantization needs calibration images: give --calib IMAGES_OR_VIDEO "
-                                    "(or a data YAML), or set calibration_source in the recipe")
-        if not source.exists():
-            raise InvalidInputError(f"calibration source {source} does not exist")
+        source = _calibration_source(q, options)
         config = PTQConfig(calibration_method=q.calibration_method, images=q.calibration_images,
                            per_channel=q.per_channel, reduce_range=q.reduce_range,
                            ignored_scope=IgnoredScope(q.ignored_preset, q.ignored_add, q.ignored_remove))
@@ -196,7 +197,7 @@ def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, opt
         info["onnx"] = quantize_onnx(fp32_onnx, onnx_out, batches, config)
         say("calibrating: NNCF for OpenVINO")
         info["openvino"] = quantize_openvino(fp32_xml, xml_out, batches, config)
-        settings = {"calibration_source": str(source), "calibration_images": len(batches),
+        settings = {"method": "ptq", "calibration_source": str(source), "calibration_images": len(batches),
                     "calibration_method": q.calibration_method, "per_channel": q.per_channel,
                     "reduce_range": q.reduce_range, "ignored_preset": q.ignored_preset,
                     "ignored_add": list(q.ignored_add), "ignored_remove": list(q.ignored_remove)}
@@ -205,15 +206,89 @@ def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, opt
         xml_out.parent.mkdir(parents=True, exist_ok=True)
         ov.save_model(ov.Core().read_model(str(fp32_xml)), str(xml_out), compress_to_fp16=True)
         settings = {}
+    return _write_bundle(out_dir, recipe, q, name=name, checkpoint=checkpoint, fp32=(fp32_onnx, fp32_xml),
+                         artifacts=(onnx_out, xml_out), info=info, settings=settings)
+
+
+def qat_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options: CompressOptions, say: Progress, *,
+               name: str, data: Path, imgsz: int) -> dict[str, Any]:
+    """Quantization-aware training of the checkpoint (NNCF, Ultralytics' trainer), then QDQ ONNX + OpenVINO IR."""
+    import shutil
+
+    import openvino as ov
+
+    from posebench.artifacts import DEFAULT_CACHE, ArtifactStore
+    from posebench.compress.finetune import HeldZeros, train
+    from posebench.compress.prune import apply_masks_
+    from posebench.compress.qat import export_qat_onnx, prepare_qat, qat_trainer
+    from posebench.compress.quantize import IgnoredScope, calibration_batches, openvino_quantized_nodes
+    from posebench.models import resolve_model
+
+    size = (int(q.imgsz[0]), int(q.imgsz[1]))
+    source = _calibration_source(q, options, fallback=data)
+    batches = calibration_batches(_calibration_frames(source, q.calibration_images), size, q.calibration_images)
+    yolo = load_yolo(checkpoint)
+    say(f"QAT: inserting fake-quantizers (NNCF), initial ranges from {len(batches)} images of {source}")
+    scope = IgnoredScope(q.ignored_preset, q.ignored_add, q.ignored_remove)
+    model, prepared = prepare_qat(yolo.model, batches, scope)
+    held = HeldZeros(model)  # a pruned input (this recipe's pruning, or an earlier step's) stays exactly as sparse
+    say(f"QAT: fine-tuning {q.epochs} epochs on {data}" + (f" (zeros of {len(held.masks)} sparse tensors held)"
+                                                           if held.masks else ""))
+    last = train(yolo, recipe, data=data, out_dir=out_dir / "qat", epochs=q.epochs, imgsz=imgsz,
+                 batch=options.batch or recipe.finetune.batch, lr0=q.lr0, callbacks=held,
+                 device=options.device, trainer=qat_trainer(model))
+    trained = yolo.trainer.ema.ema
+    apply_masks_(trained, held.masks)
+    float_checkpoint = out_dir / "model-qat.pt"  # the trained float weights (BatchNorm folded), no quantizers
+    shutil.copyfile(last, float_checkpoint)
+    onnx_out, xml_out = out_dir / "model-int8.onnx", out_dir / "model-int8_openvino" / "model.xml"
+    say("QAT: exporting QDQ ONNX (checked against the fake-quantized model) and OpenVINO IR")
+    exported = export_qat_onnx(trained, onnx_out, batches[0])
+    ir = ov.Core().read_model(str(onnx_out))  # OpenVINO turns the QDQ pairs into FakeQuantize: the same int8 scales
+    xml_out.parent.mkdir(parents=True, exist_ok=True)
+    ov.save_model(ir, str(xml_out), compress_to_fp16=False)
+    float_nodes = prepared["float_convs"] + ["box/keypoint decode (every op after the prediction convs)"]
+    info = {"onnx": {"quantized_nodes": exported["quantized_nodes"], "float_nodes": float_nodes,
+                     "tool": prepared["tool"], "export_check": exported["export_check"]},
+            "openvino": {"quantized_nodes": openvino_quantized_nodes(ir), "float_nodes": float_nodes,
+                         "tool": f"{prepared['tool']}, QDQ ONNX read by OpenVINO"}}
+    settings = {"method": "qat", "epochs": q.epochs, "sparse_tensors_held": len(held.masks), "lr0": q.lr0, "data": str(data), "imgsz_train": imgsz,
+                "calibration_source": str(source), "calibration_images": len(batches),
+                "quantizers": prepared["quantizers"], "ignored_preset": q.ignored_preset,
+                "ignored_add": list(q.ignored_add), "ignored_remove": list(q.ignored_remove)}
+    store = ArtifactStore(resolve_model(float_checkpoint), options.cache_dir or DEFAULT_CACHE)
+    return _write_bundle(out_dir, recipe, q, name=name, checkpoint=float_checkpoint,
+                         fp32=(store.get("onnx", size), store.get("openvino", size)), artifacts=(onnx_out, xml_out),
+                         info=info, settings=settings)
+
+
+def _calibration_source(q: Any, options: CompressOptions, fallback: Path | None = None) -> Path:
+    source = options.calibration or (Path(q.calibration_source) if q.calibration_source else fallback)
+    if source is None:
+        raise InvalidInputError("int8 quantization needs calibration images: give --calib IMAGES_OR_VIDEO "
+                                "(or a data YAML), or set calibration_source in the recipe")
+    if not source.exists():
+        raise InvalidInputError(f"calibration source {source} does not exist")
+    return source
+
+
+def _write_bundle(out_dir: Path, recipe: Recipe, q: Any, *, name: str, checkpoint: Path, fp32: tuple[Path, Path],
+                  artifacts: tuple[Path, Path], info: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Metadata sidecars for both artifacts and OUT/bundle.json (what bench / val / study take as --model)."""
+    import hashlib
+
+    from posebench.artifacts import read_metadata, write_metadata
+    from posebench.models import BUNDLE_FILE
+
+    (fp32_onnx, fp32_xml), (onnx_out, xml_out) = fp32, artifacts
     base = read_metadata(fp32_onnx)
     for fmt, path in (("onnx", onnx_out), ("openvino", xml_out)):
         meta = {**base, "format": fmt, "precision": q.precision, "quantization": {**settings, **info.get(fmt, {})},
                 "converted_from": str(fp32_onnx if fmt == "onnx" else fp32_xml)}
         write_metadata(path, meta)
     digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
-    variant = recipe.name or f"{q.precision}"
-    bundle = {"name": name, "variant": variant, "precision": q.precision, "imgsz": list(imgsz),
-              "checkpoint": checkpoint.name,
+    bundle = {"name": name, "variant": recipe.name or f"{q.precision}", "precision": q.precision,
+              "method": settings.get("method"), "imgsz": [int(v) for v in q.imgsz], "checkpoint": checkpoint.name,
               "artifacts": {"onnx": onnx_out.name, "openvino": str(xml_out.relative_to(out_dir))},
               "sha256": {"onnx": digest(onnx_out), "openvino": digest(xml_out.with_suffix(".bin"))},
               "sparsity": base.get("sparsity"), "recipe": recipe.to_dict(),

@@ -144,7 +144,7 @@ def load_ultralytics(data_yaml: Path, *, split: str = "val") -> Dataset:
         raise DataError(f"{data_yaml}: no 'kpt_shape' key: is it a pose dataset?")
     if split not in spec:
         raise DataError(f"{data_yaml}: no '{split}' split (it has: {', '.join(k for k in spec if k in ('train', 'val', 'test'))})")
-    root = Path(spec.get("path") or data_yaml.parent)
+    root = Path(spec["path"]) if spec.get("path") else Path(".")  # no `path`: the YAML's own folder
     root = root if root.is_absolute() else (data_yaml.parent / root)
     folders = spec[split] if isinstance(spec[split], list) else [spec[split]]
     kpt_shape = tuple(int(v) for v in spec["kpt_shape"])
