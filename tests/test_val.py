@@ -216,3 +216,14 @@ def test_val_bad_input_is_one_clear_line(args, message, tmp_path):
     result = run_cli("val", *args, "--out", str(tmp_path))
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_data_yaml_without_path_given_by_a_relative_path(mini, monkeypatch):
+    """No `path` key: the images are found beside the YAML, however the YAML itself was named."""
+    from posebench.compress.finetune import stage_dataset
+
+    monkeypatch.chdir(mini.parent)
+    relative = Path("..") / mini.parent.name / mini.name / "coco-pose-mini.yaml"
+    assert len(load_dataset(relative).samples) == 12
+    staged = stage_dataset(relative, mini.parent / "staged")
+    assert len(load_dataset(staged).samples) == 12
