@@ -223,7 +223,7 @@ def build_variant(study: Study, model: str, variant: str, out: Path, cache: Path
         one_shot_pruning = bool(recipe.pruning()) and not recipe.finetune.epochs
         options = CompressOptions(data=study.finetune, pseudo_labels=None if study.finetune else study.pseudo_labels,
                                   bn_source=study.bn_calibration if one_shot_pruning else None,
-                                  epochs=study.epochs if recipe.finetune.epochs else None,
+                                  epochs=study.epochs if recipe.finetune.epochs or recipe.qat() else None,
                                   calibration=study.calibration, cache_dir=cache)
         summary = compress(resolve_model(None if spec == "default" else spec), recipe, step_dir, options=options)
         spec = str(step_dir) if "bundle" in summary else summary["checkpoint"]
