@@ -27,8 +27,9 @@ from posebench.compress.run import CompressOptions, compress
 from posebench.environment import fingerprint
 from posebench.evaluate.data import load_dataset
 from posebench.evaluate.validate import Predictor, validate
-from posebench.models import default_model_path, load_yolo, resolve_model
+from posebench.models import resolve_model
 from posebench.runtimes import create_backend
+from ultralytics_reference import ultralytics_openvino_int8
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -67,12 +68,7 @@ def main() -> int:
         artifacts[f"int8 ({preset})"] = {"onnxruntime": bundle.get("onnx", IMGSZ),
                                          "openvino": bundle.get("openvino", IMGSZ),
                                          "deepsparse": bundle.get("onnx", IMGSZ)}
-    pt = work / "ultralytics" / "yolo11n-pose.pt"
-    pt.parent.mkdir()
-    shutil.copyfile(default_model_path(), pt)
-    exported = Path(load_yolo(pt).export(format="openvino", quantize=8, data=str(data / "calib.yaml"), split="val",
-                                         imgsz=640, batch=1))
-    artifacts["int8 (Ultralytics export)"] = {"openvino": next(exported.glob("*.xml"))}
+    artifacts["int8 (Ultralytics export)"] = {"openvino": ultralytics_openvino_int8(work, data / "calib.yaml")}
 
     dataset = load_dataset(data / "both.yaml")
     results: dict = {"environment": fingerprint(), "accuracy": {}, "latency": {}}

@@ -10,10 +10,12 @@ calibration from 64 street-video frames. Variants:
 - p50: one-shot 50 % pruning + BatchNorm re-calibration on the train2017 images (fp32), then int8 PTQ, or
   QAT on labels (zeros held). (BatchNorm re-calibrated on the street video instead collapses this model:
   pose mAP50 0.22 on val; the statistics must come from the deployment domain.)
+- int8 QAT float-decode (labels): the same with only the decode in float (the keypoint branch quantized too),
+  against Ultralytics' own OpenVINO int8 export (calibrated on train2017), side by side on OpenVINO.
 Accuracy through each runtime with our validator; batch-1 latency at 2 threads, interleaved over rounds.
 Writes benchmarks/results/qat_study.{json,md}.
 
-Run: .venv/bin/python benchmarks/qat_study.py [--rounds 2] [--seconds 6] [--epochs 3]
+Run: .venv/bin/python benchmarks/qat_study.py [--rounds 3] [--seconds 6] [--epochs 3]
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from posebench.evaluate.data import load_dataset
 from posebench.evaluate.validate import Predictor, validate
 from posebench.models import resolve_model
 from posebench.runtimes import create_backend
+from ultralytics_reference import ultralytics_openvino_int8
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -48,7 +51,7 @@ RUNTIMES = {"onnxruntime": "onnx", "openvino": "openvino", "deepsparse": "onnx"}
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--epochs", type=int, default=3, help="QAT epochs")
     args = parser.parse_args()
@@ -59,6 +62,7 @@ def main() -> int:
     shutil.copytree(DATA / "coco-pose-mini", data)
     text = (data / "coco-pose-mini.yaml").read_text()
     (data / "both.yaml").write_text(text.replace("val: images/val", "val: [images/val, images/train2017]"))
+    (data / "calib.yaml").write_text(text.replace("val: images/val", "val: images/train2017"))
     video = DATA / "street-video" / "street.avi"
     cache = work / "cache"
     dense = resolve_model(None)
@@ -66,6 +70,8 @@ def main() -> int:
     ptq = Recipe.load(REPO / "recipes" / "int8-ptq.yaml")
     ptq = replace(ptq, modifiers=(replace(ptq.modifiers[0], calibration_images=64),))
     pruned = Recipe.load(REPO / "recipes" / "yolo-pose-oneshot-p50.yaml")
+    qat_decode = replace(qat, name="int8-qat-float-decode", modifiers=tuple(
+        replace(m, ignored_preset="yolo-pose-float-decode") for m in qat.modifiers))
     pruned = replace(pruned, bn_recalibration=replace(pruned.bn_recalibration,
                                                       source=str(data / "images" / "train2017")))
     pruned_ptq = replace(pruned, name="p50+ptq", modifiers=pruned.modifiers + ptq.modifiers)
@@ -74,6 +80,7 @@ def main() -> int:
     builds = {
         "int8 PTQ": (ptq, CompressOptions(**common)),
         "int8 QAT (labels)": (qat, CompressOptions(data=data / "coco-pose-mini.yaml", **common)),
+        "int8 QAT float-decode (labels)": (qat_decode, CompressOptions(data=data / "coco-pose-mini.yaml", **common)),
         "int8 QAT (pseudo-labels)": (qat, CompressOptions(pseudo_labels=video, max_frames=100, **common)),
         "p50": (pruned, CompressOptions(**common)),
         "p50 + int8 PTQ": (pruned_ptq, CompressOptions(**common)),
@@ -89,6 +96,7 @@ def main() -> int:
         build_seconds[variant] = time.perf_counter() - t0
         store = ArtifactStore(resolve_model(out if (out / "bundle.json").is_file() else out / "model.pt"), cache)
         artifacts[variant] = {rt: store.get(fmt, IMGSZ) for rt, fmt in RUNTIMES.items()}
+    artifacts["int8 (Ultralytics OpenVINO export)"] = {"openvino": ultralytics_openvino_int8(work, data / "calib.yaml")}
 
     splits = {"val": load_dataset(data / "coco-pose-mini.yaml"), "val+train2017": load_dataset(data / "both.yaml")}
     results: dict = {"environment": fingerprint(), "epochs": args.epochs, "build_seconds": build_seconds,
@@ -139,6 +147,14 @@ def write_markdown(results: dict) -> None:
         fmt = lambda v: f"{v:.2f}" if isinstance(v, float) else "-"  # noqa: E731
         lines.append(f"| {variant} | {runtime} | {val['map50']:.3f} | {val['map50_95']:.3f} | {both['map50']:.3f} | "
                      f"{both['map50_95']:.3f} | {fmt(lat.get('p50_ms'))} | {fmt(lat.get('mean_ms'))} |")
+    lat = results["latency"]
+    theirs = lat.get("int8 (Ultralytics OpenVINO export)|openvino")
+    lines.append("")
+    for ours in ("int8 PTQ", "int8 QAT (labels)", "int8 QAT float-decode (labels)"):
+        if theirs and f"{ours}|openvino" in lat:
+            lines.append(f"- OpenVINO p50, {ours} vs Ultralytics' int8 export: {lat[f'{ours}|openvino']['p50_ms']:.2f} vs "
+                         f"{theirs['p50_ms']:.2f} ms, speed ratio {theirs['p50_ms'] / lat[f'{ours}|openvino']['p50_ms']:.2f}x "
+                         "(>1: ours faster)")
     lines += ["", "Build time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in results["build_seconds"].items())]
     (OUT / "qat_study.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
