@@ -18,10 +18,8 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from statistics import median
 
 from posebench.artifacts import ArtifactStore
-from posebench.bench import measure_in_child
 from posebench.compress.recipe import Recipe
 from posebench.compress.run import CompressOptions, compress
 from posebench.environment import fingerprint
@@ -29,7 +27,7 @@ from posebench.evaluate.data import load_dataset
 from posebench.evaluate.validate import Predictor, validate
 from posebench.models import resolve_model
 from posebench.runtimes import create_backend
-from ultralytics_reference import ultralytics_openvino_int8
+from side_by_side import interleaved_latency, ultralytics_openvino_int8
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -79,23 +77,7 @@ def main() -> int:
             results["accuracy"][f"{variant}|{runtime}"] = {"pose": r["pose"], "box": r["box"]}
             print(f"{variant:32s} {runtime:12s} pose mAP50 {r['pose']['map50']:.3f} mAP50-95 {r['pose']['map50_95']:.3f}",
                   flush=True)
-    samples: dict[str, list[dict]] = {}
-    for k in range(args.rounds):
-        for variant, by_runtime in artifacts.items():
-            for runtime, path in by_runtime.items():
-                spec = {"runtime": runtime, "artifact": str(path), "threads": 2, "imgsz": list(IMGSZ), "options": {},
-                        "protocol": {"iters": 100, "min_seconds": args.seconds, "warmup_iters": 20,
-                                     "warmup_seconds": 2.0, "max_seconds": 0.0}}
-                result = measure_in_child(spec)
-                if result["status"] != "ok":
-                    print(f"{variant} {runtime}: {result['error']}", flush=True)
-                    continue
-                samples.setdefault(f"{variant}|{runtime}", []).append(result["latency"])
-                print(f"round {k + 1} {variant:32s} {runtime:12s} p50 {result['latency']['p50_ms']:.2f} ms", flush=True)
-    for key, runs in samples.items():
-        results["latency"][key] = {"p50_ms": median(r["p50_ms"] for r in runs),
-                                   "mean_ms": median(r["mean_ms"] for r in runs),
-                                   "p99_ms": median(r["p99_ms"] for r in runs), "rounds": runs}
+    results["latency"] = interleaved_latency(artifacts, rounds=args.rounds, seconds=args.seconds, imgsz=IMGSZ)
     OUT.mkdir(exist_ok=True)
     (OUT / "int8_study.json").write_text(json.dumps(results, indent=2, default=str))
     write_markdown(results)

@@ -20,7 +20,7 @@ from typing import Any
 
 from posebench.artifacts import DEFAULT_CACHE, ArtifactStore, read_metadata
 from posebench.environment import fingerprint
-from posebench.errors import InvalidInputError, PosebenchError, RuntimeUnavailableError
+from posebench.errors import InvalidInputError, PosebenchError, failure
 from posebench.latency import LatencyProtocol
 from posebench.models import ModelSource
 from posebench.results import ResultStore, make_trial, new_record
@@ -104,9 +104,8 @@ def run_bench(plan: BenchPlan, store: ResultStore,
                 on_progress(f"building {cls.artifact_format} artifact for {runtime}", done, total)
             artifact = artifacts.get(cls.artifact_format, plan.imgsz)
             meta = read_metadata(artifact)
-        except PosebenchError as exc:  # "skipped" when the runtime cannot run this variant here at all
-            status = "skipped" if isinstance(exc, RuntimeUnavailableError) else "error"
-            error = {"status": status, "error": str(exc), "error_type": type(exc).__name__}
+        except PosebenchError as exc:
+            error = failure(exc)
         for threads in plan.threads:
             if on_progress:
                 on_progress(f"{runtime} @ {threads} thread{'s' if threads > 1 else ''}", done, total)

@@ -128,8 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--calib", type=Path, default=None, metavar="IMAGES_OR_VIDEO",
                       help="int8 calibration images, video or data YAML (train split); keep it disjoint from "
                            "the evaluation images (QAT: initial ranges; default: the training images)")
-    comp.add_argument("--epochs", type=int, default=None, help="epochs of every training stage: recovery fine-tuning (scales a gradual "
-                      "schedule) and QAT")
+    comp.add_argument("--epochs", type=int, default=None,
+                      help="epochs of every training stage: recovery fine-tuning (scales a gradual schedule) and QAT")
     comp.add_argument("--imgsz", type=int, default=None, help="fine-tuning image size (default: the recipe's)")
     comp.add_argument("--batch", type=_positive_int, default=None, help="fine-tuning batch size")
     comp.add_argument("--max-frames", type=_positive_int, default=200, help="frames used for pseudo-labels")

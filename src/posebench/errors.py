@@ -41,6 +41,13 @@ class ModelLoadError(PosebenchError):
     """A runtime could not load a model artifact."""
 
 
+def failure(exc: PosebenchError) -> dict[str, str]:
+    """How a trial that raised `exc` is recorded: "skipped" when the runtime cannot run it here at all (no GPU,
+    a quantized variant on torch), else "error"."""
+    status = "skipped" if isinstance(exc, RuntimeUnavailableError) else "error"
+    return {"status": status, "error": str(exc), "error_type": type(exc).__name__}
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ' Did you mean "x"?' for the closest choice, or an empty string."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)

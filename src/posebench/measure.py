@@ -42,13 +42,12 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     spec_path, result_path = Path(argv[0]), Path(argv[1])
     spec = json.loads(spec_path.read_text())
-    from posebench.errors import PosebenchError, RuntimeUnavailableError
+    from posebench.errors import PosebenchError, failure
 
     try:
         result = run(spec)
-    except PosebenchError as exc:  # "skipped": this runtime cannot run here (no GPU, wrong precision)
-        status = "skipped" if isinstance(exc, RuntimeUnavailableError) else "error"
-        result = {"status": status, "error": str(exc), "error_type": type(exc).__name__, "pid": os.getpid()}
+    except PosebenchError as exc:
+        result = {**failure(exc), "pid": os.getpid()}
     except Exception as exc:  # recorded on the trial; the run goes on with the next one
         traceback.print_exc()
         result = {"status": "error", "error": f"{type(exc).__name__}: {exc}", "error_type": type(exc).__name__,

@@ -23,8 +23,8 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
 DEFAULT_MODEL_NAME = "yolo11n-pose.pt"
-BUILD_SEED = 0
-BUNDLE_FILE = "bundle.json"  # architectures built from YAML get this seed, so their random weights are reproducible
+BUILD_SEED = 0  # architectures built from YAML get this seed, so their random weights are reproducible
+BUNDLE_FILE = "bundle.json"  # what `posebench compress` writes into a quantized variant's folder
 
 
 def default_model_path() -> Path:

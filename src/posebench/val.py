@@ -14,7 +14,7 @@ from typing import Any
 
 from posebench.artifacts import DEFAULT_CACHE, ArtifactStore, read_metadata
 from posebench.environment import fingerprint
-from posebench.errors import InvalidInputError, PosebenchError, RuntimeUnavailableError
+from posebench.errors import InvalidInputError, PosebenchError, failure
 from posebench.evaluate.data import load_dataset
 from posebench.evaluate.postprocess import NMSConfig
 from posebench.evaluate.validate import Predictor, fidelity, iter_frames, pseudo_truth, validate
@@ -101,9 +101,8 @@ def run_val(plan: ValPlan, store: ResultStore, on_progress: Progress | None = No
                 else:
                     result = fidelity(predictor, frames, truths, on_image=progress)
             outcome = {"status": "ok", "accuracy": result, "backend": info}
-        except PosebenchError as exc:  # "skipped" when the runtime cannot run this variant here at all
-            status = "skipped" if isinstance(exc, RuntimeUnavailableError) else "error"
-            outcome = {"status": status, "error": str(exc), "error_type": type(exc).__name__}
+        except PosebenchError as exc:
+            outcome = failure(exc)
         trial = make_trial(model=plan.model_name or plan.source.name, source_id=plan.source.identity(), variant=plan.variant,
                            runtime=runtime, threads=plan.threads, imgsz=plan.imgsz,
                            fmt=backend_class(runtime).artifact_format, precision=(meta or {}).get("precision", "fp32"))

@@ -130,9 +130,10 @@ def stage_dataset(data_yaml: Path, dest: Path) -> Path:
 
     import yaml
 
+    from posebench.evaluate.data import dataset_root
+
     spec = yaml.safe_load(data_yaml.read_text()) or {}
-    root = Path(spec["path"]) if spec.get("path") else Path(".")  # no `path`: the YAML's own folder
-    root = root if root.is_absolute() else (data_yaml.parent / root).resolve()
+    root = dataset_root(data_yaml, spec).resolve()
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
     if size > STAGE_LIMIT:
         return data_yaml

@@ -89,8 +89,8 @@ def _conv_ops(graph: Any) -> dict[str, str]:
 
 
 def _float_ops(model: torch.nn.Module, graph: Any, scope: IgnoredScope,
-               example: torch.Tensor) -> tuple[list[str], list[str], list[str]]:
-    """NNCF op names kept in float, and the ONNX names of the convolutions kept float / quantized."""
+               example: torch.Tensor) -> tuple[list[str], list[str]]:
+    """NNCF op names kept in float, and the ONNX names of the convolutions among them."""
     head = len(model.model) - 1
     convs = _conv_ops(graph)
     # the head's prediction convs are its bare Conv2d layers (not inside a Conv block); what follows them is decode
@@ -112,8 +112,7 @@ def _float_ops(model: torch.nn.Module, graph: Any, scope: IgnoredScope,
     onnx_names = {op: exported[path] for op, path in convs.items() if op in feeds_prediction}
     kept = set(scope.select(list(onnx_names.values())))
     float_convs = [op for op, name in onnx_names.items() if name in kept]
-    return (sorted(set(decode) | set(float_convs)), sorted(kept),
-            sorted(name for name in onnx_names.values() if name not in kept))
+    return sorted(set(decode) | set(float_convs)), sorted(kept)
 
 
 def _nncf_forward_classes():  # noqa: ANN202 - two classes, built lazily (nncf is optional)
@@ -166,15 +165,15 @@ def prepare_qat(model: torch.nn.Module, batches: list[np.ndarray], scope: Ignore
     model = model.float().eval().fuse(verbose=False)
     tensors = [torch.from_numpy(b) for b in batches]
     graph = build_nncf_graph(wrap_model(copy.deepcopy(model)), tensors[0])
-    ignored, float_convs, quantized_convs = _float_ops(model, graph, scope, tensors[0])
+    ignored, float_convs = _float_ops(model, graph, scope, tensors[0])
     quantized = nncf.quantize(model, nncf.Dataset(tensors), preset=nncf.QuantizationPreset.MIXED,
                               subset_size=len(tensors), ignored_scope=nncf.IgnoredScope(names=ignored, validate=False))
     _swap_forward(quantized, _nncf_forward_classes()[0])
     for p in quantized.parameters():  # fuse() froze the folded convs; NNCF ranges are trainable too
         if p.is_floating_point():
             p.requires_grad_(True)
-    return quantized, {"float_convs": float_convs, "quantized_convs": quantized_convs, "float_ops": len(ignored),
-                       "quantizers": count_quantizers(quantized), "tool": f"nncf {nncf.__version__} QAT (MIXED)"}
+    return quantized, {"float_convs": float_convs, "quantizers": count_quantizers(quantized),
+                       "tool": f"nncf {nncf.__version__} QAT (MIXED)"}
 
 
 def count_quantizers(model: torch.nn.Module) -> int:
@@ -305,7 +304,7 @@ def export_qat_onnx(model: torch.nn.Module, out: Path, check: np.ndarray) -> dic
     from nncf.torch.function_hook.wrapper import get_hook_storage
     from nncf.torch.quantization.layers import BaseQuantizer
 
-    from posebench.compress.quantize import _strip_unused_opsets
+    from posebench.compress.quantize import strip_unused_opsets
 
     imgsz = (int(check.shape[2]), int(check.shape[3]))
     model = copy.deepcopy(model).float().eval()
@@ -321,7 +320,7 @@ def export_qat_onnx(model: torch.nn.Module, out: Path, check: np.ndarray) -> dic
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(exported, x, str(out), opset_version=17, input_names=["images"], output_names=["output0"],
                       dynamo=False)
-    _strip_unused_opsets(out)
+    strip_unused_opsets(out)
     pairs = sum(n.op_type == "QuantizeLinear" for n in onnx.load(str(out)).graph.node)
     fold_weight_quantizers(out)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])  # fails on a non-float Q input

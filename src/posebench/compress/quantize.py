@@ -99,7 +99,7 @@ def calibration_batches(frames: Iterable[np.ndarray], imgsz: tuple[int, int], li
     return batches
 
 
-def _strip_unused_opsets(path: Path) -> None:
+def strip_unused_opsets(path: Path) -> None:
     """Keep only opset imports that nodes use, at IR 8: DeepSparse 1.8 rejects e.g. ai.onnx.ml 5."""
     import onnx
 
@@ -155,7 +155,7 @@ def quantize_onnx(fp32: Path, out: Path, batches: list[np.ndarray], config: PTQC
         extra_options={"CalibPercentile": config.percentile},
     )
     prepared.unlink(missing_ok=True)
-    _strip_unused_opsets(out)
+    strip_unused_opsets(out)
     return {"quantized_nodes": quantized_onnx_nodes(out), "float_nodes": floats, "tool": "onnxruntime.quantize_static"}
 
 

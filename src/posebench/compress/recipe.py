@@ -184,6 +184,9 @@ class Recipe:
         q = self.quantization()
         return q if q is not None and q.method == "qat" else None
 
+    def gradual(self) -> tuple[PruningModifier, ...]:
+        return tuple(m for m in self.pruning() if m.schedule == "gradual")
+
     def with_epochs(self, epochs: int) -> Recipe:
         """The same recipe with every training stage run for `epochs` (recovery fine-tuning, with gradual
         schedules stretched or shrunk to match, and QAT); a QAT-only recipe gets no extra fine-tuning."""
@@ -203,9 +206,9 @@ class Recipe:
         factor = epochs / self.finetune.epochs if self.finetune.epochs else 1.0
         modifiers = tuple(
             replace(m, start_epoch=m.start_epoch * factor, end_epoch=m.end_epoch * factor,
-                    update_frequency=max(m.update_frequency * factor, 1e-6)) if getattr(m, "schedule", "") == "gradual" else m
+                    update_frequency=max(m.update_frequency * factor, 1e-6)) if m in self.gradual() else m
             for m in self.modifiers)
-        if any(getattr(m, "schedule", "") == "gradual" for m in modifiers) and epochs <= 0:
+        if self.gradual() and epochs <= 0:
             raise RecipeError("a gradual pruning schedule needs at least one fine-tuning epoch")
         return replace(self, modifiers=modifiers, finetune=replace(self.finetune, epochs=epochs))
 
@@ -292,7 +295,8 @@ class _Parser:
                                 images=int(self.number(bn, "images", path, 64, 1, 100000, integer=True)),
                                 batch=int(self.number(bn, "batch", path, 8, 1, 1024, integer=True)),
                                 imgsz=int(self.imgsz(bn, path, 640)))
-        gradual_end = max([m.end_epoch for m in parsed if getattr(m, "schedule", "") == "gradual"] + [0.0])
+        gradual_end = max([m.end_epoch for m in parsed
+                           if m.type == "magnitude_pruning" and m.schedule == "gradual"] + [0.0])
         if gradual_end and finetune.epochs < gradual_end:
             raise self.fail(("finetune", "epochs"), f"a gradual schedule ends at epoch {gradual_end:g} but fine-tuning "
                                                     f"runs {finetune.epochs} epochs: set finetune.epochs >= {gradual_end:g}")

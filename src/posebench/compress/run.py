@@ -206,8 +206,8 @@ def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, opt
         xml_out.parent.mkdir(parents=True, exist_ok=True)
         ov.save_model(ov.Core().read_model(str(fp32_xml)), str(xml_out), compress_to_fp16=True)
         settings = {}
-    return _write_bundle(out_dir, recipe, q, name=name, checkpoint=checkpoint, fp32=(fp32_onnx, fp32_xml),
-                         artifacts=(onnx_out, xml_out), info=info, settings=settings)
+    return _write_bundle(out_dir, recipe, q, name=name, checkpoint=checkpoint, artifacts=(onnx_out, xml_out),
+                         converted_from=(fp32_onnx, fp32_xml), info=info, settings=settings)
 
 
 def qat_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options: CompressOptions, say: Progress, *,
@@ -252,14 +252,15 @@ def qat_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options:
                      "tool": prepared["tool"], "export_check": exported["export_check"]},
             "openvino": {"quantized_nodes": openvino_quantized_nodes(ir), "float_nodes": float_nodes,
                          "tool": f"{prepared['tool']}, QDQ ONNX read by OpenVINO"}}
-    settings = {"method": "qat", "epochs": q.epochs, "sparse_tensors_held": len(held.masks), "lr0": q.lr0, "data": str(data), "imgsz_train": imgsz,
-                "calibration_source": str(source), "calibration_images": len(batches),
+    settings = {"method": "qat", "epochs": q.epochs, "lr0": q.lr0, "data": str(data), "imgsz_train": imgsz,
+                "sparse_tensors_held": len(held.masks), "calibration_source": str(source),
+                "calibration_images": len(batches),
                 "quantizers": prepared["quantizers"], "ignored_preset": q.ignored_preset,
                 "ignored_add": list(q.ignored_add), "ignored_remove": list(q.ignored_remove)}
-    store = ArtifactStore(resolve_model(float_checkpoint), options.cache_dir or DEFAULT_CACHE)
-    return _write_bundle(out_dir, recipe, q, name=name, checkpoint=float_checkpoint,
-                         fp32=(store.get("onnx", size), store.get("openvino", size)), artifacts=(onnx_out, xml_out),
-                         info=info, settings=settings)
+    # metadata (sparsity, shapes) from the fp32 export of the trained weights; the IR comes from the QDQ ONNX
+    fp32_onnx = ArtifactStore(resolve_model(float_checkpoint), options.cache_dir or DEFAULT_CACHE).get("onnx", size)
+    return _write_bundle(out_dir, recipe, q, name=name, checkpoint=float_checkpoint, artifacts=(onnx_out, xml_out),
+                         converted_from=(fp32_onnx, onnx_out), info=info, settings=settings)
 
 
 def _calibration_source(q: Any, options: CompressOptions, fallback: Path | None = None) -> Path:
@@ -272,19 +273,20 @@ def _calibration_source(q: Any, options: CompressOptions, fallback: Path | None 
     return source
 
 
-def _write_bundle(out_dir: Path, recipe: Recipe, q: Any, *, name: str, checkpoint: Path, fp32: tuple[Path, Path],
-                  artifacts: tuple[Path, Path], info: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    """Metadata sidecars for both artifacts and OUT/bundle.json (what bench / val / study take as --model)."""
+def _write_bundle(out_dir: Path, recipe: Recipe, q: Any, *, name: str, checkpoint: Path, artifacts: tuple[Path, Path],
+                  converted_from: tuple[Path, Path], info: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Metadata sidecars for both artifacts (the ONNX one's source is an fp32 ONNX export, whose metadata they
+    inherit) and OUT/bundle.json (what bench / val / study take as --model)."""
     import hashlib
 
     from posebench.artifacts import read_metadata, write_metadata
     from posebench.models import BUNDLE_FILE
 
-    (fp32_onnx, fp32_xml), (onnx_out, xml_out) = fp32, artifacts
-    base = read_metadata(fp32_onnx)
-    for fmt, path in (("onnx", onnx_out), ("openvino", xml_out)):
+    onnx_out, xml_out = artifacts
+    base = read_metadata(converted_from[0])
+    for fmt, path, origin in (("onnx", onnx_out, converted_from[0]), ("openvino", xml_out, converted_from[1])):
         meta = {**base, "format": fmt, "precision": q.precision, "quantization": {**settings, **info.get(fmt, {})},
-                "converted_from": str(fp32_onnx if fmt == "onnx" else fp32_xml)}
+                "converted_from": str(origin)}
         write_metadata(path, meta)
     digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
     bundle = {"name": name, "variant": recipe.name or f"{q.precision}", "precision": q.precision,

@@ -12,6 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -132,6 +133,13 @@ def _image_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
+def dataset_root(data_yaml: Path, spec: dict[str, Any]) -> Path:
+    """The folder an Ultralytics data YAML's splits are relative to: its `path`, itself relative to the YAML's
+    folder, or (no `path`) the YAML's own folder."""
+    root = Path(spec["path"]) if spec.get("path") else Path(".")
+    return root if root.is_absolute() else (data_yaml.parent / root)
+
+
 def load_ultralytics(data_yaml: Path, *, split: str = "val") -> Dataset:
     """A dataset described by an Ultralytics data YAML (`path`, `train`/`val` folders, `kpt_shape`)."""
     if not data_yaml.is_file():
@@ -144,8 +152,7 @@ def load_ultralytics(data_yaml: Path, *, split: str = "val") -> Dataset:
         raise DataError(f"{data_yaml}: no 'kpt_shape' key: is it a pose dataset?")
     if split not in spec:
         raise DataError(f"{data_yaml}: no '{split}' split (it has: {', '.join(k for k in spec if k in ('train', 'val', 'test'))})")
-    root = Path(spec["path"]) if spec.get("path") else Path(".")  # no `path`: the YAML's own folder
-    root = root if root.is_absolute() else (data_yaml.parent / root)
+    root = dataset_root(data_yaml, spec)
     folders = spec[split] if isinstance(spec[split], list) else [spec[split]]
     kpt_shape = tuple(int(v) for v in spec["kpt_shape"])
     samples, problems = [], []

@@ -1,0 +1,45 @@
+"""Shared by the benchmark scripts: Ultralytics' own OpenVINO int8 export (the reference our int8 artifacts
+race) and batch-1 latency measured side by side, interleaved over rounds."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from posebench.bench import measure_in_child
+from posebench.models import default_model_path, load_yolo
+
+
+def ultralytics_openvino_int8(work: Path, calibration_yaml: Path, imgsz: int = 640) -> Path:
+    """`YOLO.export(format="openvino", quantize=8)` calibrated on the YAML's val split; returns the IR .xml."""
+    pt = work / "ultralytics" / "yolo11n-pose.pt"  # a copy: Ultralytics writes the export beside the weights
+    pt.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(default_model_path(), pt)
+    exported = Path(load_yolo(pt).export(format="openvino", quantize=8, data=str(calibration_yaml), split="val",
+                                         imgsz=imgsz, batch=1))
+    return next(exported.glob("*.xml"))
+
+
+def interleaved_latency(artifacts: dict[str, dict[str, Path]], *, rounds: int, seconds: float,
+                        imgsz: tuple[int, int], threads: int = 2) -> dict[str, dict[str, Any]]:
+    """Every (variant, runtime) artifact once per round, each in a fresh process; medians over rounds,
+    keyed "variant|runtime" (every round's numbers kept under "rounds")."""
+    samples: dict[str, list[dict]] = {}
+    width = max(len(v) for v in artifacts)
+    for k in range(rounds):
+        for variant, by_runtime in artifacts.items():
+            for runtime, path in by_runtime.items():
+                spec = {"runtime": runtime, "artifact": str(path), "threads": threads, "imgsz": list(imgsz),
+                        "options": {}, "protocol": {"iters": 100, "min_seconds": seconds, "warmup_iters": 20,
+                                                    "warmup_seconds": 2.0, "max_seconds": 0.0}}
+                result = measure_in_child(spec)
+                if result["status"] != "ok":
+                    print(f"{variant} {runtime}: {result['error']}", flush=True)
+                    continue
+                samples.setdefault(f"{variant}|{runtime}", []).append(result["latency"])
+                print(f"round {k + 1} {variant:{width}s} {runtime:12s} p50 {result['latency']['p50_ms']:.2f} ms",
+                      flush=True)
+    return {key: {"p50_ms": median(r["p50_ms"] for r in runs), "mean_ms": median(r["mean_ms"] for r in runs),
+                  "p99_ms": median(r["p99_ms"] for r in runs), "rounds": runs} for key, runs in samples.items()}
