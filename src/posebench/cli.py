@@ -319,14 +319,15 @@ def cmd_study(args: argparse.Namespace) -> int:
     failed = [r for r in written if r.get("status") != "ok"]
     md, page = build_report([out / "results.jsonl"], out / "report", max_drop=args.max_drop, budget_ms=args.budget_ms,
                             metric=args.metric)
-    _print_study_tables(out / "results.jsonl", metric=args.metric)
+    _print_study_tables(out / "results.jsonl", metric=args.metric, max_drop=args.max_drop, budget_ms=args.budget_ms)
     print(f"study '{study.name}': {len(written)} new records ({len(failed)} failed or skipped); "
           f"results in {out / 'results.jsonl'}")
     print(f"report: {page}  (Markdown: {md})")
     return 0
 
 
-def _print_study_tables(store: Path, *, metric: str = "map50") -> None:
+def _print_study_tables(store: Path, *, metric: str = "map50", max_drop: float = 0.01,
+                        budget_ms: float | None = None) -> None:
     """Mean latency per variant and runtime@threads (ms), and the verdict, in the terminal."""
     from rich.console import Console
 
@@ -344,7 +345,7 @@ def _print_study_tables(store: Path, *, metric: str = "map50") -> None:
     rows = [[m, v, *(c.get(k, "-") for k in configs)] for (m, v), c in cells.items()]
     print_table("batch-1 latency, mean ms (p50 and p99 in the report)", ("model", "variant", *configs), rows,
                 left=("model", "variant"), width=190)
-    for line in verdict(report, max_drop=0.01, budget_ms=None):
+    for line in verdict(report, max_drop=max_drop, budget_ms=budget_ms):  # the same verdict as the report's
         Console(width=max(Console().width, 140)).print(line.replace("**", ""))
 
 
