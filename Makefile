@@ -32,8 +32,10 @@ $(DS_STAMP): requirements/deepsparse.lock
 	$(DS_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/deepsparse.lock
 	touch $@
 
+# Exit status 3 = some trials skipped by design (torch cannot run an int8 bundle): the demo still succeeded.
 demo: env
-	$(VENV)/bin/posebench study studies/demo.yaml --out $(DEMO_OUT) --metric map50_95
+	$(VENV)/bin/posebench study studies/demo.yaml --out $(DEMO_OUT) --metric map50_95; s=$$?; \
+	if [ $$s -ne 0 ] && [ $$s -ne 3 ]; then exit $$s; fi
 
 test: env
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -9,6 +9,9 @@ import pytest
 
 from conftest import IMGSZ, run_cli
 
+from posebench.errors import (EXIT_NONE_FAILED, EXIT_NONE_SKIPPED, EXIT_OK, EXIT_PARTIAL_FAILED,
+                              EXIT_PARTIAL_SKIPPED, exit_status)
+
 FAST = ["--iters", "5", "--min-seconds", "0", "--warmup", "1", "--warmup-seconds", "0"]
 
 
@@ -108,10 +111,30 @@ def test_missing_runtime_is_recorded_not_fatal(tmp_path, cache_dir):
                              "--threads", "1", "--imgsz", f"{IMGSZ[0]},{IMGSZ[1]}", "--out", str(tmp_path),
                              "--cache-dir", str(cache_dir), "--json", str(tmp_path / "r.json"), *FAST],
                             capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == EXIT_PARTIAL_SKIPPED, result.stderr  # some measured, the rest not installed
     records = {r["trial"]["runtime"]: r for r in json.loads((tmp_path / "r.json").read_text())}
-    assert records["deepsparse"]["status"] == "error" and "deepsparse==1.8.0" in records["deepsparse"]["error"]
+    assert records["deepsparse"]["status"] == "skipped" and "deepsparse==1.8.0" in records["deepsparse"]["error"]
+    assert records["deepsparse"]["error_type"] == "RuntimeNotInstalledError"  # not installed != crashed
     assert records["null"]["status"] == "ok"
+
+
+def test_nothing_measured_exits_non_zero(tmp_path, cache_dir):
+    """TensorRT is not installed here (no GPU): nothing asked for was measured, and the exit status says so."""
+    result = run_cli("bench", "--runtime", "tensorrt", "--threads", "1", "--imgsz", f"{IMGSZ[0]},{IMGSZ[1]}",
+                     "--out", str(tmp_path), "--cache-dir", str(cache_dir), *FAST)
+    assert result.returncode == EXIT_NONE_SKIPPED, result.stdout + result.stderr
+    record = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
+    assert record["status"] == "skipped" and record["trial"]["runtime"] == "tensorrt"
+
+
+def test_exit_status_tells_skipped_from_crashed():
+    ok, skipped, crashed = {"status": "ok"}, {"status": "skipped"}, {"status": "error"}
+    assert exit_status([ok, ok]) == EXIT_OK
+    assert exit_status([ok, skipped]) == EXIT_PARTIAL_SKIPPED
+    assert exit_status([ok, skipped, crashed]) == EXIT_PARTIAL_FAILED
+    assert exit_status([skipped]) == EXIT_NONE_SKIPPED
+    assert exit_status([skipped, crashed]) == EXIT_NONE_FAILED
+    assert exit_status([]) == EXIT_NONE_SKIPPED  # nothing ran is not success
 
 
 def test_env_command_lists_runtimes():

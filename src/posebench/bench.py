@@ -25,6 +25,7 @@ from posebench.latency import LatencyProtocol
 from posebench.models import ModelSource
 from posebench.results import ResultStore, make_trial, new_record
 from posebench.runtimes import backend_class
+from posebench.runtimes.base import parse_runtime_spec
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,51 @@ def parse_threads(text: str) -> tuple[int, ...]:
     return values
 
 
-def trial_of(plan: BenchPlan, runtime: str, threads: int, meta: dict[str, Any] | None) -> dict[str, Any]:
-    """The identity of one measurement: what was run, not how long it took."""
+def trial_of(plan: BenchPlan, runtime: str, threads: int, meta: dict[str, Any] | None,
+             options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The identity of one measurement: what was run (runtime options that change it included), not how long."""
+    cls = backend_class(runtime)
+    identity = cls.identity(options)
     return make_trial(model=plan.model_name or plan.source.name, source_id=plan.source.identity(), variant=plan.variant,
-                      runtime=runtime, threads=threads, imgsz=plan.imgsz, fmt=backend_class(runtime).artifact_format,
-                      precision=(meta or {}).get("precision", "fp32"))
+                      runtime=runtime, threads=threads, imgsz=plan.imgsz, fmt=cls.artifact_format,
+                      precision=identity.get("precision") or (meta or {}).get("precision", "fp32"), options=identity)
+
+
+def runtime_options(plan_options: dict[str, dict[str, Any]], spec: str) -> tuple[str, dict[str, Any]]:
+    """A runtime spec ('tensorrt[precision=fp16]') -> its name and options (the plan's for that runtime, then the
+    spec's own)."""
+    name, own = parse_runtime_spec(spec)
+    return name, {**plan_options.get(name, {}), **own}
+
+
+def artifact_warnings(meta: dict[str, Any] | None, env: dict[str, Any], runtime: str) -> list[str]:
+    """What a reader of this record must know about the artifact on this machine (int8 path mismatch)."""
+    from posebench.isa import SATURATING, int8_mismatch
+
+    meta = meta or {}
+    if meta.get("precision") != "int8" or runtime in ("torch", "tensorrt", "null"):
+        return []
+    target = (meta.get("quantization") or {}).get("int8_target") or {}
+    running = env.get("int8_path", "generic")
+    if not target:  # built before posebench recorded int8 targets: full 8-bit weights unless reduce_range
+        if running in SATURATING and not (meta.get("quantization") or {}).get("reduce_range"):
+            return [f"int8 target not recorded (full 8-bit weights) and this CPU's int8 kernels ({running}) "
+                    "saturate: accuracy may drop; rebuild the bundle with this posebench"]
+        return []
+    warning = int8_mismatch(target.get("target"), running)
+    return [warning] if warning else []
+
+
+def artifact_ops(artifacts: ArtifactStore, imgsz: tuple[int, int]) -> dict[str, float] | None:
+    """Operations per inference, counted on the model's ONNX (a bundle's own, QDQ int8 included; the OpenVINO IR
+    and the checkpoint do the same work). None if it cannot be counted."""
+    from posebench.roofline import count_ops
+
+    try:
+        return count_ops(artifacts.get("onnx", imgsz))
+    except Exception as exc:  # counting is a sanity figure: never let it stop a measurement
+        warnings.warn(f"could not count the model's operations: {exc}", stacklevel=2)
+        return None
 
 
 def measure_in_child(spec: dict[str, Any]) -> dict[str, Any]:
@@ -85,6 +126,8 @@ def measure_in_child(spec: dict[str, Any]) -> dict[str, Any]:
 def run_bench(plan: BenchPlan, store: ResultStore,
               on_progress: Callable[[str, int, int], None] | None = None) -> list[dict[str, Any]]:
     """Measure every (runtime, threads) of `plan`; append each record to `store` as it is made."""
+    from posebench.roofline import cpu_peak, roofline
+
     env = fingerprint()
     artifacts = ArtifactStore(plan.source, plan.cache_dir)
     if on_progress:
@@ -93,7 +136,9 @@ def run_bench(plan: BenchPlan, store: ResultStore,
     records: list[dict[str, Any]] = []
     total = len(plan.runtimes) * len(plan.threads)
     done = 0
-    for runtime in plan.runtimes:
+    ops: dict[str, float] | None = None
+    for spec_text in plan.runtimes:
+        runtime, options = runtime_options(plan.runtime_options, spec_text)
         cls = backend_class(runtime)
         artifact: Path | None = None
         meta: dict[str, Any] | None = None
@@ -104,22 +149,30 @@ def run_bench(plan: BenchPlan, store: ResultStore,
                 on_progress(f"building {cls.artifact_format} artifact for {runtime}", done, total)
             artifact = artifacts.get(cls.artifact_format, plan.imgsz)
             meta = read_metadata(artifact)
+            if ops is None and runtime != "null":
+                ops = artifact_ops(artifacts, plan.imgsz)
         except PosebenchError as exc:
             error = failure(exc)
+        notes = artifact_warnings(meta, env, runtime)
         for threads in plan.threads:
             if on_progress:
-                on_progress(f"{runtime} @ {threads} thread{'s' if threads > 1 else ''}", done, total)
+                on_progress(f"{spec_text} @ {threads} thread{'s' if threads > 1 else ''}", done, total)
             if error is None:
                 spec = {"runtime": runtime, "artifact": str(artifact), "threads": threads, "imgsz": list(plan.imgsz),
-                        "protocol": plan.protocol.__dict__, "options": plan.runtime_options.get(runtime, {})}
+                        "protocol": plan.protocol.__dict__, "options": options}
                 result = measure_in_child(spec)
             else:
                 result = error
+            compute = None
+            if result.get("status") == "ok" and runtime != "null" and str((result.get("backend") or {}).get(
+                    "device", "cpu")).lower() == "cpu":
+                compute = roofline(ops, result["latency"].get("p50_ms"), cpu_peak(env, threads))
             record = new_record(
-                "latency", trial_of(plan, runtime, threads, meta), protocol=plan.protocol.to_dict(),
+                "latency", trial_of(plan, runtime, threads, meta, options), protocol=plan.protocol.to_dict(),
                 artifact={"path": str(artifact) if artifact else None, "sparsity": (meta or {}).get("sparsity"),
-                          "size_bytes": _artifact_size(artifact)},
-                environment=env, **result,
+                          "size_bytes": _artifact_size(artifact), "ops": ops if runtime != "null" else None},
+                environment=env, **({"compute": compute} if compute else {}),
+                **({"warnings": notes} if notes else {}), **result,
             )
             store.append(record)
             records.append(record)

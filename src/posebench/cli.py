@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 from posebench import __version__
-from posebench.errors import InvalidInputError, PosebenchError
+from posebench.errors import EXIT_INPUT, InvalidInputError, PosebenchError, exit_status
 
 
 def _positive_int(text: str) -> int:
@@ -46,7 +46,8 @@ def _add_model_args(p: argparse.ArgumentParser, *, runtime_default: str, threads
                         "default: the embedded COCO-trained yolo11n-pose.pt")
     p.add_argument("--runtime", default=runtime_default, metavar="NAMES",
                    help="comma-separated: torch,onnxruntime,openvino,deepsparse,tensorrt,null, or 'all' "
-                        f"(every CPU runtime); default: {runtime_default}")
+                        "(every CPU runtime); options in brackets: 'tensorrt[precision=fp16]'; "
+                        f"default: {runtime_default}")
     p.add_argument("--threads", default=threads_default, metavar="N[,N...]", help=threads_help)
     p.add_argument("--imgsz", default="640", metavar="S|H,W",
                    help="static input size (height, width), multiples of 32 (default: 640)")
@@ -56,11 +57,18 @@ def _add_model_args(p: argparse.ArgumentParser, *, runtime_default: str, threads
                    help="interpreter of the DeepSparse 1.8 environment (default: .venv-deepsparse)")
     p.add_argument("--ort-provider", default="cpu", choices=["cpu", "cuda", "tensorrt"],
                    help="ONNX Runtime execution provider (default: cpu)")
+    p.add_argument("--trt-precision", default="fp32", choices=["fp32", "fp16", "int8"],
+                   help="TensorRT engine precision (default: fp32; int8 needs a QDQ int8 bundle)")
+    p.add_argument("--flush-denormals", action="store_true",
+                   help="treat denormal floats as zero on torch, onnxruntime and openvino (recorded in the trial). "
+                        "Per runtime instead: --runtime 'onnxruntime[flush_denormals=true],onnxruntime'")
 
 
 def _runtime_options(args: argparse.Namespace) -> dict[str, dict]:
+    ftz = {"flush_denormals": True} if args.flush_denormals else {}
     return {"deepsparse": {"python": args.deepsparse_python} if args.deepsparse_python else {},
-            "onnxruntime": {"provider": args.ort_provider}}
+            "onnxruntime": {"provider": args.ort_provider, **ftz}, "openvino": dict(ftz), "torch": dict(ftz),
+            "tensorrt": {"precision": args.trt_precision}}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--calib", type=Path, default=None, metavar="IMAGES_OR_VIDEO",
                       help="int8 calibration images, video or data YAML (train split); keep it disjoint from "
                            "the evaluation images (QAT: initial ranges; default: the training images)")
+    comp.add_argument("--target-isa", default=None,
+                      choices=["auto", "amx", "avx512_vnni", "avx_vnni", "avx512", "avx2", "generic"],
+                      help="int8 kernels to build for (default: the recipe's target_isa, auto = this machine): "
+                           "CPUs without VNNI (avx2, avx512) get 7-bit weights in the QDQ model")
     comp.add_argument("--epochs", type=int, default=None,
                       help="epochs of every training stage: recovery fine-tuning (scales a gradual schedule) and QAT")
     comp.add_argument("--imgsz", type=int, default=None, help="fine-tuning image size (default: the recipe's)")
@@ -201,7 +213,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     failed = [r for r in records if r.get("status") != "ok"]
     print(f"{len(records) - len(failed)} of {len(records)} measurements ok; records in {store.path}"
           + (f" and {args.json}" if args.json else "") + f"; table in {args.out / 'latency.md'}")
-    return 0
+    _print_warnings(records)
+    return exit_status(records)
+
+
+def _print_warnings(records: list[dict]) -> None:
+    for text in dict.fromkeys(w for r in records for w in r.get("warnings", [])):
+        print(f"warning: {text}", file=sys.stderr)
 
 
 def cmd_val(args: argparse.Namespace) -> int:
@@ -254,9 +272,10 @@ def cmd_val(args: argparse.Namespace) -> int:
                   f"images ({a['instances']} instances) in {a['wall_seconds']:.1f} s"
                   + (f"; {len(a['skipped'])} input(s) left out: {'; '.join(a['skipped'])}" if a.get("skipped") else ""))
         else:
-            print(f"{r['trial']['runtime']}: error: {r['error']}")
+            print(f"{r['trial']['runtime']}: {r['status']}: {r['error']}")
     print(f"records in {store.path}" + (f" and {args.json}" if args.json else ""))
-    return 0
+    _print_warnings(records)
+    return exit_status(records)
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
@@ -277,7 +296,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     source = resolve_model(args.model)
     options = CompressOptions(data=args.data, pseudo_labels=args.pseudo_labels, bn_source=args.bn_calibrate,
                               epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, max_frames=args.max_frames,
-                              calibration=args.calib)
+                              calibration=args.calib, target_isa=args.target_isa)
     console = Console(stderr=True)
     summary = compress(source, recipe, args.out, options=options,
                        on_progress=lambda message: console.print(f"[bold]posebench compress:[/bold] {message}"))
@@ -305,6 +324,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from posebench.report.build import build_report
+    from posebench.results import latest_per_trial, merge
     from posebench.study import Study, run_study
 
     study = Study.load(args.study)
@@ -316,6 +336,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         task = progress.add_task("starting", total=None)
         written = run_study(study, out, retry_failed=args.retry_failed, on_progress=lambda what, done, total:
                             progress.update(task, description=what[:90], completed=done, total=total))
+    written = [r for r in written if r.get("kind") != "probe"]  # trial records; probes are reported separately
     failed = [r for r in written if r.get("status") != "ok"]
     md, page = build_report([out / "results.jsonl"], out / "report", max_drop=args.max_drop, budget_ms=args.budget_ms,
                             metric=args.metric)
@@ -323,7 +344,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     print(f"study '{study.name}': {len(written)} new records ({len(failed)} failed or skipped); "
           f"results in {out / 'results.jsonl'}")
     print(f"report: {page}  (Markdown: {md})")
-    return 0
+    return exit_status(latest_per_trial(merge([out / "results.jsonl"]), study=study.name))
 
 
 def _print_study_tables(store: Path, *, metric: str = "map50", max_drop: float = 0.01,
@@ -352,10 +373,15 @@ def _print_study_tables(store: Path, *, metric: str = "map50", max_drop: float =
 def cmd_report(args: argparse.Namespace) -> int:
     from posebench.report.build import build_report
 
+    from posebench.results import latest_per_trial, merge
+
+    for path in args.results:
+        if not path.is_file():
+            raise InvalidInputError(f"results file {path} does not exist")
     md, page = build_report(args.results, args.out, max_drop=args.max_drop, budget_ms=args.budget_ms,
                             evaluation=args.evaluation, thesis=args.thesis, metric=args.metric)
     print(f"report: {page}  (Markdown: {md})")
-    return 0
+    return exit_status(latest_per_trial(merge(args.results)))
 
 
 def cmd_env(args: argparse.Namespace) -> int:
@@ -391,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except PosebenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_INPUT
     except KeyboardInterrupt:
         print("interrupted: records measured so far are in the results store", file=sys.stderr)
         return 130

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from posebench import __version__
+from posebench.isa import int8_target_of
 
 # ISA extensions that decide CPU inference speed (int8 dot products, wide vectors, AMX).
 ISA_FLAGS = (
@@ -45,6 +46,11 @@ def _cpuinfo(path: Path = Path("/proc/cpuinfo")) -> tuple[str, set[str]]:
     return model, flags
 
 
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags (`/proc/cpuinfo`; empty where unknown)."""
+    return _cpuinfo()[1]
+
+
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     """Installed versions of the packages that matter for a measurement (absent ones omitted)."""
     versions = {}
@@ -58,7 +64,10 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
 
 def fingerprint(extra_versions: dict[str, str] | None = None) -> dict[str, Any]:
     """Describe this machine and software stack; `machine_id` is stable across runs on one host."""
+    from posebench.roofline import clock_ghz
+
     cpu_model, flags = _cpuinfo()
+    clock = clock_ghz()
     cores = os.cpu_count() or 1
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
     host = socket.gethostname()
@@ -68,6 +77,9 @@ def fingerprint(extra_versions: dict[str, str] | None = None) -> dict[str, Any]:
         "logical_cores": cores,
         "usable_cores": usable,
         "isa": sorted(f for f in ISA_FLAGS if f in flags),
+        "int8_path": int8_target_of(flags),
+        "clock_ghz": clock[0],
+        "clock_source": clock[1],
         "arch": platform.machine(),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),

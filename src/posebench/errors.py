@@ -1,7 +1,9 @@
-"""Typed errors with messages that say what went wrong and how to fix it.
+"""Typed errors with messages that say what went wrong and how to fix it, and the exit statuses.
 
 The command line prints `error: <message>` for any `PosebenchError` and exits with status 2; any
-other exception is a bug and keeps its traceback.
+other exception is a bug and keeps its traceback (status 1). Commands that run trials (bench, val,
+study, report) end with `exit_status(records)`: a script can tell "all ran" from "some were skipped"
+from "some crashed" from "nothing ran".
 """
 
 from __future__ import annotations
@@ -42,10 +44,32 @@ class ModelLoadError(PosebenchError):
 
 
 def failure(exc: PosebenchError) -> dict[str, str]:
-    """How a trial that raised `exc` is recorded: "skipped" when the runtime cannot run it here at all (no GPU,
-    a quantized variant on torch), else "error"."""
-    status = "skipped" if isinstance(exc, RuntimeUnavailableError) else "error"
+    """How a trial that raised `exc` is recorded: "skipped" when the runtime is not installed or cannot run it
+    here at all (no GPU, a quantized variant on torch), else "error". `error_type` tells the two skips apart."""
+    status = "skipped" if isinstance(exc, (RuntimeUnavailableError, RuntimeNotInstalledError)) else "error"
     return {"status": status, "error": str(exc), "error_type": type(exc).__name__}
+
+
+# Exit statuses (documented in the README): 0 and 2 as usual; 3-6 say what happened to the trials.
+EXIT_OK = 0  # every trial asked for succeeded
+EXIT_BUG = 1  # an unexpected exception (a traceback is printed): please report it
+EXIT_INPUT = 2  # bad input or usage: nothing ran
+EXIT_PARTIAL_SKIPPED = 3  # some trials succeeded; the others were skipped (runtime not installed / cannot run here)
+EXIT_PARTIAL_FAILED = 4  # some trials succeeded; at least one crashed (status "error")
+EXIT_NONE_SKIPPED = 5  # nothing succeeded: every trial was skipped (not installed / cannot run here)
+EXIT_NONE_FAILED = 6  # nothing succeeded: at least one trial crashed
+
+
+def exit_status(records: Iterable[dict]) -> int:
+    """The exit status for the trials behind `records` (status "ok", "skipped" or "error")."""
+    statuses = [r.get("status") for r in records]
+    ok = statuses.count("ok")
+    crashed = any(s not in ("ok", "skipped") for s in statuses)
+    if ok == len(statuses):
+        return EXIT_OK if statuses else EXIT_NONE_SKIPPED
+    if ok:
+        return EXIT_PARTIAL_FAILED if crashed else EXIT_PARTIAL_SKIPPED
+    return EXIT_NONE_FAILED if crashed else EXIT_NONE_SKIPPED
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -26,11 +26,27 @@ def trial_id(trial: dict[str, Any]) -> str:
 
 
 def make_trial(*, model: str, source_id: str, variant: str, runtime: str, threads: int,
-               imgsz: tuple[int, int] | list[int], fmt: str, precision: str = "fp32") -> dict[str, Any]:
+               imgsz: tuple[int, int] | list[int], fmt: str, precision: str = "fp32",
+               options: dict[str, Any] | None = None, mode: str = "model") -> dict[str, Any]:
     """The identity of a trial: what was run, not what came out. Latency and accuracy records of the
-    same trial share it, so reports can join them."""
-    return {"model": model, "source_id": source_id, "variant": variant, "runtime": runtime, "threads": int(threads),
-            "imgsz": [int(v) for v in imgsz], "format": fmt, "precision": precision}
+    same trial share it, so reports can join them. `options` are the runtime options that change what runs
+    (provider, precision, flush-to-zero, streams; only non-default ones, so default trials keep their ids)."""
+    trial = {"model": model, "source_id": source_id, "variant": variant, "runtime": runtime, "threads": int(threads),
+             "imgsz": [int(v) for v in imgsz], "format": fmt, "precision": precision}
+    if options:
+        trial["options"] = dict(sorted(options.items()))
+    if mode != "model":
+        trial["mode"] = mode
+    return trial
+
+
+def runtime_label(trial: dict[str, Any]) -> str:
+    """'onnxruntime' or 'tensorrt[precision=fp16]': a trial's runtime with its identity options."""
+    options = trial.get("options") or {}
+    if not options:
+        return str(trial["runtime"])
+    text = ",".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in options.items())
+    return f"{trial['runtime']}[{text}]"
 
 
 def new_record(kind: str, trial: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -91,6 +107,19 @@ def merge(paths: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
         for record in records:
             seen.setdefault(record["id"], record)
     return sorted(seen.values(), key=lambda r: r.get("created", ""))
+
+
+def latest_per_trial(records: list[dict[str, Any]], *, study: str | None = None) -> list[dict[str, Any]]:
+    """The newest record of each trial (kind, trial id, evaluation, study key), e.g. after `--retry-failed`;
+    environment probes and other records without a trial are left out."""
+    latest: dict[tuple, dict[str, Any]] = {}
+    for r in sorted(records, key=lambda r: r.get("created", "")):
+        if "trial_id" not in r or (study is not None and r.get("study") != study):
+            continue
+        key = (r.get("kind"), r.get("study_key") or r["trial_id"], (r.get("evaluation") or {}).get("name"),
+               r.get("round"))
+        latest[key] = r
+    return list(latest.values())
 
 
 def write_json(path: str | os.PathLike, records: list[dict[str, Any]]) -> None:

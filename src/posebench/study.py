@@ -23,7 +23,7 @@ from posebench.errors import InvalidInputError, PosebenchError
 
 KEYS = {"name", "description", "models", "variants", "runtimes", "threads", "imgsz", "latency", "evaluation",
         "calibration", "finetune", "pseudo_labels", "bn_calibration", "epochs", "gpu_runtimes"}
-LATENCY_KEYS = {"iters", "min_seconds", "warmup", "warmup_seconds", "max_seconds"}
+LATENCY_KEYS = {"iters", "min_seconds", "warmup", "warmup_seconds", "max_seconds", "rounds", "probe"}
 EVAL_KEYS = {"data", "split", "reference", "source", "max_frames", "optional", "name"}
 
 
@@ -144,6 +144,10 @@ def _parse(raw: Any, path: Path) -> Study:
     if not isinstance(latency, dict):
         raise _fail(path, "latency", "must be a mapping (iters, min_seconds, warmup, warmup_seconds, max_seconds)")
     _unknown(path, latency, LATENCY_KEYS, "latency.")
+    rounds = latency.get("rounds", 2)
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 2:
+        raise _fail(path, "latency.rounds", f"must be a whole number >= 2 (interleaved rounds expose a noisy "
+                                            f"machine), got {rounds!r}")
     skipped = []
     evaluations = []
     for n, ev in enumerate(raw.get("evaluation") or []):
@@ -257,7 +261,8 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
                                max_seconds=float(study.latency.get("max_seconds", 0.0)))
     runtimes = study.runtimes + study.gpu_runtimes
     scored = [r for r in runtimes if r != "null"]
-    per_variant = len(runtimes) * len(study.threads) + len(scored) * len(study.evaluations)
+    per_variant = len(runtimes) * len(study.threads) * int(study.latency.get("rounds", 2)) + \
+        len(scored) * len(study.evaluations)
     total = len(study.models) * len(study.variants) * per_variant
     written: list[dict[str, Any]] = []
     k = 0
@@ -284,11 +289,30 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
         tmp.path.unlink(missing_ok=True)
         return tmp
 
+    rounds = int(study.latency.get("rounds", 2))
+    probe_threads = max(study.threads)
+
+    def probe(when: str) -> None:
+        """The quietness probe before and after the latency rounds (once per study run and moment)."""
+        from posebench.probe import run_probe
+
+        if not study.latency.get("probe", True):
+            return
+        tick(f"quietness probe ({when})")
+        record = {**new_record("probe", {"study": study.name, "when": when}, status="ok", environment=env),
+                  "when": when, "probe": run_probe(probe_threads)}
+        record.pop("trial_id"), record.pop("trial")
+        record["study"] = study.name
+        store.append(record)
+        written.append(record)
+
+    # 1. build every variant once
+    built: dict[tuple[str, str], tuple[Any, str | None]] = {}
+    names: dict[str, str] = {}
     for model in study.models:
-        model_name = resolve_model(None if model == "default" else model).name
+        names[model] = resolve_model(None if model == "default" else model).name
         specs: dict[str, str | None] = {}
         for variant in study.variants:
-            key = f"{model}|{variant}"
             tick(f"building {variant} of {Path(model).name}")
             try:
                 specs[variant] = build_variant(study, model, variant, out / "variants" / Path(model).stem / variant,
@@ -300,26 +324,48 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
                 specs[variant], build_error = None, f"building variant '{variant}' failed: {type(exc).__name__}: {exc}"
             source = resolve_model(None if specs[variant] in (None, "default") else specs[variant]) \
                 if specs[variant] else None
+            built[(model, variant)] = (source, build_error)
+        built[(model, "")] = (specs, None)
 
-            def placeholder(runtime: str, threads: int) -> dict[str, Any]:
-                return make_trial(model=model_name, source_id="", variant=variant, runtime=runtime, threads=threads,
-                                  imgsz=study.imgsz, fmt="-")
+    def placeholder(model: str, variant: str, runtime: str, threads: int) -> dict[str, Any]:
+        return make_trial(model=names[model], source_id="", variant=variant, runtime=runtime, threads=threads,
+                          imgsz=study.imgsz, fmt="-")
 
-            for runtime in runtimes:
-                no_gpu = runtime in study.gpu_runtimes and not _gpu_available()
-                for threads in study.threads:
-                    skey = f"{key}|latency|{runtime}|{threads}"
-                    k += 1
-                    if skey in done:
-                        continue
-                    tick(f"[{k}/{total}] latency {variant} on {runtime} @ {threads}")
-                    if build_error or no_gpu:
-                        unrun("latency", placeholder(runtime, threads), build_error or "skipped: no GPU on this machine",
-                              skey)
-                        continue
-                    plan = BenchPlan(source=source, runtimes=(runtime,), threads=(threads,), imgsz=study.imgsz,
-                                     protocol=protocol, variant=variant, cache_dir=cache, model_name=model_name)
-                    keep(run_bench(plan, fresh_store()), skey)
+    # 2. latency, in interleaved rounds: round r measures every configuration before round r+1 starts
+    latency_keys = [(model, variant, runtime, threads) for model in study.models for variant in study.variants
+                    for runtime in runtimes for threads in study.threads]
+    pending = [r for r in range(1, rounds + 1) for (m, v, rt, t) in latency_keys
+               if _latency_key(m, v, rt, t, r) not in done]
+    if pending:
+        probe("before")
+    for round_no in range(1, rounds + 1):
+        for model, variant, runtime, threads in latency_keys:
+            skey = _latency_key(model, variant, runtime, threads, round_no)
+            k += 1
+            if skey in done:
+                continue
+            source, build_error = built[(model, variant)]
+            no_gpu = runtime in study.gpu_runtimes and not _gpu_available()
+            tick(f"[{k}/{total}] latency {variant} on {runtime} @ {threads}, round {round_no}/{rounds}")
+            if build_error or no_gpu:
+                unrun("latency", placeholder(model, variant, runtime, threads),
+                      build_error or "skipped: no GPU on this machine", skey)
+                continue
+            plan = BenchPlan(source=source, runtimes=(runtime,), threads=(threads,), imgsz=study.imgsz,
+                             protocol=protocol, variant=variant, cache_dir=cache, model_name=names[model])
+            records = run_bench(plan, fresh_store())
+            for record in records:
+                record["round"] = round_no
+            keep(records, skey)
+    if pending:
+        probe("after")
+
+    # 3. accuracy
+    for model in study.models:
+        specs = built[(model, "")][0]
+        for variant in study.variants:
+            key = f"{model}|{variant}"
+            source, build_error = built[(model, variant)]
             for ev in study.evaluations:
                 for runtime in (r for r in runtimes if r != "null"):  # null returns zeros: nothing to score
                     skey = f"{key}|accuracy|{ev.name}|{runtime}"
@@ -332,17 +378,23 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
                                              and not _gpu_available() else None) or \
                         (f"reference variant '{ev.reference}' is not built" if ev.reference and not reference else None)
                     if reason:
-                        unrun("accuracy", placeholder(runtime, study.threads[-1]), reason, skey, ev.name)
+                        unrun("accuracy", placeholder(model, variant, runtime, study.threads[-1]), reason, skey,
+                              ev.name)
                         continue
                     plan = ValPlan(source=source, runtimes=(runtime,), imgsz=study.imgsz, threads=study.threads[-1],
                                    nms=NMSConfig(), variant=variant, cache_dir=cache, data=ev.data, split=ev.split,
                                    reference=resolve_model(None if reference == "default" else reference)
                                    if ev.reference else None,
                                    reference_runtime="onnxruntime" if "onnxruntime" in study.runtimes else "torch",
-                                   frames=ev.source, max_frames=ev.max_frames, model_name=model_name)
+                                   frames=ev.source, max_frames=ev.max_frames, model_name=names[model])
                     keep(run_val(plan, fresh_store()), skey, ev.name)
     report("done", total, total)
     return written
+
+
+def _latency_key(model: str, variant: str, runtime: str, threads: int, round_no: int) -> str:
+    """A latency trial's key in the study (round 1 keeps the key studies had before rounds existed)."""
+    return f"{model}|{variant}|latency|{runtime}|{threads}" + (f"|r{round_no}" if round_no > 1 else "")
 
 
 def _gpu_available() -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from posebench.artifacts import DEFAULT_CACHE, ArtifactStore, read_metadata
+from posebench.bench import artifact_warnings, runtime_options
 from posebench.environment import fingerprint
 from posebench.errors import InvalidInputError, PosebenchError, failure
 from posebench.evaluate.data import load_dataset
@@ -59,10 +60,11 @@ class ValPlan:
             raise InvalidInputError(f"--ref-conf must be in (0, 1), got {self.ref_conf}")
 
 
-def _predictor(store: ArtifactStore, runtime: str, plan: ValPlan) -> tuple[Predictor, dict[str, Any]]:
+def _predictor(store: ArtifactStore, spec: str, plan: ValPlan) -> tuple[Predictor, dict[str, Any]]:
+    runtime, options = runtime_options(plan.runtime_options, spec)
     artifact = store.get(backend_class(runtime).artifact_format, plan.imgsz)
     meta = read_metadata(artifact)
-    backend = create_backend(runtime, artifact, threads=plan.threads, options=plan.runtime_options.get(runtime))
+    backend = create_backend(runtime, artifact, threads=plan.threads, options=options)
     return Predictor(backend, plan.imgsz, tuple(meta["kpt_shape"]), plan.nms), meta
 
 
@@ -88,10 +90,11 @@ def run_val(plan: ValPlan, store: ResultStore, on_progress: Progress | None = No
                 truths.append(pseudo_truth(ref_predictor, image, ref_conf=plan.ref_conf))
                 report(f"labelling with reference {plan.reference.name} ({plan.reference_runtime})", n + 1, len(frames))
     records = []
-    for runtime in plan.runtimes:
+    for spec in plan.runtimes:
+        runtime, options = runtime_options(plan.runtime_options, spec)
         meta: dict[str, Any] | None = None
         try:
-            predictor, meta = _predictor(artifacts, runtime, plan)
+            predictor, meta = _predictor(artifacts, spec, plan)
             progress = lambda done, total, rt=runtime: report(f"validating on {rt}", done, total)  # noqa: E731
             with predictor.backend:
                 info = predictor.backend.info()
@@ -103,9 +106,14 @@ def run_val(plan: ValPlan, store: ResultStore, on_progress: Progress | None = No
             outcome = {"status": "ok", "accuracy": result, "backend": info}
         except PosebenchError as exc:
             outcome = failure(exc)
+        identity = backend_class(runtime).identity(options)
         trial = make_trial(model=plan.model_name or plan.source.name, source_id=plan.source.identity(), variant=plan.variant,
                            runtime=runtime, threads=plan.threads, imgsz=plan.imgsz,
-                           fmt=backend_class(runtime).artifact_format, precision=(meta or {}).get("precision", "fp32"))
+                           fmt=backend_class(runtime).artifact_format, options=identity,
+                           precision=identity.get("precision") or (meta or {}).get("precision", "fp32"))
+        notes = artifact_warnings(meta, env, runtime)
+        if notes:
+            outcome["warnings"] = notes
         evaluation = ({"mode": "labels", "data": str(plan.data), "split": plan.split, "dataset": dataset.name}
                       if mode == "labels" else
                       {"mode": "reference", "reference": plan.reference.spec, "reference_id": plan.reference.identity(),

@@ -23,6 +23,7 @@ import numpy as np
 
 from posebench.errors import InvalidInputError, RuntimeNotInstalledError
 from posebench.evaluate.preprocess import letterbox, to_batch
+from posebench.isa import Int8Choice
 
 # Ignored-scope presets: regexes on node names, "{head}" is the index of the model's last module (the
 # Pose head: 22 in YOLOv8, 23 in YOLO11). Ultralytics exports keep torch module paths as node names.
@@ -68,7 +69,13 @@ class PTQConfig:
     images: int = 128  # calibration images / frames
     per_channel: bool = True  # per-output-channel weight scales
     reduce_range: bool = False  # 7-bit weights: avoids u8 x s8 saturation (vpmaddubsw) on CPUs without VNNI
+    overflow_fix: str = "first_layer_only"  # NNCF (OpenVINO): "enable" = 7-bit weights everywhere (CPUs without VNNI)
     ignored_scope: IgnoredScope = field(default_factory=IgnoredScope)
+
+    @classmethod
+    def for_target(cls, choice: Int8Choice, **settings: Any) -> PTQConfig:
+        """Settings for an int8 target (see `posebench.isa.choose_int8`)."""
+        return cls(reduce_range=choice.reduce_range, overflow_fix=choice.overflow_fix, **settings)
 
     def __post_init__(self) -> None:
         if self.calibration_method not in CALIBRATION_METHODS:
@@ -174,11 +181,19 @@ def quantize_openvino(fp32_xml: Path, out_xml: Path, batches: list[np.ndarray], 
     floats = config.ignored_scope.select(names)
     scope = nncf.IgnoredScope(names=floats, validate=False) if floats else None
     quantized = nncf.quantize(model, nncf.Dataset(batches), preset=nncf.QuantizationPreset.MIXED,
-                              ignored_scope=scope, subset_size=len(batches))
+                              ignored_scope=scope, subset_size=len(batches),
+                              advanced_parameters=overflow_fix_parameters(config.overflow_fix))
     out_xml.parent.mkdir(parents=True, exist_ok=True)
     ov.save_model(quantized, str(out_xml), compress_to_fp16=False)
     return {"quantized_nodes": openvino_quantized_nodes(quantized), "float_nodes": floats,
             "tool": f"nncf {nncf.__version__} (MIXED)"}
+
+
+def overflow_fix_parameters(overflow_fix: str) -> Any:
+    """NNCF's advanced parameters with its overflow fix ("first_layer_only", its default, or "enable")."""
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+    return AdvancedQuantizationParameters(overflow_fix=OverflowFix(overflow_fix))
 
 
 def openvino_quantized_nodes(model: Any) -> list[str]:

@@ -100,7 +100,8 @@ class QuantizationModifier:
     calibration_images: int = 128
     calibration_method: str = "MinMax"  # ONNX Runtime calibrator: MinMax | Entropy | Percentile
     per_channel: bool = True
-    reduce_range: bool = False  # 7-bit weights for CPUs without VNNI
+    reduce_range: bool | None = None  # 7-bit weights; None ("auto"): chosen for target_isa (see posebench.isa)
+    target_isa: str = "auto"  # int8 kernels the artifacts are built for: auto (this machine) | avx2 | avx512 | ...
     ignored_preset: str = "yolo-pose-float-head"  # see posebench.compress.quantize.PRESETS
     ignored_add: tuple[str, ...] = ()  # node-name regexes also kept in float
     ignored_remove: tuple[str, ...] = ()  # node-name regexes quantized after all
@@ -332,6 +333,7 @@ class _Parser:
 
     def quantization(self, data: dict, path: tuple) -> QuantizationModifier:
         from posebench.compress.quantize import CALIBRATION_METHODS, PRESETS
+        from posebench.isa import INT8_TARGETS
 
         data = self.keys(data, path, QuantizationModifier)
         size = data.get("imgsz", [640, 640])
@@ -339,9 +341,12 @@ class _Parser:
         if (not isinstance(size, list) or len(size) != 2 or not all(isinstance(v, int) and v > 0 and v % 32 == 0
                                                                     for v in size)):
             raise self.fail(path + ("imgsz",), f"must be a multiple of 32 or [height, width] of them, got {size!r}")
-        for key in ("per_channel", "reduce_range"):
-            if not isinstance(data.get(key, False), bool):
-                raise self.fail(path + (key,), "must be true or false")
+        if not isinstance(data.get("per_channel", True), bool):
+            raise self.fail(path + ("per_channel",), "must be true or false")
+        reduce_range = data.get("reduce_range", "auto")
+        reduce_range = "auto" if reduce_range is None else reduce_range
+        if not isinstance(reduce_range, bool) and reduce_range != "auto":
+            raise self.fail(path + ("reduce_range",), "must be auto (chosen for target_isa), true or false")
         if data.get("calibration_source") is not None and not isinstance(data["calibration_source"], str):
             raise self.fail(path + ("calibration_source",), "must be a path")
         precision = self.choice(data, "precision", path, "int8", ("int8", "fp16"))
@@ -361,7 +366,8 @@ class _Parser:
             calibration_source=data.get("calibration_source"),
             calibration_images=int(self.number(data, "calibration_images", path, 128, 1, 100000, integer=True)),
             calibration_method=self.choice(data, "calibration_method", path, "MinMax", CALIBRATION_METHODS),
-            per_channel=data.get("per_channel", True), reduce_range=data.get("reduce_range", False),
+            per_channel=data.get("per_channel", True), reduce_range=None if reduce_range == "auto" else reduce_range,
+            target_isa=self.choice(data, "target_isa", path, "auto", ("auto", *INT8_TARGETS)),
             ignored_preset=self.choice(data, "ignored_preset", path, "yolo-pose-float-head", tuple(PRESETS)),
             ignored_add=self.patterns(data, "ignored_add", path, regex=True),
             ignored_remove=self.patterns(data, "ignored_remove", path, regex=True))

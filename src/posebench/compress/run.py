@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ class CompressOptions:
     calibration: Path | None = None  # int8 calibration images / video / data YAML (overrides the recipe)
     cache_dir: Path | None = None  # where fp32 exports are cached (default: ~/.cache/posebench/artifacts)
     device: str = "cpu"
+    target_isa: str | None = None  # int8 target (overrides the recipe's target_isa; see posebench.isa)
 
 
 def _frames(source: Path, limit: int):  # noqa: ANN202 - a generator of (name, image)
@@ -180,6 +181,7 @@ def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, opt
     from posebench.artifacts import DEFAULT_CACHE, ArtifactStore
     from posebench.compress.quantize import (IgnoredScope, PTQConfig, calibration_batches, onnx_to_fp16,
                                              quantize_onnx, quantize_openvino)
+    from posebench.isa import choose_int8
     from posebench.models import resolve_model
 
     imgsz = (int(q.imgsz[0]), int(q.imgsz[1]))
@@ -189,9 +191,11 @@ def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, opt
     info: dict[str, Any] = {}
     if q.precision == "int8":
         source = _calibration_source(q, options)
-        config = PTQConfig(calibration_method=q.calibration_method, images=q.calibration_images,
-                           per_channel=q.per_channel, reduce_range=q.reduce_range,
-                           ignored_scope=IgnoredScope(q.ignored_preset, q.ignored_add, q.ignored_remove))
+        target = choose_int8(options.target_isa or q.target_isa, q.reduce_range)
+        say(f"int8 target {target.target}: {target.reason}")
+        config = PTQConfig.for_target(target, calibration_method=q.calibration_method, images=q.calibration_images,
+                                      per_channel=q.per_channel,
+                                      ignored_scope=IgnoredScope(q.ignored_preset, q.ignored_add, q.ignored_remove))
         batches = calibration_batches(_calibration_frames(source, q.calibration_images), imgsz, q.calibration_images)
         say(f"calibrating on {len(batches)} images from {source}: ONNX Runtime QDQ")
         info["onnx"] = quantize_onnx(fp32_onnx, onnx_out, batches, config)
@@ -199,8 +203,9 @@ def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, opt
         info["openvino"] = quantize_openvino(fp32_xml, xml_out, batches, config)
         settings = {"method": "ptq", "calibration_source": str(source), "calibration_images": len(batches),
                     "calibration_method": q.calibration_method, "per_channel": q.per_channel,
-                    "reduce_range": q.reduce_range, "ignored_preset": q.ignored_preset,
-                    "ignored_add": list(q.ignored_add), "ignored_remove": list(q.ignored_remove)}
+                    "reduce_range": target.reduce_range, "ignored_preset": q.ignored_preset,
+                    "ignored_add": list(q.ignored_add), "ignored_remove": list(q.ignored_remove),
+                    "int8_target": target.to_dict()}
     else:
         onnx_to_fp16(fp32_onnx, onnx_out)
         xml_out.parent.mkdir(parents=True, exist_ok=True)
@@ -222,6 +227,7 @@ def qat_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options:
     from posebench.compress.prune import apply_masks_
     from posebench.compress.qat import export_qat_onnx, prepare_qat, qat_trainer
     from posebench.compress.quantize import IgnoredScope, calibration_batches, openvino_quantized_nodes
+    from posebench.isa import SATURATING, choose_int8
     from posebench.models import resolve_model
 
     size = (int(q.imgsz[0]), int(q.imgsz[1]))
@@ -252,7 +258,12 @@ def qat_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options:
                      "tool": prepared["tool"], "export_check": exported["export_check"]},
             "openvino": {"quantized_nodes": openvino_quantized_nodes(ir), "float_nodes": float_nodes,
                          "tool": f"{prepared['tool']}, QDQ ONNX read by OpenVINO"}}
-    settings = {"method": "qat", "epochs": q.epochs, "lr0": q.lr0, "data": str(data), "imgsz_train": imgsz,
+    target = choose_int8(options.target_isa or q.target_isa, False)
+    if target.target in SATURATING:
+        target = replace(target, reason=f"{target.target} has no VNNI; QAT keeps full 8-bit weights (NNCF), which its "
+                         "u8 x s8 kernels can saturate through onnxruntime / deepsparse: deploy the OpenVINO IR "
+                         "(oneDNN halves weights there) or an int8 PTQ bundle, which gets 7-bit weights")
+    settings = {"method": "qat", "int8_target": target.to_dict(), "epochs": q.epochs, "lr0": q.lr0, "data": str(data), "imgsz_train": imgsz,
                 "sparse_tensors_held": len(held.masks), "calibration_source": str(source),
                 "calibration_images": len(batches),
                 "quantizers": prepared["quantizers"], "ignored_preset": q.ignored_preset,
@@ -294,6 +305,7 @@ def _write_bundle(out_dir: Path, recipe: Recipe, q: Any, *, name: str, checkpoin
               "artifacts": {"onnx": onnx_out.name, "openvino": str(xml_out.relative_to(out_dir))},
               "sha256": {"onnx": digest(onnx_out), "openvino": digest(xml_out.with_suffix(".bin"))},
               "sparsity": base.get("sparsity"), "recipe": recipe.to_dict(),
+              "int8_target": settings.get("int8_target"),
               "quantized_nodes": {fmt: len(v["quantized_nodes"]) for fmt, v in info.items()},
               "float_nodes": {fmt: len(v["float_nodes"]) for fmt, v in info.items()}}
     (out_dir / BUNDLE_FILE).write_text(json.dumps(bundle, indent=2))

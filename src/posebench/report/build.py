@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from posebench.errors import InvalidInputError
-from posebench.results import merge
+from posebench.results import merge, runtime_label
+
+NOISY_SPREAD = 0.10  # rounds of one trial whose p50s differ by more than this are flagged
 
 METRICS = ("precision", "recall", "map50", "map50_95")
 LABELS = {"precision": "P", "recall": "R", "map50": "mAP50", "map50_95": "mAP50-95"}
@@ -63,7 +65,8 @@ class Report:
             raise InvalidInputError(f"--metric must be one of {', '.join(METRICS)}, got '{metric}'")
         self.metric = metric
         self.records = records
-        self.latency = [r for r in records if r.get("kind") == "latency" and r.get("status") == "ok"]
+        self.latency = combine_rounds([r for r in records if r.get("kind") == "latency" and r.get("status") == "ok"])
+        self.probes = [r for r in records if r.get("kind") == "probe"]
         self.accuracy = [r for r in records if r.get("kind") == "accuracy" and r.get("status") == "ok"]
         def key(r: dict[str, Any]) -> tuple[str, str]:
             return r["kind"], r.get("study_key") or r["trial_id"]
@@ -111,7 +114,7 @@ class Report:
             acc = self.accuracy_of(t["model"], t["variant"], t["runtime"], self.primary) if self.primary else None
             if t["runtime"] == "null":
                 continue
-            points.append(Point(t["model"], t["variant"], t["runtime"], t["threads"], _machine(r), _device(r),
+            points.append(Point(t["model"], t["variant"], runtime_label(t), t["threads"], _machine(r), _device(r),
                                 r["latency"]["mean_ms"], r["latency"]["p50_ms"], r["latency"]["p99_ms"],
                                 acc["pose"][self.metric] if acc else None))
         return points
@@ -123,6 +126,36 @@ class Report:
             if key not in seen:
                 seen.append(key)
         return seen
+
+
+def combine_rounds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One latency record per trial and machine: the median of its rounds' statistics, with the rounds' p50s,
+    their spread ((max - min) / min) and a `noisy` flag when the spread exceeds 10 %. The roofline figures are
+    recomputed for the median p50."""
+    import statistics
+
+    from posebench.roofline import cpu_peak, roofline
+
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[(r["trial_id"], (r.get("environment") or {}).get("machine_id", "?"))].append(r)
+    combined = []
+    for group in groups.values():
+        group.sort(key=lambda r: (r.get("round", 1), r.get("created", "")))
+        last = dict(group[-1])
+        stats = [g["latency"] for g in group]
+        last["latency"] = {**stats[-1], **{k: statistics.median(s[k] for s in stats)
+                                          for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms") if k in stats[-1]}}
+        p50s = [s["p50_ms"] for s in stats]
+        last["rounds"] = p50s
+        last["spread"] = (max(p50s) - min(p50s)) / min(p50s) if len(p50s) > 1 and min(p50s) > 0 else None
+        last["noisy"] = bool(last["spread"] is not None and last["spread"] > NOISY_SPREAD)
+        ops = (last.get("artifact") or {}).get("ops")
+        if ops and last.get("compute"):
+            last["compute"] = roofline(ops, last["latency"]["p50_ms"],
+                                       cpu_peak(last.get("environment") or {}, last["trial"]["threads"]))
+        combined.append(last)
+    return sorted(combined, key=lambda r: r.get("created", ""))
 
 
 def pareto_front(points: list[Point]) -> list[Point]:
@@ -281,13 +314,84 @@ def latency_table(report: Report) -> list[list[str]]:
     configs: list[str] = []
     for r in report.latency:
         t, lat = r["trial"], r["latency"]
-        config = f"{t['runtime']}@{t['threads']} ({_machine(r)})"
+        config = f"{runtime_label(t)}@{t['threads']} ({_machine(r)})"
         configs.append(config)
         cells[(t["model"], t["variant"])][config] = f"{lat['mean_ms']:.2f} / {lat['p50_ms']:.2f} / {lat['p99_ms']:.2f}"
     configs = list(dict.fromkeys(configs))
     rows = [["model", "variant", *configs]]
     for (model, variant), by_config in cells.items():
         rows.append([model, variant, *(by_config.get(c, "-") for c in configs)])
+    return rows
+
+
+def rounds_table(report: Report) -> list[list[str]]:
+    """Per configuration: p50 of each round and their spread (flagged > 10 %), work per inference, achieved
+    GOP/s and the fraction of the machine's peak (flagged beyond it), and warnings (int8 path mismatch)."""
+    rows = [["model", "variant", "runtime@threads", "machine", "p50 per round (ms)", "spread", "GOP / inference",
+             "achieved GOP/s", "% of peak", "notes"]]
+    for r in report.latency:
+        t = r["trial"]
+        if t["runtime"] == "null":
+            continue
+        spread = r.get("spread")
+        compute = r.get("compute") or {}
+        ops = (r.get("artifact") or {}).get("ops") or {}
+        notes = list(r.get("warnings", []))
+        if r.get("noisy"):
+            notes.insert(0, f"NOISY: rounds differ by {spread:.0%} (> {NOISY_SPREAD:.0%})")
+        if compute.get("beyond_peak"):
+            notes.insert(0, "BEYOND PEAK: faster than the estimated peak allows (clock above the reported one?)")
+        rows.append([t["model"], t["variant"], f"{runtime_label(t)}@{t['threads']}", _machine(r),
+                     " / ".join(f"{v:.2f}" for v in r.get("rounds", [])),
+                     f"{spread:.1%}" if spread is not None else "1 round",
+                     f"{ops['ops'] / 1e9:.2f}" + (f" ({ops['int8_ops'] / ops['ops']:.0%} int8)" if ops.get("int8_ops")
+                                                 else "") if ops.get("ops") else "-",
+                     f"{compute['gops']:.1f}" if compute else "-",
+                     f"{compute['fraction_of_peak']:.0%}" if compute else "-", "; ".join(notes)])
+    return rows
+
+
+def peak_notes(report: Report) -> list[str]:
+    """How each machine's peak was estimated (one line per machine)."""
+    seen: dict[str, str] = {}
+    for r in report.latency:
+        basis = (r.get("compute") or {}).get("peak_basis")
+        if basis:
+            seen.setdefault(_machine(r) + f", {r['trial']['threads']} thread(s)", basis)
+    return [f"{machine}: {basis}" for machine, basis in seen.items()]
+
+
+def probe_lines(report: Report) -> list[str]:
+    """The quietness probes of each study in the results, and whether the machine was noisy."""
+    from posebench.probe import quietness
+
+    lines = []
+    for study in dict.fromkeys(p.get("study") for p in report.probes):
+        noisy, text = quietness([p for p in report.probes if p.get("study") == study])
+        lines.append(f"{'NOISY machine' if noisy else 'Quiet machine'} during study '{study}' "
+                     f"({_machine(next(p for p in report.probes if p.get('study') == study))}): {text}.")
+    return lines
+
+
+def thesis_plausibility() -> list[list[str]]:
+    """Each published thesis latency against the peak of its machine, with the arithmetic."""
+    from posebench.report import thesis
+    from posebench.roofline import thesis_peak
+
+    rows = [["variant (thesis)", "configuration", "published ms", "work assumed (GOP)", "fastest possible ms",
+             "x peak", "verdict"]]
+    for variant, configs in thesis.LATENCY_MS.items():
+        for config, ms in configs.items():
+            work = thesis.work_gops(variant)
+            peak = thesis_peak(config)
+            int8 = "int8" in variant
+            bound = work["ops"] / (peak.int8_gops if int8 else peak.fp32_gops) * 1e3
+            ratio = bound / ms
+            verdict_text = ("plausible" if ratio <= 1 else
+                            "beyond peak: possible only with fast-convolution algorithms (<= 2.25x fewer multiplies)"
+                            if ratio <= 2.25 else "beyond peak: impossible for one batch-1 inference")
+            rows.append([variant, config, f"{ms:.3f}", f"{work['ops']:.2f} ({work['why']})", f"{bound:.3f}",
+                         f"{ratio:.1f}x", verdict_text])
     return rows
 
 
@@ -357,6 +461,13 @@ def build_report(paths: list[Path], out: Path, *, max_drop: float = 0.01, budget
         sections.append((f"Accuracy: {name}", _markdown_table(rows), _html_table(rows)))
     rows = latency_table(report)
     sections.append(("Latency (ms: mean / p50 / p99, batch 1)", _markdown_table(rows), _html_table(rows)))
+    rows = rounds_table(report)
+    notes = probe_lines(report) + [f"Peak: {line}" for line in peak_notes(report)] + [
+        f"Rounds: each trial's statistics are the median of its interleaved rounds; a spread over "
+        f"{NOISY_SPREAD:.0%} is flagged NOISY. Work: multiply-accumulates x2 of every Conv/MatMul in the ONNX "
+        "graph (element-wise ops left out); % of peak = fastest possible time at the peak / measured p50."]
+    sections.append(("Noise and roofline", "\n\n".join(notes) + "\n\n" + _markdown_table(rows),
+                     "".join(f"<p>{html.escape(n)}</p>" for n in notes) + _html_table(rows)))
     for key, (caption, png) in figures.items():
         (out / f"{key}.png").write_bytes(png)
         encoded = base64.b64encode(png).decode()
@@ -382,6 +493,16 @@ def build_report(paths: list[Path], out: Path, *, max_drop: float = 0.01, budget
         sections.append(("Thesis reference (published, not measured here)",
                          f"{note}\n\n{_markdown_table(acc)}\n{_markdown_table(lat)}",
                          f"<p><em>{html.escape(note)}</em></p>{_html_table(acc)}{_html_table(lat)}"))
+        plaus = thesis_plausibility()
+        from posebench.roofline import thesis_peak
+
+        how = ("Each published latency against the fastest its machine could run the model (work / peak). Peaks, "
+               "generous on purpose: " + "; ".join(f"{c}: {thesis_peak(c).basis}" for c in
+                                                  ("8-core", "15-core", "30-core", "GPU")) +
+               ". Work: YOLOv8s-pose at 512x512 counted by posebench on its ONNX export; int8 variants at the int8 "
+               "peak; pruned variants with their zeros skipped (the most DeepSparse could do).")
+        sections.append(("Thesis latencies: plausible or beyond peak?", f"{how}\n\n{_markdown_table(plaus)}",
+                         f"<p>{html.escape(how)}</p>{_html_table(plaus)}"))
     title = "posebench report"
     md = [f"# {title}", "", f"Primary evaluation: {report.primary or 'none'}; accuracy drop allowed {max_drop:.3f} "
           f"pose {LABELS[report.metric]}" + (f"; latency budget {budget_ms:g} ms" if budget_ms else "") + ".", ""]

@@ -38,3 +38,18 @@ LATENCY_MS = {  # variant: {configuration: ms}
     "sml-p70-int8-m": {"8-core": 1.007, "15-core": 0.892, "30-core": 0.650},
     "trt-base": {"GPU": 0.714}, "trt-fp16": {"GPU": 0.509}, "trt-int8": {"GPU": 0.371}, "onnx": {"GPU": 1.616},
 }
+
+# Work per inference of YOLOv8s-pose at 512x512: 2 x multiply-accumulates of its Conv/MatMul nodes, counted by
+# `posebench.roofline.count_ops` on posebench's ONNX export of yolov8s-pose.yaml (tests/test_roofline.py checks it).
+YOLOV8S_POSE_512_GOPS = 19.319
+
+
+def work_gops(variant: str) -> dict[str, object]:
+    """The least work a thesis variant could do per inference: dense ops, minus the pruned share (DeepSparse skips
+    zeros; the whole model is counted at the variant's sparsity, the most generous reading)."""
+    import re
+
+    match = re.search(r"-p(\d+)", variant)
+    sparsity = int(match.group(1)) / 100 if match else 0.0
+    why = f"{YOLOV8S_POSE_512_GOPS:.2f} dense" + (f" x (1 - {sparsity:.2f}) zeros skipped" if sparsity else "")
+    return {"ops": YOLOV8S_POSE_512_GOPS * (1 - sparsity), "why": why}

@@ -37,6 +37,14 @@ class Backend(ABC):
     artifact_format: ClassVar[str]  # which export it runs: "pt", "onnx" or "openvino"
     requires: ClassVar[tuple[str, ...]] = ()  # importable modules it needs
     install_hint: ClassVar[str] = ""
+    # options that change what runs, with their defaults: a non-default value enters the trial's identity
+    identity_options: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def identity(cls, options: dict[str, Any] | None) -> dict[str, Any]:
+        """The options of a run that belong to its trial identity (those set away from their default)."""
+        return {k: v for k, v in sorted((options or {}).items())
+                if k in cls.identity_options and v != cls.identity_options[k]}
 
     def __init__(self, artifact: Path, *, threads: int, options: dict[str, Any] | None = None):
         self.artifact = Path(artifact)
@@ -94,13 +102,52 @@ def create_backend(name: str, artifact: Path, *, threads: int,
     return cls(artifact, threads=threads, options=options)
 
 
+def split_specs(text: str) -> list[str]:
+    """'a,b[x=1,y=2],c' -> ['a', 'b[x=1,y=2]', 'c'] (commas inside brackets belong to the spec)."""
+    specs, depth, current = [], 0, ""
+    for ch in text:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            specs.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    specs.append(current.strip())
+    return [s for s in specs if s]
+
+
+def parse_runtime_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """'tensorrt[precision=fp16]' -> ('tensorrt', {'precision': 'fp16'}); values true/false/numbers are typed.
+    Only options in the backend's `identity_options` may be given this way."""
+    import yaml
+
+    from posebench.errors import InvalidInputError
+
+    name, _, rest = spec.strip().partition("[")
+    name = name.strip()
+    cls = backend_class(name)
+    options: dict[str, Any] = {}
+    if rest:
+        if not rest.endswith("]"):
+            raise InvalidInputError(f"runtime spec '{spec}': options go in brackets, e.g. tensorrt[precision=fp16]")
+        for item in filter(None, (i.strip() for i in rest[:-1].split(","))):
+            key, eq, value = item.partition("=")
+            if not eq or key.strip() not in cls.identity_options:
+                known = ", ".join(f"{k} (default {v})" for k, v in cls.identity_options.items()) or "none"
+                raise InvalidInputError(f"runtime spec '{spec}': '{item}' is not an option of {name}; "
+                                        f"its options: {known}")
+            options[key.strip()] = yaml.safe_load(value.strip())
+    return name, options
+
+
 def parse_runtimes(text: str) -> list[str]:
-    """Parse 'onnxruntime,openvino' or 'all' (every CPU runtime) into validated names."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
+    """Parse 'onnxruntime,openvino' or 'all' (every CPU runtime) into validated runtime specs (a spec is a name,
+    optionally with options: 'tensorrt[precision=fp16]')."""
+    names = split_specs(text)
     if names == ["all"]:
         return list(CPU_RUNTIMES)
     if not names:
         raise UnknownRuntimeError(f"no runtime given. Known runtimes: {', '.join(REGISTRY)}, or 'all'")
     for name in names:
-        backend_class(name)
+        parse_runtime_spec(name)
     return list(dict.fromkeys(names))

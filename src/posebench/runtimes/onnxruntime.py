@@ -15,12 +15,14 @@ PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvide
 
 
 class OnnxRuntimeBackend(Backend):
-    """options: `provider` ("cpu" | "cuda" | "tensorrt"), `provider_options` (dict)."""
+    """options: `provider` ("cpu" | "cuda" | "tensorrt"), `provider_options` (dict), `flush_denormals` (bool:
+    denormal numbers read as zero, ONNX Runtime's `session.set_denormal_as_zero`)."""
 
     name = "onnxruntime"
     artifact_format = "onnx"
     requires = ("onnxruntime",)
     install_hint = "pip install onnxruntime (or onnxruntime-gpu for the CUDA/TensorRT providers)"
+    identity_options = {"provider": "cpu", "flush_denormals": False}
 
     def __init__(self, artifact: Path, *, threads: int, options: dict[str, Any] | None = None):
         super().__init__(artifact, threads=threads, options=options)
@@ -38,6 +40,9 @@ class OnnxRuntimeBackend(Backend):
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._ftz = bool(self.options.get("flush_denormals", False))
+        if self._ftz:
+            so.add_session_config_entry("session.set_denormal_as_zero", "1")
         providers = [(provider, self.options.get("provider_options", {}))]
         if provider != "CPUExecutionProvider":
             providers.append(("CPUExecutionProvider", {}))
@@ -54,4 +59,4 @@ class OnnxRuntimeBackend(Backend):
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "version": self._ort.__version__, "provider": self._provider,
-                "device": "gpu" if self._provider != "CPUExecutionProvider" else "cpu"}
+                "flush_denormals": self._ftz, "device": "gpu" if self._provider != "CPUExecutionProvider" else "cpu"}

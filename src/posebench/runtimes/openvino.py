@@ -12,12 +12,14 @@ from posebench.runtimes.base import Backend
 
 
 class OpenVINOBackend(Backend):
-    """Runs an OpenVINO IR (.xml) or an ONNX file. options: `device` (default "CPU")."""
+    """Runs an OpenVINO IR (.xml) or an ONNX file. options: `device` (default "CPU"), `streams` (default 1),
+    `flush_denormals` (bool: the CPU plugin's denormals optimization, flush-to-zero)."""
 
     name = "openvino"
     artifact_format = "openvino"
     requires = ("openvino",)
     install_hint = "pip install openvino"
+    identity_options = {"device": "CPU", "streams": 1, "flush_denormals": False}
 
     def __init__(self, artifact: Path, *, threads: int, options: dict[str, Any] | None = None):
         super().__init__(artifact, threads=threads, options=options)
@@ -29,9 +31,14 @@ class OpenVINOBackend(Backend):
         self._device = self.options.get("device", "CPU")
         config = {
             hints.performance_mode: hints.PerformanceMode.LATENCY,
-            props.num_streams: 1,
+            props.num_streams: int(self.options.get("streams", 1)),
             props.inference_num_threads: self.threads,
         }
+        self._ftz = bool(self.options.get("flush_denormals", False))
+        if self._ftz and self._device == "CPU":
+            import openvino.properties.intel_cpu as cpu
+
+            config[cpu.denormals_optimization] = True
         try:
             model = core.read_model(str(self.artifact))
             self._compiled = core.compile_model(model, self._device, config)
@@ -49,5 +56,5 @@ class OpenVINOBackend(Backend):
         cm, props = self._compiled, self._props
         return {**super().info(), "version": self._ov.__version__, "device": self._device,
                 "effective_threads": int(cm.get_property(props.inference_num_threads)),
-                "streams": int(cm.get_property(props.num_streams)),
+                "streams": int(cm.get_property(props.num_streams)), "flush_denormals": self._ftz,
                 "precision": str(cm.get_property(props.hint.inference_precision))}

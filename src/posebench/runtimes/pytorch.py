@@ -15,6 +15,7 @@ class TorchBackend(Backend):
     artifact_format = "pt"
     requires = ("torch", "ultralytics")
     install_hint = "pip install torch==2.14.1 torchvision==0.29.1 ultralytics (or `make env`)"
+    identity_options = {"flush_denormals": False}  # torch.set_flush_denormal (x86 with SSE3)
 
     def __init__(self, artifact: Path, *, threads: int, options: dict[str, Any] | None = None):
         super().__init__(artifact, threads=threads, options=options)
@@ -28,6 +29,7 @@ class TorchBackend(Backend):
         except RuntimeError:
             pass
         self._torch = torch
+        self._ftz = bool(self.options.get("flush_denormals", False)) and torch.set_flush_denormal(True)
         self._model = load_torch_model(self.artifact)
 
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
@@ -39,5 +41,5 @@ class TorchBackend(Backend):
         return [out.numpy()]
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "version": self._torch.__version__, "device": "cpu", "precision": "fp32",
+        return {**super().info(), "version": self._torch.__version__, "device": "cpu", "precision": "fp32", "flush_denormals": self._ftz,
                 "interop_threads": self._torch.get_num_interop_threads()}

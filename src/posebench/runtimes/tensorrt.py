@@ -23,6 +23,7 @@ class TensorRTBackend(Backend):
     artifact_format = "onnx"
     requires = ("tensorrt", "torch")
     install_hint = "pip install tensorrt (needs an NVIDIA GPU and driver)"
+    identity_options = {"precision": "fp32"}
 
     def __init__(self, artifact: Path, *, threads: int, options: dict[str, Any] | None = None):
         super().__init__(artifact, threads=threads, options=options)
