@@ -12,7 +12,7 @@ DS_STAMP := $(DS_VENV)/.posebench-installed
 DEMO_OUT ?= runs/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test env clean bench-vendors
+.PHONY: demo test env clean bench-vendors qemu
 
 env: $(STAMP) $(DS_STAMP)
 
@@ -37,7 +37,14 @@ demo: env
 	$(VENV)/bin/posebench study studies/demo.yaml --out $(DEMO_OUT) --metric map50_95; s=$$?; \
 	if [ $$s -ne 0 ] && [ $$s -ne 3 ]; then exit $$s; fi
 
-test: env
+# qemu-user lets the tests reach the non-VNNI int8 kernels on any x86 machine (tests/test_isa.py); optional:
+# installed when apt-get is usable as root, else that one test skips with the reason.
+qemu:
+	@command -v qemu-x86_64 >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user) >/dev/null 2>&1; } || \
+	  echo "note: qemu-user not installed; the emulated non-VNNI int8 test will skip"
+
+test: env qemu
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench-vendors: env

@@ -97,6 +97,18 @@ def artifact_warnings(meta: dict[str, Any] | None, env: dict[str, Any], runtime:
     return [warning] if warning else []
 
 
+def denormal_census(artifacts: ArtifactStore, imgsz: tuple[int, int]) -> dict[str, Any] | None:
+    """Subnormal floats in the model's weights and activations on the fixed input (see `posebench.denormals`)."""
+    from posebench.denormals import census
+    from posebench.measure import fixed_input
+
+    try:
+        return census(artifacts.get("onnx", imgsz), fixed_input((1, 3, *imgsz)))
+    except Exception as exc:  # a sanity figure: never let it stop a measurement
+        warnings.warn(f"could not count the model's denormal numbers: {exc}", stacklevel=2)
+        return None
+
+
 def artifact_ops(artifacts: ArtifactStore, imgsz: tuple[int, int]) -> dict[str, float] | None:
     """Operations per inference, counted on the model's ONNX (a bundle's own, QDQ int8 included; the OpenVINO IR
     and the checkpoint do the same work). None if it cannot be counted."""
@@ -137,6 +149,7 @@ def run_bench(plan: BenchPlan, store: ResultStore,
     total = len(plan.runtimes) * len(plan.threads)
     done = 0
     ops: dict[str, float] | None = None
+    subnormals: dict[str, Any] | None = None
     for spec_text in plan.runtimes:
         runtime, options = runtime_options(plan.runtime_options, spec_text)
         cls = backend_class(runtime)
@@ -151,6 +164,7 @@ def run_bench(plan: BenchPlan, store: ResultStore,
             meta = read_metadata(artifact)
             if ops is None and runtime != "null":
                 ops = artifact_ops(artifacts, plan.imgsz)
+                subnormals = denormal_census(artifacts, plan.imgsz)
         except PosebenchError as exc:
             error = failure(exc)
         notes = artifact_warnings(meta, env, runtime)
@@ -170,7 +184,8 @@ def run_bench(plan: BenchPlan, store: ResultStore,
             record = new_record(
                 "latency", trial_of(plan, runtime, threads, meta, options), protocol=plan.protocol.to_dict(),
                 artifact={"path": str(artifact) if artifact else None, "sparsity": (meta or {}).get("sparsity"),
-                          "size_bytes": _artifact_size(artifact), "ops": ops if runtime != "null" else None},
+                          "size_bytes": _artifact_size(artifact), "ops": ops if runtime != "null" else None,
+                          "denormals": subnormals if runtime != "null" else None},
                 environment=env, **({"compute": compute} if compute else {}),
                 **({"warnings": notes} if notes else {}), **result,
             )

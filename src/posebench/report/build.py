@@ -327,6 +327,8 @@ def latency_table(report: Report) -> list[list[str]]:
 def rounds_table(report: Report) -> list[list[str]]:
     """Per configuration: p50 of each round and their spread (flagged > 10 %), work per inference, achieved
     GOP/s and the fraction of the machine's peak (flagged beyond it), and warnings (int8 path mismatch)."""
+    from posebench.denormals import has_denormals
+
     rows = [["model", "variant", "runtime@threads", "machine", "p50 per round (ms)", "spread", "GOP / inference",
              "achieved GOP/s", "% of peak", "notes"]]
     for r in report.latency:
@@ -339,6 +341,12 @@ def rounds_table(report: Report) -> list[list[str]]:
         notes = list(r.get("warnings", []))
         if r.get("noisy"):
             notes.insert(0, f"NOISY: rounds differ by {spread:.0%} (> {NOISY_SPREAD:.0%})")
+        subnormal = (r.get("artifact") or {}).get("denormals")
+        if has_denormals(subnormal):
+            ftz = (r["trial"].get("options") or {}).get("flush_denormals")
+            notes.insert(0, f"DENORMALS: {subnormal['activations_fraction']:.2%} of activations, "
+                            f"{subnormal['weights_fraction']:.2%} of weights subnormal"
+                            + (" (flushed to zero here)" if ftz else f"; try {t['runtime']}[flush_denormals=true]"))
         if compute.get("beyond_peak"):
             notes.insert(0, "BEYOND PEAK: faster than the estimated peak allows (clock above the reported one?)")
         rows.append([t["model"], t["variant"], f"{runtime_label(t)}@{t['threads']}", _machine(r),
