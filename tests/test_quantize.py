@@ -16,6 +16,7 @@ from posebench.compress.quantize import IgnoredScope, head_index
 from posebench.compress.recipe import Recipe, RecipeError
 from posebench.compress.run import CompressOptions, compress
 from posebench.errors import InvalidInputError
+from posebench.isa import SATURATING, this_machine
 from posebench.measure import fixed_input
 from posebench.models import resolve_model
 from posebench.runtimes import backend_class, create_backend
@@ -192,6 +193,8 @@ def test_int8_ptq_accuracy_target_and_preset_effect(coco_pose_mini, default_sour
                                   f"    calibration_images: 64\n    ignored_preset: {preset}\n")
         out = tmp_path / preset
         compress(default_source, recipe, out, options=CompressOptions(calibration=video, cache_dir=tmp_path / "c"))
+        target = json.loads((out / "bundle.json").read_text())["int8_target"]  # what the product picked for this CPU
+        assert target["target"] == this_machine() and target["reduce_range"] == (this_machine() in SATURATING)
         scores[preset] = {rt: pose_map(resolve_model(out), rt) for rt in ("onnxruntime", "openvino")}
     fp32 = {rt: pose_map(default_source, rt) for rt in ("onnxruntime", "openvino")}
     for rt in ("onnxruntime", "openvino"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from posebench.results import runtime_label
+
 COLUMNS = ("runtime", "threads", "mean ms", "p50 ms", "p90 ms", "p99 ms", "std ms", "runs", "vs torch", "status")
 
 
@@ -20,13 +22,15 @@ def latency_rows(records: list[dict[str, Any]]) -> list[list[str]]:
     for r in records:
         t = r["trial"]
         if r.get("status") != "ok":
-            rows.append([t["runtime"], str(t["threads"]), *["-"] * 7, "error: " + str(r.get("error", ""))])
+            rows.append([runtime_label(t), str(t["threads"]), *["-"] * 7,
+                         f"{r.get('status', 'error')}: " + str(r.get("error", ""))])
             continue
         lat = r["latency"]
         ref = torch_mean.get(t["threads"])
         speedup = f"{ref / lat['mean_ms']:.2f}x" if ref and t["runtime"] != "null" else "-"
-        status = "ok" + (" (capped)" if lat.get("capped") else "")
-        rows.append([t["runtime"], str(t["threads"]), _ms(lat['mean_ms']), _ms(lat['p50_ms']),
+        status = "ok" + (" (capped)" if lat.get("capped") else "") + (" (warning: see below)" if r.get("warnings")
+                                                                      else "")
+        rows.append([runtime_label(t), str(t["threads"]), _ms(lat['mean_ms']), _ms(lat['p50_ms']),
                      _ms(lat['p90_ms']), _ms(lat['p99_ms']), _ms(lat['std_ms']), str(lat["count"]),
                      speedup, status])
     return rows
@@ -69,6 +73,7 @@ def print_latency_table(records: list[dict[str, Any]]) -> None:
 def latency_markdown(records: list[dict[str, Any]]) -> str:
     """The same table as Markdown, with the protocol and environment underneath."""
     lines = markdown_table(title_of(records), COLUMNS, latency_rows(records))
+    lines += [f"- warning ({runtime_label(r['trial'])}): {w}" for r in records for w in r.get("warnings", [])]
     if records:
         p, env = records[0]["protocol"], records[0]["environment"]
         lines += ["", f"Protocol: {p}", "",
@@ -85,7 +90,8 @@ def accuracy_rows(records: list[dict[str, Any]]) -> list[list[str]]:
     """One row per accuracy record, with the thesis's Table 4.1 columns plus COCO keypoint AP."""
     rows = []
     for r in records:
-        label = f"{r['trial']['runtime']} ({r['trial']['variant']})"
+        label = f"{runtime_label(r['trial'])} ({r['trial']['variant']})" + (" (int8 warning)" if r.get("warnings")
+                                                                            else "")
         if r.get("status") != "ok":
             rows.append([label, *["-"] * (len(ACCURACY_COLUMNS) - 2), "error: " + str(r.get("error", ""))])
             continue
