@@ -15,7 +15,7 @@ from posebench.artifacts import ArtifactStore, onnx_weight_sparsity, read_metada
 from posebench.compress.quantize import IgnoredScope, head_index
 from posebench.compress.recipe import Recipe, RecipeError
 from posebench.compress.run import CompressOptions, compress
-from posebench.errors import InvalidInputError
+from posebench.errors import EXIT_NONE_FAILED, EXIT_PARTIAL_SKIPPED, InvalidInputError
 from posebench.isa import SATURATING, this_machine
 from posebench.measure import fixed_input
 from posebench.models import resolve_model
@@ -105,7 +105,7 @@ def test_bundle_through_bench_and_val_cli(int8_bundle, tmp_path):
     result = run_cli("bench", "--model", str(int8_bundle), "--imgsz", "160", "--runtime", "onnxruntime,torch",
                      "--threads", "1", "--iters", "3", "--min-seconds", "0", "--warmup", "1", "--warmup-seconds", "0",
                      "--out", str(tmp_path), "--json", str(tmp_path / "b.json"))
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == EXIT_PARTIAL_SKIPPED, result.stderr  # torch cannot run an int8 bundle
     records = {r["trial"]["runtime"]: r for r in json.loads((tmp_path / "b.json").read_text())}
     assert records["onnxruntime"]["status"] == "ok" and records["onnxruntime"]["trial"]["precision"] == "int8"
     assert records["onnxruntime"]["trial"]["variant"] == "int8-yolo-pose-float-head"
@@ -113,6 +113,7 @@ def test_bundle_through_bench_and_val_cli(int8_bundle, tmp_path):
     wrong = run_cli("bench", "--model", str(int8_bundle), "--imgsz", "320", "--runtime", "onnxruntime",
                     "--iters", "3", "--min-seconds", "0", "--out", str(tmp_path / "w"), "--json", str(tmp_path / "w.json"))
     assert "built for imgsz 160,160" in json.loads((tmp_path / "w.json").read_text())[0]["error"]
+    assert wrong.returncode == EXIT_NONE_FAILED  # a wrong size is an error, not a skip
 
 
 def test_pruned_then_int8_keeps_its_sparsity(default_source, assets, tmp_path):
