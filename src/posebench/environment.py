@@ -67,7 +67,7 @@ def fingerprint(extra_versions: dict[str, str] | None = None) -> dict[str, Any]:
     from posebench.roofline import clock_ghz
 
     cpu_model, flags = _cpuinfo()
-    clock = clock_ghz()
+    clock = clock_ghz(flags, cpu_model)
     cores = os.cpu_count() or 1
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
     host = socket.gethostname()

@@ -2,8 +2,8 @@
 
 The workload is a float32 matrix product (256 x 256 x 256, numpy's BLAS) on a fixed number of threads in a
 fresh process, repeated in short chunks for about a second. Its rate (GFLOP/s, median of the chunks) and the
-spread of the chunks say how quiet the machine was: a study whose probe moved by more than 10 % between
-before and after, or whose chunks disagree by more than 10 %, ran on a busy machine and its latencies are
+spread of the chunks (interquartile range / median) say how quiet the machine was: a study whose probe moved
+by more than 10 % between before and after, or whose chunks spread by more than 10 %, ran on a busy machine and its latencies are
 suspect. The probe is a record in the results store (kind "probe"), so reports show it.
 """
 
@@ -35,10 +35,8 @@ def _workload(seconds: float) -> dict[str, Any]:
         for _ in range(10):
             a @ b
         rates.append(10 * 2 * SIZE**3 / (time.perf_counter() - start) / 1e9)
-    rates.sort()
-    median = rates[len(rates) // 2]
-    return {"gflops": median, "chunks": len(rates), "spread": (rates[-2] - rates[1]) / median if len(rates) > 3
-            else 0.0}
+    q25, median, q75 = (float(v) for v in np.percentile(rates, [25, 50, 75]))
+    return {"gflops": median, "chunks": len(rates), "spread": (q75 - q25) / median}
 
 
 def run_probe(threads: int, seconds: float = 1.0) -> dict[str, Any]:
@@ -55,7 +53,7 @@ def quietness(probes: list[dict[str, Any]]) -> tuple[bool, str]:
     if not probes:
         return False, "no quietness probe recorded"
     by_when = {p.get("when"): p["probe"] for p in probes}
-    notes = [f"{w}: {p['gflops']:.1f} GFLOP/s (chunks within {p['spread']:.0%})" for w, p in by_when.items()]
+    notes = [f"{w}: {p['gflops']:.1f} GFLOP/s (chunk spread {p['spread']:.0%})" for w, p in by_when.items()]
     noisy = any(p["spread"] > NOISY for p in by_when.values())
     if "before" in by_when and "after" in by_when:
         change = abs(by_when["after"]["gflops"] - by_when["before"]["gflops"]) / by_when["before"]["gflops"]

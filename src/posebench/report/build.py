@@ -348,7 +348,8 @@ def rounds_table(report: Report) -> list[list[str]]:
                             f"{subnormal['weights_fraction']:.2%} of weights subnormal"
                             + (" (flushed to zero here)" if ftz else f"; try {t['runtime']}[flush_denormals=true]"))
         if compute.get("beyond_peak"):
-            notes.insert(0, "BEYOND PEAK: faster than the estimated peak allows (clock above the reported one?)")
+            notes.insert(0, f"ABOVE PEAK ({compute['fraction_of_peak']:.0%}): less arithmetic than counted ran (zeros "
+                            "skipped, fast-convolution algorithms) or the clock beats the estimate")
         rows.append([t["model"], t["variant"], f"{runtime_label(t)}@{t['threads']}", _machine(r),
                      " / ".join(f"{v:.2f}" for v in r.get("rounds", [])),
                      f"{spread:.1%}" if spread is not None else "1 round",
