@@ -142,3 +142,44 @@ def test_env_command_lists_runtimes():
     assert result.returncode == 0
     assert '"cpu_model"' in result.stdout
     assert "openvino     installed" in result.stdout
+
+
+def test_sigterm_stops_the_measurement_child_too(tmp_path, cache_dir):
+    """`kill` (SIGTERM) on posebench ends its measurement child as Ctrl-C does: an orphan would go on loading the
+    CPU and disturb whatever is timed next (it did, once, during a study)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    proc = subprocess.Popen([sys.executable, "-m", "posebench", "bench", "--runtime", "onnxruntime", "--imgsz", "160",
+                             "--threads", "1", "--iters", "1000000", "--min-seconds", "120", "--max-seconds", "120",
+                             "--out", str(tmp_path), "--cache-dir", str(cache_dir)],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def children() -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            try:
+                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+                if entry.isdigit() and int(fields[1]) == proc.pid and fields[0] != "Z":
+                    found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+        return found
+
+    deadline = time.time() + 120
+    while time.time() < deadline and not children():
+        time.sleep(0.2)
+    kids = children()
+    assert kids, "the measurement child never started"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 130
+    time.sleep(0.5)
+    for pid in kids:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] if os.path.exists(f"/proc/{pid}") else "gone"
+        assert state in ("gone", "Z"), f"measurement child {pid} still running ({state})"

@@ -42,15 +42,20 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def _add_model_args(p: argparse.ArgumentParser, *, runtime_default: str, threads_default: str,
                     threads_help: str) -> None:
     p.add_argument("--model", default=None, metavar="PATH_OR_YAML",
-                   help="Ultralytics pose checkpoint (.pt) or model YAML (random weights); "
+                   help="Ultralytics pose checkpoint (.pt), model YAML (random weights, e.g. yolo26n-pose.yaml; "
+                        "options: 'yolo26n-pose.yaml[head=one2many]'), a posebench bundle folder, or an artifact "
+                        "made elsewhere: .onnx, OpenVINO .xml or *_openvino_model folder, TensorRT .engine; "
                         "default: the embedded COCO-trained yolo11n-pose.pt")
+    p.add_argument("--kpt-shape", default=None, metavar="K,D",
+                   help="keypoint shape of an imported artifact that carries no metadata (e.g. 17,3)")
     p.add_argument("--runtime", default=runtime_default, metavar="NAMES",
                    help="comma-separated: torch,onnxruntime,openvino,deepsparse,tensorrt,null, or 'all' "
                         "(every CPU runtime); options in brackets: 'tensorrt[precision=fp16]'; "
                         f"default: {runtime_default}")
     p.add_argument("--threads", default=threads_default, metavar="N[,N...]", help=threads_help)
-    p.add_argument("--imgsz", default="640", metavar="S|H,W",
-                   help="static input size (height, width), multiples of 32 (default: 640)")
+    p.add_argument("--imgsz", default=None, metavar="S|H,W",
+                   help="static input size (height, width), multiples of 32 (default: a bundle's or an exported "
+                        "artifact's own size, else 640)")
     p.add_argument("--variant", default=None,
                    help="variant label recorded with the results (default: a bundle's recipe name, else base)")
     p.add_argument("--deepsparse-python", default=None, metavar="PATH",
@@ -191,10 +196,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.warmup < 0:
         raise InvalidInputError(f"--warmup must be >= 0, got {args.warmup}")
     runtimes = tuple(parse_runtimes(args.runtime))
-    source = resolve_model(args.model)
+    source = _model_source(args)
     plan = BenchPlan(
         source=source, runtimes=runtimes, threads=parse_threads(args.threads),
-        imgsz=parse_imgsz(args.imgsz),
+        imgsz=_imgsz(args, source),
         protocol=LatencyProtocol(iters=args.iters, min_seconds=args.min_seconds, warmup_iters=args.warmup,
                                  warmup_seconds=args.warmup_seconds, max_seconds=args.max_seconds),
         variant=args.variant or default_variant(source), cache_dir=args.cache_dir or DEFAULT_CACHE,
@@ -215,6 +220,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
           + (f" and {args.json}" if args.json else "") + f"; table in {args.out / 'latency.md'}")
     _print_warnings(records)
     return exit_status(records)
+
+
+def _model_source(args: argparse.Namespace) -> "ModelSource":
+    """--model, with --kpt-shape folded in as the model option it is."""
+    from posebench.imported import parse_kpt_shape
+    from posebench.models import resolve_model
+
+    if not args.kpt_shape:
+        return resolve_model(args.model)
+    k, d = parse_kpt_shape(args.kpt_shape)
+    source = resolve_model(args.model)
+    if source.kind != "artifact":
+        raise InvalidInputError("--kpt-shape is for an imported .onnx / .xml / .engine artifact without metadata; "
+                                f"{source.spec} knows its keypoint shape")
+    spec = str(args.model)
+    spec = spec[:-1] + f",kpt_shape={k}x{d}]" if spec.endswith("]") else spec + f"[kpt_shape={k}x{d}]"
+    return resolve_model(spec)
+
+
+def _imgsz(args: argparse.Namespace, source: "ModelSource") -> tuple[int, int]:
+    """--imgsz, else the size a bundle or an imported artifact was built for, else 640."""
+    from posebench.artifacts import ArtifactStore, DEFAULT_CACHE, parse_imgsz
+
+    if args.imgsz is not None:
+        return parse_imgsz(args.imgsz)
+    if source.kind in ("bundle", "artifact"):
+        return parse_imgsz(ArtifactStore(source, args.cache_dir or DEFAULT_CACHE).describe()["imgsz"])
+    return parse_imgsz(640)
 
 
 def _print_warnings(records: list[dict]) -> None:
@@ -239,9 +272,9 @@ def cmd_val(args: argparse.Namespace) -> int:
         raise InvalidInputError("val takes one --threads value (accuracy does not depend on it)")
     if args.max_frames < 0:
         raise InvalidInputError(f"--max-frames must be >= 0, got {args.max_frames}")
-    source = resolve_model(args.model)
+    source = _model_source(args)
     plan = ValPlan(
-        source=source, runtimes=tuple(parse_runtimes(args.runtime)), imgsz=parse_imgsz(args.imgsz),
+        source=source, runtimes=tuple(parse_runtimes(args.runtime)), imgsz=_imgsz(args, source),
         threads=threads[0], nms=NMSConfig(conf=args.conf, iou=args.iou, max_det=args.max_det),
         variant=args.variant or default_variant(source),
         runtime_options=_runtime_options(args), cache_dir=args.cache_dir or DEFAULT_CACHE, data=args.data,
@@ -315,6 +348,10 @@ def cmd_compress(args: argparse.Namespace) -> int:
         print(f"{b['precision']} bundle in {args.out}: {', '.join(b['artifacts'].values())}; quantized nodes "
               f"{b['quantized_nodes']}, kept in float {b['float_nodes']}. Run it with: posebench bench --model "
               f"{args.out} --imgsz {b['imgsz'][0]},{b['imgsz'][1]} --runtime onnxruntime,openvino,deepsparse")
+    if "export" in summary:
+        e = summary["export"]
+        print(f"Ultralytics' own {e['format']}{' int8' if e['int8'] else ''} export: {e['path']}. Run it with: "
+              f"posebench bench --model {e['path']} --runtime {'openvino' if e['format'] == 'openvino' else 'onnxruntime'}")
     if args.json:
         write_json(args.json, [{"kind": "compress", **summary, "environment": fingerprint()}])
     return 0
@@ -409,9 +446,24 @@ COMMANDS = {"bench": cmd_bench, "val": cmd_val, "compress": cmd_compress, "study
             "env": cmd_env}
 
 
+def _terminate_like_interrupt() -> None:
+    """SIGTERM (kill, a CI timeout) ends posebench as Ctrl-C does: the measurement child it waits for is killed
+    too (subprocess.run kills it on the way out), instead of running on, orphaned, and disturbing whatever the
+    machine times next."""
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `posebench` command; returns the exit status."""
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+    _terminate_like_interrupt()
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

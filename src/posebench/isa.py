@@ -8,7 +8,7 @@ of one sign are clipped. ONNX Runtime's MLAS kernels take that path (its documen
 `reduce_range`, 7-bit weights, or U8U8); oneDNN (OpenVINO) halves the weights itself on such
 CPUs (NNCF's `overflow_fix`, first layer by default, is its recommendation there). posebench measured the effect: the default
 int8 bundle of yolo11n-pose built full-range scores pose mAP50-95 -3.1 points through ONNX Runtime
-on an AVX2 EPYC and 0.0 on an AVX-512 VNNI machine (`benchmarks/results/int8_isa.md`).
+on an AVX2 EPYC and 0.0 on an AVX-512 VNNI machine (`benchmarks/results/int8_isa-*.md`).
 
 A bundle records the int8 *target* it was built for; running it on a CPU whose int8 path differs
 puts a warning in the record.
