@@ -30,6 +30,21 @@ def test_ultralytics_seams_we_rely_on():
     assert isinstance(model.model.model[-1], Pose)
     assert yaml_model_load("yolov8s-pose.yaml")["kpt_shape"] == [17, 3]
     assert ultralytics.__version__ == "8.4.190"
+    # YOLO26: the one-to-one head is `one2one_cv2`..., chosen with `end2end`, exported with `nms=False`,
+    # Pose26 keeps `cv4_kpts`; a PoseModel takes `nc` to override the YAML's class count
+    import inspect
+
+    from ultralytics.engine.exporter import Exporter
+    from ultralytics.nn.modules.head import Pose26
+    from ultralytics.nn.tasks import PoseModel
+
+    assert yaml_model_load("yolo26n-pose.yaml")["end2end"] is True
+    net = PoseModel("yolo26n-pose.yaml", nc=1, verbose=False)
+    head = net.model[-1]
+    assert isinstance(head, Pose26) and head.nc == 1 and head.one2one_cv2 is not None and head.cv4_kpts is not None
+    assert net.end2end is False  # one-to-many unless asked
+    net.end2end = True
+    assert head.end2end is True and "model.end2end = self.args.nms is False" in inspect.getsource(Exporter)
 
 
 def test_onnx_artifact_describes_itself(artifacts):

@@ -20,7 +20,7 @@ from typing import Any
 
 from posebench.artifacts import DEFAULT_CACHE, ArtifactStore, read_metadata
 from posebench.environment import fingerprint
-from posebench.errors import InvalidInputError, PosebenchError, failure
+from posebench.errors import InvalidInputError, PosebenchError, RuntimeUnavailableError, failure
 from posebench.latency import LatencyProtocol
 from posebench.models import ModelSource
 from posebench.results import ResultStore, make_trial, new_record
@@ -88,6 +88,11 @@ def artifact_warnings(meta: dict[str, Any] | None, env: dict[str, Any], runtime:
         return []
     target = (meta.get("quantization") or {}).get("int8_target") or {}
     running = env.get("int8_path", "generic")
+    if not target and meta.get("source_kind") == "artifact":  # made elsewhere: its int8 path is unknown
+        if running in SATURATING and runtime in ("onnxruntime", "deepsparse"):
+            return [f"int8 artifact made elsewhere, built for an unknown int8 path; this CPU's u8 x s8 kernels "
+                    f"({running}) saturate with full 8-bit weights: check its accuracy here with posebench val"]
+        return []
     if not target:  # built before posebench recorded int8 targets: full 8-bit weights unless reduce_range
         if running in SATURATING and not (meta.get("quantization") or {}).get("reduce_range"):
             return [f"int8 target not recorded (full 8-bit weights) and this CPU's int8 kernels ({running}) "
@@ -104,6 +109,8 @@ def denormal_census(artifacts: ArtifactStore, imgsz: tuple[int, int]) -> dict[st
 
     try:
         return census(artifacts.get("onnx", imgsz), fixed_input((1, 3, *imgsz)))
+    except RuntimeUnavailableError:  # no ONNX of this model (an imported OpenVINO IR or engine): nothing to count
+        return None
     except Exception as exc:  # a sanity figure: never let it stop a measurement
         warnings.warn(f"could not count the model's denormal numbers: {exc}", stacklevel=2)
         return None
@@ -116,6 +123,8 @@ def artifact_ops(artifacts: ArtifactStore, imgsz: tuple[int, int]) -> dict[str, 
 
     try:
         return count_ops(artifacts.get("onnx", imgsz))
+    except RuntimeUnavailableError:  # no ONNX of this model (an imported OpenVINO IR or engine)
+        return None
     except Exception as exc:  # counting is a sanity figure: never let it stop a measurement
         warnings.warn(f"could not count the model's operations: {exc}", stacklevel=2)
         return None
@@ -160,7 +169,7 @@ def run_bench(plan: BenchPlan, store: ResultStore,
             cls.check_installed()
             if on_progress:
                 on_progress(f"building {cls.artifact_format} artifact for {runtime}", done, total)
-            artifact = artifacts.get(cls.artifact_format, plan.imgsz)
+            artifact = artifacts.get(cls.artifact_format, plan.imgsz, accept=cls.accepts)
             meta = read_metadata(artifact)
             if ops is None and runtime != "null":
                 ops = artifact_ops(artifacts, plan.imgsz)

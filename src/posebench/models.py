@@ -45,20 +45,50 @@ def default_model_path() -> Path:
     return path
 
 
+HEADS = ("auto", "end2end", "one2many")  # which head an NMS-free-capable model (YOLO26) is exported and run with
+MODEL_OPTIONS = {"nc": "classes of a model built from a YAML or of an artifact without metadata (default 1: person)",
+                 "head": "auto (end2end where the model has a one-to-one head) | end2end | one2many",
+                 "kpt_shape": "keypoints x values of an imported artifact without metadata (e.g. 17x3)"}
+YAML_BUILD = "pose-nc1"  # how posebench builds YAML architectures; part of their identity (bump on change)
+
+
 @dataclass(frozen=True)
 class ModelSource:
-    """Where a model comes from: a checkpoint file, or an architecture YAML (random weights)."""
+    """Where a model comes from: a checkpoint file, or an architecture YAML (random weights).
+
+    `options` are the `[key=value]` suffix of the spec (`yolo26n-pose.yaml[head=one2many]`): `nc` for a YAML
+    build, `head` to pick the one-to-many head of an end-to-end model. They are part of the identity."""
 
     spec: str  # what the user typed (or "default")
     kind: str  # "checkpoint" | "yaml" | "bundle" (a `posebench compress` output folder with bundle.json)
+    #          | "artifact" (an ONNX / OpenVINO IR / TensorRT engine made elsewhere, see posebench.imported)
     path: Path | None  # the file, when the spec is a file on disk
     name: str  # short name for tables, e.g. "yolo11n-pose"
+    options: tuple[tuple[str, str], ...] = ()
+
+    def option(self, key: str, default: str | None = None) -> str | None:
+        return dict(self.options).get(key, default)
+
+    @property
+    def location(self) -> str:
+        """What Ultralytics loads: the file, or the name of one of its architecture YAMLs (options stripped)."""
+        return str(self.path) if self.path is not None else split_model_spec(self.spec)[0]
+
+    @property
+    def head(self) -> str:
+        return self.option("head", "auto") or "auto"
 
     def identity(self) -> str:
         """A content hash: same weights (or same YAML + seed + Ultralytics version) -> same id."""
         digest = hashlib.sha256()
+        for key, value in self.options:
+            digest.update(f"{key}={value};".encode())
         if self.kind == "bundle":  # bundle.json lists the sha256 of every artifact it holds
             digest.update((self.path / BUNDLE_FILE).read_bytes())
+        elif self.kind == "artifact":  # the IR's weights live in the .bin beside the .xml
+            for part in (self.path, self.path.with_suffix(".bin")) if self.path.suffix == ".xml" else (self.path,):
+                stat = part.stat()
+                digest.update(_file_sha256(str(part), stat.st_size, stat.st_mtime_ns).encode())
         elif self.path is not None:
             stat = self.path.stat()
             digest.update(_file_sha256(str(self.path), stat.st_size, stat.st_mtime_ns).encode())
@@ -67,7 +97,7 @@ class ModelSource:
         if self.kind == "yaml":
             from importlib.metadata import version
 
-            digest.update(f"seed={BUILD_SEED};ultralytics={version('ultralytics')}".encode())
+            digest.update(f"seed={BUILD_SEED};ultralytics={version('ultralytics')};{YAML_BUILD}".encode())
         return digest.hexdigest()[:16]
 
 
@@ -81,17 +111,67 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
+def split_model_spec(spec: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """'yolo26n-pose.yaml[head=one2many,nc=1]' -> ('yolo26n-pose.yaml', (('head', 'one2many'), ('nc', '1')))."""
+    text = spec.strip()
+    if not text.endswith("]") or "[" not in text:
+        return text, ()
+    base, _, inner = text[:-1].partition("[")
+    options = {}
+    for item in filter(None, (s.strip() for s in inner.split(","))):
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or key not in MODEL_OPTIONS:
+            raise InvalidInputError(f"model option '{item}' in '{spec}' is not key=value with a known key; known: "
+                                    + "; ".join(f"{k}: {v}" for k, v in MODEL_OPTIONS.items()))
+        options[key] = value
+    if "head" in options and options["head"] not in HEADS:
+        raise InvalidInputError(f"head={options['head']} in '{spec}': choose one of {', '.join(HEADS)}")
+    if "nc" in options and not (options["nc"].isdigit() and int(options["nc"]) >= 1):
+        raise InvalidInputError(f"nc={options['nc']} in '{spec}': the class count must be a positive integer")
+    return base.strip(), tuple(sorted(options.items()))
+
+
 def resolve_model(spec: str | os.PathLike | None) -> ModelSource:
     """Turn `--model` into a `ModelSource`, failing with a clear message if it cannot be found."""
-    if spec is None or str(spec) in ("", "default"):
+    base, options = split_model_spec(str(spec)) if spec is not None else ("", ())
+    source = _resolve_base(base)
+    if "nc" in dict(options) and source.kind not in ("yaml", "artifact"):
+        raise InvalidInputError(f"nc= applies to a model built from a YAML or an artifact without metadata; '{base}' "
+                                "already has its classes")
+    if "kpt_shape" in dict(options) and source.kind != "artifact":
+        raise InvalidInputError(f"kpt_shape= applies to an imported ONNX / OpenVINO / TensorRT artifact; '{base}' "
+                                "has its keypoint shape")
+    if "head" in dict(options) and source.kind == "artifact":
+        raise InvalidInputError(f"'{base}' is an exported artifact: its head was fixed when it was exported")
+    if options and source.kind == "bundle":
+        raise InvalidInputError(f"'{base}' is a compressed bundle: its head and classes were fixed when it was built")
+    if not options:
+        return source
+    suffix = ",".join(f"{k}={v}" for k, v in options)
+    return ModelSource(spec=str(spec), kind=source.kind, path=source.path, name=f"{source.name}[{suffix}]",
+                       options=options)
+
+
+def _resolve_base(spec: str) -> ModelSource:
+    if spec in ("", "default"):
         path = default_model_path()
         return ModelSource(spec="default", kind="checkpoint", path=path, name=path.stem)
     text = str(spec)
     path = Path(text).expanduser()
+    if not (path / BUNDLE_FILE).is_file():
+        from posebench.imported import find_artifact
+
+        found = find_artifact(path)
+        if found:
+            fmt, file = found
+            name = path.name if path.is_dir() else path.stem
+            return ModelSource(spec=text, kind="artifact", path=file.resolve(), name=name)
     if path.is_dir():
         if not (path / BUNDLE_FILE).is_file():
-            raise ModelNotFoundError(f"'{text}' is a folder without {BUNDLE_FILE}: give a .pt, a model YAML, or a "
-                                     "folder written by `posebench compress`")
+            raise ModelNotFoundError(f"'{text}' is a folder without {BUNDLE_FILE} or a single OpenVINO .xml: give a "
+                                     ".pt, a model YAML, an .onnx / .xml / .engine file, an Ultralytics "
+                                     "*_openvino_model folder, or a folder written by `posebench compress`")
         import json
 
         name = json.loads((path / BUNDLE_FILE).read_text()).get("name") or path.name
@@ -104,8 +184,12 @@ def resolve_model(spec: str | os.PathLike | None) -> ModelSource:
             return ModelSource(spec=text, kind="yaml", path=None, name=Path(text).stem)
         raise ModelNotFoundError(f"model architecture '{text}' not found: not a file, and not one of "
                                  "Ultralytics' model YAMLs (e.g. yolov8s-pose.yaml, yolo11n-pose.yaml)")
+    if suffix in (".onnx", ".xml", ".engine", ".plan"):
+        raise ModelNotFoundError(f"model file '{text}' does not exist")
     if suffix != ".pt":
-        raise InvalidInputError(f"--model must be an Ultralytics checkpoint (.pt) or model YAML (.yaml), got '{text}'")
+        raise InvalidInputError(f"--model must be an Ultralytics checkpoint (.pt), a model YAML (.yaml), an exported "
+                                f"artifact (.onnx, OpenVINO .xml or *_openvino_model folder, TensorRT .engine) or a "
+                                f"posebench bundle folder, got '{text}'")
     if not path.is_file():
         raise ModelNotFoundError(f"model file '{text}' does not exist (pretrained weights cannot be downloaded "
                                  "here: give a local .pt, a model YAML, or omit --model for the embedded default)")
@@ -149,14 +233,45 @@ def materialize_checkpoint(source: ModelSource, dest: Path) -> Path:
     import torch
 
     torch.manual_seed(BUILD_SEED)
-    model = load_yolo(source.path or source.spec)
+    model = load_yolo(source.location)
+    nc = int(source.option("nc", "1"))
+    if model.model.yaml.get("nc") != nc:  # Ultralytics' pose YAMLs (11, 12, 26) say nc: 80; a pose model has 1 class
+        import copy
+
+        torch.manual_seed(BUILD_SEED)
+        net = type(model.model)(copy.deepcopy(model.model.yaml), nc=nc, verbose=False)
+        net.args, net.task = model.model.args, model.model.task
+        model.model = net
+    if nc == 1:
+        model.model.names = {0: "person"}
     model.save(str(dest))
     return dest
 
 
-def load_torch_model(checkpoint: str | os.PathLike) -> Any:
-    """The checkpoint's network as an fp32 eval-mode torch module with BatchNorm folded (as exported)."""
+def has_one2one_head(net: Any) -> bool:
+    """Whether the network's head has an NMS-free one-to-one branch (YOLO26's `end2end` heads)."""
+    return getattr(net.model[-1], "one2one_cv2", None) is not None
+
+
+def use_end2end(net: Any, head: str) -> bool:
+    """The head posebench exports and runs: end-to-end (NMS-free) wherever the model has one, unless asked for
+    the one-to-many head; asking for end2end on a model without it is an error."""
+    capable = has_one2one_head(net)
+    if head == "end2end" and not capable:
+        raise InvalidInputError("head=end2end: this model has no one-to-one (NMS-free) head; only YOLO26-style "
+                                "end2end models have one")
+    return capable and head != "one2many"
+
+
+def load_torch_model(checkpoint: str | os.PathLike, *, end2end: bool | None = None) -> Any:
+    """The checkpoint's network as an fp32 eval-mode torch module with BatchNorm folded (as exported), running
+    the one-to-one head (end2end, output (1, max_det, 6 + K*D)) or the one-to-many head (1, 4 + nc + K*D, anchors);
+    None: end2end where the model has a one-to-one head."""
     model = load_yolo(checkpoint).model.float()
+    if has_one2one_head(model):
+        model.end2end = True if end2end is None else end2end
+    elif end2end:
+        raise InvalidInputError(f"{checkpoint} has no one-to-one head to run end-to-end")
     model = model.fuse() if hasattr(model, "fuse") else model
     return model.eval()
 
@@ -171,23 +286,53 @@ def describe(checkpoint: str | os.PathLike) -> dict[str, Any]:
     zeros = sum(int((w == 0).sum()) for w in weights)
     kpt_shape = list(getattr(net, "kpt_shape", None) or net.yaml.get("kpt_shape"))
     return {"task": "pose", "kpt_shape": kpt_shape, "names": dict(getattr(net, "names", {}) or {}),
+            "one2one_head": has_one2one_head(net), "nc": int(net.model[-1].nc),
             "parameters": int(sum(p.numel() for p in net.parameters())),
             "conv_sparsity": zeros / total if total else 0.0}
 
 
-def export_onnx(checkpoint: Path, *, imgsz: tuple[int, int], opset: int = 17) -> Path:
+def export_onnx(checkpoint: Path, *, imgsz: tuple[int, int], opset: int = 17, end2end: bool = False) -> Path:
     """Export a static batch-1 fp32 ONNX with Ultralytics' exporter; returns the written file.
 
-    opset 17 / IR 8 is accepted by every runtime here, DeepSparse 1.8 (onnx<1.15) included.
+    opset 17 / IR 8 is accepted by every runtime here, DeepSparse 1.8 (onnx<1.15) included. `end2end` exports the
+    one-to-one head as Ultralytics does with `nms=False`: output (1, max_det, 6 + K*D) = x1, y1, x2, y2, score,
+    class, keypoints, top-k already applied (no NMS needed).
     """
     model = load_yolo(checkpoint)
+    extra = {"nms": False} if end2end else {}
     out = model.export(format="onnx", imgsz=list(imgsz), dynamic=False, simplify=True, opset=opset,
-                       batch=1)
+                       batch=1, **extra)
     return Path(out)
 
 
+def export_openvino(checkpoint: Path, *, imgsz: tuple[int, int], end2end: bool = False) -> Path:
+    """An fp32 OpenVINO IR straight from torch with Ultralytics' exporter (its `yolo export format=openvino`);
+    returns the .xml. Used for end-to-end heads: their top-k gathers (GatherElements on a column slice) convert
+    from torch but not from ONNX, whose OpenVINO reader folds the slice away and then rejects the gather."""
+    model = load_yolo(checkpoint)
+    extra = {"nms": False} if end2end else {}
+    folder = Path(model.export(format="openvino", imgsz=list(imgsz), dynamic=False, half=False, int8=False,
+                               batch=1, **extra))
+    return next(folder.glob("*.xml"))
+
+
+def export_ultralytics(checkpoint: Path, *, fmt: str, imgsz: tuple[int, int], int8: bool = False,
+                       data: Path | None = None) -> Path:
+    """What `yolo export format=FMT [int8=True data=DATA]` writes for this checkpoint, with Ultralytics' own
+    defaults otherwise (static batch-1 input; for YOLO26 that is the one-to-many head, as a user gets it): the
+    .onnx file or the `*_openvino_model` folder, beside the checkpoint."""
+    model = load_yolo(checkpoint)
+    args: dict[str, Any] = {"format": fmt, "imgsz": list(imgsz), "batch": 1, "dynamic": False}
+    if int8:
+        args.update(int8=True, data=str(data))
+    return Path(model.export(**args))
+
+
 def default_variant(source: ModelSource) -> str:
-    """The variant label of a model: a bundle's recipe name, else 'base'."""
+    """The variant label of a model: a bundle's recipe name, 'imported' for an artifact made elsewhere, else
+    'base'."""
+    if source.kind == "artifact":
+        return "imported"
     if source.kind == "bundle":
         import json
 

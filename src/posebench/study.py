@@ -221,16 +221,18 @@ def build_variant(study: Study, model: str, variant: str, out: Path, cache: Path
             spec = json.loads(marker.read_text())["spec"]
             continue
         recipe = Recipe.load(recipe_path)
-        if recipe.quantization() is not None:  # quantized artifacts are static: build them at the study's size
-            recipe = replace(recipe, modifiers=tuple(replace(m, imgsz=study.imgsz) if m.type == "quantization" else m
-                                                     for m in recipe.modifiers))
+        if recipe.quantization() or recipe.ultralytics_export():  # static artifacts: built at the study's size
+            recipe = replace(recipe, modifiers=tuple(
+                replace(m, imgsz=study.imgsz) if m.type in ("quantization", "ultralytics_export") else m
+                for m in recipe.modifiers))
         one_shot_pruning = bool(recipe.pruning()) and not recipe.finetune.epochs
         options = CompressOptions(data=study.finetune, pseudo_labels=None if study.finetune else study.pseudo_labels,
                                   bn_source=study.bn_calibration if one_shot_pruning else None,
                                   epochs=study.epochs if recipe.finetune.epochs or recipe.qat() else None,
                                   calibration=study.calibration, cache_dir=cache)
         summary = compress(resolve_model(None if spec == "default" else spec), recipe, step_dir, options=options)
-        spec = str(step_dir) if "bundle" in summary else summary["checkpoint"]
+        spec = (summary["export"]["path"] if "export" in summary else str(step_dir) if "bundle" in summary
+                else summary["checkpoint"])
         marker.write_text(json.dumps({"spec": spec, "summary_timings": summary["timings"]}))
     return spec
 

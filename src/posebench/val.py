@@ -62,10 +62,11 @@ class ValPlan:
 
 def _predictor(store: ArtifactStore, spec: str, plan: ValPlan) -> tuple[Predictor, dict[str, Any]]:
     runtime, options = runtime_options(plan.runtime_options, spec)
-    artifact = store.get(backend_class(runtime).artifact_format, plan.imgsz)
+    cls = backend_class(runtime)
+    artifact = store.get(cls.artifact_format, plan.imgsz, accept=cls.accepts)
     meta = read_metadata(artifact)
     backend = create_backend(runtime, artifact, threads=plan.threads, options=options)
-    return Predictor(backend, plan.imgsz, tuple(meta["kpt_shape"]), plan.nms), meta
+    return Predictor(backend, plan.imgsz, tuple(meta["kpt_shape"]), plan.nms, end2end=meta.get("end2end")), meta
 
 
 def run_val(plan: ValPlan, store: ResultStore, on_progress: Progress | None = None) -> list[dict[str, Any]]:

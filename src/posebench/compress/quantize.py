@@ -26,10 +26,15 @@ from posebench.evaluate.preprocess import letterbox, to_batch
 from posebench.isa import Int8Choice
 
 # Ignored-scope presets: regexes on node names, "{head}" is the index of the model's last module (the
-# Pose head: 22 in YOLOv8, 23 in YOLO11). Ultralytics exports keep torch module paths as node names.
+# Pose head: 22 in YOLOv8, 23 in YOLO11 and YOLO26). Ultralytics exports keep torch module paths as node names.
+# YOLO26's Pose26 head exported end to end keeps its one-to-one branch (one2one_cv2 box, one2one_cv3 class,
+# one2one_cv4 + one2one_cv4_kpts keypoints) and its NMS-free top-k (TopK, GatherElements); the flow model and
+# the sigma convs are training-only and gone from the export. The presets treat one2one_cvN like cvN.
 PRESETS: dict[str, tuple[str, ...]] = {
-    "yolo-pose-float-head": (r"^/model\.{head}/(?!cv[23]\.).*",),  # decode + keypoint branch (cv4) in float
-    "yolo-pose-float-decode": (r"^/model\.{head}/(?!cv[234]\.).*",),  # only the decode in float
+    # decode + keypoint branch (cv4, cv4_kpts) in float
+    "yolo-pose-float-head": (r"^/model\.{head}/(?!(?:one2one_)?cv[23]\.).*",),
+    # only the decode (and YOLO26's top-k) in float
+    "yolo-pose-float-decode": (r"^/model\.{head}/(?!(?:one2one_)?cv(?:[234]|4_kpts)\.).*",),
     "none": (),  # quantize everything (collapses pose models; for comparison)
 }
 CALIBRATION_METHODS = ("MinMax", "Entropy", "Percentile")
@@ -53,11 +58,19 @@ class IgnoredScope:
                 raise InvalidInputError(f"bad node-name pattern {pattern!r}: {exc}") from exc
 
     def select(self, names: list[str]) -> list[str]:
-        """Node names kept in float."""
-        head = head_index(names)
+        """Node names kept in float (matched in their ONNX-export form, see `canonical_node_name`)."""
+        canonical = {n: canonical_node_name(n) for n in names}
+        head = head_index(canonical.values())
         keep = [p.format(head=head) for p in PRESETS[self.preset]] + list(self.add)
-        return [n for n in names if any(re.match(p, n) for p in keep)
-                and not any(re.match(p, n) for p in self.remove)]
+        return [n for n, c in canonical.items() if any(re.match(p, c) for p in keep)
+                and not any(re.match(p, c) for p in self.remove)]
+
+
+def canonical_node_name(name: str) -> str:
+    """A node name as the ONNX exporter writes it: an IR converted straight from torch (YOLO26's end-to-end
+    models) names nodes `__module.model.23.one2one_cv2.0.conv/aten::...`; that becomes
+    `/model.23/one2one_cv2.0.conv/aten::...`, so one set of patterns serves both."""
+    return re.sub(r"^__module\.model\.(\d+)[./]", r"/model.\1/", name)
 
 
 @dataclass(frozen=True)

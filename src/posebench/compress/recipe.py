@@ -107,6 +107,22 @@ class QuantizationModifier:
     ignored_remove: tuple[str, ...] = ()  # node-name regexes quantized after all
 
 
+EXPORT_FORMATS = ("openvino", "onnx")
+
+
+@dataclass(frozen=True)
+class UltralyticsExport:
+    """The peer's artifact: Ultralytics' own `yolo export` of the (pruned, fine-tuned) model, so a study shows
+    posebench's artifacts side by side with what one `yolo export` line gives a user."""
+
+    type: str = "ultralytics_export"
+    format: str = "openvino"  # openvino | onnx
+    int8: bool = False  # openvino: Ultralytics' NNCF int8 PTQ (`yolo export format=openvino int8=True`)
+    imgsz: tuple[int, ...] = (640, 640)  # static (height, width); a study sets its own
+    calibration_source: str | None = None  # int8: images folder or video; CLI --calib / a study's calibration
+    calibration_images: int = 128
+
+
 @dataclass(frozen=True)
 class FineTune:
     """Recovery training through Ultralytics' trainer."""
@@ -136,7 +152,7 @@ class BNRecalibration:
 class Recipe:
     """A named list of modifiers and an optional fine-tuning block."""
 
-    modifiers: tuple[PruningModifier | QuantizationModifier, ...] = ()
+    modifiers: tuple[PruningModifier | QuantizationModifier | UltralyticsExport, ...] = ()
     finetune: FineTune = field(default_factory=FineTune)
     bn_recalibration: BNRecalibration = field(default_factory=BNRecalibration)
     name: str = ""
@@ -178,6 +194,10 @@ class Recipe:
 
     def quantization(self) -> QuantizationModifier | None:
         found = [m for m in self.modifiers if m.type == "quantization"]
+        return found[-1] if found else None
+
+    def ultralytics_export(self) -> UltralyticsExport | None:
+        found = [m for m in self.modifiers if m.type == "ultralytics_export"]
         return found[-1] if found else None
 
     def qat(self) -> QuantizationModifier | None:
@@ -287,6 +307,10 @@ class _Parser:
         if not isinstance(modifiers, list):
             raise self.fail(("modifiers",), "must be a list of modifiers")
         parsed = tuple(self.modifier(m, ("modifiers", i)) for i, m in enumerate(modifiers))
+        final = [i for i, m in enumerate(parsed) if m.type in ("quantization", "ultralytics_export")]
+        if len(final) > 1:
+            raise self.fail(("modifiers", final[1]), "a recipe ends in one artifact: one quantization or "
+                                                     "ultralytics_export step, not both or several")
         finetune = self.finetune(data.get("finetune") or {}, ("finetune",))
         bn = self.keys(data.get("bn_recalibration") or {}, ("bn_recalibration",), BNRecalibration)
         if bn.get("source") is not None and not isinstance(bn["source"], str):
@@ -308,12 +332,15 @@ class _Parser:
         return Recipe(modifiers=parsed, finetune=finetune, bn_recalibration=recal, name=data.get("name", ""),
                       description=data.get("description", ""), version=int(version))
 
-    def modifier(self, data: Any, path: tuple) -> PruningModifier | QuantizationModifier:
+    def modifier(self, data: Any, path: tuple) -> PruningModifier | QuantizationModifier | UltralyticsExport:
         got = data.get("type") if isinstance(data, dict) else data
         if got == "quantization":
             return self.quantization(data, path)
+        if got == "ultralytics_export":
+            return self.ultralytics_export(data, path)
         if got != "magnitude_pruning":
-            raise self.fail(path + ("type",), f"unknown modifier type {got!r}; known: magnitude_pruning, quantization")
+            raise self.fail(path + ("type",), f"unknown modifier type {got!r}; known: magnitude_pruning, quantization, "
+                                              "ultralytics_export")
         data = self.keys(data, path, PruningModifier, required=("groups",))
         schedule = self.choice(data, "schedule", path, "one-shot", ("one-shot", "gradual"))
         start = self.number(data, "start_epoch", path, 0.0, 0, 1e6)
@@ -331,16 +358,34 @@ class _Parser:
             init_sparsity=float(self.number(data, "init_sparsity", path, 0.05, 0, 1, high_open=True)),
             exclude=self.patterns(data, "exclude", path))
 
-    def quantization(self, data: dict, path: tuple) -> QuantizationModifier:
-        from posebench.compress.quantize import CALIBRATION_METHODS, PRESETS
-        from posebench.isa import INT8_TARGETS
+    def ultralytics_export(self, data: dict, path: tuple) -> UltralyticsExport:
+        data = self.keys(data, path, UltralyticsExport)
+        fmt = self.choice(data, "format", path, "openvino", EXPORT_FORMATS)
+        if not isinstance(data.get("int8", False), bool):
+            raise self.fail(path + ("int8",), "must be true or false")
+        if data.get("int8") and fmt != "openvino":
+            raise self.fail(path + ("int8",), "Ultralytics' int8 export is compared for format: openvino")
+        if data.get("calibration_source") is not None and not isinstance(data["calibration_source"], str):
+            raise self.fail(path + ("calibration_source",), "must be a path")
+        return UltralyticsExport(format=fmt, int8=bool(data.get("int8", False)), imgsz=tuple(self.size(data, path)),
+                                 calibration_source=data.get("calibration_source"),
+                                 calibration_images=int(self.number(data, "calibration_images", path, 128, 1, 100000,
+                                                                    integer=True)))
 
-        data = self.keys(data, path, QuantizationModifier)
+    def size(self, data: dict, path: tuple) -> list[int]:
         size = data.get("imgsz", [640, 640])
         size = [size, size] if isinstance(size, int) else size
         if (not isinstance(size, list) or len(size) != 2 or not all(isinstance(v, int) and v > 0 and v % 32 == 0
                                                                     for v in size)):
             raise self.fail(path + ("imgsz",), f"must be a multiple of 32 or [height, width] of them, got {size!r}")
+        return size
+
+    def quantization(self, data: dict, path: tuple) -> QuantizationModifier:
+        from posebench.compress.quantize import CALIBRATION_METHODS, PRESETS
+        from posebench.isa import INT8_TARGETS
+
+        data = self.keys(data, path, QuantizationModifier)
+        size = self.size(data, path)
         if not isinstance(data.get("per_channel", True), bool):
             raise self.fail(path + ("per_channel",), "must be true or false")
         reduce_range = data.get("reduce_range", "auto")

@@ -62,12 +62,18 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
     say = on_progress or (lambda message: None)
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
+    if source.kind == "artifact":
+        raise InvalidInputError(f"{source.spec} is an exported artifact; compression starts from a PyTorch "
+                                "checkpoint (.pt) or a model YAML")
     if source.kind == "bundle":
         raise InvalidInputError(f"{source.spec} is already a compressed bundle; compress its checkpoint "
                                 f"({source.spec}/model.pt) instead")
     if options.epochs is not None:
         recipe = recipe.with_epochs(options.epochs)
-    yolo = load_yolo(source.path or source.spec)
+    if source.kind == "yaml":  # built as every posebench command builds it: fixed seed, the pose class count
+        yolo = load_yolo(materialize_checkpoint(source, out_dir / "source.pt"))
+    else:
+        yolo = load_yolo(source.location)
     model = yolo.model.float()
     targets = resolve_targets(recipe, model)  # a target matching nothing fails here, before any work
     ft = recipe.finetune
@@ -147,6 +153,22 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
         "per_layer": table, "timings": timings, "epochs": epochs, "data": str(data) if data else None,
         "bn_calibration_images": calibrated, "pseudo_labels": pseudo_counts,
     }
+    export = recipe.ultralytics_export()
+    if export is not None:
+        from posebench.models import export_ultralytics
+
+        t0 = time.perf_counter()
+        say(f"Ultralytics' own {export.format}{' int8' if export.int8 else ''} export at "
+            f"{export.imgsz[0]}x{export.imgsz[1]}")
+        data_yaml = None
+        if export.int8:
+            data_yaml = calibration_dataset(_frames(_calibration_source(export, options), export.calibration_images),
+                                            out_dir / "calibration", tuple(model.kpt_shape))
+        path = export_ultralytics(checkpoint, fmt=export.format, imgsz=tuple(export.imgsz), int8=export.int8,
+                                  data=data_yaml)
+        summary["export"] = {"path": str(path), "format": export.format, "int8": export.int8,
+                             "imgsz": list(export.imgsz), "tool": "ultralytics"}
+        timings["ultralytics_export_s"] = time.perf_counter() - t0
     quantization = recipe.quantization()
     if quantization is not None:
         t0 = time.perf_counter()
@@ -272,6 +294,25 @@ def qat_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options:
     fp32_onnx = ArtifactStore(resolve_model(float_checkpoint), options.cache_dir or DEFAULT_CACHE).get("onnx", size)
     return _write_bundle(out_dir, recipe, q, name=name, checkpoint=float_checkpoint, artifacts=(onnx_out, xml_out),
                          converted_from=(fp32_onnx, onnx_out), info=info, settings=settings)
+
+
+def calibration_dataset(frames: Any, folder: Path, kpt_shape: tuple[int, int]) -> Path:
+    """Calibration images as the unlabelled Ultralytics pose dataset its int8 exporter reads (the val split)."""
+    import cv2
+    import yaml
+
+    images = folder / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for count, (_, image) in enumerate(frames, 1):
+        cv2.imwrite(str(images / f"{count:06d}.jpg"), image)
+    if not count:
+        raise InvalidInputError("the calibration source holds no readable images or frames")
+    spec = {"path": str(folder.resolve()), "train": "images", "val": "images", "kpt_shape": list(kpt_shape),
+            "names": {0: "person"}}
+    path = folder / "calibration.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
 
 
 def _calibration_source(q: Any, options: CompressOptions, fallback: Path | None = None) -> Path:

@@ -1,9 +1,13 @@
 """Decode the raw pose output and run NMS in numpy, as Ultralytics' validator does.
 
-The raw output of every runtime is (1, 4 + nc + K*D, anchors): box centre/size in input pixels,
-class scores in [0, 1], then K keypoints of D values (x, y[, visibility score]). Defaults match
-`yolo val`: confidence > 0.001, IoU 0.7, at most 300 detections; NMS runs in input-pixel space and
-the survivors are then mapped back to the original image.
+Two output layouts exist:
+- one-to-many (YOLOv8, YOLO11, and YOLO26 with head=one2many): (1, 4 + nc + K*D, anchors): box centre/size in
+  input pixels, class scores in [0, 1], then K keypoints of D values (x, y[, visibility score]). Defaults match
+  `yolo val`: confidence > 0.001, IoU 0.7, at most 300 detections; NMS runs in input-pixel space and the
+  survivors are then mapped back to the original image.
+- end-to-end (YOLO26's one-to-one head, exported as Ultralytics does with `nms=False`): (1, max_det, 6 + K*D):
+  x1, y1, x2, y2, score, class, keypoints, already the top-k by score. No NMS: rows scoring above `conf` are
+  kept, at most `max_det` of them, as Ultralytics' `non_max_suppression(end2end=True)` does.
 """
 
 from __future__ import annotations
@@ -78,12 +82,36 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
-def decode(output: np.ndarray, *, kpt_shape: tuple[int, int], letterbox: Letterbox,
-           config: NMSConfig = NMSConfig()) -> Detections:
-    """Turn one image's raw output (1, C, anchors) into detections in original-image pixels."""
+def output_layout(shape: tuple[int, ...], kpt_shape: tuple[int, int], end2end: bool | None = None) -> str:
+    """'end2end' or 'one2many' for a raw output shape, checked against the keypoint shape (and against the
+    artifact's declared head, when known): a layout that does not fit is refused, never guessed silently."""
     k, d = kpt_shape
-    if output.ndim != 3 or output.shape[0] != 1:
-        raise InvalidInputError(f"expected a raw pose output of shape (1, C, anchors), got {output.shape}")
+    if len(shape) != 3 or shape[0] != 1:
+        raise InvalidInputError(f"expected a raw pose output of shape (1, C, anchors) or (1, max_det, 6 + K*D), got "
+                                f"{tuple(shape)}")
+    fits_e2e, fits_o2m = shape[2] == 6 + k * d, shape[1] - 4 - k * d >= 1
+    if end2end is None:  # undeclared: a one-to-many output also has more anchors than channels
+        fits_o2m = fits_o2m and shape[2] > shape[1]
+        if fits_e2e or fits_o2m:
+            return "end2end" if fits_e2e else "one2many"
+    elif end2end and fits_e2e:
+        return "end2end"
+    elif not end2end and fits_o2m:
+        return "one2many"
+    expected = {None: "either pose layout", True: f"the end-to-end layout (1, max_det, {6 + k * d})",
+                False: f"the one-to-many layout (1, 4 + nc + {k * d}, anchors)"}[end2end]
+    raise InvalidInputError(f"the model output {tuple(shape)} does not fit {expected} for kpt_shape {list(kpt_shape)}: "
+                            "does the keypoint shape match the model (--kpt-shape K,D for an artifact without "
+                            "metadata)?")
+
+
+def decode(output: np.ndarray, *, kpt_shape: tuple[int, int], letterbox: Letterbox,
+           config: NMSConfig = NMSConfig(), end2end: bool | None = None) -> Detections:
+    """Turn one image's raw output into detections in original-image pixels (layout: see the module doc;
+    `end2end` is the artifact's declared head, None to infer it from the shape)."""
+    k, d = kpt_shape
+    if output_layout(output.shape, kpt_shape, end2end) == "end2end":
+        return decode_end2end(output, kpt_shape=kpt_shape, letterbox=letterbox, config=config)
     nc = output.shape[1] - 4 - k * d
     if nc < 1:
         raise InvalidInputError(f"the model output has {output.shape[1]} channels, too few for 4 box values, "
@@ -105,3 +133,15 @@ def decode(output: np.ndarray, *, kpt_shape: tuple[int, int], letterbox: Letterb
     kpts[..., :2] = letterbox.to_original(kpts[..., :2].reshape(-1, k * 2)).reshape(-1, k, 2)
     return Detections(boxes=letterbox.to_original(boxes[kept]), scores=scores[kept].astype(np.float32),
                       classes=classes[kept].astype(np.int64), keypoints=kpts.astype(np.float32))
+
+
+def decode_end2end(output: np.ndarray, *, kpt_shape: tuple[int, int], letterbox: Letterbox,
+                   config: NMSConfig = NMSConfig()) -> Detections:
+    """The NMS-free (1, max_det, 6 + K*D) output: keep rows scoring above `conf`, at most `max_det`, in order."""
+    k, d = kpt_shape
+    x = output[0]
+    x = x[x[:, 4] > config.conf][:config.max_det]
+    kpts = x[:, 6:].reshape(-1, k, d).copy()
+    kpts[..., :2] = letterbox.to_original(kpts[..., :2].reshape(-1, k * 2)).reshape(-1, k, 2)
+    return Detections(boxes=letterbox.to_original(x[:, :4]), scores=x[:, 4].astype(np.float32),
+                      classes=x[:, 5].round().astype(np.int64), keypoints=kpts.astype(np.float32))

@@ -49,6 +49,7 @@ class Predictor:
     imgsz: tuple[int, int]
     kpt_shape: tuple[int, int]
     nms: NMSConfig = field(default_factory=NMSConfig)
+    end2end: bool | None = None  # the artifact's declared head (None: inferred from the output shape)
     times: StageTimes = field(default_factory=StageTimes)
     inferences: int = 0
 
@@ -59,7 +60,8 @@ class Predictor:
         t1 = time.perf_counter()
         outputs = self.backend.infer(batch)
         t2 = time.perf_counter()
-        detections = decode(outputs[0], kpt_shape=self.kpt_shape, letterbox=lb, config=self.nms)
+        detections = decode(outputs[0], kpt_shape=self.kpt_shape, letterbox=lb, config=self.nms,
+                            end2end=self.end2end)
         t3 = time.perf_counter()
         self.times.preprocess += t1 - t0
         self.times.inference += t2 - t1

@@ -16,11 +16,27 @@ from posebench.errors import ModelLoadError, RuntimeUnavailableError
 from posebench.runtimes.base import Backend
 
 
+def engine_bytes(path: Path) -> bytes:
+    """A serialized engine without the metadata header Ultralytics puts in front (int32 length + JSON)."""
+    import json
+
+    data = path.read_bytes()
+    size = int.from_bytes(data[:4], "little", signed=True)
+    if 0 < size < min(len(data) - 4, 1 << 20):
+        try:
+            json.loads(data[4:4 + size].decode("utf-8"))
+            return data[4 + size:]
+        except (UnicodeDecodeError, ValueError):
+            pass
+    return data
+
+
 class TensorRTBackend(Backend):
     """options: `precision` ("fp32" | "fp16" | "int8"; int8 expects a QDQ ONNX), `workspace_gb`."""
 
     name = "tensorrt"
     artifact_format = "onnx"
+    accepts = ("engine",)  # an engine built elsewhere (Ultralytics' `yolo export format=engine`) runs as it is
     requires = ("tensorrt", "torch")
     install_hint = "pip install tensorrt (needs an NVIDIA GPU and driver)"
     identity_options = {"precision": "fp32"}
@@ -35,13 +51,17 @@ class TensorRTBackend(Backend):
         self._trt, self._torch = trt, torch
         self._precision = self.options.get("precision", "fp32")
         logger = trt.Logger(trt.Logger.WARNING)
-        engine_path = self.artifact.with_suffix(f".{self._precision}.engine")
-        if not engine_path.exists() or engine_path.stat().st_mtime < self.artifact.stat().st_mtime:
-            engine_path.write_bytes(self._build(logger))
+        if self.artifact.suffix in (".engine", ".plan"):  # imported: its precision was fixed when it was built
+            serialized = engine_bytes(self.artifact)
+        else:
+            engine_path = self.artifact.with_suffix(f".{self._precision}.engine")
+            if not engine_path.exists() or engine_path.stat().st_mtime < self.artifact.stat().st_mtime:
+                engine_path.write_bytes(self._build(logger))
+            serialized = engine_path.read_bytes()
         runtime = trt.Runtime(logger)
-        self._engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        self._engine = runtime.deserialize_cuda_engine(serialized)
         if self._engine is None:
-            raise ModelLoadError(f"TensorRT could not deserialize {engine_path}")
+            raise ModelLoadError(f"TensorRT could not deserialize the engine of {self.artifact}")
         self._context = self._engine.create_execution_context()
         self._stream = torch.cuda.Stream()
         self._buffers: dict[str, Any] = {}
