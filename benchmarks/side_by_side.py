@@ -9,16 +9,16 @@ from statistics import median
 from typing import Any
 
 from posebench.bench import measure_in_child
-from posebench.models import default_model_path, load_yolo
+from posebench.models import default_model_path, export_ultralytics
 
 
 def ultralytics_openvino_int8(work: Path, calibration_yaml: Path, imgsz: int = 640) -> Path:
-    """`YOLO.export(format="openvino", quantize=8)` calibrated on the YAML's val split; returns the IR .xml."""
+    """`yolo export format=openvino int8=True` calibrated on the YAML's val split (the same call a study's
+    `ultralytics_export` variant makes: `posebench.models.export_ultralytics`); returns the IR .xml."""
     pt = work / "ultralytics" / "yolo11n-pose.pt"  # a copy: Ultralytics writes the export beside the weights
     pt.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(default_model_path(), pt)
-    exported = Path(load_yolo(pt).export(format="openvino", quantize=8, data=str(calibration_yaml), split="val",
-                                         imgsz=imgsz, batch=1))
+    exported = export_ultralytics(pt, fmt="openvino", imgsz=(imgsz, imgsz), int8=True, data=calibration_yaml)
     return next(exported.glob("*.xml"))
 
 

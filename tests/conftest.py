@@ -48,3 +48,15 @@ def coco_pose_mini() -> Path:
         pytest.skip(f"labelled data not found at {path}: it ships only beside the project on the development "
                     "machine and in CI (set POSEBENCH_SHARED_DATA to its folder to run these tests)")
     return path
+
+
+@pytest.fixture(scope="module")
+def mini(coco_pose_mini, tmp_path_factory) -> Path:
+    """A writable copy (Ultralytics writes label caches beside the data), with a val+train2017 YAML."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("data") / "coco-pose-mini"
+    shutil.copytree(coco_pose_mini, root)
+    text = (root / "coco-pose-mini.yaml").read_text()
+    (root / "both.yaml").write_text(text.replace("val: images/val", "val: [images/val, images/train2017]"))
+    return root

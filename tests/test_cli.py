@@ -62,7 +62,8 @@ def test_openvino_runs_the_requested_thread_count(sweep):
 @pytest.mark.parametrize("args,message", [
     (["--model", "no/such/model.pt"], "does not exist"),
     (["--model", "nosuch-pose.yaml"], "not found"),
-    (["--model", "weights.h5"], "checkpoint (.pt) or model YAML"),
+    (["--model", "weights.h5"], "checkpoint (.pt), a model YAML"),
+    (["--model", "no/such/model.onnx"], "does not exist"),
     (["--runtime", "openvinoo"], 'Did you mean "openvino"'),
     (["--runtime", "tensorflow"], "Known runtimes"),
     (["--imgsz", "100"], "multiples of 32"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +15,6 @@ from posebench.evaluate.validate import Predictor, fidelity, iter_frames, pseudo
 from posebench.runtimes import backend_class, create_backend
 
 VAL_IMGSZ = (640, 640)
-
-
-@pytest.fixture(scope="module")
-def mini(coco_pose_mini, tmp_path_factory) -> Path:
-    """A writable copy (Ultralytics writes label caches beside the data), with a val+train2017 YAML."""
-    root = tmp_path_factory.mktemp("data") / "coco-pose-mini"
-    shutil.copytree(coco_pose_mini, root)
-    text = (root / "coco-pose-mini.yaml").read_text()
-    (root / "both.yaml").write_text(text.replace("val: images/val", "val: [images/val, images/train2017]"))
-    return root
 
 
 def _validate(artifacts, runtime: str, data: Path, **kwargs) -> dict:
