@@ -57,8 +57,9 @@ def test_bare_onnx_needs_kpt_shape_and_a_wrong_one_is_refused(artifacts, tmp_pat
 
 
 def test_yolo_export_onnx_scores_like_posebench_own_export(exports, both, artifacts, tmp_path, cache_dir):
-    """`yolo export format=onnx` of the embedded weights, validated by posebench on onnxruntime and (converted)
-    openvino, scores what posebench's own export of the same weights scores; torch cannot run it (skipped)."""
+    """`yolo export format=onnx` and `format=openvino` of the embedded weights, validated by posebench (the ONNX on
+    onnxruntime and, converted, openvino; the IR folder on openvino), score what posebench's own export of the same
+    weights scores; torch cannot run an exported artifact (skipped)."""
     from ultralytics import YOLO
 
     onnx_file = YOLO(str(exports / "yolo11n-pose.pt")).export(format="onnx", imgsz=640, opset=17, simplify=True)
@@ -68,9 +69,13 @@ def test_yolo_export_onnx_scores_like_posebench_own_export(exports, both, artifa
     ours = run_cli("val", "--data", str(both), "--runtime", "onnxruntime", "--imgsz", "640",
                    "--out", str(tmp_path / "ours"), "--cache-dir", str(cache_dir))
     assert ours.returncode == 0, ours.stderr
+    folder = YOLO(str(exports / "yolo11n-pose.pt")).export(format="openvino", imgsz=640)  # fp32 IR folder
+    ir = run_cli("val", "--model", folder, "--data", str(both), "--runtime", "openvino",
+                 "--out", str(tmp_path / "theirs-ir"), "--cache-dir", str(cache_dir))
+    assert ir.returncode == 0, ir.stderr
     imported, own = _pose_map(tmp_path / "theirs"), _pose_map(tmp_path / "ours")
     assert set(imported) == {"onnxruntime", "openvino"}
-    for runtime, value in imported.items():
+    for runtime, value in [*imported.items(), ("openvino IR folder", _pose_map(tmp_path / "theirs-ir")["openvino"])]:
         assert value == pytest.approx(own["onnxruntime"], abs=0.005), (runtime, imported, own)
 
 

@@ -69,3 +69,13 @@ def test_denormal_census_finds_subnormal_activations(tmp_path):
     clean, dirty = census(tmp_path / "normal.onnx", x), census(tmp_path / "tiny.onnx", x)
     assert clean["activations_subnormal"] == 0 and not has_denormals(clean)
     assert dirty["activations_fraction"] > 0.5 and dirty["weights_fraction"] > 0.5 and has_denormals(dirty)
+
+
+def test_openvino_ir_is_counted_like_its_onnx(artifacts):
+    """An imported OpenVINO IR has no ONNX: its count comes from the IR and agrees with the ONNX's."""
+    from conftest import IMGSZ
+    from posebench.roofline import count_ops_openvino
+
+    onnx_ops = count_ops(artifacts.get("onnx", IMGSZ))
+    ir_ops = count_ops_openvino(artifacts.get("openvino", IMGSZ))
+    assert ir_ops["int8_ops"] == 0 and ir_ops["ops"] == pytest.approx(onnx_ops["ops"], rel=0.01)

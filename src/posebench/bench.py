@@ -123,8 +123,13 @@ def artifact_ops(artifacts: ArtifactStore, imgsz: tuple[int, int]) -> dict[str, 
 
     try:
         return count_ops(artifacts.get("onnx", imgsz))
-    except RuntimeUnavailableError:  # no ONNX of this model (an imported OpenVINO IR or engine)
-        return None
+    except RuntimeUnavailableError:  # no ONNX of this model: an imported OpenVINO IR is counted as it is
+        try:
+            from posebench.roofline import count_ops_openvino
+
+            return count_ops_openvino(artifacts.get("openvino", imgsz))
+        except Exception:  # an engine, or openvino missing: no count
+            return None
     except Exception as exc:  # counting is a sanity figure: never let it stop a measurement
         warnings.warn(f"could not count the model's operations: {exc}", stacklevel=2)
         return None

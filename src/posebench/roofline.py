@@ -64,6 +64,42 @@ def count_ops(onnx_path: str | os.PathLike) -> dict[str, float]:
     return {"float_ops": flops, "int8_ops": int8, "ops": flops + int8}
 
 
+def count_ops_openvino(xml_path: str | os.PathLike) -> dict[str, float]:
+    """The same count on an OpenVINO IR (an imported one has no ONNX): Convolution / GroupConvolution / MatMul;
+    int8 where the weights come through a FakeQuantize or an integer constant."""
+    import numpy as np
+    import openvino as ov
+
+    model = ov.Core().read_model(str(xml_path))
+    flops = int8 = 0.0
+    for op in model.get_ordered_ops():
+        kind = op.get_type_name()
+        if kind not in ("Convolution", "GroupConvolution", "MatMul"):
+            continue
+        out = op.get_output_partial_shape(0)
+        w = op.get_input_partial_shape(1)
+        if not (out.is_static and w.is_static):
+            continue
+        out, w = [d.get_length() for d in out], [d.get_length() for d in w]
+        if kind == "Convolution":
+            macs = float(np.prod(out, dtype=np.float64)) * float(np.prod(w[1:], dtype=np.float64))
+        elif kind == "GroupConvolution":  # weights (groups, out/groups, in/groups, kh, kw)
+            macs = float(np.prod(out, dtype=np.float64)) * float(np.prod(w[2:], dtype=np.float64))
+        else:
+            a = [d.get_length() for d in op.get_input_partial_shape(0)]
+            macs = float(np.prod(out, dtype=np.float64)) * float(a[-1])
+        source = op.input_value(1).get_node()
+        while source.get_type_name() in ("Convert", "Multiply", "Subtract", "Reshape") and source.get_input_size():
+            source = source.input_value(0).get_node()
+        quantized = source.get_type_name() == "FakeQuantize" or (
+            source.get_type_name() == "Constant" and source.get_element_type().is_integral())
+        if quantized:
+            int8 += 2 * macs
+        else:
+            flops += 2 * macs
+    return {"float_ops": flops, "int8_ops": int8, "ops": flops + int8}
+
+
 def reported_clock_ghz() -> tuple[float, str]:
     """The fastest clock the OS reports, and where it came from."""
     cpufreq = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
