@@ -96,3 +96,28 @@ def test_yolo_export_openvino_int8_folder_scores_like_ultralytics_val(exports, b
                                               device="cpu", plots=False, verbose=False)
     assert record["accuracy"]["pose"]["map50_95"] == pytest.approx(reference.pose.map, abs=0.005)
     assert record["accuracy"]["box"]["map50_95"] == pytest.approx(reference.box.map, abs=0.005)
+
+
+def test_a_study_takes_imported_artifacts_and_model_options(artifacts, tmp_path):
+    """`models:` in a study: an ONNX without metadata beside the study file (with its keypoint shape) and a YOLO26
+    YAML asked for its one-to-many head, both timed on onnxruntime."""
+    import onnx
+
+    model = onnx.load(str(artifacts.get("onnx", IMGSZ)))
+    del model.metadata_props[:]
+    (tmp_path / "models").mkdir()
+    onnx.save(model, str(tmp_path / "models" / "bare.onnx"))
+    study = tmp_path / "study.yaml"
+    study.write_text(f"""name: imported
+models: ["models/bare.onnx[kpt_shape=17x3]", "yolo26n-pose.yaml[head=one2many]"]
+variants: {{base: null}}
+runtimes: [onnxruntime]
+threads: [1]
+imgsz: [{IMGSZ[0]}, {IMGSZ[1]}]
+latency: {{iters: 3, min_seconds: 0, warmup: 1, warmup_seconds: 0, rounds: 2, probe: false}}
+""")
+    result = run_cli("study", str(study), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [r for r in _records(tmp_path / "out") if r.get("kind") == "latency"]
+    assert {r["trial"]["model"] for r in records} == {"bare[kpt_shape=17x3]", "yolo26n-pose[head=one2many]"}
+    assert all(r["status"] == "ok" for r in records) and len(records) == 4

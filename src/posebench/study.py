@@ -107,9 +107,22 @@ def _parse(raw: Any, path: Path) -> Study:
             raise _fail(path, key, "missing (required)")
     models = raw["models"]
     if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
-        raise _fail(path, "models", "must be a list of checkpoints / model YAMLs ('default' = embedded model)")
-    models = tuple(m if m == "default" or m.endswith((".yaml", ".yml")) and not (base / m).exists()
-                   else str(resolve(m, "models")) for m in models)
+        raise _fail(path, "models", "must be a list of checkpoints, model YAMLs or exported artifacts (.onnx, "
+                                    ".xml, *_openvino_model, .engine); 'default' = the embedded model")
+
+    def model_spec(text: str) -> str:  # a file relative to the study; options ('[head=one2many]') kept
+        from posebench.models import split_model_spec
+
+        try:
+            spec, _ = split_model_spec(text)
+        except PosebenchError as exc:
+            raise _fail(path, "models", str(exc)) from exc
+        options = text.strip()[len(spec):] if text.strip().startswith(spec) else ""
+        if spec == "default" or spec.endswith((".yaml", ".yml")) and not (base / spec).exists():
+            return spec + options
+        return str(resolve(spec, "models")) + options
+
+    models = tuple(model_spec(m) for m in models)
     variants_raw = raw["variants"]
     if not isinstance(variants_raw, dict) or not variants_raw:
         raise _fail(path, "variants", "must map variant names to a recipe, a list of recipes, or null (base)")
