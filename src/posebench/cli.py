@@ -230,13 +230,8 @@ def _model_source(args: argparse.Namespace) -> "ModelSource":
     if not args.kpt_shape:
         return resolve_model(args.model)
     k, d = parse_kpt_shape(args.kpt_shape)
-    source = resolve_model(args.model)
-    if source.kind != "artifact":
-        raise InvalidInputError("--kpt-shape is for an imported .onnx / .xml / .engine artifact without metadata; "
-                                f"{source.spec} knows its keypoint shape")
-    spec = str(args.model)
-    spec = spec[:-1] + f",kpt_shape={k}x{d}]" if spec.endswith("]") else spec + f"[kpt_shape={k}x{d}]"
-    return resolve_model(spec)
+    spec = str(args.model or "default")
+    return resolve_model(spec[:-1] + f",kpt_shape={k}x{d}]" if spec.endswith("]") else spec + f"[kpt_shape={k}x{d}]")
 
 
 def _imgsz(args: argparse.Namespace, source: "ModelSource") -> tuple[int, int]:

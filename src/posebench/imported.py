@@ -52,12 +52,23 @@ def _literal(value: Any) -> Any:
         return value
 
 
-def embedded_metadata(path: Path, fmt: str) -> tuple[dict[str, Any], str]:
-    """The metadata an artifact carries, and who wrote it ('posebench', 'ultralytics' or 'none')."""
+def _read(path: Path, fmt: str) -> Any:
+    """The artifact's model, read once (ONNX graph without external data, or OpenVINO model); None for an engine."""
     if fmt == "onnx":
         import onnx
 
-        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        return onnx.load(str(path), load_external_data=False)
+    if fmt == "openvino":
+        import openvino as ov
+
+        return ov.Core().read_model(str(path))
+    return None
+
+
+def embedded_metadata(path: Path, fmt: str, model: Any) -> tuple[dict[str, Any], str]:
+    """The metadata an artifact carries, and who wrote it ('posebench', 'ultralytics' or 'none')."""
+    if fmt == "onnx":
+        props = {p.key: p.value for p in model.metadata_props}
         ours = {k[len("posebench."):]: json.loads(v) for k, v in props.items() if k.startswith("posebench.")}
         theirs = {k: _literal(v) for k, v in props.items() if not k.startswith("posebench.")}
         if ours.get("kpt_shape"):
@@ -82,24 +93,18 @@ def embedded_metadata(path: Path, fmt: str) -> tuple[dict[str, Any], str]:
     return {}, "none"
 
 
-def io_shapes(path: Path, fmt: str) -> tuple[list[int] | None, list[list[int]] | None]:
+def io_shapes(fmt: str, model: Any) -> tuple[list[int] | None, list[list[int]] | None]:
     """Static input and output shapes (0 or -1 for a dynamic dimension); None where they cannot be read here."""
     if fmt == "onnx":
-        import onnx
-
-        graph = onnx.load(str(path), load_external_data=False).graph
         dims = lambda v: [d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa: E731
-        return dims(graph.input[0]), [dims(o) for o in graph.output]
+        return dims(model.graph.input[0]), [dims(o) for o in model.graph.output]
     if fmt == "openvino":
-        import openvino as ov
-
-        model = ov.Core().read_model(str(path))
         shape = lambda p: [d.get_length() if d.is_static else -1 for d in p]  # noqa: E731
         return shape(model.inputs[0].get_partial_shape()), [shape(o.get_partial_shape()) for o in model.outputs]
     return None, None  # a TensorRT engine is opened only on a GPU machine
 
 
-def precision_of(path: Path, fmt: str, meta: dict[str, Any]) -> str:
+def precision_of(fmt: str, model: Any, meta: dict[str, Any]) -> str:
     """int8, fp16 or fp32: from the exporter's arguments when recorded, else from the graph's operators."""
     args = meta.get("args") or {}
     if meta.get("precision"):
@@ -111,18 +116,13 @@ def precision_of(path: Path, fmt: str, meta: dict[str, Any]) -> str:
     if fmt == "onnx":
         import onnx
 
-        graph = onnx.load(str(path), load_external_data=False).graph
-        ops = {n.op_type for n in graph.node}
+        ops = {n.op_type for n in model.graph.node}
         if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger"}:
             return "int8"
-        if any(i.data_type == onnx.TensorProto.FLOAT16 for i in graph.initializer):
+        if any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer):
             return "fp16"
-    if fmt == "openvino":
-        import openvino as ov
-
-        model = ov.Core().read_model(str(path))
-        if any(op.get_type_name() == "FakeQuantize" for op in model.get_ops()):
-            return "int8"
+    if fmt == "openvino" and any(op.get_type_name() == "FakeQuantize" for op in model.get_ops()):
+        return "int8"
     return "fp32"
 
 
@@ -133,8 +133,9 @@ def import_metadata(path: Path, fmt: str, spec: str, kpt_shape: tuple[int, int] 
     from posebench.evaluate.postprocess import output_layout
 
     try:
-        meta, writer = embedded_metadata(path, fmt)
-        input_shape, output_shapes = io_shapes(path, fmt)
+        model = _read(path, fmt)
+        meta, writer = embedded_metadata(path, fmt, model)
+        input_shape, output_shapes = io_shapes(fmt, model)
     except InvalidInputError:
         raise
     except Exception as exc:  # a truncated or foreign file: each reader raises its own types
@@ -174,7 +175,7 @@ def import_metadata(path: Path, fmt: str, spec: str, kpt_shape: tuple[int, int] 
     result = {"format": fmt, "source": spec, "source_name": path.stem, "source_kind": "artifact",
               "metadata_from": writer if writer != "none" else "shapes + --kpt-shape",
               "imgsz": imgsz, "kpt_shape": list(shape), "names": names, "nc": nc, "end2end": bool(end2end),
-              "precision": precision_of(path, fmt, meta), "input_shape": input_shape, "output_shapes": output_shapes,
+              "precision": precision_of(fmt, model, meta), "input_shape": input_shape, "output_shapes": output_shapes,
               "sparsity": _sparsity(path) if fmt == "onnx" else None, "exported_by": meta.get("version")}
     if meta.get("quantization"):
         result["quantization"] = meta["quantization"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,11 @@ class TorchBackend(Backend):
             pass
         self._torch = torch
         self._ftz = bool(self.options.get("flush_denormals", False)) and torch.set_flush_denormal(True)
-        from posebench.artifacts import meta_path
+        from posebench.artifacts import meta_path, read_metadata
 
         # the head the artifact store chose for this checkpoint (YOLO26: end2end unless head=one2many); a .pt
         # without posebench metadata runs its one-to-one head where it has one, as posebench exports it
-        meta = json.loads(meta_path(self.artifact).read_text()) if meta_path(self.artifact).is_file() else {}
+        meta = read_metadata(self.artifact) if meta_path(self.artifact).is_file() else {}
         self._model = load_torch_model(self.artifact, end2end=meta.get("end2end"))
 
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
