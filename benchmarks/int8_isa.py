@@ -35,7 +35,7 @@ QEMU_CPU = "Haswell-noTSX"
 
 def score(onnx: str, data: str, threads: int) -> dict:
     """Pose/box mAP of one ONNX model through ONNX Runtime (run natively or under qemu)."""
-    from posebench.artifacts import read_metadata
+    from posebench.export import read_metadata
     from posebench.evaluate.data import load_dataset
     from posebench.evaluate.postprocess import NMSConfig
     from posebench.evaluate.validate import Predictor, validate
@@ -58,7 +58,7 @@ def main() -> int:
         onnx, data, out = args.worker
         Path(out).write_text(json.dumps(score(onnx, data, args.threads)))
         return 0
-    from posebench.artifacts import ArtifactStore
+    from posebench.export import ArtifactStore
     from posebench.compress.recipe import Recipe
     from posebench.compress.run import CompressOptions, compress
     from posebench.environment import fingerprint

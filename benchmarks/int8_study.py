@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from posebench.artifacts import ArtifactStore
+from posebench.export import ArtifactStore
 from posebench.compress.recipe import Recipe
 from posebench.compress.run import CompressOptions, compress
 from posebench.environment import fingerprint

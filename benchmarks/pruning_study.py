@@ -23,9 +23,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from posebench.artifacts import ArtifactStore
+from posebench.export import ArtifactStore
 from posebench.bench import measure_in_child
-from posebench.compress.recipe import PruneGroup, Recipe
+from posebench.compress.recipe import Recipe
 from posebench.compress.run import CompressOptions, compress
 from posebench.environment import fingerprint
 from posebench.evaluate.data import load_dataset

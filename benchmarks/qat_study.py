@@ -29,7 +29,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from posebench.artifacts import ArtifactStore
+from posebench.export import ArtifactStore
 from posebench.compress.recipe import Recipe
 from posebench.compress.run import CompressOptions, compress
 from posebench.environment import fingerprint

@@ -9,7 +9,8 @@ from statistics import median
 from typing import Any
 
 from posebench.bench import measure_in_child
-from posebench.models import default_model_path, export_ultralytics
+from posebench.models import default_model_path
+from posebench.ultralytics_adapter import export_ultralytics
 
 
 def ultralytics_openvino_int8(work: Path, calibration_yaml: Path, imgsz: int = 640) -> Path:

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from statistics import median
 
-from posebench.artifacts import ArtifactStore
+from posebench.export import ArtifactStore
 from posebench.bench import measure_in_child
 from posebench.environment import fingerprint
 from posebench.models import resolve_model

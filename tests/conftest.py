@@ -36,7 +36,7 @@ def default_source():
 
 @pytest.fixture(scope="session")
 def artifacts(default_source, cache_dir):
-    from posebench.artifacts import ArtifactStore
+    from posebench.export import ArtifactStore
 
     return ArtifactStore(default_source, cache_dir)
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from conftest import REPO, run_cli
-from posebench.compress.prune import compute_masks, prune_one_shot_, resolve_targets, sparsity_table
+from posebench.compress.prune import prune_one_shot_, resolve_targets, sparsity_table
 from posebench.compress.recipe import PruningModifier, PruneGroup, Recipe, RecipeError
-from posebench.models import load_yolo
+from posebench.ultralytics_adapter import load_yolo
 
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
 
@@ -124,8 +124,9 @@ def test_one_shot_sparsity_is_exact(scope, default_source):
 
 
 def _check_checkpoint_and_onnx(checkpoint: Path, recipe: Recipe, tmp_path: Path) -> None:
-    from posebench.artifacts import ArtifactStore, onnx_weight_sparsity
-    from posebench.models import load_torch_model, resolve_model
+    from posebench.export import ArtifactStore, onnx_weight_sparsity
+    from posebench.models import resolve_model
+    from posebench.ultralytics_adapter import load_torch_model
 
     model = load_yolo(checkpoint).model.float()
     targets = resolve_targets(recipe, model)
@@ -143,7 +144,7 @@ def _check_checkpoint_and_onnx(checkpoint: Path, recipe: Recipe, tmp_path: Path)
 
 
 def _runs_everywhere(checkpoint: Path, tmp_path: Path) -> None:
-    from posebench.artifacts import ArtifactStore
+    from posebench.export import ArtifactStore
     from posebench.measure import fixed_input
     from posebench.models import resolve_model
     from posebench.runtimes import CPU_RUNTIMES, backend_class, create_backend

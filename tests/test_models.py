@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import IMGSZ
-from posebench.artifacts import ArtifactStore, parse_imgsz, read_metadata
+from posebench.export import ArtifactStore, parse_imgsz, read_metadata
 from posebench.errors import InvalidInputError, ModelNotFoundError
 from posebench.models import default_model_path, resolve_model
 
@@ -45,6 +45,43 @@ def test_ultralytics_seams_we_rely_on():
     assert net.end2end is False  # one-to-many unless asked
     net.end2end = True
     assert head.end2end is True and "model.end2end = self.args.nms is False" in inspect.getsource(Exporter)
+
+
+def test_ultralytics_adapter_seams(tmp_path):
+    """Every Ultralytics attribute posebench.ultralytics_adapter (and the trainer callbacks through it) relies on."""
+    import inspect
+    import re
+
+    import torch
+    from ultralytics.engine.trainer import BaseTrainer
+
+    from posebench import ultralytics_adapter as adapter
+
+    import ultralytics
+
+    assert ultralytics.__version__ == adapter.ULTRALYTICS_VERSION
+    trainer_source = inspect.getsource(BaseTrainer)
+    for name in adapter.TRAINER_ATTRIBUTES:  # read by the pruning / QAT callbacks and `finetune.train`
+        assert re.search(rf"self\.{name}\b[^=\n]*=", trainer_source), name
+    trainer = adapter.pose_trainer_class()
+    assert callable(trainer.get_model) and callable(trainer.save_model) and "ema.ema" in inspect.getsource(BaseTrainer)
+    for name in ("dynamic", "export", "format", "xyxy", "shape", "max_det"):  # what the ONNX export mode sets
+        assert f"self.{name}" in inspect.getsource(adapter.detect_head_class()), name
+    built = adapter.build_pose_model("yolo26n-pose.yaml", nc=1, seed=0)
+    net, again = built.model, adapter.build_pose_model("yolo26n-pose.yaml", nc=1, seed=0).model
+    assert built.model.names == {0: "person"} and net.model[-1].nc == 1
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values()))
+    adapter.fold_batchnorm(net)  # BatchNorm gone, both branches of the end-to-end head kept (QAT trains both)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    head = net.model[-1]
+    assert head.cv2 is not None and head.one2one_cv2 is not None and head.cv4_sigma is not None
+    adapter.keep_one_head(net, end2end=True, max_det=100)  # what Ultralytics' exporter keeps for nms=False
+    assert head.cv2 is None and head.one2one_cv2 is not None and head.end2end and head.max_det == 100
+    adapter.set_onnx_export_mode(net)
+    assert head.export and head.format == "onnx" and not head.dynamic
+    with torch.no_grad():
+        assert net.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 84, 6 + 17 * 3)  # (64/8)^2+(64/16)^2+(64/32)^2
+    assert adapter.knows_yaml("yolov8s-pose.yaml") and not adapter.knows_yaml("no-such-model.yaml")
 
 
 def test_onnx_artifact_describes_itself(artifacts):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from posebench.artifacts import ArtifactStore, onnx_weight_sparsity, read_metadata
+from posebench.export import ArtifactStore, onnx_weight_sparsity, read_metadata
 from posebench.compress.recipe import Recipe, RecipeError
 from posebench.compress.run import CompressOptions, compress
 from posebench.errors import InvalidInputError
@@ -52,7 +52,7 @@ def test_onnx_style_names_are_the_exporters(artifacts):
     import torch
 
     from posebench.compress.qat import onnx_style_names
-    from posebench.models import load_yolo
+    from posebench.ultralytics_adapter import load_yolo
 
     model = load_yolo(resolve_model(None).path).model.float().eval().fuse(verbose=False)
     convs = [name[: -len(".weight")] for name, p in model.named_parameters() if p.ndim == 4]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_cli
-from posebench.artifacts import ArtifactStore, onnx_weight_sparsity, read_metadata
+from posebench.export import ArtifactStore, onnx_weight_sparsity, read_metadata
 from posebench.compress.quantize import IgnoredScope, head_index
 from posebench.compress.recipe import Recipe, RecipeError
 from posebench.compress.run import CompressOptions, compress
@@ -123,7 +123,7 @@ def test_pruned_then_int8_keeps_its_sparsity(default_source, assets, tmp_path):
     recipe = replace(pruning, modifiers=pruning.modifiers + _recipe().modifiers, name="p50-int8")
     summary = compress(default_source, recipe, tmp_path, options=CompressOptions(calibration=assets))
     from posebench.compress.prune import resolve_targets, sparsity_table
-    from posebench.models import load_yolo
+    from posebench.ultralytics_adapter import load_yolo
 
     model = load_yolo(tmp_path / "model.pt").model.float()
     rows = {r["name"]: r for r in sparsity_table(model, [t.name for t in resolve_targets(recipe, model)])}

@@ -52,7 +52,7 @@ def test_peak_follows_isa_cores_and_clock():
 
 def test_thesis_work_constant_is_posebench_count_of_yolov8s_pose_at_512(tmp_path):
     """The thesis plausibility check uses a constant; it must be what posebench counts on the real export."""
-    from posebench.artifacts import ArtifactStore
+    from posebench.export import ArtifactStore
     from posebench.models import resolve_model
 
     onnx_path = ArtifactStore(resolve_model("yolov8s-pose.yaml"), tmp_path).get("onnx", (512, 512))

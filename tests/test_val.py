@@ -98,8 +98,9 @@ def test_fidelity_of_a_model_against_itself_is_one(artifacts, frames):
 def test_fidelity_drops_for_a_perturbed_model(artifacts, frames, tmp_path):
     import torch
 
-    from posebench.artifacts import ArtifactStore
-    from posebench.models import load_yolo, resolve_model
+    from posebench.export import ArtifactStore
+    from posebench.models import resolve_model
+    from posebench.ultralytics_adapter import load_yolo
 
     model = load_yolo(artifacts.checkpoint())
     generator = torch.Generator().manual_seed(0)

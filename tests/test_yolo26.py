@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from posebench.artifacts import ArtifactStore, read_metadata
+from posebench.export import ArtifactStore, read_metadata
 from posebench.errors import InvalidInputError
 from posebench.evaluate.postprocess import output_layout
 from posebench.models import resolve_model
@@ -28,7 +28,7 @@ def yolo26_varied(yolo26, tmp_path_factory, cache_dir):
     level alike, and the top-k order of tied scores is arbitrary; jittered weights give distinct scores."""
     import torch
 
-    from posebench.models import load_yolo
+    from posebench.ultralytics_adapter import load_yolo
 
     model = load_yolo(yolo26.checkpoint())
     torch.manual_seed(0)
@@ -43,7 +43,7 @@ def yolo26_varied(yolo26, tmp_path_factory, cache_dir):
 
 def test_pose_model_built_from_yolo26_yaml_has_one_class(yolo26):
     """Ultralytics' yolo26-pose.yaml says nc: 80; a pose model built from it detects one class, person."""
-    from posebench.models import load_yolo
+    from posebench.ultralytics_adapter import load_yolo
 
     net = load_yolo(yolo26.checkpoint()).model
     assert net.model[-1].nc == 1 and net.names == {0: "person"}
@@ -192,3 +192,56 @@ def test_peer_export_recipes_are_checked():
     with pytest.raises(RecipeError, match="one artifact"):
         Recipe.from_yaml("modifiers:\n  - type: ultralytics_export\n  - type: quantization\n")
     assert Recipe.from_yaml("modifiers:\n  - type: ultralytics_export\n").ultralytics_export().format == "openvino"
+
+
+def test_an_end_to_end_onnx_made_elsewhere_runs_on_openvino_too(yolo26_varied, tmp_path, cache_dir):
+    """OpenVINO's CPU plugin folds the column slices of YOLO26's top-k into its gathers and then rejects them; the
+    ONNX -> IR conversion guards those slices, so an imported end-to-end ONNX also runs on OpenVINO, same output."""
+    import shutil
+
+    import onnxruntime as ort
+    import openvino as ov
+
+    path = tmp_path / "yolo26-e2e.onnx"  # no sidecar: the layout comes from the file's own metadata props
+    shutil.copyfile(yolo26_varied.get("onnx", IMGSZ), path)
+    store = ArtifactStore(resolve_model(path), cache_dir)
+    ir = store.artifact("openvino", IMGSZ)
+    assert ir.format == "openvino" and ir.meta["end2end"] is True and ir.meta["converted_from"] == str(path.resolve())
+    x = np.random.default_rng(0).random((1, 3, *IMGSZ), dtype=np.float32)
+    expected = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+    got = ov.Core().compile_model(str(ir.path), "CPU")(x)[0]
+    assert got.shape == expected.shape == (1, 300, 6 + 17 * 3)
+    # the same detections; near-tied scores may come in another order (each runtime's own top-k), and which of
+    # the tied last ones make the cut differs: OpenVINO's best 100 are all among ONNX Runtime's 300
+    nearest = np.abs(got[0][:100, None, :] - expected[0][None, :, :]).max(-1).min(1)
+    assert nearest.max() < 0.05
+
+
+def test_qat_on_yolo26_trains_both_heads_and_exports_the_one_to_one_head(mini, tmp_path):
+    """QAT keeps both branches of the end-to-end head while training (its loss needs both) and exports the
+    NMS-free one: a QDQ ONNX and an OpenVINO IR with the (1, max_det, 6 + K*D) output, on every CPU runtime."""
+    import json
+
+    from posebench.compress.recipe import Recipe
+    from posebench.compress.run import CompressOptions, compress
+
+    recipe = Recipe.from_yaml("modifiers:\n  - type: quantization\n    method: qat\n    epochs: 1\n    imgsz: 96\n"
+                              "    calibration_images: 4\n")
+    out = tmp_path / "qat26"
+    compress(resolve_model("yolo26n-pose.yaml"), recipe, out,
+             options=CompressOptions(data=mini / "coco-pose-mini.yaml", imgsz=96, batch=4, cache_dir=out / "cache"))
+    bundle = json.loads((out / "bundle.json").read_text())
+    assert bundle["method"] == "qat" and bundle["imgsz"] == [96, 96]
+    onnx_meta = read_metadata(out / bundle["artifacts"]["onnx"])
+    max_det = min(300, 12 * 12 + 6 * 6 + 3 * 3)
+    assert onnx_meta["end2end"] is True and onnx_meta["output_shapes"] == [[1, max_det, 6 + 17 * 3]]
+    quantized = onnx_meta["quantization"]["quantized_nodes"]
+    assert any("one2one_cv2" in n for n in quantized) and not any("/cv2." in n or "/cv3." in n for n in quantized)
+    check = onnx_meta["quantization"]["export_check"]
+    assert check["qdq_pairs"] > 100 and "top_k" in check
+    store = ArtifactStore(resolve_model(out), out / "cache")
+    x = np.random.default_rng(0).random((1, 3, 96, 96), dtype=np.float32)
+    for runtime in ("onnxruntime", "openvino", "deepsparse"):
+        with create_backend(runtime, store.get(backend_class(runtime).artifact_format, (96, 96)), threads=2) as b:
+            result = b.infer(x)[0]
+        assert result.shape == (1, max_det, 6 + 17 * 3) and np.isfinite(result).all(), runtime

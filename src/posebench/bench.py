@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posebench.artifacts import DEFAULT_CACHE, ArtifactStore, read_metadata
+from posebench.export import DEFAULT_CACHE, ArtifactStore, read_metadata
 from posebench.environment import fingerprint
 from posebench.errors import InvalidInputError, PosebenchError, RuntimeUnavailableError, failure
 from posebench.latency import LatencyProtocol

@@ -185,10 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_bench(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from posebench.artifacts import DEFAULT_CACHE, parse_imgsz
+    from posebench.export import DEFAULT_CACHE
     from posebench.bench import BenchPlan, parse_threads, run_bench
     from posebench.latency import LatencyProtocol
-    from posebench.models import default_variant, resolve_model
+    from posebench.models import default_variant
     from posebench.results import ResultStore, write_json
     from posebench.runtimes import parse_runtimes
     from posebench.tables import latency_markdown, print_latency_table
@@ -224,7 +224,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _model_source(args: argparse.Namespace) -> "ModelSource":
     """--model, with --kpt-shape folded in as the model option it is."""
-    from posebench.imported import parse_kpt_shape
+    from posebench.export.imported import parse_kpt_shape
     from posebench.models import resolve_model
 
     if not args.kpt_shape:
@@ -236,13 +236,11 @@ def _model_source(args: argparse.Namespace) -> "ModelSource":
 
 def _imgsz(args: argparse.Namespace, source: "ModelSource") -> tuple[int, int]:
     """--imgsz, else the size a bundle or an imported artifact was built for, else 640."""
-    from posebench.artifacts import ArtifactStore, DEFAULT_CACHE, parse_imgsz
+    from posebench.export import ArtifactStore, DEFAULT_CACHE, parse_imgsz
 
     if args.imgsz is not None:
         return parse_imgsz(args.imgsz)
-    if source.kind in ("bundle", "artifact"):
-        return parse_imgsz(ArtifactStore(source, args.cache_dir or DEFAULT_CACHE).describe()["imgsz"])
-    return parse_imgsz(640)
+    return parse_imgsz(ArtifactStore(source, args.cache_dir or DEFAULT_CACHE).fixed_imgsz() or 640)
 
 
 def _print_warnings(records: list[dict]) -> None:
@@ -253,7 +251,7 @@ def _print_warnings(records: list[dict]) -> None:
 def cmd_val(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from posebench.artifacts import DEFAULT_CACHE, parse_imgsz
+    from posebench.export import DEFAULT_CACHE
     from posebench.bench import parse_threads
     from posebench.evaluate.postprocess import NMSConfig
     from posebench.models import default_variant, resolve_model

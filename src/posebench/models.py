@@ -1,8 +1,6 @@
-"""The one module that talks to Ultralytics: find, load, build and export pose models.
-
-Ultralytics is touched only through its public API (`YOLO(...)`, `.model`, `.export()`, `.save()`),
-so an Ultralytics upgrade breaks one file, and `tests/test_models.py` pins the seams used here.
-"""
+"""Where a model comes from: `--model` resolved to a `ModelSource` (checkpoint, architecture YAML, compressed
+bundle, or an artifact made elsewhere), its options, its content identity. Ultralytics itself is reached only
+through `posebench.ultralytics_adapter`."""
 
 from __future__ import annotations
 
@@ -13,14 +11,8 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from posebench.errors import InvalidInputError, ModelLoadError, ModelNotFoundError, RuntimeNotInstalledError
-
-# Ultralytics probes the internet at import and offers to pip-install missing packages; posebench
-# installs everything up front and works offline, so switch that off before it is imported.
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_VERBOSE", "False")
+from posebench.errors import InvalidInputError, ModelNotFoundError, RuntimeNotInstalledError
 
 DEFAULT_MODEL_NAME = "yolo11n-pose.pt"
 BUILD_SEED = 0  # architectures built from YAML get this seed, so their random weights are reproducible
@@ -61,7 +53,7 @@ class ModelSource:
 
     spec: str  # what the user typed (or "default")
     kind: str  # "checkpoint" | "yaml" | "bundle" (a `posebench compress` output folder with bundle.json)
-    #          | "artifact" (an ONNX / OpenVINO IR / TensorRT engine made elsewhere, see posebench.imported)
+    #          | "artifact" (an ONNX / OpenVINO IR / TensorRT engine made elsewhere, see posebench.export.imported)
     path: Path | None  # the file, when the spec is a file on disk
     name: str  # short name for tables, e.g. "yolo11n-pose"
     options: tuple[tuple[str, str], ...] = ()
@@ -160,7 +152,7 @@ def _resolve_base(spec: str) -> ModelSource:
     text = str(spec)
     path = Path(text).expanduser()
     if not (path / BUNDLE_FILE).is_file():
-        from posebench.imported import find_artifact
+        from posebench.export.imported import find_artifact
 
         found = find_artifact(path)
         if found:
@@ -180,7 +172,9 @@ def _resolve_base(spec: str) -> ModelSource:
     if suffix in (".yaml", ".yml"):
         if path.is_file():
             return ModelSource(spec=text, kind="yaml", path=path.resolve(), name=path.stem)
-        if _ultralytics_knows_yaml(text):
+        from posebench.ultralytics_adapter import knows_yaml
+
+        if knows_yaml(text):
             return ModelSource(spec=text, kind="yaml", path=None, name=Path(text).stem)
         raise ModelNotFoundError(f"model architecture '{text}' not found: not a file, and not one of "
                                  "Ultralytics' model YAMLs (e.g. yolov8s-pose.yaml, yolo11n-pose.yaml)")
@@ -196,136 +190,16 @@ def _resolve_base(spec: str) -> ModelSource:
     return ModelSource(spec=text, kind="checkpoint", path=path.resolve(), name=path.stem)
 
 
-def _ultralytics_knows_yaml(name: str) -> bool:
-    from ultralytics.nn.tasks import yaml_model_load
-
-    try:
-        yaml_model_load(name)
-    except (FileNotFoundError, OSError):
-        return False
-    return True
-
-
-def load_yolo(path: str | os.PathLike) -> Any:
-    """Load a checkpoint or YAML with `ultralytics.YOLO`, requiring a pose model."""
-    from ultralytics import YOLO
-
-    try:
-        model = YOLO(str(path))
-    except FileNotFoundError as exc:
-        raise ModelNotFoundError(f"model '{path}' not found: {exc}") from exc
-    except Exception as exc:  # torch.load / YAML parsing raise many types for a bad file
-        raise ModelLoadError(f"'{path}' is not a loadable Ultralytics model ({type(exc).__name__}: {exc}). "
-                             "Is the file complete and an Ultralytics .pt or model YAML?") from exc
-    kpt_shape = getattr(model.model, "kpt_shape", None) or model.model.yaml.get("kpt_shape")
-    if model.task != "pose" or kpt_shape is None:
-        raise InvalidInputError(f"'{path}' is a {model.task} model, not a pose model (no kpt_shape); "
-                                "posebench needs an Ultralytics pose model such as yolo11n-pose")
-    return model
-
-
 def materialize_checkpoint(source: ModelSource, dest: Path) -> Path:
     """Write the model as a checkpoint at `dest`: a copy of the .pt, or the YAML built with seed 0."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     if source.kind == "checkpoint":
         shutil.copyfile(source.path, dest)
         return dest
-    import torch
+    from posebench.ultralytics_adapter import build_pose_model
 
-    torch.manual_seed(BUILD_SEED)
-    model = load_yolo(source.location)
-    nc = int(source.option("nc", "1"))
-    if model.model.yaml.get("nc") != nc:  # Ultralytics' pose YAMLs (11, 12, 26) say nc: 80; a pose model has 1 class
-        import copy
-
-        torch.manual_seed(BUILD_SEED)
-        net = type(model.model)(copy.deepcopy(model.model.yaml), nc=nc, verbose=False)
-        net.args, net.task = model.model.args, model.model.task
-        model.model = net
-    if nc == 1:
-        model.model.names = {0: "person"}
-    model.save(str(dest))
+    build_pose_model(source.location, nc=int(source.option("nc", "1")), seed=BUILD_SEED).save(str(dest))
     return dest
-
-
-def has_one2one_head(net: Any) -> bool:
-    """Whether the network's head has an NMS-free one-to-one branch (YOLO26's `end2end` heads)."""
-    return getattr(net.model[-1], "one2one_cv2", None) is not None
-
-
-def use_end2end(net: Any, head: str) -> bool:
-    """The head posebench exports and runs: end-to-end (NMS-free) wherever the model has one, unless asked for
-    the one-to-many head; asking for end2end on a model without it is an error."""
-    capable = has_one2one_head(net)
-    if head == "end2end" and not capable:
-        raise InvalidInputError("head=end2end: this model has no one-to-one (NMS-free) head; only YOLO26-style "
-                                "end2end models have one")
-    return capable and head != "one2many"
-
-
-def load_torch_model(checkpoint: str | os.PathLike, *, end2end: bool | None = None) -> Any:
-    """The checkpoint's network as an fp32 eval-mode torch module with BatchNorm folded (as exported), running
-    the one-to-one head (end2end, output (1, max_det, 6 + K*D)) or the one-to-many head (1, 4 + nc + K*D, anchors);
-    None: end2end where the model has a one-to-one head."""
-    model = load_yolo(checkpoint).model.float()
-    if has_one2one_head(model):
-        model.end2end = True if end2end is None else end2end
-    elif end2end:
-        raise InvalidInputError(f"{checkpoint} has no one-to-one head to run end-to-end")
-    model = model.fuse() if hasattr(model, "fuse") else model
-    return model.eval()
-
-
-def describe(checkpoint: str | os.PathLike) -> dict[str, Any]:
-    """Task, keypoint shape, class names, parameter count and conv-weight sparsity of a checkpoint."""
-    import torch
-
-    net = load_yolo(checkpoint).model
-    weights = [m.weight for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
-    total = sum(w.numel() for w in weights)
-    zeros = sum(int((w == 0).sum()) for w in weights)
-    kpt_shape = list(getattr(net, "kpt_shape", None) or net.yaml.get("kpt_shape"))
-    return {"task": "pose", "kpt_shape": kpt_shape, "names": dict(getattr(net, "names", {}) or {}),
-            "one2one_head": has_one2one_head(net), "nc": int(net.model[-1].nc),
-            "parameters": int(sum(p.numel() for p in net.parameters())),
-            "conv_sparsity": zeros / total if total else 0.0}
-
-
-def export_onnx(checkpoint: Path, *, imgsz: tuple[int, int], opset: int = 17, end2end: bool = False) -> Path:
-    """Export a static batch-1 fp32 ONNX with Ultralytics' exporter; returns the written file.
-
-    opset 17 / IR 8 is accepted by every runtime here, DeepSparse 1.8 (onnx<1.15) included. `end2end` exports the
-    one-to-one head as Ultralytics does with `nms=False`: output (1, max_det, 6 + K*D) = x1, y1, x2, y2, score,
-    class, keypoints, top-k already applied (no NMS needed).
-    """
-    model = load_yolo(checkpoint)
-    extra = {"nms": False} if end2end else {}
-    out = model.export(format="onnx", imgsz=list(imgsz), dynamic=False, simplify=True, opset=opset,
-                       batch=1, **extra)
-    return Path(out)
-
-
-def export_openvino(checkpoint: Path, *, imgsz: tuple[int, int], end2end: bool = False) -> Path:
-    """An fp32 OpenVINO IR straight from torch with Ultralytics' exporter (its `yolo export format=openvino`);
-    returns the .xml. Used for end-to-end heads: their top-k gathers (GatherElements on a column slice) convert
-    from torch but not from ONNX, whose OpenVINO reader folds the slice away and then rejects the gather."""
-    model = load_yolo(checkpoint)
-    extra = {"nms": False} if end2end else {}
-    folder = Path(model.export(format="openvino", imgsz=list(imgsz), dynamic=False, half=False, int8=False,
-                               batch=1, **extra))
-    return next(folder.glob("*.xml"))
-
-
-def export_ultralytics(checkpoint: Path, *, fmt: str, imgsz: tuple[int, int], int8: bool = False,
-                       data: Path | None = None) -> Path:
-    """What `yolo export format=FMT [int8=True data=DATA]` writes for this checkpoint, with Ultralytics' own
-    defaults otherwise (static batch-1 input; for YOLO26 that is the one-to-many head, as a user gets it): the
-    .onnx file or the `*_openvino_model` folder, beside the checkpoint."""
-    model = load_yolo(checkpoint)
-    args: dict[str, Any] = {"format": fmt, "imgsz": list(imgsz), "batch": 1, "dynamic": False}
-    if int8:
-        args.update(int8=True, data=str(data))
-    return Path(model.export(**args))
 
 
 def default_variant(source: ModelSource) -> str:

@@ -88,7 +88,7 @@ def _unknown(path: Path, data: dict, known: set[str], where: str) -> None:
 
 
 def _parse(raw: Any, path: Path) -> Study:
-    from posebench.artifacts import parse_imgsz
+    from posebench.export import parse_imgsz
     from posebench.runtimes import parse_runtimes
 
     if not isinstance(raw, dict):

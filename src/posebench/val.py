@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posebench.artifacts import DEFAULT_CACHE, ArtifactStore, read_metadata
+from posebench.export import DEFAULT_CACHE, ArtifactStore, read_metadata
 from posebench.bench import artifact_warnings, runtime_options
 from posebench.environment import fingerprint
 from posebench.errors import InvalidInputError, PosebenchError, failure

@@ -36,6 +36,8 @@ import torch
 
 from posebench.compress.quantize import IgnoredScope, quantized_onnx_nodes
 from posebench.errors import InvalidInputError, RuntimeNotInstalledError
+from posebench.ultralytics_adapter import (fold_batchnorm, has_one2one_head, keep_one_head,
+                                           pose_trainer_class, set_onnx_export_mode)
 
 HOOKS_ATTRIBUTE = "__nncf_hooks"  # nncf.torch.function_hook.wrapper.ATR_HOOK_STORAGE
 
@@ -162,7 +164,7 @@ def prepare_qat(model: torch.nn.Module, batches: list[np.ndarray], scope: Ignore
     if scope.preset == "none":
         raise InvalidInputError("QAT keeps the box/keypoint decode in float always: use preset "
                                 "yolo-pose-float-decode (decode only) or yolo-pose-float-head")
-    model = model.float().eval().fuse(verbose=False)
+    model = fold_batchnorm(model.float().eval())  # the head keeps both branches: an end-to-end head trains both
     tensors = [torch.from_numpy(b) for b in batches]
     graph = build_nncf_graph(wrap_model(copy.deepcopy(model)), tensors[0])
     ignored, float_convs = _float_ops(model, graph, scope, tensors[0])
@@ -195,9 +197,7 @@ def without_quantizers(model: torch.nn.Module) -> torch.nn.Module:
 
 def qat_trainer(model: torch.nn.Module) -> type:
     """A PoseTrainer class that trains `model` (already fake-quantized) and saves plain float checkpoints."""
-    from ultralytics.models.yolo.pose import PoseTrainer
-
-    class QATPoseTrainer(PoseTrainer):
+    class QATPoseTrainer(pose_trainer_class()):
         def get_model(self, cfg: Any = None, weights: Any = None, verbose: bool = True) -> torch.nn.Module:
             if self.world_size > 1:
                 raise InvalidInputError("QAT runs in one process: give one device")
@@ -214,19 +214,14 @@ def qat_trainer(model: torch.nn.Module) -> type:
     return QATPoseTrainer
 
 
-def _set_export_mode(model: torch.nn.Module, imgsz: tuple[int, int]) -> None:
+def _set_export_mode(model: torch.nn.Module) -> None:
     from nncf.torch.function_hook.wrapper import get_hook_storage
     from nncf.torch.quantization.layers import BaseQuantizer, QuantizerExportMode
-    from ultralytics.nn.modules import Detect
 
     for _, module in get_hook_storage(model).named_hooks():
         if isinstance(module, BaseQuantizer):
             module.set_export_mode(QuantizerExportMode.ONNX_QUANTIZE_DEQUANTIZE_PAIRS)
-    anchors = sum(int(imgsz[0] / s) * int(imgsz[1] / s) for s in model.stride.tolist())
-    for m in model.modules():  # what Ultralytics' exporter sets for ONNX (nms=False)
-        if isinstance(m, Detect):
-            m.dynamic, m.export, m.format, m.xyxy, m.shape = False, True, "onnx", False, None
-            m.max_det = min(300, anchors)
+    set_onnx_export_mode(model)
 
 
 def _weights_onto_grid(model: torch.nn.Module, example: torch.Tensor) -> int:
@@ -290,15 +285,43 @@ def fold_weight_quantizers(path: Path) -> int:
     return folded
 
 
-def export_qat_onnx(model: torch.nn.Module, out: Path, check: np.ndarray) -> dict[str, Any]:
+def export_qat_onnx(model: torch.nn.Module, out: Path, check: np.ndarray, *, end2end: bool = False) -> dict[str, Any]:
     """QDQ ONNX (opset 17, IR 8) of a fake-quantized model; refuses an export that does not reproduce it.
+    `end2end`: export the one-to-one (NMS-free) head of a YOLO26-style model, else its one-to-many head.
 
     Checks: one QuantizeLinear/DequantizeLinear pair per quantizer call, every QuantizeLinear on a float tensor,
     and ONNX Runtime's output on `check` (one letterboxed NCHW image) no farther from the fake-quantized torch
     output than twice the float model is. (Bit-exactness is not possible: two frameworks accumulate convolutions
     in different orders, a value on a rounding boundary lands one int8 step apart, and such flips propagate;
     measured layer by layer they stay at 1-3 steps while every quantizer sits where NNCF put it.)
+    An end-to-end head is checked before its top-k (a second export without it): the top-k order of near-tied
+    scores is each framework's own, so its output is compared by its sorted scores only.
     """
+    imgsz = (int(check.shape[2]), int(check.shape[3]))
+    model = copy.deepcopy(model).float().eval()
+    if has_one2one_head(model) or end2end:
+        keep_one_head(model, end2end=end2end,
+                      max_det=min(300, sum(int(imgsz[0] / s) * int(imgsz[1] / s) for s in model.stride.tolist())))
+    x = torch.from_numpy(check)
+    _weights_onto_grid(model, x)
+    if end2end:
+        ranked = copy.deepcopy(model)
+        ranked.model[-1].postprocess = lambda y: y.permute(0, 2, 1)  # the one-to-one predictions, every anchor
+        checked = _export_checked(ranked, x, out.with_suffix(".check.onnx"))
+        out.with_suffix(".check.onnx").unlink()
+        final = _export_checked(model, x, out, by_score=True)
+        if final["qdq_pairs"] != checked["qdq_pairs"]:
+            raise RuntimeError("the end-to-end QDQ export lost quantizers to its top-k: please report this")
+        check_result = {**checked, "top_k": {k: final[k] for k in ("median_abs_onnx_vs_torch",
+                                                                    "median_abs_float_vs_torch")}}
+    else:
+        check_result = _export_checked(model, x, out)
+    return {"quantized_nodes": quantized_onnx_nodes(out), "export_check": check_result}
+
+
+def _export_checked(model: torch.nn.Module, x: torch.Tensor, out: Path, *, by_score: bool = False) -> dict[str, Any]:
+    """Export `model` (fake-quantized, weights on their int8 grid) to QDQ ONNX with int8 weight initializers and
+    compare ONNX Runtime with torch on `x` (all values, or `by_score`: the sorted score column of a top-k output)."""
     import onnx
     import onnxruntime as ort
     from nncf.torch.function_hook.wrapper import get_hook_storage
@@ -306,17 +329,21 @@ def export_qat_onnx(model: torch.nn.Module, out: Path, check: np.ndarray) -> dic
 
     from posebench.compress.quantize import strip_unused_opsets
 
-    imgsz = (int(check.shape[2]), int(check.shape[3]))
-    model = copy.deepcopy(model).float().eval()
-    x = torch.from_numpy(check)
-    _weights_onto_grid(model, x)
+    quantizers = {id(m): m for _, m in get_hook_storage(model).named_hooks() if isinstance(m, BaseQuantizer)}
+    counted: list[int] = []
+    handles = [m.register_forward_hook(lambda *_: counted.append(1)) for m in quantizers.values()]
+    try:
+        with torch.no_grad():
+            fake_quantized = model(x)[0].numpy()
+    finally:
+        for handle in handles:
+            handle.remove()
+    calls = len(counted)  # quantizers on the exported head only (a YOLO26 model trains two)
     with torch.no_grad():
-        fake_quantized = model(x)[0].numpy()
         plain = without_quantizers(model)(x)[0].numpy()
-    calls = sum(isinstance(m, BaseQuantizer) for _, m in get_hook_storage(model).named_hooks(remove_duplicate=False))
     exported = copy.deepcopy(model)
     _swap_forward(exported, _nncf_forward_classes()[1])
-    _set_export_mode(exported, imgsz)
+    _set_export_mode(exported)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(exported, x, str(out), opset_version=17, input_names=["images"], output_names=["output0"],
                       dynamo=False)
@@ -324,14 +351,16 @@ def export_qat_onnx(model: torch.nn.Module, out: Path, check: np.ndarray) -> dic
     pairs = sum(n.op_type == "QuantizeLinear" for n in onnx.load(str(out)).graph.node)
     fold_weight_quantizers(out)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])  # fails on a non-float Q input
-    onnx_out = session.run(None, {"images": check})[0]
+    onnx_out = session.run(None, {"images": x.numpy()})[0]
+    if onnx_out.shape != fake_quantized.shape:
+        raise RuntimeError(f"the QDQ export's output is {onnx_out.shape}, the model's {fake_quantized.shape}: "
+                           "please report this with the model")
+    if by_score:
+        onnx_out, fake_quantized, plain = (np.sort(a[..., 4].ravel()) for a in (onnx_out, fake_quantized, plain))
     mismatch = float(np.median(np.abs(onnx_out - fake_quantized)))
     quant_effect = float(np.median(np.abs(plain - fake_quantized)))
-    if pairs != calls or onnx_out.shape != fake_quantized.shape or not mismatch <= 2 * quant_effect + 1e-3:
+    if pairs != calls or not mismatch <= 2 * quant_effect + 1e-3:
         raise RuntimeError(f"the QDQ export does not reproduce the fake-quantized model ({pairs} QDQ pairs for "
                            f"{calls} quantizer calls; median |onnx - torch| {mismatch:.4g} vs quantization effect "
                            f"{quant_effect:.4g}): please report this with the model")
-    nodes = quantized_onnx_nodes(out)
-    return {"quantized_nodes": nodes, "export_check": {"qdq_pairs": pairs, "median_abs_onnx_vs_torch": mismatch,
-                                                       "median_abs_float_vs_torch": quant_effect}}
-
+    return {"qdq_pairs": pairs, "median_abs_onnx_vs_torch": mismatch, "median_abs_float_vs_torch": quant_effect}

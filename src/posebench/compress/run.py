@@ -19,7 +19,8 @@ from posebench.compress.prune import (apply_masks_, compute_masks, overall_spars
                                       sparsity_table)
 from posebench.compress.recipe import Recipe
 from posebench.errors import InvalidInputError
-from posebench.models import ModelSource, load_yolo, materialize_checkpoint
+from posebench.models import ModelSource, materialize_checkpoint
+from posebench.ultralytics_adapter import load_yolo, use_end2end
 
 Progress = Callable[[str], None]
 
@@ -155,7 +156,7 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
     }
     export = recipe.ultralytics_export()
     if export is not None:
-        from posebench.models import export_ultralytics
+        from posebench.export.peer import ultralytics_export
 
         t0 = time.perf_counter()
         say(f"Ultralytics' own {export.format}{' int8' if export.int8 else ''} export at "
@@ -164,21 +165,23 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
         if export.int8:
             data_yaml = calibration_dataset(_frames(_calibration_source(export, options), export.calibration_images),
                                             out_dir / "calibration", tuple(model.kpt_shape))
-        path = export_ultralytics(checkpoint, fmt=export.format, imgsz=tuple(export.imgsz), int8=export.int8,
-                                  data=data_yaml)
-        summary["export"] = {"path": str(path), "format": export.format, "int8": export.int8,
-                             "imgsz": list(export.imgsz), "tool": "ultralytics"}
+        artifact = ultralytics_export(checkpoint, fmt=export.format, imgsz=tuple(export.imgsz), int8=export.int8,
+                                      data=data_yaml)
+        summary["export"] = {"path": artifact.meta["source"], "format": export.format, "int8": export.int8,
+                             "imgsz": list(export.imgsz), "tool": "ultralytics", "precision": artifact.precision,
+                             "end2end": artifact.meta["end2end"]}
         timings["ultralytics_export_s"] = time.perf_counter() - t0
     quantization = recipe.quantization()
     if quantization is not None:
         t0 = time.perf_counter()
         say(f"{quantization.precision} {quantization.method.upper()} at {quantization.imgsz[0]}x{quantization.imgsz[1]}")
+        head = "end2end" if use_end2end(model, source.head) else "auto" if source.head == "auto" else "one2many"
         if qat is not None:
             summary["bundle"] = qat_bundle(checkpoint, recipe, qat, out_dir, options, say, name=source.name,
-                                           data=data, imgsz=imgsz)
+                                           data=data, imgsz=imgsz, head=head)
         else:
             summary["bundle"] = quantize_bundle(checkpoint, recipe, quantization, out_dir, options, say,
-                                                name=source.name)
+                                                name=source.name, head=head)
         timings["quantize_s"] = time.perf_counter() - t0
     (out_dir / "sparsity.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -195,22 +198,26 @@ def _calibration_frames(source: Path, limit: int):  # noqa: ANN202 - a generator
     return (image for _, image in _frames(source, limit))
 
 
-def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options: CompressOptions,
-                    say: Progress, *, name: str) -> dict[str, Any]:
-    """Export the checkpoint, quantize ONNX and OpenVINO IR (PTQ) or convert to fp16; describe both in OUT/bundle.json."""
-    import openvino as ov
-
-    from posebench.artifacts import DEFAULT_CACHE, ArtifactStore
-    from posebench.compress.quantize import (IgnoredScope, PTQConfig, calibration_batches, onnx_to_fp16,
-                                             quantize_onnx, quantize_openvino)
-    from posebench.isa import choose_int8
+def _fp32_exports(checkpoint: Path, head: str, imgsz: tuple[int, int], options: CompressOptions) -> tuple[Any, Any]:
+    """posebench's fp32 ONNX and OpenVINO IR of `checkpoint` (cached), exported with the source's head."""
+    from posebench.export import DEFAULT_CACHE, ArtifactStore
     from posebench.models import resolve_model
 
+    spec = str(checkpoint) if head == "auto" else f"{checkpoint}[head={head}]"
+    store = ArtifactStore(resolve_model(spec), options.cache_dir or DEFAULT_CACHE)
+    return store.artifact("onnx", imgsz), store.artifact("openvino", imgsz)
+
+
+def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options: CompressOptions,
+                    say: Progress, *, name: str, head: str = "auto") -> dict[str, Any]:
+    """Export the checkpoint, quantize ONNX and OpenVINO IR (PTQ) or convert to fp16; describe both in OUT/bundle.json."""
+    from posebench.compress.quantize import IgnoredScope, PTQConfig, calibration_batches
+    from posebench.export.bundle import write_bundle
+    from posebench.export.quantized import fp16, ptq_int8
+    from posebench.isa import choose_int8
+
     imgsz = (int(q.imgsz[0]), int(q.imgsz[1]))
-    store = ArtifactStore(resolve_model(checkpoint), options.cache_dir or DEFAULT_CACHE)
-    fp32_onnx, fp32_xml = store.get("onnx", imgsz), store.get("openvino", imgsz)
-    onnx_out, xml_out = out_dir / f"model-{q.precision}.onnx", out_dir / f"model-{q.precision}_openvino" / "model.xml"
-    info: dict[str, Any] = {}
+    fp32_onnx, fp32_ir = _fp32_exports(checkpoint, head, imgsz, options)
     if q.precision == "int8":
         source = _calibration_source(q, options)
         target = choose_int8(options.target_isa or q.target_isa, q.reduce_range)
@@ -219,38 +226,32 @@ def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, opt
                                       per_channel=q.per_channel,
                                       ignored_scope=IgnoredScope(q.ignored_preset, q.ignored_add, q.ignored_remove))
         batches = calibration_batches(_calibration_frames(source, q.calibration_images), imgsz, q.calibration_images)
-        say(f"calibrating on {len(batches)} images from {source}: ONNX Runtime QDQ")
-        info["onnx"] = quantize_onnx(fp32_onnx, onnx_out, batches, config)
-        say("calibrating: NNCF for OpenVINO")
-        info["openvino"] = quantize_openvino(fp32_xml, xml_out, batches, config)
+        say(f"calibrating on {len(batches)} images from {source}: ONNX Runtime QDQ, then NNCF for OpenVINO")
         settings = {"method": "ptq", "calibration_source": str(source), "calibration_images": len(batches),
                     "calibration_method": q.calibration_method, "per_channel": q.per_channel,
                     "reduce_range": target.reduce_range, "ignored_preset": q.ignored_preset,
                     "ignored_add": list(q.ignored_add), "ignored_remove": list(q.ignored_remove),
                     "int8_target": target.to_dict()}
+        artifacts = ptq_int8(fp32_onnx, fp32_ir, out_dir, batches, config, settings)
     else:
-        onnx_to_fp16(fp32_onnx, onnx_out)
-        xml_out.parent.mkdir(parents=True, exist_ok=True)
-        ov.save_model(ov.Core().read_model(str(fp32_xml)), str(xml_out), compress_to_fp16=True)
-        settings = {}
-    return _write_bundle(out_dir, recipe, q, name=name, checkpoint=checkpoint, artifacts=(onnx_out, xml_out),
-                         converted_from=(fp32_onnx, fp32_xml), info=info, settings=settings)
+        artifacts = fp16(fp32_onnx, fp32_ir, out_dir)
+    return write_bundle(out_dir, artifacts, name=name, variant=recipe.name or q.precision,
+                        method="ptq" if q.precision == "int8" else None, checkpoint=checkpoint,
+                        recipe=recipe.to_dict())
 
 
 def qat_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options: CompressOptions, say: Progress, *,
-               name: str, data: Path, imgsz: int) -> dict[str, Any]:
+               name: str, data: Path, imgsz: int, head: str = "auto") -> dict[str, Any]:
     """Quantization-aware training of the checkpoint (NNCF, Ultralytics' trainer), then QDQ ONNX + OpenVINO IR."""
     import shutil
 
-    import openvino as ov
-
-    from posebench.artifacts import DEFAULT_CACHE, ArtifactStore
     from posebench.compress.finetune import HeldZeros, train
     from posebench.compress.prune import apply_masks_
-    from posebench.compress.qat import export_qat_onnx, prepare_qat, qat_trainer
-    from posebench.compress.quantize import IgnoredScope, calibration_batches, openvino_quantized_nodes
+    from posebench.compress.qat import prepare_qat, qat_trainer
+    from posebench.compress.quantize import IgnoredScope, calibration_batches
+    from posebench.export.bundle import write_bundle
+    from posebench.export.quantized import qat_int8
     from posebench.isa import SATURATING, choose_int8
-    from posebench.models import resolve_model
 
     size = (int(q.imgsz[0]), int(q.imgsz[1]))
     source = _calibration_source(q, options, fallback=data)
@@ -269,31 +270,24 @@ def qat_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options:
     apply_masks_(trained, held.masks)
     float_checkpoint = out_dir / "model-qat.pt"  # the trained float weights (BatchNorm folded), no quantizers
     shutil.copyfile(last, float_checkpoint)
-    onnx_out, xml_out = out_dir / "model-int8.onnx", out_dir / "model-int8_openvino" / "model.xml"
-    say("QAT: exporting QDQ ONNX (checked against the fake-quantized model) and OpenVINO IR")
-    exported = export_qat_onnx(trained, onnx_out, batches[0])
-    ir = ov.Core().read_model(str(onnx_out))  # OpenVINO turns the QDQ pairs into FakeQuantize: the same int8 scales
-    xml_out.parent.mkdir(parents=True, exist_ok=True)
-    ov.save_model(ir, str(xml_out), compress_to_fp16=False)
-    float_nodes = prepared["float_convs"] + ["box/keypoint decode (every op after the prediction convs)"]
-    info = {"onnx": {"quantized_nodes": exported["quantized_nodes"], "float_nodes": float_nodes,
-                     "tool": prepared["tool"], "export_check": exported["export_check"]},
-            "openvino": {"quantized_nodes": openvino_quantized_nodes(ir), "float_nodes": float_nodes,
-                         "tool": f"{prepared['tool']}, QDQ ONNX read by OpenVINO"}}
     target = choose_int8(options.target_isa or q.target_isa, False)
     if target.target in SATURATING:
         target = replace(target, reason=f"{target.target} has no VNNI; QAT keeps full 8-bit weights (NNCF), which its "
                          "u8 x s8 kernels can saturate through onnxruntime / deepsparse: deploy the OpenVINO IR "
                          "(oneDNN halves weights there) or an int8 PTQ bundle, which gets 7-bit weights")
-    settings = {"method": "qat", "int8_target": target.to_dict(), "epochs": q.epochs, "lr0": q.lr0, "data": str(data), "imgsz_train": imgsz,
-                "sparse_tensors_held": len(held.masks), "calibration_source": str(source),
-                "calibration_images": len(batches),
+    settings = {"method": "qat", "int8_target": target.to_dict(), "epochs": q.epochs, "lr0": q.lr0,
+                "data": str(data), "imgsz_train": imgsz, "sparse_tensors_held": len(held.masks),
+                "calibration_source": str(source), "calibration_images": len(batches),
                 "quantizers": prepared["quantizers"], "ignored_preset": q.ignored_preset,
                 "ignored_add": list(q.ignored_add), "ignored_remove": list(q.ignored_remove)}
-    # metadata (sparsity, shapes) from the fp32 export of the trained weights; the IR comes from the QDQ ONNX
-    fp32_onnx = ArtifactStore(resolve_model(float_checkpoint), options.cache_dir or DEFAULT_CACHE).get("onnx", size)
-    return _write_bundle(out_dir, recipe, q, name=name, checkpoint=float_checkpoint, artifacts=(onnx_out, xml_out),
-                         converted_from=(fp32_onnx, onnx_out), info=info, settings=settings)
+    say("QAT: exporting QDQ ONNX (checked against the fake-quantized model) and OpenVINO IR")
+    # metadata (sparsity, shapes, head) from the fp32 export of the trained weights; the IR comes from the QDQ ONNX
+    fp32_onnx, _ = _fp32_exports(float_checkpoint, head, size, options)
+    float_nodes = prepared["float_convs"] + ["box/keypoint decode (every op after the prediction convs)"]
+    artifacts = qat_int8(trained, fp32_onnx, out_dir, batches[0], end2end=bool(fp32_onnx.meta["end2end"]),
+                         float_nodes=float_nodes, tool=prepared["tool"], settings=settings)
+    return write_bundle(out_dir, artifacts, name=name, variant=recipe.name or q.precision, method="qat",
+                        checkpoint=float_checkpoint, recipe=recipe.to_dict())
 
 
 def calibration_dataset(frames: Any, folder: Path, kpt_shape: tuple[int, int]) -> Path:
@@ -323,34 +317,6 @@ def _calibration_source(q: Any, options: CompressOptions, fallback: Path | None 
     if not source.exists():
         raise InvalidInputError(f"calibration source {source} does not exist")
     return source
-
-
-def _write_bundle(out_dir: Path, recipe: Recipe, q: Any, *, name: str, checkpoint: Path, artifacts: tuple[Path, Path],
-                  converted_from: tuple[Path, Path], info: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    """Metadata sidecars for both artifacts (the ONNX one's source is an fp32 ONNX export, whose metadata they
-    inherit) and OUT/bundle.json (what bench / val / study take as --model)."""
-    import hashlib
-
-    from posebench.artifacts import read_metadata, write_metadata
-    from posebench.models import BUNDLE_FILE
-
-    onnx_out, xml_out = artifacts
-    base = read_metadata(converted_from[0])
-    for fmt, path, origin in (("onnx", onnx_out, converted_from[0]), ("openvino", xml_out, converted_from[1])):
-        meta = {**base, "format": fmt, "precision": q.precision, "quantization": {**settings, **info.get(fmt, {})},
-                "converted_from": str(origin)}
-        write_metadata(path, meta)
-    digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
-    bundle = {"name": name, "variant": recipe.name or f"{q.precision}", "precision": q.precision,
-              "method": settings.get("method"), "imgsz": [int(v) for v in q.imgsz], "checkpoint": checkpoint.name,
-              "artifacts": {"onnx": onnx_out.name, "openvino": str(xml_out.relative_to(out_dir))},
-              "sha256": {"onnx": digest(onnx_out), "openvino": digest(xml_out.with_suffix(".bin"))},
-              "sparsity": base.get("sparsity"), "recipe": recipe.to_dict(),
-              "int8_target": settings.get("int8_target"),
-              "quantized_nodes": {fmt: len(v["quantized_nodes"]) for fmt, v in info.items()},
-              "float_nodes": {fmt: len(v["float_nodes"]) for fmt, v in info.items()}}
-    (out_dir / BUNDLE_FILE).write_text(json.dumps(bundle, indent=2))
-    return bundle
 
 
 def _cores() -> int:

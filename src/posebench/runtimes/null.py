@@ -18,7 +18,7 @@ class NullBackend(Backend):
 
     def __init__(self, artifact: Path, *, threads: int, options: dict[str, Any] | None = None):
         super().__init__(artifact, threads=threads, options=options)
-        from posebench.artifacts import read_metadata
+        from posebench.export import read_metadata
 
         meta = read_metadata(self.artifact)
         self._outputs = [np.zeros(shape, dtype=np.float32) for shape in meta["output_shapes"]]

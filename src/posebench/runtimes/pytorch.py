@@ -21,7 +21,7 @@ class TorchBackend(Backend):
         super().__init__(artifact, threads=threads, options=options)
         import torch
 
-        from posebench.models import load_torch_model
+        from posebench.ultralytics_adapter import load_torch_model
 
         torch.set_num_threads(self.threads)
         try:  # only settable before the first parallel region of the process
@@ -30,7 +30,7 @@ class TorchBackend(Backend):
             pass
         self._torch = torch
         self._ftz = bool(self.options.get("flush_denormals", False)) and torch.set_flush_denormal(True)
-        from posebench.artifacts import meta_path, read_metadata
+        from posebench.export import meta_path, read_metadata
 
         # the head the artifact store chose for this checkpoint (YOLO26: end2end unless head=one2many); a .pt
         # without posebench metadata runs its one-to-one head where it has one, as posebench exports it

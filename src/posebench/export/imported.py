@@ -183,7 +183,7 @@ def import_metadata(path: Path, fmt: str, spec: str, kpt_shape: tuple[int, int] 
 
 
 def _sparsity(path: Path) -> float | None:
-    from posebench.artifacts import onnx_weight_sparsity
+    from posebench.export.artifact import onnx_weight_sparsity
 
     weights = onnx_weight_sparsity(path).values()
     total = sum(w["size"] for w in weights)
