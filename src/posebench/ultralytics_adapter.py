@@ -193,3 +193,14 @@ def fold_batchnorm(net: Any) -> Any:
     finally:
         del head.fuse
     return net
+
+
+def trainer_for(model: Any) -> type:
+    """A PoseTrainer class that trains `model` itself. Ultralytics' own trainer rebuilds the network from its YAML
+    and copies the weights whose shapes match: a channel-pruned model would come back unpruned and random."""
+
+    class OwnModelTrainer(pose_trainer_class()):
+        def get_model(self, cfg: Any = None, weights: Any = None, verbose: bool = True) -> Any:
+            return model
+
+    return OwnModelTrainer

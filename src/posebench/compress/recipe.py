@@ -111,6 +111,27 @@ EXPORT_FORMATS = ("openvino", "onnx")
 
 
 @dataclass(frozen=True)
+class ChannelPruningModifier:
+    """Structured pruning: whole channels removed from the model's prunable groups (see
+    posebench.compress.channels), so every runtime runs a smaller dense model. One target: `ratio` (fraction of
+    each group's channels removed) or `macs` (fraction of the model's conv multiply-accumulates kept)."""
+
+    type: str = "channel_pruning"
+    ratio: float | None = None
+    macs: float | None = None
+    criterion: str = "magnitude"  # magnitude (L2 of the producing filters) | bn_scale (|BatchNorm scale|)
+    round_to: int = 16  # channel counts kept at multiples of this (8 can crash DeepSparse 1.8 on YOLO26)
+    exclude: tuple[str, ...] = ()  # regexes on group names (e.g. "model.23.cv4" keeps the keypoint branch whole)
+    imgsz: int = 640  # input size the MACs are counted at
+
+    def plan(self) -> Any:
+        from posebench.compress.channels import ChannelPlan
+
+        return ChannelPlan(ratio=self.ratio, macs=self.macs, criterion=self.criterion, round_to=self.round_to,
+                           exclude=self.exclude)
+
+
+@dataclass(frozen=True)
 class UltralyticsExport:
     """The peer's artifact: Ultralytics' own `yolo export` of the (pruned, fine-tuned) model, so a study shows
     posebench's artifacts side by side with what one `yolo export` line gives a user."""
@@ -152,7 +173,7 @@ class BNRecalibration:
 class Recipe:
     """A named list of modifiers and an optional fine-tuning block."""
 
-    modifiers: tuple[PruningModifier | QuantizationModifier | UltralyticsExport, ...] = ()
+    modifiers: tuple[PruningModifier | ChannelPruningModifier | QuantizationModifier | UltralyticsExport, ...] = ()
     finetune: FineTune = field(default_factory=FineTune)
     bn_recalibration: BNRecalibration = field(default_factory=BNRecalibration)
     name: str = ""
@@ -191,6 +212,10 @@ class Recipe:
 
     def pruning(self) -> tuple[PruningModifier, ...]:
         return tuple(m for m in self.modifiers if m.type == "magnitude_pruning")
+
+    def channel_pruning(self) -> ChannelPruningModifier | None:
+        found = [m for m in self.modifiers if m.type == "channel_pruning"]
+        return found[0] if found else None
 
     def quantization(self) -> QuantizationModifier | None:
         found = [m for m in self.modifiers if m.type == "quantization"]
@@ -308,6 +333,8 @@ class _Parser:
             raise self.fail(("modifiers",), "must be a list of modifiers")
         parsed = tuple(self.modifier(m, ("modifiers", i)) for i, m in enumerate(modifiers))
         final = [i for i, m in enumerate(parsed) if m.type in ("quantization", "ultralytics_export")]
+        if sum(m.type == "channel_pruning" for m in parsed) > 1:
+            raise self.fail(("modifiers",), "one channel_pruning step per recipe (its target is for the whole model)")
         if len(final) > 1:
             raise self.fail(("modifiers", final[1]), "a recipe ends in one artifact: one quantization or "
                                                      "ultralytics_export step, not both or several")
@@ -338,9 +365,11 @@ class _Parser:
             return self.quantization(data, path)
         if got == "ultralytics_export":
             return self.ultralytics_export(data, path)
+        if got == "channel_pruning":
+            return self.channel_pruning(data, path)
         if got != "magnitude_pruning":
-            raise self.fail(path + ("type",), f"unknown modifier type {got!r}; known: magnitude_pruning, quantization, "
-                                              "ultralytics_export")
+            raise self.fail(path + ("type",), f"unknown modifier type {got!r}; known: magnitude_pruning, "
+                                              "channel_pruning, quantization, ultralytics_export")
         data = self.keys(data, path, PruningModifier, required=("groups",))
         schedule = self.choice(data, "schedule", path, "one-shot", ("one-shot", "gradual"))
         start = self.number(data, "start_epoch", path, 0.0, 0, 1e6)
@@ -357,6 +386,22 @@ class _Parser:
             update_frequency=float(self.number(data, "update_frequency", path, 1.0, 1e-6, 1e6)),
             init_sparsity=float(self.number(data, "init_sparsity", path, 0.05, 0, 1, high_open=True)),
             exclude=self.patterns(data, "exclude", path))
+
+    def channel_pruning(self, data: dict, path: tuple) -> ChannelPruningModifier:
+        from posebench.compress.channels import CRITERIA
+
+        data = self.keys(data, path, ChannelPruningModifier)
+        data = {k: v for k, v in data.items() if not (k in ("ratio", "macs") and v is None)}  # to_yaml writes nulls
+        if ("ratio" in data) == ("macs" in data):
+            raise self.fail(path, "needs exactly one target: ratio (fraction of each group's channels removed) or "
+                                  "macs (fraction of the model's conv MACs kept)")
+        ratio = self.number(data, "ratio", path, 0.0, 0, 0.95) if "ratio" in data else None
+        macs = self.number(data, "macs", path, 1.0, 0.05, 1.0) if "macs" in data else None
+        return ChannelPruningModifier(ratio=ratio, macs=macs,
+                                      criterion=self.choice(data, "criterion", path, "magnitude", CRITERIA),
+                                      round_to=int(self.number(data, "round_to", path, 16, 1, 256, integer=True)),
+                                      exclude=self.patterns(data, "exclude", path, regex=True),
+                                      imgsz=self.imgsz(data, path, 640))
 
     def ultralytics_export(self, data: dict, path: tuple) -> UltralyticsExport:
         data = self.keys(data, path, UltralyticsExport)

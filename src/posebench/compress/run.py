@@ -91,7 +91,19 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
         raise InvalidInputError(f"fine-tuning data {data} does not exist")
     imgsz = options.imgsz or ft.imgsz
 
-    # 1. one-shot modifiers at their final sparsity
+    # 1. structured (channel) pruning, then one-shot magnitude modifiers at their final sparsity
+    channel_info = None
+    structured = recipe.channel_pruning()
+    if structured is not None:
+        from posebench.compress.channels import prune_channels_
+
+        t0 = time.perf_counter()
+        say(f"channel pruning ({structured.criterion}, " + (f"ratio {structured.ratio:g})" if structured.ratio is not None
+                                                             else f"{structured.macs:.0%} of the MACs kept)"))
+        channel_info = prune_channels_(model, structured.plan(), (structured.imgsz, structured.imgsz))
+        say(f"channel pruning: {channel_info['macs_kept']:.1%} of the conv MACs and "
+            f"{channel_info['params_after'] / channel_info['params_before']:.1%} of the parameters kept")
+        timings["channel_prune_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     one_shot_ids = {i for i, m in enumerate(recipe.pruning()) if m.schedule == "one-shot"}
     one_shot = [t for t in targets if t.modifier in one_shot_ids]
@@ -135,8 +147,11 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
 
         t0 = time.perf_counter()
         say(f"fine-tuning {epochs} epochs on {data}")
+        from posebench.ultralytics_adapter import trainer_for
+
         last = train(yolo, recipe, data=data, out_dir=out_dir, epochs=epochs, imgsz=imgsz,
-                     batch=options.batch or ft.batch, callbacks=PruningCallbacks(recipe), device=options.device)
+                     batch=options.batch or ft.batch, callbacks=PruningCallbacks(recipe), device=options.device,
+                     trainer=trainer_for(model) if channel_info else None)
         timings["finetune_s"] = time.perf_counter() - t0
         yolo = load_yolo(last)
         model = yolo.model.float()
@@ -152,7 +167,7 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
         "targeted_sparsity": overall_sparsity(table),
         "model_sparsity": overall_sparsity(sparsity_table(load_yolo(checkpoint).model)),
         "per_layer": table, "timings": timings, "epochs": epochs, "data": str(data) if data else None,
-        "bn_calibration_images": calibrated, "pseudo_labels": pseudo_counts,
+        "bn_calibration_images": calibrated, "pseudo_labels": pseudo_counts, "channel_pruning": channel_info,
     }
     export = recipe.ultralytics_export()
     if export is not None:

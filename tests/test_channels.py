@@ -1,0 +1,142 @@
+"""Structured (channel) pruning: exact on the channels it removes, smaller MACs and parameters as the recipe says,
+and the pruned model stays an Ultralytics model that loads, fine-tunes and runs on every CPU runtime."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from posebench.compress.channels import ChannelPlan, conv_macs, find_groups, prune_channels_, prune_group_
+from posebench.compress.recipe import Recipe, RecipeError
+from posebench.errors import InvalidInputError
+from posebench.ultralytics_adapter import build_pose_model, load_yolo
+
+FAMILIES = ["yolov8n-pose.yaml", "yolo11n-pose.yaml", "yolo26n-pose.yaml"]
+
+
+def _tensors(value):  # every tensor of a (nested) model output, in a fixed order
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        return [t for k in sorted(value) for t in _tensors(value[k])]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_removing_dead_channels_changes_nothing(family):
+    """Silence every other channel of every group along its whole path (BatchNorm scale and shift 0: SiLU(0) = 0),
+    then prune exactly those: every output of the model, both heads of YOLO26 included, is unchanged. A group whose
+    couplings were wrong would change the outputs or fail to run."""
+    net = build_pose_model(family, nc=1, seed=0).model.float().eval()
+    groups = find_groups(net)
+    names = [g.name for g in groups]
+    assert any(".m.0.cv1" in n for n in names) and any("cv2" in n for n in names)  # bottlenecks, head branches
+    if family.startswith("yolo26"):
+        assert any("one2one_cv4" in n for n in names)
+    for group in groups:
+        with torch.no_grad():
+            for block in [group.producer] + group.depthwise:
+                block.bn.weight[::2] = 0
+                block.bn.bias[::2] = 0
+    x = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = _tensors(net(x))
+    pruned = copy.deepcopy(net)
+    for group in find_groups(pruned):
+        prune_group_(group, torch.arange(1, group.channels, 2))
+    with torch.no_grad():
+        after = _tensors(pruned(x))
+    assert len(before) == len(after) > 3
+    for a, b in zip(before, after):
+        assert a.shape == b.shape
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-3)
+    assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in net.parameters())
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_macs_target_is_met_and_the_pruned_model_runs_on_every_cpu_runtime(family, tmp_path):
+    from posebench.compress.run import CompressOptions, compress
+    from posebench.export import ArtifactStore, read_metadata
+    from posebench.models import resolve_model
+    from posebench.runtimes import backend_class, create_backend
+
+    recipe = Recipe.from_yaml("modifiers:\n  - type: channel_pruning\n    macs: 0.7\n    imgsz: 160\n")
+    summary = compress(resolve_model(family), recipe, tmp_path, options=CompressOptions(cache_dir=tmp_path / "cache"))
+    info = summary["channel_pruning"]
+    assert 0.55 < info["macs_kept"] <= 0.70 and info["params_after"] < 0.9 * info["params_before"]
+    net = load_yolo(summary["checkpoint"]).model  # Ultralytics loads it as it is, channels and all
+    assert conv_macs(net, (160, 160)) == info["macs_after"]
+    assert sum(p.numel() for p in net.parameters()) == info["params_after"]
+    store = ArtifactStore(resolve_model(summary["checkpoint"]), tmp_path / "cache")
+    imgsz = (160, 192)
+    meta = read_metadata(store.get("onnx", imgsz))
+    assert meta["end2end"] is family.startswith("yolo26")
+    x = np.random.default_rng(0).random((1, 3, *imgsz), dtype=np.float32)
+    outputs = {}
+    for runtime in ("torch", "onnxruntime", "openvino", "deepsparse"):
+        with create_backend(runtime, store.get(backend_class(runtime).artifact_format, imgsz), threads=2) as b:
+            outputs[runtime] = b.infer(x)[0]
+    reference = outputs.pop("torch")
+    scale = float(np.abs(reference).max())
+    for runtime, out in outputs.items():
+        assert out.shape == reference.shape, runtime
+        if not family.startswith("yolo26"):  # end-to-end top-k of random weights ties: shapes only
+            assert float(np.abs(out - reference).max()) < 1e-3 * scale, runtime
+
+
+def test_a_channel_pruned_model_fine_tunes_as_itself(mini, tmp_path):
+    """Ultralytics' trainer rebuilds a network from its YAML; posebench hands it the pruned model instead, so the
+    fine-tuned checkpoint keeps the pruned channels (and learned weights, not a random re-initialisation)."""
+    from posebench.compress.run import CompressOptions, compress
+    from posebench.models import resolve_model
+
+    recipe = Recipe.from_yaml("modifiers:\n  - type: channel_pruning\n    ratio: 0.5\n    imgsz: 96\n"
+                              "finetune:\n  epochs: 1\n  imgsz: 96\n  batch: 4\n")
+    summary = compress(resolve_model("default"), recipe, tmp_path,
+                       options=CompressOptions(data=mini / "coco-pose-mini.yaml", cache_dir=tmp_path / "cache"))
+    info = summary["channel_pruning"]
+    tuned = load_yolo(summary["checkpoint"]).model
+    assert sum(p.numel() for p in tuned.parameters()) == info["params_after"] < info["params_before"]
+    assert summary["epochs"] == 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ("  - type: channel_pruning\n    criterion: magnitude\n", "exactly one target"),
+    ("  - type: channel_pruning\n    ratio: 0.3\n    macs: 0.5\n", "exactly one target"),
+    ("  - type: channel_pruning\n    ratio: 0.99\n", r"ratio: 0.99 is outside"),
+    ("  - type: channel_pruning\n    ratio: 0.3\n    criterion: taylor\n", "must be one of magnitude, bn_scale"),
+    ("  - type: channel_pruning\n    ratio: 0.3\n    exclude: ['(']\n", "bad regular expression"),
+])
+def test_broken_channel_pruning_recipes_name_the_line(text, message):
+    with pytest.raises(RecipeError, match=message):
+        Recipe.from_yaml("modifiers:\n" + text)
+
+
+def test_a_macs_target_out_of_reach_says_how_low_it_can_go():
+    net = build_pose_model("yolo11n-pose.yaml", nc=1, seed=0).model.float()
+    with pytest.raises(InvalidInputError, match=r"ask for macs >= 0\.\d\d"):
+        prune_channels_(net, ChannelPlan(macs=0.06), (96, 96))
+
+
+def test_exclude_keeps_a_branch_whole():
+    def cv4_shapes(ratio: float, exclude: tuple[str, ...]) -> list[tuple[int, ...]]:
+        net = build_pose_model("yolo11n-pose.yaml", nc=1, seed=0).model.float()
+        head = net.model[-1]
+        prune_channels_(net, ChannelPlan(ratio=ratio, exclude=exclude), (96, 96))
+        return [tuple(m.weight.shape) for m in head.cv4.modules() if isinstance(m, torch.nn.Conv2d)]
+
+    dense = cv4_shapes(0.0, ())
+    assert cv4_shapes(0.5, (r"^model\.23\.cv4\.",)) == dense  # the keypoint branch kept whole
+    assert cv4_shapes(0.5, ()) != dense
+
+
+def test_recipe_shipped_for_channels_round_trips():
+    path = Path(__file__).resolve().parents[1] / "recipes" / "yolo-pose-channels-m70.yaml"
+    recipe = Recipe.load(path)
+    assert recipe.channel_pruning().macs == 0.70 and Recipe.from_yaml(recipe.to_yaml()) == recipe
