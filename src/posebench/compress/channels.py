@@ -37,17 +37,20 @@ BRANCHES = ("cv2", "cv3", "cv4", "one2one_cv2", "one2one_cv3", "one2one_cv4")
 
 @dataclass
 class ChannelGroup:
-    """Channels produced by `producer` (a conv + its BatchNorm), carried through `depthwise` convs, and read by
-    `consumers` (conv, repeat): a consumer reads the group `repeat` times, at offsets of the group's size."""
+    """`size` channels that must be removed together. Channel j is row `rows[j]` of each producer (an Ultralytics
+    Conv: conv + BatchNorm; several when residual adds tie their outputs), passes through `depthwise` convs whole,
+    and is input column `cols[j]` of each consumer conv (a consumer may read the group more than once, e.g. SPPF's
+    concatenated max-pools)."""
 
     name: str
-    producer: Any  # an Ultralytics Conv (conv + bn)
-    consumers: list[tuple[nn.Conv2d, int]]
-    depthwise: list[Any] = field(default_factory=list)  # Ultralytics DWConv blocks on the path
+    producers: list[tuple[Any, torch.Tensor]]
+    consumers: list[tuple[nn.Conv2d, torch.Tensor]]
+    depthwise: list[Any] = field(default_factory=list)
+    tied: str | None = None  # a group that must keep as many channels (C2f's other half: chunk(2) splits evenly)
 
     @property
-    def channels(self) -> int:
-        return int(self.producer.conv.out_channels)
+    def size(self) -> int:
+        return int(self.producers[0][1].numel())
 
 
 def _conv_block(m: Any) -> bool:
@@ -56,6 +59,15 @@ def _conv_block(m: Any) -> bool:
 
 def _is_depthwise(m: Any) -> bool:
     return _conv_block(m) and m.conv.groups > 1 and m.conv.groups == m.conv.in_channels == m.conv.out_channels
+
+
+def _rows(block: Any, start: int = 0, size: int | None = None) -> tuple[Any, torch.Tensor]:
+    size = block.conv.out_channels - start if size is None else size
+    return block, torch.arange(start, start + size)
+
+
+def _cols(conv: nn.Conv2d, start: int, size: int) -> tuple[nn.Conv2d, torch.Tensor]:
+    return conv, torch.arange(start, start + size)
 
 
 def _flatten(seq: nn.Module) -> list[Any]:
@@ -68,16 +80,64 @@ def _flatten(seq: nn.Module) -> list[Any]:
     return out
 
 
+def _plain_conv_block(m: Any) -> bool:
+    return _conv_block(m) and m.conv.groups == 1
+
+
+def _chain(name: str, head: tuple[Any, torch.Tensor], blocks: list[Any],
+           readers: list[tuple[nn.Conv2d, int] | None], size: int) -> list[ChannelGroup] | None:
+    """The channel groups of `head` (a producer's rows) flowing through `blocks` in sequence (Bottlenecks, C3k),
+    block k's input also read by `readers[k]` (conv, column offset, or None), the last output by `readers[-1]`. A
+    residual Bottleneck ties its output to its input (one group); anything else starts a new group. None when a
+    block is of a kind posebench does not know the couplings of (e.g. attention): the chain stays whole."""
+    groups: list[ChannelGroup] = []
+    producers = [head]
+    consumers = [_cols(readers[0][0], readers[0][1], size)] if readers[0] else []
+    for k, block in enumerate(blocks):
+        kind = type(block).__name__
+        if kind == "Bottleneck" and _plain_conv_block(block.cv1):
+            inputs = [block.cv1.conv]
+        elif kind in ("C3k", "C3") and _plain_conv_block(block.cv1) and _plain_conv_block(block.cv2):
+            inputs = [block.cv1.conv, block.cv2.conv]
+        else:
+            return None
+        consumers += [_cols(conv, 0, size) for conv in inputs]
+        out_block = block.cv2 if kind == "Bottleneck" else block.cv3
+        if kind == "Bottleneck" and block.add:
+            producers.append(_rows(out_block))
+        else:
+            groups.append(ChannelGroup(f"{name}.{k}.in" if k else name, producers, consumers))
+            producers, consumers = [_rows(out_block)], []
+        if readers[k + 1]:
+            consumers.append(_cols(readers[k + 1][0], readers[k + 1][1], size))
+    groups.append(ChannelGroup(f"{name}.out" if groups else name, producers, consumers))
+    return groups
+
+
 def find_groups(net: nn.Module) -> list[ChannelGroup]:
     """Every prunable channel group of an Ultralytics pose network (see the module doc)."""
     groups: list[ChannelGroup] = []
     for name, m in net.named_modules():
         kind = type(m).__name__
-        if kind == "Bottleneck" and _conv_block(m.cv1) and _conv_block(m.cv2) and m.cv1.conv.groups == 1:
-            groups.append(ChannelGroup(f"{name}.cv1", m.cv1, [(m.cv2.conv, 1)]))
-        elif kind == "SPPF" and _conv_block(m.cv1):
-            repeat = m.cv2.conv.in_channels // m.cv1.conv.out_channels
-            groups.append(ChannelGroup(f"{name}.cv1", m.cv1, [(m.cv2.conv, repeat)]))
+        if kind == "Bottleneck" and _plain_conv_block(m.cv1) and _plain_conv_block(m.cv2):
+            groups.append(ChannelGroup(f"{name}.cv1", [_rows(m.cv1)], [_cols(m.cv2.conv, 0, m.cv1.conv.out_channels)]))
+        elif kind == "SPPF" and _plain_conv_block(m.cv1):
+            c = m.cv1.conv.out_channels
+            groups.append(ChannelGroup(f"{name}.cv1", [_rows(m.cv1)],
+                                       [_cols(m.cv2.conv, r * c, c) for r in range(m.cv2.conv.in_channels // c)]))
+        elif kind in ("C2f", "C3k2") and _plain_conv_block(m.cv1) and _plain_conv_block(m.cv2):
+            c = m.cv1.conv.out_channels // 2  # chunk(2): both halves must keep the same count
+            readers = [(m.cv2.conv, (1 + k) * c) for k in range(len(m.m) + 1)]
+            chain = _chain(f"{name}.b", _rows(m.cv1, c, c), list(m.m), readers, c)
+            if chain:  # an opaque block (attention) holds half b whole, and so half a too
+                chain[0].tied = f"{name}.a"
+                groups += [ChannelGroup(f"{name}.a", [_rows(m.cv1, 0, c)], [_cols(m.cv2.conv, 0, c)],
+                                        tied=chain[0].name), *chain]
+        elif kind in ("C3", "C3k") and _plain_conv_block(m.cv1) and _plain_conv_block(m.cv2):
+            c = m.cv1.conv.out_channels
+            groups.append(ChannelGroup(f"{name}.cv2", [_rows(m.cv2)], [_cols(m.cv3.conv, c, c)]))
+            readers = [None] * len(m.m) + [(m.cv3.conv, 0)]  # only the last output reaches cv3
+            groups += _chain(f"{name}.cv1", _rows(m.cv1), list(m.m), readers, c) or []
     head_name, head = f"model.{len(net.model) - 1}", net.model[-1]
     for branch in BRANCHES:
         levels = getattr(head, branch, None)
@@ -90,7 +150,7 @@ def find_groups(net: nn.Module) -> list[ChannelGroup]:
             if tails:
                 layers = layers + [tails]
             for i, layer in enumerate(layers[:-1]):
-                if not _conv_block(layer) or _is_depthwise(layer):
+                if not _plain_conv_block(layer):
                     continue
                 j, dws = i + 1, []
                 while j < len(layers) and not isinstance(layers[j], list) and _is_depthwise(layers[j]):
@@ -99,50 +159,69 @@ def find_groups(net: nn.Module) -> list[ChannelGroup]:
                 if j >= len(layers):
                     break
                 nxt = layers[j]
-                readers = [(t, 1) for t in nxt] if isinstance(nxt, list) else [(nxt.conv if _conv_block(nxt) else nxt, 1)]
-                groups.append(ChannelGroup(f"{head_name}.{branch}.{level}.{i}", layer, readers, dws))
+                readers = nxt if isinstance(nxt, list) else [nxt.conv if _conv_block(nxt) else nxt]
+                size = layer.conv.out_channels
+                groups.append(ChannelGroup(f"{head_name}.{branch}.{level}.{i}", [_rows(layer)],
+                                           [_cols(conv, 0, size) for conv in readers], dws))
     return groups
 
 
 def _scores(group: ChannelGroup, criterion: str) -> torch.Tensor:
-    if criterion == "bn_scale":
-        return group.producer.bn.weight.detach().abs()
-    return group.producer.conv.weight.detach().flatten(1).norm(dim=1)
+    total = torch.zeros(group.size)
+    for block, rows in group.producers:
+        if criterion == "bn_scale":
+            total += block.bn.weight.detach().abs()[rows]
+        else:
+            total += block.conv.weight.detach().flatten(1).norm(dim=1)[rows]
+    return total
 
 
-def _slice_bn(bn: nn.BatchNorm2d, keep: torch.Tensor) -> None:
-    bn.weight = nn.Parameter(bn.weight.detach()[keep].clone())
-    bn.bias = nn.Parameter(bn.bias.detach()[keep].clone())
-    bn.running_mean = bn.running_mean[keep].clone()
-    bn.running_var = bn.running_var[keep].clone()
-    bn.num_features = int(keep.numel())
+def _keep_rows(tensor: torch.Tensor, drop: set[int], dim: int) -> torch.Tensor:
+    keep = torch.tensor([i for i in range(tensor.shape[dim]) if i not in drop], dtype=torch.long)
+    return tensor.detach().index_select(dim, keep).clone()
 
 
-def _slice_out(conv: nn.Conv2d, keep: torch.Tensor) -> None:
-    conv.weight = nn.Parameter(conv.weight.detach()[keep].clone())
-    if conv.bias is not None:
-        conv.bias = nn.Parameter(conv.bias.detach()[keep].clone())
-    conv.out_channels = int(keep.numel())
+def apply_removals_(groups: list[ChannelGroup], removed: dict[str, torch.Tensor]) -> None:
+    """Remove channels `removed[group.name]` (indices into the group) from every conv and BatchNorm, all at once:
+    groups can share a conv (C2f's two halves are rows of one cv1), so indices stay in original coordinates."""
+    rows: dict[int, tuple[Any, set[int]]] = {}
+    cols: dict[int, tuple[nn.Conv2d, set[int]]] = {}
+    depthwise: dict[int, tuple[Any, set[int]]] = {}
+    for group in groups:
+        drop = removed.get(group.name)
+        if drop is None or not drop.numel():
+            continue
+        for block, index in group.producers:
+            rows.setdefault(id(block), (block, set()))[1].update(index[drop].tolist())
+        for conv, index in group.consumers:
+            cols.setdefault(id(conv), (conv, set()))[1].update(index[drop].tolist())
+        for block in group.depthwise:
+            depthwise.setdefault(id(block), (block, set()))[1].update(drop.tolist())
+    for block, drop in list(rows.values()) + list(depthwise.values()):
+        conv, bn = block.conv, block.bn
+        conv.weight = nn.Parameter(_keep_rows(conv.weight, drop, 0))
+        if conv.bias is not None:
+            conv.bias = nn.Parameter(_keep_rows(conv.bias, drop, 0))
+        conv.out_channels = conv.weight.shape[0]
+        if conv.groups > 1:  # depthwise: one input per output
+            conv.in_channels = conv.groups = conv.out_channels
+        bn.weight = nn.Parameter(_keep_rows(bn.weight, drop, 0))
+        bn.bias = nn.Parameter(_keep_rows(bn.bias, drop, 0))
+        bn.running_mean = _keep_rows(bn.running_mean, drop, 0)
+        bn.running_var = _keep_rows(bn.running_var, drop, 0)
+        bn.num_features = bn.weight.shape[0]
+    for conv, drop in cols.values():
+        conv.weight = nn.Parameter(_keep_rows(conv.weight, drop, 1))
+        conv.in_channels = conv.weight.shape[1]
 
 
-def _slice_in(conv: nn.Conv2d, keep: torch.Tensor, size: int, repeat: int) -> None:
-    index = torch.cat([keep + r * size for r in range(repeat)])
-    conv.weight = nn.Parameter(conv.weight.detach()[:, index].clone())
-    conv.in_channels = int(index.numel())
-
-
-def prune_group_(group: ChannelGroup, keep: torch.Tensor) -> None:
-    """Keep only channels `keep` (sorted indices) of the group, in every conv and BatchNorm it touches."""
-    size = group.channels
-    keep = keep.sort().values
-    _slice_out(group.producer.conv, keep)
-    _slice_bn(group.producer.bn, keep)
-    for dw in group.depthwise:
-        _slice_out(dw.conv, keep)
-        dw.conv.in_channels = dw.conv.groups = int(keep.numel())
-        _slice_bn(dw.bn, keep)
-    for conv, repeat in group.consumers:
-        _slice_in(conv, keep, size, repeat)
+def _fix_attributes(net: nn.Module) -> None:
+    """Blocks that record a channel count use it in forward (C2f.forward_split); both halves must match."""
+    for name, m in net.named_modules():
+        if type(m).__name__ in ("C2f", "C3k2"):
+            if m.cv1.conv.out_channels % 2:
+                raise RuntimeError(f"{name}: the two halves of cv1 were pruned unevenly: please report this")
+            m.c = m.cv1.conv.out_channels // 2
 
 
 def conv_macs(net: nn.Module, imgsz: tuple[int, int]) -> int:
@@ -191,8 +270,12 @@ class ChannelPlan:
 
 
 def select_groups(net: nn.Module, exclude: Iterable[str] = ()) -> list[ChannelGroup]:
+    """The groups not excluded by name (a group tied to an excluded one is excluded with it)."""
     patterns = [re.compile(p) for p in exclude]
-    return [g for g in find_groups(net) if not any(p.search(g.name) for p in patterns)]
+    groups = find_groups(net)
+    out = {g.name for g in groups if any(p.search(g.name) for p in patterns)}
+    out |= {g.name for g in groups if g.tied in out}
+    return [g for g in groups if g.name not in out]
 
 
 def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = (640, 640)) -> dict[str, Any]:
@@ -201,19 +284,25 @@ def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = 
     ratio = plan.ratio
     if plan.macs is not None:
         ratio = _ratio_for_macs(net, plan, imgsz, before_macs)
-    table = []
-    for group in select_groups(net, plan.exclude):
-        channels = group.channels
-        kept = _keep_count(channels, ratio, plan.round_to)
-        keep = _scores(group, plan.criterion).argsort(descending=True)[:kept]
-        if kept < channels:
-            prune_group_(group, keep)
-        table.append({"group": group.name, "channels": channels, "kept": kept})
+    groups = select_groups(net, plan.exclude)
+    removed = _removals(groups, ratio, plan)
+    table = [{"group": g.name, "channels": g.size, "kept": g.size - int(removed[g.name].numel())} for g in groups]
+    apply_removals_(groups, removed)
+    _fix_attributes(net)
     after_macs = conv_macs(net, imgsz)
     return {"ratio": ratio, "groups": table, "macs_before": before_macs, "macs_after": after_macs,
             "macs_kept": after_macs / before_macs, "params_before": int(before_params),
             "params_after": int(sum(p.numel() for p in net.parameters())), "criterion": plan.criterion,
             "imgsz": list(imgsz)}
+
+
+def _removals(groups: list[ChannelGroup], ratio: float, plan: ChannelPlan) -> dict[str, torch.Tensor]:
+    """Per group, the lowest-ranked channels beyond the count kept at `ratio`."""
+    removed = {}
+    for group in groups:
+        kept = _keep_count(group.size, ratio, plan.round_to)
+        removed[group.name] = _scores(group, plan.criterion).argsort(descending=True)[kept:].sort().values
+    return removed
 
 
 def _ratio_for_macs(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int], total: int) -> float:
@@ -223,10 +312,8 @@ def _ratio_for_macs(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int], t
 
     def kept(ratio: float) -> float:
         trial = copy.deepcopy(net)
-        for group in select_groups(trial, plan.exclude):
-            k = _keep_count(group.channels, ratio, plan.round_to)
-            if k < group.channels:
-                prune_group_(group, _scores(group, plan.criterion).argsort(descending=True)[:k])
+        groups = select_groups(trial, plan.exclude)
+        apply_removals_(groups, _removals(groups, ratio, plan))
         return conv_macs(trial, imgsz) / total
 
     floor = kept(0.95)
