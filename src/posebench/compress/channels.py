@@ -181,9 +181,58 @@ def _keep_rows(tensor: torch.Tensor, drop: set[int], dim: int) -> torch.Tensor:
     return tensor.detach().index_select(dim, keep).clone()
 
 
-def apply_removals_(groups: list[ChannelGroup], removed: dict[str, torch.Tensor]) -> None:
+def expected_activation(group: ChannelGroup) -> torch.Tensor | None:
+    """Each channel's mean activation, from its producers' BatchNorm (output ~ N(shift, scale^2) by construction)
+    through their activation (SiLU: Gauss-Hermite quadrature), summed over producers (a residual chain adds
+    them). None when a depthwise conv sits on the path (its own BatchNorm and activation reshape the mean)."""
+    import numpy as np
+
+    if group.depthwise:
+        return None
+    nodes, weights = (torch.tensor(v, dtype=torch.float32) for v in np.polynomial.hermite.hermgauss(16))
+    total = torch.zeros(group.size)
+    for block, rows in group.producers:
+        mean, std = block.bn.bias.detach()[rows], block.bn.weight.detach().abs()[rows]
+        act = getattr(block, "act", None)
+        if isinstance(act, nn.SiLU):
+            y = mean[:, None] + math.sqrt(2.0) * std[:, None] * nodes[None, :]
+            total += (torch.nn.functional.silu(y) * weights).sum(1) / math.sqrt(math.pi)
+        elif act is None or isinstance(act, nn.Identity):
+            total += mean
+        else:
+            return None
+    return total
+
+
+def _compensate_(groups: list[ChannelGroup], removed: dict[str, torch.Tensor], after: dict[int, nn.Module]) -> None:
+    """What the removed channels gave their readers on average moves into the readers' BatchNorm mean (or bias):
+    a removed channel's activation is rarely zero, and without this every reader shifts."""
+    for group in groups:
+        drop = removed.get(group.name)
+        if drop is None or not drop.numel():
+            continue
+        mean = expected_activation(group)
+        if mean is None:
+            continue
+        for conv, index in group.consumers:
+            w = conv.weight.detach()[:, index[drop]].sum((2, 3))  # (out, removed)
+            shift = w @ mean[drop]
+            bn = after.get(id(conv))
+            if isinstance(bn, nn.BatchNorm2d):  # conv -> BN: the BN subtracts its running mean
+                bn.running_mean -= shift
+            elif conv.bias is not None:
+                conv.bias.data += shift
+            else:
+                conv.bias = nn.Parameter(shift.clone())
+
+
+def apply_removals_(groups: list[ChannelGroup], removed: dict[str, torch.Tensor],
+                    after: dict[int, nn.Module] | None = None) -> None:
     """Remove channels `removed[group.name]` (indices into the group) from every conv and BatchNorm, all at once:
-    groups can share a conv (C2f's two halves are rows of one cv1), so indices stay in original coordinates."""
+    groups can share a conv (C2f's two halves are rows of one cv1), so indices stay in original coordinates.
+    `after` (id(conv) -> the BatchNorm after it): compensate the readers for the removed channels' mean first."""
+    if after is not None:
+        _compensate_(groups, removed, after)
     rows: dict[int, tuple[Any, set[int]]] = {}
     cols: dict[int, tuple[nn.Conv2d, set[int]]] = {}
     depthwise: dict[int, tuple[Any, set[int]]] = {}
@@ -260,6 +309,7 @@ class ChannelPlan:
     round_to: int = 16  # keep channel counts multiples of this (SIMD-friendly; DeepSparse 1.8 crashes compiling
     #                     some YOLO26 graphs pruned to multiples of 8)
     exclude: tuple[str, ...] = ()  # group-name regexes left alone
+    compensate: bool = True  # move removed channels' mean activation into their readers (see _compensate_)
 
     def __post_init__(self) -> None:
         if (self.ratio is None) == (self.macs is None):
@@ -267,6 +317,11 @@ class ChannelPlan:
                                     "channels removed) or macs (fraction of the model's conv MACs kept)")
         if self.criterion not in CRITERIA:
             raise InvalidInputError(f"unknown channel-pruning criterion '{self.criterion}'; known: {', '.join(CRITERIA)}")
+
+
+def batchnorm_after(net: nn.Module) -> dict[int, nn.Module]:
+    """id(conv) -> the BatchNorm that follows it in an Ultralytics Conv block."""
+    return {id(m.conv): m.bn for m in net.modules() if _conv_block(m)}
 
 
 def select_groups(net: nn.Module, exclude: Iterable[str] = ()) -> list[ChannelGroup]:
@@ -287,7 +342,7 @@ def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = 
     groups = select_groups(net, plan.exclude)
     removed = _removals(groups, ratio, plan)
     table = [{"group": g.name, "channels": g.size, "kept": g.size - int(removed[g.name].numel())} for g in groups]
-    apply_removals_(groups, removed)
+    apply_removals_(groups, removed, batchnorm_after(net) if plan.compensate else None)
     _fix_attributes(net)
     after_macs = conv_macs(net, imgsz)
     return {"ratio": ratio, "groups": table, "macs_before": before_macs, "macs_after": after_macs,

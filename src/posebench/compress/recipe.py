@@ -123,12 +123,13 @@ class ChannelPruningModifier:
     round_to: int = 16  # channel counts kept at multiples of this (8 can crash DeepSparse 1.8 on YOLO26)
     exclude: tuple[str, ...] = ()  # regexes on group names (e.g. "model.23.cv4" keeps the keypoint branch whole)
     imgsz: int = 640  # input size the MACs are counted at
+    compensate: bool = True  # the removed channels' mean activation moves into their readers' BatchNorm
 
     def plan(self) -> Any:
         from posebench.compress.channels import ChannelPlan
 
         return ChannelPlan(ratio=self.ratio, macs=self.macs, criterion=self.criterion, round_to=self.round_to,
-                           exclude=self.exclude)
+                           exclude=self.exclude, compensate=self.compensate)
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,17 @@ class FineTune:
 
 
 @dataclass(frozen=True)
+class Distillation:
+    """Recovery from the dense model (see posebench.compress.distill): during fine-tuning, the compressed model
+    also learns the dense model's outputs and neck features; `task: 0` uses no labels at all."""
+
+    enabled: bool = False
+    output: float = 1.0  # weight of the class + box + keypoint terms
+    feature: float = 1.0  # weight of the neck-feature term
+    task: float = 1.0  # weight of the model's own loss on the labels (real or pseudo); 0 = distillation only
+
+
+@dataclass(frozen=True)
 class BNRecalibration:
     """Refresh BatchNorm statistics after one-shot pruning (forward passes, no labels)."""
 
@@ -176,6 +188,7 @@ class Recipe:
     modifiers: tuple[PruningModifier | ChannelPruningModifier | QuantizationModifier | UltralyticsExport, ...] = ()
     finetune: FineTune = field(default_factory=FineTune)
     bn_recalibration: BNRecalibration = field(default_factory=BNRecalibration)
+    distillation: Distillation = field(default_factory=Distillation)
     name: str = ""
     description: str = ""
     version: int = 1
@@ -320,6 +333,12 @@ class _Parser:
             raise self.fail(path + ("imgsz",), f"must be a multiple of 32, got {value}")
         return int(value)
 
+    def _flag(self, data: dict, key: str, path: tuple, default: bool = True) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(path + (key,), "must be true or false")
+        return value
+
     def choice(self, data: dict, key: str, path: tuple, default: str, options: tuple[str, ...]) -> str:
         value = data.get(key, default)
         if value not in options:
@@ -356,7 +375,20 @@ class _Parser:
         for key in ("name", "description"):
             if not isinstance(data.get(key, ""), str):
                 raise self.fail((key,), "must be text")
-        return Recipe(modifiers=parsed, finetune=finetune, bn_recalibration=recal, name=data.get("name", ""),
+        distill = Distillation()
+        if data.get("distillation") is not None:
+            spec = self.keys(data["distillation"], ("distillation",), Distillation)
+            if spec.get("enabled", True) is not True and spec.get("enabled") is not False:
+                raise self.fail(("distillation", "enabled"), "must be true or false")
+            path = ("distillation",)
+            distill = Distillation(enabled=bool(spec.get("enabled", True)),
+                                   output=float(self.number(spec, "output", path, 1.0, 0, 1000)),
+                                   feature=float(self.number(spec, "feature", path, 1.0, 0, 1000)),
+                                   task=float(self.number(spec, "task", path, 1.0, 0, 1000)))
+            if distill.enabled and distill.output + distill.feature == 0:
+                raise self.fail(path, "output and feature are both 0: nothing to distil (remove the block)")
+        return Recipe(modifiers=parsed, finetune=finetune, bn_recalibration=recal, distillation=distill,
+                      name=data.get("name", ""),
                       description=data.get("description", ""), version=int(version))
 
     def modifier(self, data: Any, path: tuple) -> PruningModifier | QuantizationModifier | UltralyticsExport:
@@ -401,7 +433,7 @@ class _Parser:
                                       criterion=self.choice(data, "criterion", path, "magnitude", CRITERIA),
                                       round_to=int(self.number(data, "round_to", path, 16, 1, 256, integer=True)),
                                       exclude=self.patterns(data, "exclude", path, regex=True),
-                                      imgsz=self.imgsz(data, path, 640))
+                                      imgsz=self.imgsz(data, path, 640), compensate=self._flag(data, "compensate", path))
 
     def ultralytics_export(self, data: dict, path: tuple) -> UltralyticsExport:
         data = self.keys(data, path, UltralyticsExport)

@@ -91,6 +91,11 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
         raise InvalidInputError(f"fine-tuning data {data} does not exist")
     imgsz = options.imgsz or ft.imgsz
 
+    teacher = None
+    if recipe.distillation.enabled and epochs:
+        import copy
+
+        teacher = copy.deepcopy(model).eval()  # the dense model, before any pruning
     # 1. structured (channel) pruning, then one-shot magnitude modifiers at their final sparsity
     channel_info = None
     structured = recipe.channel_pruning()
@@ -149,6 +154,12 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
         say(f"fine-tuning {epochs} epochs on {data}")
         from posebench.ultralytics_adapter import trainer_for
 
+        if teacher is not None:
+            from posebench.compress.distill import distill_during_training
+
+            distill_during_training(yolo, teacher, recipe.distillation)
+            say("distilling from the dense model" + (" (no task loss: labels only feed the loader)"
+                                                    if recipe.distillation.task == 0 else ""))
         last = train(yolo, recipe, data=data, out_dir=out_dir, epochs=epochs, imgsz=imgsz,
                      batch=options.batch or ft.batch, callbacks=PruningCallbacks(recipe), device=options.device,
                      trainer=trainer_for(model) if channel_info else None)
