@@ -123,7 +123,7 @@ class ChannelPruningModifier:
     round_to: int = 16  # channel counts kept at multiples of this (8 can crash DeepSparse 1.8 on YOLO26)
     exclude: tuple[str, ...] = ()  # regexes on group names (e.g. "model.23.cv4" keeps the keypoint branch whole)
     imgsz: int = 640  # input size the MACs are counted at
-    compensate: bool = True  # the removed channels' mean activation moves into their readers' BatchNorm
+    compensate: bool = False  # move the removed channels' mean activation into their readers' BatchNorm (no gain measured)
 
     def plan(self) -> Any:
         from posebench.compress.channels import ChannelPlan
@@ -433,7 +433,7 @@ class _Parser:
                                       criterion=self.choice(data, "criterion", path, "magnitude", CRITERIA),
                                       round_to=int(self.number(data, "round_to", path, 16, 1, 256, integer=True)),
                                       exclude=self.patterns(data, "exclude", path, regex=True),
-                                      imgsz=self.imgsz(data, path, 640), compensate=self._flag(data, "compensate", path))
+                                      imgsz=self.imgsz(data, path, 640), compensate=self._flag(data, "compensate", path, False))
 
     def ultralytics_export(self, data: dict, path: tuple) -> UltralyticsExport:
         data = self.keys(data, path, UltralyticsExport)
