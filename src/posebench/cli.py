@@ -334,7 +334,10 @@ def cmd_compress(args: argparse.Namespace) -> int:
     if summary["per_layer"]:
         Console(width=max(Console().width, 100)).print(table)
     timings = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in summary["timings"].items())
-    print(f"{summary['checkpoint']}: targeted weights {summary['targeted_sparsity']:.1%} zeros, whole model "
+    channels = summary.get("channel_pruning")
+    shrink = (f"channel pruning kept {channels['macs_kept']:.1%} of the conv MACs at {channels['imgsz'][0]} and "
+              f"{channels['params_after'] / channels['params_before']:.1%} of the parameters; ") if channels else ""
+    print(f"{summary['checkpoint']}: {shrink}targeted weights {summary['targeted_sparsity']:.1%} zeros, whole model "
           f"{summary['model_sparsity']:.1%}; {timings}")
     if "bundle" in summary:
         b = summary["bundle"]
