@@ -32,6 +32,17 @@ def _street_frames(limit: int):  # noqa: ANN202 - (name, image) pairs, frames 0.
     return iter_frames(SHARED / "street-video" / "street.avi", max_frames=limit)
 
 
+def labelled_copy(work: Path) -> Path:
+    """A writable copy of coco-pose-mini in `work` (Ultralytics writes label caches beside the data); returns its
+    val+train2017 data YAML (42 labelled images)."""
+    data = work / "coco-pose-mini"
+    shutil.copytree(SHARED / "coco-pose-mini", data)
+    both = data / "both.yaml"
+    both.write_text((data / "coco-pose-mini.yaml").read_text().replace("val: images/val",
+                                                                       "val: [images/val, images/train2017]"))
+    return both
+
+
 def _pose_map(xml: Path, data: Path, imgsz: int) -> float:
     from posebench.evaluate.data import load_dataset
     from posebench.evaluate.validate import Predictor, validate
@@ -53,11 +64,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="posebench-channels-"))
-    data = work / "coco-pose-mini"
-    shutil.copytree(SHARED / "coco-pose-mini", data)
-    both = data / "both.yaml"
-    both.write_text((data / "coco-pose-mini.yaml").read_text().replace("val: images/val",
-                                                                       "val: [images/val, images/train2017]"))
+    both = labelled_copy(work)
     calib = calibration_dataset(_street_frames(150), work / "calibration", (17, 3))
     cache = work / "cache"
     artifacts = {"ultralytics-int8": {"openvino": ultralytics_openvino_int8(work, calib)}}

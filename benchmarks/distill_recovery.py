@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from channel_pruning import SHARED, _pose_map
+from channel_pruning import SHARED, _pose_map, labelled_copy
 
 from posebench.compress.recipe import Recipe
 from posebench.compress.run import CompressOptions, compress
@@ -37,11 +36,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="posebench-distill-"))
-    data = work / "coco-pose-mini"
-    shutil.copytree(SHARED / "coco-pose-mini", data)
-    both = data / "both.yaml"
-    both.write_text((data / "coco-pose-mini.yaml").read_text().replace("val: images/val",
-                                                                       "val: [images/val, images/train2017]"))
+    both = labelled_copy(work)
     rows = []
     for arm, block in ARMS.items():
         text = (f"name: {arm}\nmodifiers:\n  - type: channel_pruning\n    macs: {args.macs}\n"

@@ -93,6 +93,12 @@ class ModelSource:
         return digest.hexdigest()[:16]
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (cached per path, size and modification time)."""
+    stat = os.stat(path)
+    return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)
+
+
 @functools.lru_cache(maxsize=64)
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     """sha256 of a file, computed once per (path, size, mtime): identities are asked for per record."""

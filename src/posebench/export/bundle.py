@@ -4,23 +4,14 @@ at one input size (an ONNX and an OpenVINO IR, and the float checkpoint they cam
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from posebench.errors import ModelNotFoundError
 from posebench.export.artifact import Artifact
-from posebench.models import BUNDLE_FILE
+from posebench.models import BUNDLE_FILE, file_sha256
 
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_bundle(out_dir: Path, artifacts: tuple[Artifact, ...], *, name: str, variant: str, method: str | None,
@@ -32,7 +23,7 @@ def write_bundle(out_dir: Path, artifacts: tuple[Artifact, ...], *, name: str, v
     bundle = {"name": name, "variant": variant, "precision": first.precision, "method": method,
               "imgsz": [int(v) for v in first.imgsz], "checkpoint": checkpoint.name,
               "artifacts": {a.format: str(a.path.relative_to(out_dir)) for a in artifacts},
-              "sha256": {a.format: _sha256(weights(a)) for a in artifacts},
+              "sha256": {a.format: file_sha256(weights(a)) for a in artifacts},
               "sparsity": first.meta.get("sparsity"), "recipe": recipe,
               "int8_target": quantization[first.format].get("int8_target"),
               "quantized_nodes": {f: len(q["quantized_nodes"]) for f, q in quantization.items() if "quantized_nodes" in q},
