@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,8 +17,6 @@ IMGSZ = (160, 224)  # small and rectangular: tests stay fast and (height, width)
 
 def run_cli(*args: str, timeout: float = 600) -> "subprocess.CompletedProcess[str]":
     """Run `posebench ARGS` as a user types it, in a fresh interpreter."""
-    import subprocess
-
     return subprocess.run([sys.executable, "-m", "posebench", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO)
 

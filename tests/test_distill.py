@@ -66,3 +66,31 @@ def test_distillation_block_round_trips():
     assert recipe.distillation.enabled and recipe.distillation.task == 0 and recipe.distillation.feature == 0.5
     assert Recipe.from_yaml(recipe.to_yaml()) == recipe
     assert not Recipe.from_yaml("name: x\n").distillation.enabled
+
+
+def test_fine_tuning_keeps_batchnorm_statistics_frozen_unless_masks_move(mini, default_source, tmp_path):
+    """Measured on the street video: one epoch of self-distillation at lr0 0.002 moved the dense model to fidelity
+    0.65 with train-mode BatchNorm (batch statistics of a few mosaic images) and 0.87 frozen; frozen at 0.0002: 0.99."""
+    from posebench.compress.run import CompressOptions, compress
+
+    def running_means(model: torch.nn.Module) -> torch.Tensor:
+        return torch.cat([m.running_mean for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)])
+
+    dense = load_yolo(default_source.path).model.float()
+    text = ("finetune:\n  epochs: 1\n  imgsz: 128\n  batch: 4\n  lr0: 0.0002\n  batchnorm: {bn}\n"
+            "distillation:\n  task: 0\n")
+    moved = {}
+    for bn in ("auto", "train"):
+        recipe = Recipe.from_yaml(text.format(bn=bn))
+        assert recipe.frozen_batchnorm() == (bn == "auto")
+        summary = compress(default_source, recipe, tmp_path / bn,
+                           options=CompressOptions(data=mini / "coco-pose-mini.yaml", cache_dir=tmp_path / "cache"))
+        tuned = load_yolo(summary["checkpoint"]).model.float()
+        moved[bn] = float((running_means(tuned) - running_means(dense)).abs().max())
+    assert moved["auto"] < 1e-2 < moved["train"], moved  # fp16 checkpoints round the frozen statistics only
+    gradual = Recipe.from_yaml("modifiers:\n  - type: magnitude_pruning\n    schedule: gradual\n    end_epoch: 1\n"
+                               "    groups:\n      - targets: ['model.*.weight']\n        sparsity: 0.5\n"
+                               "finetune:\n  epochs: 1\n")
+    assert not gradual.frozen_batchnorm()  # masks move: statistics must follow them
+    with pytest.raises(RecipeError, match="batchnorm"):
+        Recipe.from_yaml("finetune:\n  batchnorm: fixed\n")

@@ -135,6 +135,18 @@ def test_fidelity_on_video_frames_through_the_cli(tmp_path, cache_dir):
     record = json.loads((tmp_path / "r.json").read_text())[0]
     assert record["kind"] == "accuracy" and record["evaluation"]["mode"] == "reference"
     assert record["evaluation"]["frames"] == 4 and record["accuracy"]["fidelity"] > 0.95
+    # frames that calibrated the model are left out; the reference runs at its own (larger) size
+    result = run_cli("val", "--reference", "default", "--source", str(video), "--runtime", "onnxruntime",
+                     "--imgsz", "320", "--first-frame", "3", "--reference-imgsz", "480", "--cache-dir",
+                     str(cache_dir), "--out", str(tmp_path), "--json", str(tmp_path / "r2.json"))
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "r2.json").read_text())[0]
+    assert record["evaluation"]["frames"] == 1 and record["evaluation"]["first_frame"] == 3
+    assert record["evaluation"]["reference_imgsz"] == [480, 480] and record["trial"]["imgsz"] == [320, 320]
+    assert 0 < record["accuracy"]["fidelity"] < 1  # another scale: close to the reference's poses, not the same
+    result = run_cli("val", "--reference", "default", "--source", str(video), "--first-frame", "4",
+                     "--imgsz", "320", "--cache-dir", str(cache_dir), "--out", str(tmp_path))
+    assert result.returncode == 2 and "from frame 4 on" in result.stderr
 
 
 def test_val_and_bench_records_share_the_trial_identity(tmp_path, cache_dir):

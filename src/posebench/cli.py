@@ -6,9 +6,13 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from posebench import __version__
 from posebench.errors import EXIT_INPUT, InvalidInputError, PosebenchError, exit_status
+
+if TYPE_CHECKING:
+    from posebench.models import ModelSource
 
 
 def _positive_int(text: str) -> int:
@@ -120,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="label-free mode: a folder of images, an image, or a video")
     val.add_argument("--max-frames", type=int, default=100, help="frames/images used in label-free mode, 0 = all")
     val.add_argument("--frame-stride", type=_positive_int, default=1, help="use every n-th video frame")
+    val.add_argument("--first-frame", type=int, default=0, metavar="N",
+                     help="label-free mode: start at this frame (or sorted image); keep frames that calibrated or "
+                          "trained the model out (default: 0)")
+    val.add_argument("--reference-imgsz", default=None, metavar="S|H,W",
+                     help="input size of the reference (default: the reference bundle's own, else --imgsz)")
     val.add_argument("--ref-conf", type=float, default=0.5,
                      help="reference detections scoring at least this become ground truth (default: 0.5)")
     _add_common(val)
@@ -176,6 +185,41 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--thesis", action="store_true", help="add the thesis's published numbers, clearly labelled")
     rep.add_argument("--metric", default="map50", choices=["precision", "recall", "map50", "map50_95"],
                      help="pose metric of the accuracy axis and the verdict (default: map50, as the thesis)")
+
+    tune = sub.add_parser("tune", help="the fastest deployment for your footage within an accuracy tolerance",
+                          description="Search input size x channel pruning x precision x runtime x threads, coarse "
+                                      "to fine, on your footage: frames before --eval-from calibrate and train, the "
+                                      "rest judge (fidelity against the dense fp32 model at 640; pose mAP50-95 too "
+                                      "with --data). Ultralytics' OpenVINO int8 export at 640x640 is always in the "
+                                      "race as the reference. Writes OUT/tune.md, OUT/tune.json, OUT/winner/ (a "
+                                      "bundle bench and val take) and OUT/results.jsonl; resumable.")
+    tune.add_argument("--source", required=True, type=Path, metavar="VIDEO_OR_IMAGES",
+                      help="footage the deployment will see (a video or an image folder)")
+    tune.add_argument("--model", default=None, metavar="PATH_OR_YAML", help="model to tune (default: embedded)")
+    tune.add_argument("--data", type=Path, default=None, metavar="YAML",
+                      help="labelled Ultralytics data YAML: pose mAP50-95 must also stay within the tolerance")
+    tune.add_argument("--split", default="val", help="split of --data (default: val)")
+    tune.add_argument("--runtime", default="openvino", metavar="NAMES", help="runtimes to consider (default: openvino)")
+    tune.add_argument("--threads", default="2", metavar="N[,N...]", help="thread counts to consider (default: 2)")
+    tune.add_argument("--sizes", default="auto", metavar="auto|S,HxW,...",
+                      help="input sizes (default auto: squares from 640 down and the footage's aspect ratio)")
+    tune.add_argument("--precisions", default="fp32,int8,int8-ultralytics",
+                      help="fp32, int8 (posebench PTQ), int8-ultralytics (yolo export int8) (default: all three)")
+    tune.add_argument("--prune", default="0", metavar="R[,R...]",
+                      help="channel-pruning ratios, 0 = none (default: 0); each is recovered by distillation from "
+                           "the dense model on the calibration frames")
+    tune.add_argument("--recovery-epochs", type=_positive_int, default=3, help="distillation epochs (default: 3)")
+    tune.add_argument("--extra-calibration", type=Path, nargs="*", default=(), metavar="IMAGES",
+                      help="more images that calibrate and train (never judge)")
+    tune.add_argument("--eval-from", type=int, default=None, metavar="N",
+                      help="first judging frame (default: the last quarter of the footage judges)")
+    goal = tune.add_mutually_exclusive_group()
+    goal.add_argument("--tolerance", type=_non_negative_float, default=0.01,
+                      help="accuracy below the reference's allowed (default: 0.01)")
+    goal.add_argument("--budget-ms", type=_non_negative_float, default=None,
+                      help="instead: the most accurate deployment with p50 under this")
+    tune.add_argument("--quick", action="store_true", help="short latency protocols (a smoke run, not a verdict)")
+    tune.add_argument("--out", type=Path, default=Path("runs/tune"), metavar="DIR")
 
     env = sub.add_parser("env", help="show this machine's fingerprint and which runtimes are installed")
     env.add_argument("--json", type=Path, metavar="PATH", help="also write the fingerprint here")
@@ -254,6 +298,7 @@ def cmd_val(args: argparse.Namespace) -> int:
     from posebench.export import DEFAULT_CACHE
     from posebench.bench import parse_threads
     from posebench.evaluate.postprocess import NMSConfig
+    from posebench.export import parse_imgsz
     from posebench.models import default_variant, resolve_model
     from posebench.results import ResultStore, write_json
     from posebench.runtimes import parse_runtimes
@@ -265,6 +310,8 @@ def cmd_val(args: argparse.Namespace) -> int:
         raise InvalidInputError("val takes one --threads value (accuracy does not depend on it)")
     if args.max_frames < 0:
         raise InvalidInputError(f"--max-frames must be >= 0, got {args.max_frames}")
+    if args.first_frame < 0:
+        raise InvalidInputError(f"--first-frame must be >= 0, got {args.first_frame}")
     source = _model_source(args)
     plan = ValPlan(
         source=source, runtimes=tuple(parse_runtimes(args.runtime)), imgsz=_imgsz(args, source),
@@ -275,7 +322,8 @@ def cmd_val(args: argparse.Namespace) -> int:
         reference=resolve_model(args.reference) if args.reference else None,
         reference_runtime=parse_runtimes(args.reference_runtime)[0], frames=args.source,
         max_frames=args.max_frames, frame_stride=args.frame_stride, ref_conf=args.ref_conf,
-        predictions_dir=args.out if args.save_predictions else None,
+        first_frame=args.first_frame, predictions_dir=args.out if args.save_predictions else None,
+        reference_imgsz=parse_imgsz(args.reference_imgsz) if args.reference_imgsz else None,
     )
     store = ResultStore(args.out / "results.jsonl")
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -417,6 +465,47 @@ def cmd_report(args: argparse.Namespace) -> int:
     return exit_status(latest_per_trial(merge(args.results)))
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from posebench.bench import parse_threads
+    from posebench.export import parse_imgsz
+    from posebench.latency import LatencyProtocol
+    from posebench.models import resolve_model
+    from posebench.runtimes import parse_runtimes
+    from posebench.tune import TunePlan, tune
+
+    try:
+        prune = tuple(float(r) for r in args.prune.split(",") if r.strip())
+    except ValueError:
+        raise InvalidInputError(f"--prune takes ratios separated by commas (e.g. 0,0.1), got '{args.prune}'")
+    sizes = () if args.sizes == "auto" else tuple(parse_imgsz(s) for s in args.sizes.split(",") if s.strip())
+    quick = {"coarse": LatencyProtocol(iters=10, min_seconds=0.2, warmup_iters=3, warmup_seconds=0.1),
+             "fine": LatencyProtocol(iters=20, min_seconds=0.5, warmup_iters=5, warmup_seconds=0.2),
+             "finalists": 2} if args.quick else {}
+    plan = TunePlan(source=resolve_model(args.model), footage=args.source, out=args.out,
+                    runtimes=tuple(parse_runtimes(args.runtime)), threads=parse_threads(args.threads), sizes=sizes,
+                    precisions=tuple(p.strip() for p in args.precisions.split(",") if p.strip()), prune=prune,
+                    recovery_epochs=args.recovery_epochs, extra_calibration=tuple(args.extra_calibration),
+                    data=args.data, split=args.split, eval_from=args.eval_from, tolerance=args.tolerance,
+                    budget_ms=args.budget_ms, **quick)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), transient=True) as progress:
+        task = progress.add_task("starting", total=None)
+        summary = tune(plan, lambda what, done, total: progress.update(
+            task, description=what, completed=done, total=total or None))
+    winner = summary["winner"]
+    if winner:
+        print(f"winner: {winner['candidate']} on {winner['runtime']} @ {winner['threads']}: p50 "
+              f"{winner['p50_ms']:.2f} ms, {winner['x_vs_reference']:.2f}x Ultralytics' int8 export, "
+              + ", ".join(f"{k} {v:.4f}" for k, v in winner["accuracy"].items() if v is not None))
+        print(f"deployment: {winner['deployment']}")
+    else:
+        print("no candidate meets the goal; see the report")
+    print(f"report: {args.out / 'tune.md'}")
+    return 0 if winner else 1
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     import json
 
@@ -439,7 +528,7 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"bench": cmd_bench, "val": cmd_val, "compress": cmd_compress, "study": cmd_study, "report": cmd_report,
-            "env": cmd_env}
+            "tune": cmd_tune, "env": cmd_env}
 
 
 def _terminate_like_interrupt() -> None:

@@ -46,6 +46,8 @@ class ValPlan:
     frames: Path | None = None  # images folder, image or video for label-free mode
     max_frames: int = 100
     frame_stride: int = 1
+    first_frame: int = 0  # label-free mode: frames before this one are left out (e.g. they calibrated the model)
+    reference_imgsz: tuple[int, int] | None = None  # the reference's input size (default: the plan's)
     ref_conf: float = 0.5
     predictions_dir: Path | None = None  # write COCO results JSON per runtime here
     model_name: str | None = None  # name recorded in the trial (default: the source's)
@@ -60,13 +62,15 @@ class ValPlan:
             raise InvalidInputError(f"--ref-conf must be in (0, 1), got {self.ref_conf}")
 
 
-def _predictor(store: ArtifactStore, spec: str, plan: ValPlan) -> tuple[Predictor, dict[str, Any]]:
+def _predictor(store: ArtifactStore, spec: str, plan: ValPlan,
+               imgsz: tuple[int, int] | None = None) -> tuple[Predictor, dict[str, Any]]:
     runtime, options = runtime_options(plan.runtime_options, spec)
     cls = backend_class(runtime)
-    artifact = store.get(cls.artifact_format, plan.imgsz, accept=cls.accepts)
+    imgsz = imgsz or plan.imgsz
+    artifact = store.get(cls.artifact_format, imgsz, accept=cls.accepts)
     meta = read_metadata(artifact)
     backend = create_backend(runtime, artifact, threads=plan.threads, options=options)
-    return Predictor(backend, plan.imgsz, tuple(meta["kpt_shape"]), plan.nms, end2end=meta.get("end2end")), meta
+    return Predictor(backend, imgsz, tuple(meta["kpt_shape"]), plan.nms, end2end=meta.get("end2end")), meta
 
 
 def run_val(plan: ValPlan, store: ResultStore, on_progress: Progress | None = None) -> list[dict[str, Any]]:
@@ -75,16 +79,18 @@ def run_val(plan: ValPlan, store: ResultStore, on_progress: Progress | None = No
     env = fingerprint()
     artifacts = ArtifactStore(plan.source, plan.cache_dir)
     model_meta = artifacts.describe()  # a missing or corrupt model stops here
-    mode, dataset, frames, truths = "labels", None, None, None
+    mode, dataset, frames, truths, ref_imgsz = "labels", None, None, None, None
     if plan.data is not None:
         dataset = load_dataset(plan.data, split=plan.split, images=plan.images)
         dataset.check_model(model_meta["kpt_shape"])
     else:
         mode = "reference"
         report("reading frames", 0, 0)
-        frames = [image for _, image in iter_frames(plan.frames, max_frames=plan.max_frames, stride=plan.frame_stride)]
+        frames = [image for _, image in iter_frames(plan.frames, max_frames=plan.max_frames,
+                                                              stride=plan.frame_stride, start=plan.first_frame)]
         ref_store = ArtifactStore(plan.reference, plan.cache_dir)
-        ref_predictor, _ = _predictor(ref_store, plan.reference_runtime, plan)
+        ref_imgsz = plan.reference_imgsz or ref_store.fixed_imgsz() or plan.imgsz
+        ref_predictor, _ = _predictor(ref_store, plan.reference_runtime, plan, ref_imgsz)
         with ref_predictor.backend:
             truths = []
             for n, image in enumerate(frames):
@@ -119,6 +125,7 @@ def run_val(plan: ValPlan, store: ResultStore, on_progress: Progress | None = No
                       if mode == "labels" else
                       {"mode": "reference", "reference": plan.reference.spec, "reference_id": plan.reference.identity(),
                        "reference_runtime": plan.reference_runtime, "source": str(plan.frames),
+                       "reference_imgsz": list(ref_imgsz), "first_frame": plan.first_frame,
                        "ref_conf": plan.ref_conf, "frames": len(frames)})
         record = new_record("accuracy", trial, evaluation=evaluation, environment=env, **outcome)
         store.append(record)

@@ -117,6 +117,20 @@ class HeldZeros:
             apply_masks_(trainer.ema.ema, self.masks)
 
 
+class FrozenBatchNorm:
+    """Trainer callback: every BatchNorm stays in eval mode (running statistics used and kept) while the rest
+    trains. Ultralytics' trainer puts the model in train mode at each epoch start, so it runs before every batch.
+    Picklable, like `PruningCallbacks`."""
+
+    def register(self, yolo: Any) -> None:
+        yolo.add_callback("on_train_batch_start", self.on_train_batch_start)
+
+    def on_train_batch_start(self, trainer: Any) -> None:
+        for module in _unwrap(trainer.model).modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
 STAGE_LIMIT = 1 << 30  # datasets below 1 GiB are copied before training
 
 
@@ -152,6 +166,8 @@ def train(yolo: Any, recipe: Recipe, *, data: Path, out_dir: Path, epochs: int, 
     returns the last checkpoint (final sparsity)."""
     if callbacks is not None:
         callbacks.register(yolo)
+    if recipe.frozen_batchnorm():
+        FrozenBatchNorm().register(yolo)
     ft = recipe.finetune
     data = stage_dataset(data, out_dir / "data")
     yolo.train(trainer=trainer, data=str(data), epochs=epochs, imgsz=imgsz, batch=batch,

@@ -158,6 +158,9 @@ class FineTune:
     data: str | None = None  # Ultralytics data YAML; None = pseudo-labels from `pseudo_labels`
     pseudo_labels: str | None = None  # images folder or video labelled by the dense model when no data
     workers: int = 0  # data-loader workers (0: in-process, the safe default on small machines)
+    batchnorm: str = "auto"  # frozen: running statistics kept, BN in eval mode; train: Ultralytics' default;
+    # auto: frozen unless masks change during training (gradual pruning). Frozen matters on small data: batch
+    # statistics of a few mosaic images are not the running ones, and training against them moves the model.
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,12 @@ class Recipe:
 
     def pruning(self) -> tuple[PruningModifier, ...]:
         return tuple(m for m in self.modifiers if m.type == "magnitude_pruning")
+
+    def frozen_batchnorm(self) -> bool:
+        """Whether fine-tuning keeps BatchNorm statistics fixed (`finetune.batchnorm`; auto: unless masks move)."""
+        if self.finetune.batchnorm != "auto":
+            return self.finetune.batchnorm == "frozen"
+        return not any(m.schedule == "gradual" for m in self.pruning())
 
     def channel_pruning(self) -> ChannelPruningModifier | None:
         found = [m for m in self.modifiers if m.type == "channel_pruning"]
@@ -303,6 +312,8 @@ class _Parser:
     def number(self, data: dict, key: str, path: tuple, default: float, low: float, high: float,
                *, integer: bool = False, high_open: bool = False) -> float:
         value = data.get(key, default)
+        if isinstance(value, str) and not integer and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+", value.strip()):
+            value = float(value)  # YAML 1.1 reads 2e-05 (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
             raise self.fail(path + (key,), f"must be {'a whole number' if integer else 'a number'}, got {value!r}")
         if value < low or value > high or (high_open and value >= high):
@@ -514,4 +525,5 @@ class _Parser:
                         batch=int(self.number(data, "batch", path, 16, 1, 4096, integer=True)),
                         imgsz=int(self.imgsz(data, path, 640)),
                         data=data.get("data"), pseudo_labels=data.get("pseudo_labels"),
-                        workers=int(self.number(data, "workers", path, 0, 0, 64, integer=True)))
+                        workers=int(self.number(data, "workers", path, 0, 0, 64, integer=True)),
+                        batchnorm=self.choice(data, "batchnorm", path, "auto", ("auto", "frozen", "train")))

@@ -120,13 +120,16 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
     # 2. BatchNorm re-calibration (no labels)
     bn = recipe.bn_recalibration
     bn_source = options.bn_source or (Path(bn.source) if bn.source else None)
+    if bn_source is None and channel_info is not None and epochs and recipe.frozen_batchnorm():
+        # removed channels change what later layers see: refresh the statistics that training will keep fixed
+        bn_source = data if data is not None and data.suffix.lower() in (".yaml", ".yml") else pseudo
     calibrated = 0
     if bn_source is not None:
         from posebench.compress.recovery import recalibrate_bn_
 
         t0 = time.perf_counter()
         say(f"re-calibrating BatchNorm on {bn_source}")
-        frames = (image for _, image in _frames(bn_source, bn.images))
+        frames = _calibration_frames(bn_source, bn.images)
         calibrated = recalibrate_bn_(model, frames, imgsz=(bn.imgsz, bn.imgsz), batch=bn.batch)
         timings["bn_recalibration_s"] = time.perf_counter() - t0
 

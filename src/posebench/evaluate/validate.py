@@ -135,14 +135,17 @@ def validate(predictor: Predictor, dataset: Dataset, *, predictions_json: Path |
     }
 
 
-def iter_frames(source: Path, *, max_frames: int = 0, stride: int = 1) -> Iterator[tuple[str, np.ndarray]]:
-    """Images of a folder, or frames of a video, as (name, BGR image)."""
+def iter_frames(source: Path, *, max_frames: int = 0, stride: int = 1,
+                start: int = 0) -> Iterator[tuple[str, np.ndarray]]:
+    """Images of a folder (sorted), or frames of a video, as (name, BGR image), from the `start`-th on."""
     if not source.exists():
         raise InvalidInputError(f"{source} does not exist")
+    if start < 0:
+        raise InvalidInputError(f"the first frame must be >= 0, got {start}")
     count = 0
     if source.is_dir() or source.suffix.lower() in IMAGE_SUFFIXES:
         paths = list_images(source) if source.is_dir() else [source]
-        for path in paths[::stride]:
+        for path in paths[start::stride]:
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
                 continue
@@ -162,7 +165,7 @@ def iter_frames(source: Path, *, max_frames: int = 0, stride: int = 1) -> Iterat
             ok, frame = capture.read()
             if not ok:
                 break
-            if index % stride == 0:
+            if index >= start and (index - start) % stride == 0:
                 yield f"{source.name}#{index}", frame
                 count += 1
                 if max_frames and count >= max_frames:
@@ -171,7 +174,7 @@ def iter_frames(source: Path, *, max_frames: int = 0, stride: int = 1) -> Iterat
     finally:
         capture.release()
     if count == 0:
-        raise InvalidInputError(f"{source}: no frame could be decoded")
+        raise InvalidInputError(f"{source}: no frame could be decoded" + (f" from frame {start} on" if start else ""))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,47 @@
+"""`posebench tune` for the street video (16:9, 1280x720), the issue-13 setting: yolo11n-pose on OpenVINO at 2
+threads, frames 0-149 and the two Ultralytics sample images calibrate and train, frames 150-204 judge (fidelity
+against the fp32 model at 640x640); Ultralytics' OpenVINO int8 export at 640x640 is the reference.
+
+    python benchmarks/tune_street.py [--prune 0 0.1] [--epochs 3] [--work DIR] [--out benchmarks/results]
+
+Copies the tune report and summary to OUT/tune_street-<int8 path>.md/.json. Resumable: give the same --work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from channel_pruning import SHARED
+
+from posebench.models import resolve_model
+from posebench.tune import TunePlan, tune
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prune", type=float, nargs="+", default=[0.0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8", "int8-ultralytics"])
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = parser.parse_args()
+    from ultralytics.utils import ASSETS
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="posebench-tune-"))
+    plan = TunePlan(source=resolve_model(None), footage=SHARED / "street-video" / "street.avi", out=work,
+                    runtimes=("openvino",), threads=(2,), precisions=tuple(args.precisions), prune=tuple(args.prune),
+                    recovery_epochs=args.epochs, extra_calibration=(Path(ASSETS),), eval_from=150)
+    summary = tune(plan, lambda what, done, total: print(what, flush=True))
+    isa = summary["environment"]["int8_path"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(work / "tune.md", args.out / f"tune_street-{isa}.md")
+    (args.out / f"tune_street-{isa}.json").write_text(json.dumps(summary, indent=2))
+    print((work / "tune.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,515 @@
+"""`posebench tune`: the fastest deployment of a pose model for the user's own footage, within an accuracy tolerance
+of Ultralytics' own int8 export (or the most accurate one within a latency budget).
+
+The search space is input size x channel-pruning ratio x precision x runtime x threads; every candidate is judged
+on the user's footage by label-free fidelity (COCO keypoint AP against the dense fp32 model at its native size, on
+frames no candidate was calibrated or trained on) and, with labels, by pose mAP50-95. It runs coarse to fine:
+
+1. **reference**: Ultralytics' `yolo export format=openvino int8=True` of the unpruned model at 640x640 is always
+   in the race. Its accuracy minus the tolerance is the floor every candidate must reach.
+2. **sizes**: the fp32 model at every candidate size (square below 640 and matched to the footage's aspect ratio);
+   a size whose fp32 accuracy is already under the floor is dropped (compression does not add accuracy).
+3. **compression**: int8 (posebench PTQ and Ultralytics' NNCF export) and channel pruning (recovered by
+   distillation from the dense model on the calibration frames) at every surviving size; under the floor: dropped.
+4. **coarse latency**: every surviving candidate and the reference, short protocol, interleaved rounds.
+5. **fine latency**: the fastest few and the reference again, longer protocol, more interleaved rounds; the winner
+   is the fastest (median over rounds of its p50) with the reference's ratio taken within each round.
+
+Data discipline: the footage is split once, frames before `eval_from` calibrate int8 and train the pruned models
+(plus any extra images given), frames from `eval_from` on judge. Every build and measurement is a record in
+`OUT/results.jsonl` keyed like a study trial, so an interrupted tune resumes where it stopped; builds are cached.
+The winner is copied to `OUT/winner/` (a bundle, or the exported folder) that `bench` and `val` take as `--model`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from posebench.errors import InvalidInputError, PosebenchError
+from posebench.latency import LatencyProtocol
+from posebench.models import ModelSource
+
+Progress = Callable[[str, int, int], None]
+PRECISIONS = ("fp32", "int8", "int8-ultralytics")
+NATIVE = (640, 640)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One deployment: input size, channel-pruning ratio and precision (the runtime and threads are measured)."""
+
+    imgsz: tuple[int, int]
+    precision: str = "fp32"  # fp32 | int8 (posebench PTQ, QDQ) | int8-ultralytics (yolo export int8, NNCF)
+    prune: float = 0.0  # channel-pruning ratio, 0 = none
+
+    @property
+    def name(self) -> str:
+        parts = [f"{self.imgsz[0]}x{self.imgsz[1]}"] + ([f"ch{round(self.prune * 100)}"] if self.prune else [])
+        return "-".join(parts + [self.precision])
+
+
+@dataclass(frozen=True)
+class TunePlan:
+    """What to tune, on what footage, for which goal."""
+
+    source: ModelSource
+    footage: Path  # a video or a folder of images: the deployment's own
+    out: Path
+    runtimes: tuple[str, ...] = ("openvino",)
+    threads: tuple[int, ...] = (2,)
+    sizes: tuple[tuple[int, int], ...] = ()  # () = candidates from the footage's aspect ratio
+    native: tuple[int, int] = NATIVE  # the dense model's size: fidelity's reference and the int8 export's size
+    precisions: tuple[str, ...] = PRECISIONS
+    prune: tuple[float, ...] = (0.0,)
+    recovery_epochs: int = 3
+    extra_calibration: tuple[Path, ...] = ()  # images that also calibrate / train (never judge)
+    data: Path | None = None  # labelled Ultralytics data YAML: pose mAP50-95 also gates
+    split: str = "val"
+    eval_from: int | None = None  # first judging frame; default: the last quarter of the footage
+    max_calibration: int = 300
+    tolerance: float = 0.01  # accuracy below the reference's allowed
+    budget_ms: float | None = None  # instead: the most accurate candidate within this p50
+    coarse: LatencyProtocol = field(default_factory=lambda: LatencyProtocol(iters=50, min_seconds=2.0, warmup_iters=10,
+                                                                             warmup_seconds=1.0))
+    fine: LatencyProtocol = field(default_factory=lambda: LatencyProtocol(iters=200, min_seconds=6.0,
+                                                                           warmup_iters=20, warmup_seconds=2.0))
+    coarse_rounds: int = 2
+    fine_rounds: int = 3
+    finalists: int = 3
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.precisions if p not in PRECISIONS]
+        if unknown or not self.precisions:
+            raise InvalidInputError(f"precisions must be among {', '.join(PRECISIONS)}, got {', '.join(unknown) or 'none'}")
+        if any(not 0 <= r < 1 for r in self.prune):
+            raise InvalidInputError(f"channel-pruning ratios must be in [0, 1), got {list(self.prune)}")
+        if not self.footage.exists():
+            raise InvalidInputError(f"footage {self.footage} does not exist: give the video or image folder the "
+                                    "deployment will see")
+        if self.tolerance < 0:
+            raise InvalidInputError(f"the accuracy tolerance must be >= 0, got {self.tolerance}")
+        if self.budget_ms is not None and self.budget_ms <= 0:
+            raise InvalidInputError(f"the latency budget must be > 0 ms, got {self.budget_ms}")
+        if self.source.kind in ("artifact", "bundle"):
+            raise InvalidInputError(f"{self.source.spec}: tune compresses and exports the model itself; give a "
+                                    "PyTorch checkpoint (.pt) or a model YAML")
+        if self.coarse_rounds < 2 or self.fine_rounds < 2:
+            raise InvalidInputError("latency is measured in at least 2 interleaved rounds (noise shows between them)")
+
+
+def candidate_sizes(frame_hw: tuple[int, int], native: int = 640) -> tuple[tuple[int, int], ...]:
+    """Input sizes worth trying for frames of `frame_hw`: the native square, smaller squares, and for every long
+    side the short side the footage's aspect ratio needs (rounded up to the stride, 32): 16:9 at 640 -> 384x640."""
+    h, w = frame_hw
+    sizes: list[tuple[int, int]] = []
+    for long in range(native, 256 - 1, -64):
+        short = min(long, math.ceil(long * min(h, w) / max(h, w) / 32) * 32)
+        matched = (short, long) if w >= h else (long, short)
+        for size in ((long, long), matched):
+            if size not in sizes:
+                sizes.append(size)
+    return tuple(sizes)
+
+
+def footage_split(footage: Path, eval_from: int | None) -> tuple[int, int, tuple[int, int]]:
+    """(frames in the footage, first judging frame, frame height and width)."""
+    from posebench.evaluate.validate import iter_frames
+
+    count, shape = 0, None
+    for _, image in iter_frames(footage):
+        count += 1
+        shape = shape or image.shape[:2]
+    first = count - max(1, count // 4) if eval_from is None else eval_from
+    if not 0 < first < count:
+        raise InvalidInputError(f"{footage} has {count} frames: the first judging frame must be in 1..{count - 1} "
+                                f"(frames before it calibrate and train, the rest judge), got {first}")
+    return count, first, (int(shape[0]), int(shape[1]))
+
+
+class Tuner:
+    """Runs a `TunePlan` (resumable: records in OUT/results.jsonl, builds under OUT/builds)."""
+
+    def __init__(self, plan: TunePlan, on_progress: Progress | None = None):
+        from posebench.environment import fingerprint
+        from posebench.results import ResultStore
+
+        self.plan = plan
+        self.say = on_progress or (lambda what, done, total: None)
+        plan.out.mkdir(parents=True, exist_ok=True)
+        self.store = ResultStore(plan.out / "results.jsonl")
+        self.records = self.store.read()
+        self.done = {r["study_key"]: r for r in self.records if "study_key" in r}
+        self.cache = plan.out / "cache"
+        self.env = fingerprint()
+        self.frames, self.eval_from, self.frame_hw = footage_split(plan.footage, plan.eval_from)
+        self.specs: dict[Candidate, str | None] = {}
+        self.errors: dict[Candidate, str] = {}
+        self.dropped: dict[Candidate, str] = {}
+        self.reference = Candidate(plan.native, "int8-ultralytics")  # Ultralytics' own int8 export
+
+    # ---- data -------------------------------------------------------------------------------------------------
+    def calibration_folder(self) -> Path:
+        """Frames before `eval_from` (every n-th, at most `max_calibration`) and the extra images, as an image
+        folder: it calibrates int8 and trains pruned models; it never judges."""
+        from posebench.compress.run import calibration_dataset
+        from posebench.evaluate.validate import iter_frames
+
+        folder = self.plan.out / "calibration"
+        marker = folder / "frames.json"
+        if marker.is_file():
+            return folder / "images"
+        stride = max(1, math.ceil(self.eval_from / self.plan.max_calibration))
+
+        def frames():  # noqa: ANN202
+            for n, item in enumerate(iter_frames(self.plan.footage, stride=stride)):
+                if n * stride >= self.eval_from:
+                    break
+                yield item
+            for extra in self.plan.extra_calibration:
+                yield from iter_frames(extra)
+
+        calibration_dataset(frames(), folder, (17, 3))
+        marker.write_text(json.dumps({"footage": str(self.plan.footage), "frames_before": self.eval_from,
+                                      "stride": stride, "extra": [str(p) for p in self.plan.extra_calibration]}))
+        return folder / "images"
+
+    # ---- building ---------------------------------------------------------------------------------------------
+    def _recipe(self, name: str, text: str) -> Path:
+        path = self.plan.out / "recipes" / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def _recipes(self, candidate: Candidate, calibration_images: int) -> list[tuple[str, Path]]:
+        steps = []
+        if candidate.prune:
+            # lr0 0.0005: measured on the street video, 0.002 moves even the unpruned model away from itself
+            # (self-distillation, one epoch: fidelity 0.9955 -> 0.87 with BatchNorm frozen), 0.0002 keeps it (0.993)
+            label = f"ch{round(candidate.prune * 100)}"
+            steps.append((label, self._recipe(label, (
+                f"name: {label}\ndescription: channel pruning (ratio {candidate.prune:g}), recovered by distillation "
+                "from the dense model on the calibration frames\nmodifiers:\n  - type: channel_pruning\n"
+                f"    ratio: {candidate.prune}\nfinetune:\n  epochs: {self.plan.recovery_epochs}\n  batch: 8\n"
+                "  lr0: 0.0005\ndistillation:\n  task: 0\n"))))
+        if candidate.precision == "int8":
+            steps.append(("int8", self._recipe("int8", (
+                "name: int8\ndescription: posebench int8 PTQ (float head)\nmodifiers:\n  - type: quantization\n"
+                f"    precision: int8\n    calibration_images: {calibration_images}\n"))))
+        elif candidate.precision == "int8-ultralytics":
+            steps.append(("int8-ultralytics", self._recipe("int8-ultralytics", (
+                "name: int8-ultralytics\ndescription: Ultralytics' own OpenVINO int8 export (NNCF)\nmodifiers:\n"
+                "  - type: ultralytics_export\n    format: openvino\n    int8: true\n"
+                f"    calibration_images: {calibration_images}\n"))))
+        return steps
+
+    def build(self, candidate: Candidate) -> str | None:
+        """The model spec of `candidate` (checkpoint, bundle or exported IR), built once; None if it failed."""
+        from posebench.study import Study, build_variant
+
+        if candidate in self.specs:
+            return self.specs[candidate]
+        calibration = self.calibration_folder()
+        spec = self.plan.source.spec
+        chain = ""
+        try:
+            for label, recipe in self._recipes(candidate, min(self.plan.max_calibration,
+                                                              len(list(calibration.iterdir())))):
+                chain = f"{chain}-{label}" if chain else label
+                sized = label.startswith("int8")  # static artifacts depend on the size; pruning does not
+                folder = self.plan.out / "builds" / (f"{chain}-{candidate.imgsz[0]}x{candidate.imgsz[1]}"
+                                                     if sized else chain)
+                self.say(f"building {candidate.name}: {label}", 0, 0)
+                study = Study(name="tune", models=(spec,), variants={label: (recipe,)}, runtimes=self.plan.runtimes,
+                              threads=self.plan.threads, imgsz=candidate.imgsz, latency={}, evaluations=(),
+                              calibration=calibration, pseudo_labels=calibration)
+                spec = build_variant(study, spec, label, folder, self.cache)
+        except PosebenchError as exc:
+            self.errors[candidate], spec = f"building {candidate.name} failed: {exc}", None
+        except Exception as exc:  # recorded; the search goes on without it
+            self.errors[candidate], spec = f"building {candidate.name} failed: {type(exc).__name__}: {exc}", None
+        self.specs[candidate] = spec
+        return spec
+
+    # ---- measuring --------------------------------------------------------------------------------------------
+    def _keep(self, records: list[dict[str, Any]], key: str, **extra: Any) -> list[dict[str, Any]]:
+        for record in records:
+            record.update(study_key=key, study=f"tune:{self.plan.out.name}", **extra)
+            self.store.append(record)
+            self.records.append(record)
+        if records:
+            self.done[key] = records[-1]
+        return records
+
+    def _fresh(self):  # noqa: ANN202 - a scratch results store for one trial
+        from posebench.results import ResultStore
+
+        tmp = ResultStore(self.plan.out / ".trial.jsonl")
+        tmp.path.unlink(missing_ok=True)
+        return tmp
+
+    def _error(self, kind: str, candidate: Candidate, runtime: str, threads: int, key: str, reason: str,
+               **extra: Any) -> None:
+        from posebench.results import make_trial, new_record
+
+        trial = make_trial(model=self.plan.source.name, source_id="", variant=candidate.name, runtime=runtime,
+                           threads=threads, imgsz=candidate.imgsz, fmt="-")
+        self._keep([new_record(kind, trial, status="error", error=reason, environment=self.env)], key, **extra)
+
+    def accuracy(self, candidate: Candidate, runtime: str) -> dict[str, float | None]:
+        """Fidelity on the judging frames (and pose mAP50-95 with labels) of `candidate` on `runtime`."""
+        from posebench.models import resolve_model
+        from posebench.val import ValPlan, run_val
+
+        scores: dict[str, float | None] = {}
+        evaluations = [("fidelity", None)] + ([("labels", self.plan.data)] if self.plan.data else [])
+        for name, data in evaluations:
+            key = f"tune|{candidate.name}|accuracy|{name}|{runtime}"
+            if key not in self.done:
+                spec = self.build(candidate)
+                self.say(f"accuracy '{name}' of {candidate.name} on {runtime}", 0, 0)
+                if spec is None:
+                    self._error("accuracy", candidate, runtime, self.plan.threads[-1], key, self.errors[candidate],
+                                tune={"candidate": candidate.name})
+                else:
+                    plan = ValPlan(source=resolve_model(spec), runtimes=(runtime,), imgsz=candidate.imgsz,
+                                   threads=max(self.plan.threads), variant=candidate.name, cache_dir=self.cache,
+                                   model_name=self.plan.source.name,
+                                   **({"data": data, "split": self.plan.split} if data else
+                                      {"reference": self.plan.source, "reference_runtime": runtime,
+                                       "reference_imgsz": self.plan.native, "frames": self.plan.footage, "max_frames": 0,
+                                       "first_frame": self.eval_from}))
+                    self._keep(run_val(plan, self._fresh()), key, tune={"candidate": candidate.name},
+                               evaluation_name=name)
+            record = self.done[key]
+            scores[name] = _score(record) if record.get("status") == "ok" else None
+        return scores
+
+    def latency(self, candidate: Candidate, runtime: str, threads: int, stage: str, round_no: int) -> float | None:
+        """Model-mode p50 (ms) of one measurement, recorded once."""
+        from posebench.bench import BenchPlan, run_bench
+        from posebench.models import resolve_model
+
+        key = f"tune|{candidate.name}|latency|{runtime}|{threads}|{stage}|r{round_no}"
+        if key not in self.done:
+            spec = self.build(candidate)
+            if spec is None:
+                self._error("latency", candidate, runtime, threads, key, self.errors[candidate],
+                            tune={"candidate": candidate.name, "stage": stage}, round=round_no)
+            else:
+                plan = BenchPlan(source=resolve_model(spec), runtimes=(runtime,), threads=(threads,),
+                                 imgsz=candidate.imgsz, protocol=self.plan.coarse if stage == "coarse" else self.plan.fine,
+                                 variant=candidate.name, cache_dir=self.cache, model_name=self.plan.source.name)
+                self._keep(run_bench(plan, self._fresh()), key, tune={"candidate": candidate.name, "stage": stage},
+                           round=round_no)
+        record = self.done[key]
+        return float(record["latency"]["p50_ms"]) if record.get("status") == "ok" else None
+
+    # ---- the search -------------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """The whole search; returns the summary also written to OUT/tune.json."""
+        plan = self.plan
+        sizes = plan.sizes or candidate_sizes(self.frame_hw, max(plan.native))
+        configs = [(rt, t) for rt in plan.runtimes for t in plan.threads]
+        accuracy: dict[tuple[Candidate, str], dict[str, float | None]] = {}
+
+        def score(candidate: Candidate) -> dict[str, float | None]:
+            """Accuracy on every runtime, the worst of them (a deployment is only as good as its runtime)."""
+            per = [accuracy.setdefault((candidate, rt), self.accuracy(candidate, rt)) for rt in plan.runtimes]
+            return {k: min((p[k] for p in per if p.get(k) is not None), default=None) for k in per[0]}
+
+        # 1. the reference sets the floor
+        self.say("the reference: Ultralytics' OpenVINO int8 export at 640x640", 0, 0)
+        reference = self._reference_score()
+        floor = {k: v - plan.tolerance for k, v in reference.items() if v is not None} if plan.budget_ms is None else {}
+
+        def passes(candidate: Candidate) -> bool:
+            got = score(candidate)
+            for k, need in floor.items():
+                if got.get(k) is None:
+                    self.dropped[candidate] = self.errors.get(candidate) or f"no {k} measured"
+                    return False
+                if got[k] < need:
+                    self.dropped[candidate] = f"{k} {got[k]:.4f} < floor {need:.4f}"
+                    return False
+            return candidate not in self.errors
+        # 2. sizes, in fp32
+        kept_sizes = [s for s in sizes if passes(Candidate(s))]
+        # 3. compression at the surviving sizes
+        candidates = [Candidate(s, p, r) for s in kept_sizes for r in plan.prune for p in plan.precisions]
+        survivors = [c for c in candidates if (c.precision == "fp32" and not c.prune) or passes(c)]
+        if self.reference not in survivors:
+            survivors.append(self.reference)
+        # 4. coarse latency, interleaved rounds
+        coarse = self._timed(survivors, configs, "coarse", plan.coarse_rounds)
+        # 5. fine latency: the fastest few per configuration, and the reference
+        finalists: set[Candidate] = {self.reference}
+        for config in configs:
+            ranked = sorted((c for c in survivors if c != self.reference and coarse.get((c, *config))),
+                            key=lambda c: coarse[(c, *config)]["p50_ms"])
+            if plan.budget_ms is not None:
+                ranked = sorted((c for c in ranked if coarse[(c, *config)]["p50_ms"] <= plan.budget_ms),
+                                key=lambda c: tuple(-(v or 0) for v in score(c).values()))
+            finalists.update(ranked[:plan.finalists])
+        fine = self._timed(sorted(finalists, key=lambda c: c.name), configs, "fine", plan.fine_rounds)
+        summary = self._summary(sizes, candidates, survivors, coarse, fine, reference, floor, score)
+        if summary["winner"]:
+            summary["winner"]["deployment"] = str(self._deploy(summary["winner"]))
+        from posebench.report.tune import tune_markdown, tune_plot
+
+        png = tune_plot(summary)
+        if png:
+            (plan.out / "tune-pareto.png").write_bytes(png)
+            summary["plot"] = "tune-pareto.png"
+        (plan.out / "tune.json").write_text(json.dumps(summary, indent=2))
+        (plan.out / "tune.md").write_text(tune_markdown(summary))
+        return summary
+
+    def _reference_score(self) -> dict[str, float | None]:
+        scores = [self.accuracy(self.reference, rt) for rt in self.plan.runtimes if rt == "openvino"] or \
+            [self.accuracy(self.reference, "openvino")]
+        if any(v is None for v in scores[0].values()):
+            raise PosebenchError(f"the reference (Ultralytics' OpenVINO int8 export) could not be scored: "
+                                 f"{self.errors.get(self.reference, 'see OUT/results.jsonl')}")
+        return scores[0]
+
+    def _timed(self, candidates: list[Candidate], configs: list[tuple[str, int]], stage: str,
+               rounds: int) -> dict[tuple[Candidate, str, int], dict[str, Any]]:
+        """Every candidate x configuration once per round (round r before r+1); per key: median p50 over rounds and
+        the median over rounds of the reference's p50 / the candidate's p50 in the same round."""
+        triples = [(c, rt, t) for rt, t in configs for c in candidates
+                   if c.precision != "int8-ultralytics" or rt == "openvino"]  # Ultralytics' int8 is an IR
+        triples += [(self.reference, "openvino", t) for t in sorted({t for _, t in configs})
+                    if self.reference in candidates and (self.reference, "openvino", t) not in triples]
+        samples: dict[tuple[Candidate, str, int], list[float | None]] = {}
+        total, k = rounds * len(triples), 0
+        for round_no in range(1, rounds + 1):
+            for candidate, runtime, threads in triples:
+                k += 1
+                self.say(f"[{k}/{total}] {stage} latency {candidate.name} on {runtime} @ {threads}, "
+                         f"round {round_no}/{rounds}", k, total)
+                samples.setdefault((candidate, runtime, threads), []).append(
+                    self.latency(candidate, runtime, threads, stage, round_no))
+        out: dict[tuple[Candidate, str, int], dict[str, Any]] = {}
+        for (candidate, runtime, threads), p50s in samples.items():
+            if any(p is None for p in p50s):
+                continue
+            ref = samples.get((self.reference, "openvino", threads)) or []
+            ratios = [r / p for r, p in zip(ref, p50s) if r]
+            out[(candidate, runtime, threads)] = {
+                "p50_ms": statistics.median(p50s), "rounds_p50_ms": p50s,
+                "spread": (max(p50s) - min(p50s)) / statistics.median(p50s),
+                "x_vs_reference": statistics.median(ratios) if ratios else None}
+        return out
+
+    def _summary(self, sizes: tuple[tuple[int, int], ...], candidates: list[Candidate], survivors: list[Candidate],
+                 coarse: dict, fine: dict, reference: dict[str, float | None], floor: dict[str, float],
+                 score: Callable[[Candidate], dict[str, float | None]]) -> dict[str, Any]:
+        rows = []
+        for candidate in [Candidate(s) for s in sizes] + [c for c in candidates if c.precision != "fp32" or c.prune]:
+            for runtime, threads in [(rt, t) for rt in self.plan.runtimes for t in self.plan.threads]:
+                if candidate.precision == "int8-ultralytics" and runtime != "openvino":
+                    continue
+                key = (candidate, runtime, threads)
+                timing = fine.get(key) or coarse.get(key)
+                measured = {k: v for k, v in (accuracy_of(self, candidate, runtime)).items()}
+                rows.append({"candidate": candidate.name, "imgsz": list(candidate.imgsz),
+                             "precision": candidate.precision, "prune": candidate.prune, "runtime": runtime,
+                             "threads": threads, "accuracy": measured, "stage": "fine" if key in fine else
+                             "coarse" if key in coarse else "dropped",
+                             "dropped": self.dropped.get(candidate) or self.errors.get(candidate),
+                             "reference": candidate == self.reference, **(timing or {})})
+        if not any(r["reference"] for r in rows):
+            for runtime, threads in [("openvino", t) for t in self.plan.threads]:
+                timing = fine.get((self.reference, runtime, threads)) or {}
+                rows.append({"candidate": self.reference.name, "imgsz": list(self.plan.native), "precision": self.reference.precision,
+                             "prune": 0.0, "runtime": runtime, "threads": threads, "accuracy": reference,
+                             "stage": "fine", "dropped": None, "reference": True, **timing})
+        timed = [r for r in rows if r["stage"] == "fine" and r.get("p50_ms") is not None]
+        pareto_front(timed)
+        eligible = [r for r in timed if not r["reference"] and all((r["accuracy"].get(k) or -1) >= v
+                                                                    for k, v in floor.items())]
+        if self.plan.budget_ms is not None:
+            eligible = [r for r in eligible if r["p50_ms"] <= self.plan.budget_ms]
+            eligible.sort(key=lambda r: (tuple(-(v or 0) for v in r["accuracy"].values()), r["p50_ms"]))
+        else:
+            eligible.sort(key=lambda r: r["p50_ms"])
+        winner = dict(eligible[0]) if eligible else None
+        return {"model": self.plan.source.name, "footage": str(self.plan.footage), "frames": self.frames,
+                "eval_from": self.eval_from, "frame_hw": list(self.frame_hw),
+                "calibration": json.loads((self.plan.out / "calibration" / "frames.json").read_text()),
+                "goal": ({"budget_ms": self.plan.budget_ms} if self.plan.budget_ms is not None else
+                         {"tolerance": self.plan.tolerance}),
+                "reference": {"candidate": self.reference.name, "accuracy": reference}, "floor": floor,
+                "sizes": [list(s) for s in sizes], "rows": rows, "winner": winner,
+                "labels": str(self.plan.data) if self.plan.data else None, "environment": self.env}
+
+    def _deploy(self, winner: dict[str, Any]) -> Path:
+        """Copy the winner to OUT/winner/: a bundle folder `bench`, `val` (and `stream`) take as --model."""
+        from posebench.export import ArtifactStore
+        from posebench.export.artifact import Artifact
+        from posebench.export.bundle import write_bundle
+        from posebench.models import resolve_model
+
+        candidate = Candidate(tuple(winner["imgsz"]), winner["precision"], winner["prune"])
+        spec = Path(self.build(candidate) or "")  # recorded builds are cached: nothing is rebuilt
+        dest = self.plan.out / "winner"
+        if dest.exists():
+            shutil.rmtree(dest)
+        source = resolve_model(str(spec) if str(spec) != "default" else None)
+        if source.kind == "bundle":
+            shutil.copytree(spec, dest)
+            return dest
+        if source.kind == "artifact":  # Ultralytics' IR folder
+            folder = spec.parent if spec.suffix == ".xml" else spec
+            shutil.copytree(folder, dest / folder.name)
+            return dest / folder.name
+        dest.mkdir(parents=True)
+        store = ArtifactStore(source, self.cache)
+        copied = []
+        for fmt in ("onnx", "openvino"):
+            artifact = store.artifact(fmt, candidate.imgsz)
+            files = [artifact.path] + ([artifact.path.with_suffix(".bin")] if fmt == "openvino" else [])
+            for f in files + [Path(f"{artifact.path}.meta.json")]:
+                shutil.copyfile(f, dest / f.name)
+            copied.append(Artifact.load(dest / artifact.path.name))
+        checkpoint = dest / "model.pt"
+        shutil.copyfile(store.checkpoint(), checkpoint)
+        write_bundle(dest, tuple(copied), name=self.plan.source.name, variant=candidate.name, method=None,
+                     checkpoint=checkpoint, recipe={"tune": candidate.name})
+        return dest
+
+
+def accuracy_of(tuner: Tuner, candidate: Candidate, runtime: str) -> dict[str, float | None]:
+    """What was recorded for `candidate` on `runtime` (None where nothing was)."""
+    out: dict[str, float | None] = {}
+    for name in ("fidelity", "labels") if tuner.plan.data else ("fidelity",):
+        record = tuner.done.get(f"tune|{candidate.name}|accuracy|{name}|{runtime}")
+        out[name] = _score(record) if record and record.get("status") == "ok" else None
+    return out
+
+
+def _score(record: dict[str, Any]) -> float:
+    accuracy = record["accuracy"]
+    return float(accuracy["fidelity"]) if "fidelity" in accuracy else float(accuracy["pose"]["map50_95"])
+
+
+def pareto_front(rows: list[dict[str, Any]]) -> None:
+    """Mark rows (p50_ms, worst accuracy) that no other row beats on both: `row["pareto"] = True`."""
+    def worst(row: dict[str, Any]) -> float:
+        return min((v for v in row["accuracy"].values() if v is not None), default=-1.0)
+
+    for row in rows:
+        row["pareto"] = not any(o is not row and o["p50_ms"] <= row["p50_ms"] and worst(o) >= worst(row)
+                                and (o["p50_ms"] < row["p50_ms"] or worst(o) > worst(row)) for o in rows)
+
+
+def tune(plan: TunePlan, on_progress: Progress | None = None) -> dict[str, Any]:
+    """Search `plan`'s space and return the summary (OUT/tune.json, OUT/tune.md, OUT/winner/)."""
+    return Tuner(replace(plan), on_progress).run()

@@ -1,0 +1,111 @@
+"""`posebench tune`: candidate sizes, the footage split, and one real search (tiny sizes, quick protocols)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from posebench.errors import InvalidInputError
+from posebench.models import resolve_model
+from posebench.tune import Candidate, TunePlan, Tuner, candidate_sizes, footage_split
+
+
+def test_candidate_sizes_follow_the_footage_aspect_ratio():
+    landscape = candidate_sizes((720, 1280))
+    assert landscape[:2] == ((640, 640), (384, 640))  # 16:9 at 640: 360 rows, padded to the stride
+    assert (352, 576) in landscape and (256, 448) in landscape and (256, 256) in landscape
+    assert all(h % 32 == 0 and w % 32 == 0 and h <= w for h, w in landscape)
+    assert (640, 480) in candidate_sizes((640, 480), 640) or (480, 640) in candidate_sizes((480, 640), 640)
+    assert (640, 384) in candidate_sizes((1280, 720))  # portrait footage: tall inputs
+    assert set(candidate_sizes((500, 500))) == {(s, s) for s in (640, 576, 512, 448, 384, 320, 256)}
+
+
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory) -> Path:
+    """A short 16:9 video made from the images that ship with Ultralytics (people in every frame)."""
+    from posebench.evaluate.validate import iter_frames
+    from ultralytics.utils import ASSETS
+
+    images = [image for _, image in iter_frames(Path(ASSETS))]
+    path = tmp_path_factory.mktemp("footage") / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (448, 252))
+    for n in range(8):
+        image = images[n % len(images)]
+        shift = np.roll(image, 12 * n, axis=1)  # a little motion
+        writer.write(cv2.resize(shift, (448, 252)))
+    writer.release()
+    return path
+
+
+def test_footage_split_keeps_judging_frames_out(footage, tmp_path):
+    assert footage_split(footage, None) == (8, 6, (252, 448))
+    assert footage_split(footage, 3)[1] == 3
+    with pytest.raises(InvalidInputError, match="first judging frame"):
+        footage_split(footage, 8)
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        TunePlan(source=resolve_model(None), footage=tmp_path / "none.avi", out=tmp_path)
+    with pytest.raises(InvalidInputError, match="precisions"):
+        TunePlan(source=resolve_model(None), footage=footage, out=tmp_path, precisions=("int4",))
+
+
+def test_tune_finds_a_deployment_and_resumes(footage, tmp_path):
+    """A real search: 2 sizes x (fp32, Ultralytics int8) on OpenVINO, the reference at the native 160x160."""
+    from posebench.latency import LatencyProtocol
+
+    out = tmp_path / "tune"
+    plan = TunePlan(source=resolve_model(None), footage=footage, out=out, runtimes=("openvino",), threads=(1,),
+                    sizes=((160, 160), (96, 160)), precisions=("fp32", "int8-ultralytics"), native=(160, 160),
+                    eval_from=5, tolerance=1.0,  # any accuracy passes: the test is the machinery, not a verdict
+                    coarse=LatencyProtocol(iters=5, min_seconds=0.05, warmup_iters=2, warmup_seconds=0.0),
+                    fine=LatencyProtocol(iters=5, min_seconds=0.05, warmup_iters=2, warmup_seconds=0.0),
+                    finalists=1)
+    summary = Tuner(plan).run()
+    rows = {r["candidate"]: r for r in summary["rows"]}
+    assert set(rows) == {"160x160-fp32", "96x160-fp32", "160x160-int8-ultralytics", "96x160-int8-ultralytics"}
+    assert rows["160x160-fp32"]["accuracy"]["fidelity"] == pytest.approx(1.0)  # the dense model judges itself
+    assert rows["160x160-int8-ultralytics"]["reference"] and summary["reference"]["candidate"] == "160x160-int8-ultralytics"
+    assert 0 < summary["reference"]["accuracy"]["fidelity"] <= 1.0
+    calibration = json.loads((out / "calibration" / "frames.json").read_text())
+    assert calibration["frames_before"] == 5 and len(list((out / "calibration" / "images").iterdir())) == 5
+    fine = [r for r in summary["rows"] if r["stage"] == "fine"]
+    assert len(fine) == 2  # the fastest candidate and the reference
+    assert all(len(r["rounds_p50_ms"]) == plan.fine_rounds for r in fine)
+    reference = rows["160x160-int8-ultralytics"]
+    assert reference["x_vs_reference"] == pytest.approx(1.0)
+    winner = summary["winner"]
+    assert winner and not winner["reference"] and winner["stage"] == "fine"
+    assert any(r["pareto"] for r in fine)
+    # the winner is a deployment the other commands take, at its own size
+    from posebench.export import ArtifactStore
+
+    deployed = resolve_model(winner["deployment"])
+    assert deployed.kind in ("bundle", "artifact")
+    assert tuple(ArtifactStore(deployed, tmp_path / "c").fixed_imgsz()) == tuple(winner["imgsz"])
+    report = (out / "tune.md").read_text()
+    assert winner["candidate"] in report and "Verdict" in report and "(reference)" in report
+    assert (out / "tune-pareto.png").read_bytes()[:4] == b"\x89PNG" and "tune-pareto.png" in report
+    # resumable: a second run measures nothing again
+    lines = (out / "results.jsonl").read_text().count("\n")
+    again = Tuner(plan).run()
+    assert (out / "results.jsonl").read_text().count("\n") == lines
+    assert again["winner"]["candidate"] == winner["candidate"]
+
+
+def test_tune_cli_refuses_bad_input(footage, tmp_path):
+    result = run_cli("tune", "--source", str(tmp_path / "missing.avi"), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    result = run_cli("tune", "--source", str(footage), "--prune", "0,x", "--out", str(tmp_path / "o"))
+    assert result.returncode == 2 and "--prune" in result.stderr
+    result = run_cli("tune", "--source", str(footage), "--sizes", "100", "--out", str(tmp_path / "o"))
+    assert result.returncode == 2 and "multiples of 32" in result.stderr
+
+
+def test_candidate_names_are_unique():
+    names = {Candidate((384, 640)).name, Candidate((384, 640), "int8").name, Candidate((384, 640), "int8", 0.25).name,
+             Candidate((640, 640), "int8-ultralytics").name}
+    assert names == {"384x640-fp32", "384x640-int8", "384x640-ch25-int8", "640x640-int8-ultralytics"}
