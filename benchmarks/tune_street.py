@@ -2,7 +2,7 @@
 threads, frames 0-149 and the two Ultralytics sample images calibrate and train, frames 150-204 judge (fidelity
 against the fp32 model at 640x640); Ultralytics' OpenVINO int8 export at 640x640 is the reference.
 
-    python benchmarks/tune_street.py [--prune 0 0.1] [--epochs 3] [--work DIR] [--out benchmarks/results]
+    python benchmarks/tune_street.py [--macs 1 0.75] [--epochs 3] [--work DIR] [--out benchmarks/results]
 
 Copies the tune report and summary to OUT/tune_street-<int8 path>.md/.json. Resumable: give the same --work.
 """
@@ -23,7 +23,7 @@ from posebench.tune import TunePlan, tune
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prune", type=float, nargs="+", default=[0.0])
+    parser.add_argument("--macs", type=float, nargs="+", default=[1.0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--precisions", nargs="+", default=["fp32", "int8", "int8-ultralytics"])
     parser.add_argument("--work", type=Path, default=None)
@@ -33,12 +33,16 @@ def main() -> None:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="posebench-tune-"))
     plan = TunePlan(source=resolve_model(None), footage=SHARED / "street-video" / "street.avi", out=work,
-                    runtimes=("openvino",), threads=(2,), precisions=tuple(args.precisions), prune=tuple(args.prune),
+                    runtimes=("openvino",), threads=(2,), precisions=tuple(args.precisions), macs=tuple(args.macs),
                     recovery_epochs=args.epochs, extra_calibration=(Path(ASSETS),), eval_from=150)
     summary = tune(plan, lambda what, done, total: print(what, flush=True))
     isa = summary["environment"]["int8_path"]
     args.out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(work / "tune.md", args.out / f"tune_street-{isa}.md")
+    report = (work / "tune.md").read_text()
+    if (work / "tune-pareto.png").is_file():
+        shutil.copyfile(work / "tune-pareto.png", args.out / f"tune_street-{isa}-pareto.png")
+        report = report.replace("(tune-pareto.png)", f"(tune_street-{isa}-pareto.png)")
+    (args.out / f"tune_street-{isa}.md").write_text(report)
     (args.out / f"tune_street-{isa}.json").write_text(json.dumps(summary, indent=2))
     print((work / "tune.md").read_text())
 

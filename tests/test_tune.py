@@ -94,18 +94,26 @@ def test_tune_finds_a_deployment_and_resumes(footage, tmp_path):
     again = Tuner(plan).run()
     assert (out / "results.jsonl").read_text().count("\n") == lines
     assert again["winner"]["candidate"] == winner["candidate"]
+    # under a latency budget: the most accurate candidate within it (the dense model at its own size), or none
+    from dataclasses import replace
+
+    generous = Tuner(replace(plan, budget_ms=1e6, tolerance=0.01)).run()
+    assert generous["winner"]["candidate"] == "160x160-fp32" and generous["floor"] == {}
+    assert Tuner(replace(plan, budget_ms=1e-6)).run()["winner"] is None
 
 
 def test_tune_cli_refuses_bad_input(footage, tmp_path):
     result = run_cli("tune", "--source", str(tmp_path / "missing.avi"), "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "does not exist" in result.stderr
-    result = run_cli("tune", "--source", str(footage), "--prune", "0,x", "--out", str(tmp_path / "o"))
-    assert result.returncode == 2 and "--prune" in result.stderr
+    result = run_cli("tune", "--source", str(footage), "--macs", "1,x", "--out", str(tmp_path / "o"))
+    assert result.returncode == 2 and "--macs" in result.stderr
+    result = run_cli("tune", "--source", str(footage), "--macs", "0.01", "--out", str(tmp_path / "o"))
+    assert result.returncode == 2 and "fraction of the MACs kept" in result.stderr
     result = run_cli("tune", "--source", str(footage), "--sizes", "100", "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "multiples of 32" in result.stderr
 
 
 def test_candidate_names_are_unique():
-    names = {Candidate((384, 640)).name, Candidate((384, 640), "int8").name, Candidate((384, 640), "int8", 0.25).name,
+    names = {Candidate((384, 640)).name, Candidate((384, 640), "int8").name, Candidate((384, 640), "int8", 0.75).name,
              Candidate((640, 640), "int8-ultralytics").name}
-    assert names == {"384x640-fp32", "384x640-int8", "384x640-ch25-int8", "640x640-int8-ultralytics"}
+    assert names == {"384x640-fp32", "384x640-int8", "384x640-m75-int8", "640x640-int8-ultralytics"}

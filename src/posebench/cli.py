@@ -205,9 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="input sizes (default auto: squares from 640 down and the footage's aspect ratio)")
     tune.add_argument("--precisions", default="fp32,int8,int8-ultralytics",
                       help="fp32, int8 (posebench PTQ), int8-ultralytics (yolo export int8) (default: all three)")
-    tune.add_argument("--prune", default="0", metavar="R[,R...]",
-                      help="channel-pruning ratios, 0 = none (default: 0); each is recovered by distillation from "
-                           "the dense model on the calibration frames")
+    tune.add_argument("--macs", default="1", metavar="F[,F...]",
+                      help="channel-pruning targets, the fraction of the conv MACs kept, 1 = no pruning (default: 1); "
+                           "each spread over the groups by a damage scan and recovered by distillation from the dense "
+                           "model on the calibration frames (--recovery-epochs)")
     tune.add_argument("--recovery-epochs", type=_positive_int, default=3, help="distillation epochs (default: 3)")
     tune.add_argument("--extra-calibration", type=Path, nargs="*", default=(), metavar="IMAGES",
                       help="more images that calibrate and train (never judge)")
@@ -476,16 +477,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from posebench.tune import TunePlan, tune
 
     try:
-        prune = tuple(float(r) for r in args.prune.split(",") if r.strip())
+        macs = tuple(float(r) for r in args.macs.split(",") if r.strip())
     except ValueError:
-        raise InvalidInputError(f"--prune takes ratios separated by commas (e.g. 0,0.1), got '{args.prune}'")
+        raise InvalidInputError(f"--macs takes fractions separated by commas (e.g. 1,0.75), got '{args.macs}'")
     sizes = () if args.sizes == "auto" else tuple(parse_imgsz(s) for s in args.sizes.split(",") if s.strip())
     quick = {"coarse": LatencyProtocol(iters=10, min_seconds=0.2, warmup_iters=3, warmup_seconds=0.1),
              "fine": LatencyProtocol(iters=20, min_seconds=0.5, warmup_iters=5, warmup_seconds=0.2),
              "finalists": 2} if args.quick else {}
     plan = TunePlan(source=resolve_model(args.model), footage=args.source, out=args.out,
                     runtimes=tuple(parse_runtimes(args.runtime)), threads=parse_threads(args.threads), sizes=sizes,
-                    precisions=tuple(p.strip() for p in args.precisions.split(",") if p.strip()), prune=prune,
+                    precisions=tuple(p.strip() for p in args.precisions.split(",") if p.strip()), macs=macs,
                     recovery_epochs=args.recovery_epochs, extra_calibration=tuple(args.extra_calibration),
                     data=args.data, split=args.split, eval_from=args.eval_from, tolerance=args.tolerance,
                     budget_ms=args.budget_ms, **quick)
@@ -503,7 +504,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     else:
         print("no candidate meets the goal; see the report")
     print(f"report: {args.out / 'tune.md'}")
-    return 0 if winner else 1
+    from posebench.errors import EXIT_GOAL_MISSED
+
+    return 0 if winner else EXIT_GOAL_MISSED
 
 
 def cmd_env(args: argparse.Namespace) -> int:

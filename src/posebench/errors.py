@@ -58,6 +58,7 @@ EXIT_PARTIAL_SKIPPED = 3  # some trials succeeded; the others were skipped (runt
 EXIT_PARTIAL_FAILED = 4  # some trials succeeded; at least one crashed (status "error")
 EXIT_NONE_SKIPPED = 5  # nothing succeeded: every trial was skipped (not installed / cannot run here)
 EXIT_NONE_FAILED = 6  # nothing succeeded: at least one trial crashed
+EXIT_GOAL_MISSED = 7  # tune: everything ran, but no candidate meets the accuracy tolerance or latency budget
 
 
 def exit_status(records: Iterable[dict]) -> int:

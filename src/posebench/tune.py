@@ -47,11 +47,11 @@ class Candidate:
 
     imgsz: tuple[int, int]
     precision: str = "fp32"  # fp32 | int8 (posebench PTQ, QDQ) | int8-ultralytics (yolo export int8, NNCF)
-    prune: float = 0.0  # channel-pruning ratio, 0 = none
+    macs: float = 1.0  # fraction of the conv MACs channel pruning keeps (1 = no pruning)
 
     @property
     def name(self) -> str:
-        parts = [f"{self.imgsz[0]}x{self.imgsz[1]}"] + ([f"ch{round(self.prune * 100)}"] if self.prune else [])
+        parts = [f"{self.imgsz[0]}x{self.imgsz[1]}"] + ([f"m{round(self.macs * 100)}"] if self.macs < 1 else [])
         return "-".join(parts + [self.precision])
 
 
@@ -67,7 +67,7 @@ class TunePlan:
     sizes: tuple[tuple[int, int], ...] = ()  # () = candidates from the footage's aspect ratio
     native: tuple[int, int] = NATIVE  # the dense model's size: fidelity's reference and the int8 export's size
     precisions: tuple[str, ...] = PRECISIONS
-    prune: tuple[float, ...] = (0.0,)
+    macs: tuple[float, ...] = (1.0,)  # channel-pruning targets (fraction of conv MACs kept; 1 = none)
     recovery_epochs: int = 3
     extra_calibration: tuple[Path, ...] = ()  # images that also calibrate / train (never judge)
     data: Path | None = None  # labelled Ultralytics data YAML: pose mAP50-95 also gates
@@ -88,8 +88,9 @@ class TunePlan:
         unknown = [p for p in self.precisions if p not in PRECISIONS]
         if unknown or not self.precisions:
             raise InvalidInputError(f"precisions must be among {', '.join(PRECISIONS)}, got {', '.join(unknown) or 'none'}")
-        if any(not 0 <= r < 1 for r in self.prune):
-            raise InvalidInputError(f"channel-pruning ratios must be in [0, 1), got {list(self.prune)}")
+        if any(not 0.05 <= m <= 1 for m in self.macs):
+            raise InvalidInputError(f"channel-pruning targets (fraction of the MACs kept) must be in [0.05, 1], got "
+                                    f"{list(self.macs)}")
         if not self.footage.exists():
             raise InvalidInputError(f"footage {self.footage} does not exist: give the video or image folder the "
                                     "deployment will see")
@@ -189,14 +190,15 @@ class Tuner:
 
     def _recipes(self, candidate: Candidate, calibration_images: int) -> list[tuple[str, Path]]:
         steps = []
-        if candidate.prune:
+        if candidate.macs < 1:
             # lr0 0.0005: measured on the street video, 0.002 moves even the unpruned model away from itself
             # (self-distillation, one epoch: fidelity 0.9955 -> 0.87 with BatchNorm frozen), 0.0002 keeps it (0.993)
-            label = f"ch{round(candidate.prune * 100)}"
+            label = f"m{round(candidate.macs * 100)}"
             steps.append((label, self._recipe(label, (
-                f"name: {label}\ndescription: channel pruning (ratio {candidate.prune:g}), recovered by distillation "
-                "from the dense model on the calibration frames\nmodifiers:\n  - type: channel_pruning\n"
-                f"    ratio: {candidate.prune}\nfinetune:\n  epochs: {self.plan.recovery_epochs}\n  batch: 8\n"
+                f"name: {label}\ndescription: channel pruning to {candidate.macs:.0%} of the conv MACs, spread over "
+                "the groups by a damage scan, recovered by distillation from the dense model on the calibration "
+                f"frames\nmodifiers:\n  - type: channel_pruning\n    macs: {candidate.macs}\n"
+                f"    allocation: sensitivity\nfinetune:\n  epochs: {self.plan.recovery_epochs}\n  batch: 8\n"
                 "  lr0: 0.0005\ndistillation:\n  task: 0\n"))))
         if candidate.precision == "int8":
             steps.append(("int8", self._recipe("int8", (
@@ -321,11 +323,12 @@ class Tuner:
 
         def score(candidate: Candidate) -> dict[str, float | None]:
             """Accuracy on every runtime, the worst of them (a deployment is only as good as its runtime)."""
-            per = [accuracy.setdefault((candidate, rt), self.accuracy(candidate, rt)) for rt in plan.runtimes]
+            runtimes = ("openvino",) if candidate.precision == "int8-ultralytics" else plan.runtimes  # an IR
+            per = [accuracy.setdefault((candidate, rt), self.accuracy(candidate, rt)) for rt in runtimes]
             return {k: min((p[k] for p in per if p.get(k) is not None), default=None) for k in per[0]}
 
         # 1. the reference sets the floor
-        self.say("the reference: Ultralytics' OpenVINO int8 export at 640x640", 0, 0)
+        self.say(f"the reference: Ultralytics' OpenVINO int8 export at {plan.native[0]}x{plan.native[1]}", 0, 0)
         reference = self._reference_score()
         floor = {k: v - plan.tolerance for k, v in reference.items() if v is not None} if plan.budget_ms is None else {}
 
@@ -342,8 +345,8 @@ class Tuner:
         # 2. sizes, in fp32
         kept_sizes = [s for s in sizes if passes(Candidate(s))]
         # 3. compression at the surviving sizes
-        candidates = [Candidate(s, p, r) for s in kept_sizes for r in plan.prune for p in plan.precisions]
-        survivors = [c for c in candidates if (c.precision == "fp32" and not c.prune) or passes(c)]
+        candidates = [Candidate(s, p, m) for s in kept_sizes for m in plan.macs for p in plan.precisions]
+        survivors = [c for c in candidates if (c.precision == "fp32" and c.macs == 1) or passes(c)]
         if self.reference not in survivors:
             survivors.append(self.reference)
         # 4. coarse latency, interleaved rounds
@@ -412,7 +415,7 @@ class Tuner:
                  coarse: dict, fine: dict, reference: dict[str, float | None], floor: dict[str, float],
                  score: Callable[[Candidate], dict[str, float | None]]) -> dict[str, Any]:
         rows = []
-        for candidate in [Candidate(s) for s in sizes] + [c for c in candidates if c.precision != "fp32" or c.prune]:
+        for candidate in [Candidate(s) for s in sizes] + [c for c in candidates if c.precision != "fp32" or c.macs < 1]:
             for runtime, threads in [(rt, t) for rt in self.plan.runtimes for t in self.plan.threads]:
                 if candidate.precision == "int8-ultralytics" and runtime != "openvino":
                     continue
@@ -420,7 +423,7 @@ class Tuner:
                 timing = fine.get(key) or coarse.get(key)
                 measured = {k: v for k, v in (accuracy_of(self, candidate, runtime)).items()}
                 rows.append({"candidate": candidate.name, "imgsz": list(candidate.imgsz),
-                             "precision": candidate.precision, "prune": candidate.prune, "runtime": runtime,
+                             "precision": candidate.precision, "macs": candidate.macs, "runtime": runtime,
                              "threads": threads, "accuracy": measured, "stage": "fine" if key in fine else
                              "coarse" if key in coarse else "dropped",
                              "dropped": self.dropped.get(candidate) or self.errors.get(candidate),
@@ -429,7 +432,7 @@ class Tuner:
             for runtime, threads in [("openvino", t) for t in self.plan.threads]:
                 timing = fine.get((self.reference, runtime, threads)) or {}
                 rows.append({"candidate": self.reference.name, "imgsz": list(self.plan.native), "precision": self.reference.precision,
-                             "prune": 0.0, "runtime": runtime, "threads": threads, "accuracy": reference,
+                             "macs": 1.0, "runtime": runtime, "threads": threads, "accuracy": reference,
                              "stage": "fine", "dropped": None, "reference": True, **timing})
         timed = [r for r in rows if r["stage"] == "fine" and r.get("p50_ms") is not None]
         pareto_front(timed)
@@ -457,7 +460,7 @@ class Tuner:
         from posebench.export.bundle import write_bundle
         from posebench.models import resolve_model
 
-        candidate = Candidate(tuple(winner["imgsz"]), winner["precision"], winner["prune"])
+        candidate = Candidate(tuple(winner["imgsz"]), winner["precision"], winner["macs"])
         spec = Path(self.build(candidate) or "")  # recorded builds are cached: nothing is rebuilt
         dest = self.plan.out / "winner"
         if dest.exists():

@@ -32,6 +32,8 @@ from torch import nn
 from posebench.errors import InvalidInputError
 
 CRITERIA = ("magnitude", "bn_scale")
+ALLOCATIONS = ("uniform", "sensitivity")
+LEVELS = (0.25, 0.5, 0.75)  # fractions of a group's channels the sensitivity scan tries removing
 BRANCHES = ("cv2", "cv3", "cv4", "one2one_cv2", "one2one_cv3", "one2one_cv4")
 
 
@@ -311,11 +313,16 @@ class ChannelPlan:
     exclude: tuple[str, ...] = ()  # group-name regexes left alone
     compensate: bool = False  # move removed channels' mean activation into their readers (see _compensate_;
     #                           measured on yolo11n-pose: no gain, 0.0455 -> 0.0197 pose mAP50-95 at ratio 0.25)
+    allocation: str = "uniform"  # uniform: one ratio for every group; sensitivity: per group, from a scan (macs only)
 
     def __post_init__(self) -> None:
         if (self.ratio is None) == (self.macs is None):
             raise InvalidInputError("channel pruning needs exactly one target: ratio (fraction of each group's "
                                     "channels removed) or macs (fraction of the model's conv MACs kept)")
+        if self.allocation not in ALLOCATIONS:
+            raise InvalidInputError(f"unknown channel allocation '{self.allocation}'; known: {', '.join(ALLOCATIONS)}")
+        if self.allocation == "sensitivity" and self.macs is None:
+            raise InvalidInputError("allocation: sensitivity spreads a MACs target over the groups: give macs, not ratio")
         if self.criterion not in CRITERIA:
             raise InvalidInputError(f"unknown channel-pruning criterion '{self.criterion}'; known: {', '.join(CRITERIA)}")
 
@@ -334,14 +341,24 @@ def select_groups(net: nn.Module, exclude: Iterable[str] = ()) -> list[ChannelGr
     return [g for g in groups if g.name not in out]
 
 
-def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = (640, 640)) -> dict[str, Any]:
-    """Prune `net` in place by `plan`; returns the per-group table and MACs / parameters before and after."""
+def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = (640, 640),
+                    images: torch.Tensor | None = None) -> dict[str, Any]:
+    """Prune `net` in place by `plan`; returns the per-group table and MACs / parameters before and after.
+    `images` (a float batch, letterboxed, 0-1): what the sensitivity allocation scores the damage on."""
     before_macs, before_params = conv_macs(net, imgsz), sum(p.numel() for p in net.parameters())
     ratio = plan.ratio
-    if plan.macs is not None:
-        ratio = _ratio_for_macs(net, plan, imgsz, before_macs)
-    groups = select_groups(net, plan.exclude)
-    removed = _removals(groups, ratio, plan)
+    scan = None
+    if plan.allocation == "sensitivity":
+        if images is None:
+            raise InvalidInputError("allocation: sensitivity needs images to measure each group's damage on "
+                                    "(compress takes them from --pseudo-labels, --bn-calibrate or --calib)")
+        removed, scan = sensitivity_removals(net, plan, imgsz, images, before_macs)
+        groups = select_groups(net, plan.exclude)
+    else:
+        if plan.macs is not None:
+            ratio = _ratio_for_macs(net, plan, imgsz, before_macs)
+        groups = select_groups(net, plan.exclude)
+        removed = _removals(groups, ratio, plan)
     table = [{"group": g.name, "channels": g.size, "kept": g.size - int(removed[g.name].numel())} for g in groups]
     apply_removals_(groups, removed, batchnorm_after(net) if plan.compensate else None)
     _fix_attributes(net)
@@ -349,7 +366,7 @@ def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = 
     return {"ratio": ratio, "groups": table, "macs_before": before_macs, "macs_after": after_macs,
             "macs_kept": after_macs / before_macs, "params_before": int(before_params),
             "params_after": int(sum(p.numel() for p in net.parameters())), "criterion": plan.criterion,
-            "imgsz": list(imgsz)}
+            "allocation": plan.allocation, "imgsz": list(imgsz), **({"sensitivity": scan} if scan else {})}
 
 
 def _removals(groups: list[ChannelGroup], ratio: float, plan: ChannelPlan) -> dict[str, torch.Tensor]:
@@ -384,3 +401,103 @@ def _ratio_for_macs(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int], t
         else:
             high = mid
     return high
+
+
+def _units(groups: list[ChannelGroup]) -> list[list[ChannelGroup]]:
+    """Groups that must keep as many channels as each other (tied C2f halves) form one unit."""
+    by_name = {g.name: g for g in groups}
+    units, seen = [], set()
+    for g in groups:
+        if g.name in seen:
+            continue
+        unit = [g] + [o for o in groups if o.tied == g.name and o.name not in seen] + \
+            ([by_name[g.tied]] if g.tied in by_name and g.tied not in seen else [])
+        seen.update(u.name for u in unit)
+        units.append(unit)
+    return units
+
+
+def _unit_removals(unit: list[ChannelGroup], keep: int, criterion: str) -> dict[str, torch.Tensor]:
+    return {g.name: _scores(g, criterion).argsort(descending=True)[keep:].sort().values for g in unit}
+
+
+def _damage(net: nn.Module, dense_out: dict[str, Any], images: torch.Tensor) -> float:
+    """How far `net`'s raw head outputs moved from the dense model's (the distillation output terms, which are
+    zero-gradient at equality; their floor is subtracted by the caller)."""
+    from posebench.compress.distill import output_terms
+
+    head = net.model[-1]
+    with torch.no_grad():
+        out = net.eval()(images)[1]
+    out = out["one2many"] if isinstance(out, dict) and "one2many" in out else out
+    terms = output_terms(out, dense_out, reg_max=int(getattr(head, "reg_max", 16)), ndim=int(head.kpt_shape[1]))
+    return float(sum(terms.values()))
+
+
+def sensitivity_removals(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int], images: torch.Tensor,
+                         total: int) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """Spread a MACs target over the groups by measured damage: each unit (a group, or tied C2f halves) is pruned
+    alone at 25 / 50 / 75 % on a copy and scored by how far the head outputs move on `images`; then the cheapest
+    steps (damage per MAC saved, each unit's levels in order) are taken until the target is met. Returns the
+    removals and the scan (per unit and level: MACs saved, damage)."""
+    import copy
+
+    groups = select_groups(net, plan.exclude)
+    units = _units(groups)
+    with torch.no_grad():
+        dense_out = copy.deepcopy(net).eval()(images)[1]
+    dense_out = dense_out["one2many"] if isinstance(dense_out, dict) and "one2many" in dense_out else dense_out
+    floor = _damage(copy.deepcopy(net), dense_out, images)
+    scan: list[dict[str, Any]] = []
+    steps: dict[int, list[tuple[int, float, float]]] = {}  # unit -> [(keep, macs saved, damage)] by level
+    for u, unit in enumerate(units):
+        size = unit[0].size
+        previous_keep = size
+        for level in LEVELS:
+            keep = _keep_count(size, level, plan.round_to)
+            if keep >= previous_keep:
+                continue
+            previous_keep = keep
+            trial = copy.deepcopy(net)
+            trial_groups = {g.name: g for g in select_groups(trial, plan.exclude)}
+            apply_removals_([trial_groups[g.name] for g in unit], _unit_removals(unit, keep, plan.criterion))
+            _fix_attributes(trial)
+            saved = 1.0 - conv_macs(trial, imgsz) / total
+            damage = max(0.0, _damage(trial, dense_out, images) - floor)
+            steps.setdefault(u, []).append((keep, saved, damage))
+            scan.append({"groups": [g.name for g in unit], "channels": size, "kept": keep, "macs_saved": saved,
+                         "damage": damage})
+    chosen: dict[int, int] = {}  # unit -> index of the level taken
+    estimated = 0.0  # MACs saved, as the sum of each step's saving alone (a conv shared by two units saves less)
+    target = need = 1.0 - float(plan.macs)
+    while True:
+        while estimated < target:
+            best, best_cost = None, math.inf
+            for u, levels in steps.items():
+                nxt = chosen.get(u, -1) + 1
+                if nxt >= len(levels):
+                    continue
+                prev_saved, prev_damage = (levels[nxt - 1][1], levels[nxt - 1][2]) if nxt else (0.0, 0.0)
+                cost = max(levels[nxt][2] - prev_damage, 0.0) / max(levels[nxt][1] - prev_saved, 1e-12)
+                if cost < best_cost:
+                    best, best_cost = u, cost
+            if best is None:
+                raise InvalidInputError(f"channel pruning cannot keep only {plan.macs:.0%} of the MACs with the "
+                                        f"groups this model has (at most {LEVELS[-1]:.0%} of each): ask for a "
+                                        "higher macs")
+            level = chosen.get(best, -1) + 1
+            estimated += steps[best][level][1] - (steps[best][level - 1][1] if level else 0.0)
+            chosen[best] = level
+        removed = {g.name: torch.zeros(0, dtype=torch.long) for g in groups}
+        for u, level in chosen.items():
+            removed.update(_unit_removals(units[u], steps[u][level][0], plan.criterion))
+        trial = copy.deepcopy(net)
+        trial_groups = select_groups(trial, plan.exclude)
+        apply_removals_(trial_groups, removed)
+        _fix_attributes(trial)
+        actual = 1.0 - conv_macs(trial, imgsz) / total
+        if actual >= need - 1e-9:
+            break
+        # overlapping savings: ask the estimate for the shortfall too (at least one more step)
+        target = max(target + need - actual, estimated + 1e-9)
+    return removed, scan

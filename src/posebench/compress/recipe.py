@@ -124,12 +124,13 @@ class ChannelPruningModifier:
     exclude: tuple[str, ...] = ()  # regexes on group names (e.g. "model.23.cv4" keeps the keypoint branch whole)
     imgsz: int = 640  # input size the MACs are counted at
     compensate: bool = False  # move the removed channels' mean activation into their readers' BatchNorm (no gain measured)
+    allocation: str = "uniform"  # uniform ratio, or sensitivity: per group from a damage scan on images (macs target)
 
     def plan(self) -> Any:
         from posebench.compress.channels import ChannelPlan
 
         return ChannelPlan(ratio=self.ratio, macs=self.macs, criterion=self.criterion, round_to=self.round_to,
-                           exclude=self.exclude, compensate=self.compensate)
+                           exclude=self.exclude, compensate=self.compensate, allocation=self.allocation)
 
 
 @dataclass(frozen=True)
@@ -431,20 +432,24 @@ class _Parser:
             exclude=self.patterns(data, "exclude", path))
 
     def channel_pruning(self, data: dict, path: tuple) -> ChannelPruningModifier:
-        from posebench.compress.channels import CRITERIA
+        from posebench.compress.channels import ALLOCATIONS, CRITERIA
 
         data = self.keys(data, path, ChannelPruningModifier)
         data = {k: v for k, v in data.items() if not (k in ("ratio", "macs") and v is None)}  # to_yaml writes nulls
         if ("ratio" in data) == ("macs" in data):
             raise self.fail(path, "needs exactly one target: ratio (fraction of each group's channels removed) or "
                                   "macs (fraction of the model's conv MACs kept)")
+        if data.get("allocation") == "sensitivity" and "ratio" in data:
+            raise self.fail(path + ("allocation",), "sensitivity spreads a MACs target over the groups: give macs, "
+                                                    "not ratio")
         ratio = self.number(data, "ratio", path, 0.0, 0, 0.95) if "ratio" in data else None
         macs = self.number(data, "macs", path, 1.0, 0.05, 1.0) if "macs" in data else None
         return ChannelPruningModifier(ratio=ratio, macs=macs,
                                       criterion=self.choice(data, "criterion", path, "magnitude", CRITERIA),
                                       round_to=int(self.number(data, "round_to", path, 16, 1, 256, integer=True)),
                                       exclude=self.patterns(data, "exclude", path, regex=True),
-                                      imgsz=self.imgsz(data, path, 640), compensate=self._flag(data, "compensate", path, False))
+                                      imgsz=self.imgsz(data, path, 640), compensate=self._flag(data, "compensate", path, False),
+                                      allocation=self.choice(data, "allocation", path, "uniform", ALLOCATIONS))
 
     def ultralytics_export(self, data: dict, path: tuple) -> UltralyticsExport:
         data = self.keys(data, path, UltralyticsExport)

@@ -105,7 +105,15 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
         t0 = time.perf_counter()
         say(f"channel pruning ({structured.criterion}, " + (f"ratio {structured.ratio:g})" if structured.ratio is not None
                                                              else f"{structured.macs:.0%} of the MACs kept)"))
-        channel_info = prune_channels_(model, structured.plan(), (structured.imgsz, structured.imgsz))
+        images = None
+        if structured.allocation == "sensitivity":
+            scan_source = pseudo or options.bn_source or options.calibration or data
+            if scan_source is None:
+                raise InvalidInputError("allocation: sensitivity measures each group's damage on images: give "
+                                        "--pseudo-labels, --bn-calibrate, --calib or --data")
+            images = _scan_images(scan_source)
+            say(f"channel sensitivity scan on {len(images)} images from {scan_source}")
+        channel_info = prune_channels_(model, structured.plan(), (structured.imgsz, structured.imgsz), images)
         say(f"channel pruning: {channel_info['macs_kept']:.1%} of the conv MACs and "
             f"{channel_info['params_after'] / channel_info['params_before']:.1%} of the parameters kept")
         timings["channel_prune_s"] = time.perf_counter() - t0
@@ -214,6 +222,22 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
         timings["quantize_s"] = time.perf_counter() - t0
     (out_dir / "sparsity.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _scan_images(source: Path, count: int = 8, imgsz: int = 320) -> Any:
+    """A float batch (letterboxed, 0-1) of `count` images spread over `source`, for the channel sensitivity scan."""
+    import numpy as np
+    import torch
+
+    from posebench.evaluate.preprocess import letterbox, to_batch
+
+    frames = list(_calibration_frames(source, 50 * count))
+    n = min(count, len(frames))
+    picked = [frames[round(i * (len(frames) - 1) / max(n - 1, 1))] for i in range(n)]  # spread over the source
+    images = [to_batch(letterbox(image, (imgsz, imgsz))[0]) for image in picked]
+    if not images:
+        raise InvalidInputError(f"{source}: no readable image for the channel sensitivity scan")
+    return torch.from_numpy(np.concatenate(images))
 
 
 def _calibration_frames(source: Path, limit: int):  # noqa: ANN202 - a generator of images
