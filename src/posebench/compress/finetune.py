@@ -175,6 +175,7 @@ def train(yolo: Any, recipe: Recipe, *, data: Path, out_dir: Path, epochs: int, 
                optimizer=ft.optimizer, workers=ft.workers, device=device, project=str(out_dir.resolve()),
                name="train",
                exist_ok=True, plots=False, val=False, amp=False, warmup_epochs=0, close_mosaic=0, verbose=False,
+               mosaic=ft.mosaic,
                seed=0, deterministic=True, nbs=batch)
     # nbs=batch: one optimizer step per batch. Ultralytics' nominal batch of 64 accumulates gradients over 64
     # images, so recovery on a few hundred frames made a handful of steps (3 epochs on 150 frames: 7).
