@@ -117,3 +117,19 @@ def test_candidate_names_are_unique():
     names = {Candidate((384, 640)).name, Candidate((384, 640), "int8").name, Candidate((384, 640), "int8", 0.75).name,
              Candidate((640, 640), "int8-ultralytics").name}
     assert names == {"384x640-fp32", "384x640-int8", "384x640-m75-int8", "640x640-int8-ultralytics"}
+
+
+def test_tune_through_the_cli(footage, tmp_path):
+    """The command a user types: a tiny search ends with the winner and the report's path."""
+    out = tmp_path / "cli"
+    result = run_cli("tune", "--source", str(footage), "--sizes", "96x160", "--precisions", "fp32",
+                     "--native-imgsz", "160", "--threads", "1", "--eval-from", "5", "--tolerance", "1", "--quick",
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "winner: 96x160-fp32" in result.stdout and f"report: {out / 'tune.md'}" in result.stdout
+    summary = json.loads((out / "tune.json").read_text())
+    assert summary["reference"]["candidate"] == "160x160-int8-ultralytics" and summary["sizes"] == [[96, 160]]
+    result = run_cli("tune", "--source", str(footage), "--sizes", "96x160", "--precisions", "fp32",
+                     "--native-imgsz", "160", "--threads", "1", "--eval-from", "5", "--budget-ms", "0.000001",
+                     "--quick", "--out", str(out))
+    assert result.returncode == 7 and "no candidate meets the goal" in result.stdout  # nothing new measured

@@ -219,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="accuracy below the reference's allowed (default: 0.01)")
     goal.add_argument("--budget-ms", type=_non_negative_float, default=None,
                       help="instead: the most accurate deployment with p50 under this")
+    tune.add_argument("--native-imgsz", default="640", metavar="S|H,W",
+                      help="the dense model's own size: fidelity's reference and the size of the reference int8 "
+                           "export (default: 640)")
     tune.add_argument("--quick", action="store_true", help="short latency protocols (a smoke run, not a verdict)")
     tune.add_argument("--out", type=Path, default=Path("runs/tune"), metavar="DIR")
 
@@ -489,7 +492,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                     precisions=tuple(p.strip() for p in args.precisions.split(",") if p.strip()), macs=macs,
                     recovery_epochs=args.recovery_epochs, extra_calibration=tuple(args.extra_calibration),
                     data=args.data, split=args.split, eval_from=args.eval_from, tolerance=args.tolerance,
-                    budget_ms=args.budget_ms, **quick)
+                    budget_ms=args.budget_ms, native=parse_imgsz(args.native_imgsz), **quick)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), transient=True) as progress:
         task = progress.add_task("starting", total=None)
