@@ -189,8 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune = sub.add_parser("tune", help="the fastest deployment for your footage within an accuracy tolerance",
                           description="Search input size x channel pruning x precision x runtime x threads, coarse "
                                       "to fine, on your footage: frames before --eval-from calibrate and train, the "
-                                      "rest judge (fidelity against the dense fp32 model at 640; pose mAP50-95 too "
-                                      "with --data). Ultralytics' OpenVINO int8 export at 640x640 is always in the "
+                                      "rest judge (fidelity against the dense fp32 model at --native-imgsz; pose mAP50-95 too "
+                                      "with --data). Ultralytics' OpenVINO int8 export at that size is always in the "
                                       "race as the reference. Writes OUT/tune.md, OUT/tune.json, OUT/winner/ (a "
                                       "bundle bench and val take) and OUT/results.jsonl; resumable.")
     tune.add_argument("--source", required=True, type=Path, metavar="VIDEO_OR_IMAGES",
