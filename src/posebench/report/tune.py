@@ -28,8 +28,9 @@ def tune_markdown(summary: dict[str, Any]) -> str:
              f" ({metrics}). The reference is Ultralytics' own `yolo export format=openvino int8=True` of the "
              "unpruned model at 640x640, in the race on every run.",
              f"- Footage: {summary['frames']} frames of {summary['frame_hw'][1]}x{summary['frame_hw'][0]}. Frames "
-             f"0-{summary['eval_from'] - 1} (every {calibration['stride']}), plus {len(calibration['extra'])} extra "
-             "image sources, calibrate int8 and train pruned models; frames "
+             f"0-{summary['eval_from'] - 1} (every {calibration['stride']})"
+             + (f" and the images of {', '.join(calibration['extra'])}" if calibration["extra"] else "")
+             + " calibrate int8 and train pruned models; frames "
              f"{summary['eval_from']}-{summary['frames'] - 1} judge and nothing is fitted on them.",
              "- Fidelity: COCO keypoint AP of the candidate's poses against the dense fp32 model's at 640x640 on "
              "the judging frames (1.0 = the same poses)." +
