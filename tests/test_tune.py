@@ -97,8 +97,17 @@ def test_tune_finds_a_deployment_and_resumes(footage, tmp_path):
     # under a latency budget: the most accurate candidate within it (the dense model at its own size), or none
     from dataclasses import replace
 
+    def fine_records() -> list[dict]:
+        rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+        return [r for r in rows if r.get("kind") == "latency" and r.get("tune", {}).get("stage") == "fine"]
+
+    before = len(fine_records())
     generous = Tuner(replace(plan, budget_ms=1e6, tolerance=0.01)).run()
     assert generous["winner"]["candidate"] == "160x160-fp32" and generous["floor"] == {}
+    # another line-up in the fine rounds: the reference is timed again beside it, never compared across runs
+    new = fine_records()[before:]
+    assert sorted({r["tune"]["candidate"] for r in new}) == ["160x160-fp32", "160x160-int8-ultralytics"]
+    assert len(new) == 2 * plan.fine_rounds
     assert Tuner(replace(plan, budget_ms=1e-6)).run()["winner"] is None
 
 

@@ -293,12 +293,13 @@ class Tuner:
             scores[name] = _score(record) if record.get("status") == "ok" else None
         return scores
 
-    def latency(self, candidate: Candidate, runtime: str, threads: int, stage: str, round_no: int) -> float | None:
-        """Model-mode p50 (ms) of one measurement, recorded once."""
+    def latency(self, candidate: Candidate, runtime: str, threads: int, stage: str, round_no: int,
+                lineup: str = "") -> float | None:
+        """Model-mode p50 (ms) of one measurement, recorded once per `lineup` (what it is interleaved with)."""
         from posebench.bench import BenchPlan, run_bench
         from posebench.models import resolve_model
 
-        key = f"tune|{candidate.name}|latency|{runtime}|{threads}|{stage}|r{round_no}"
+        key = f"tune|{candidate.name}|latency|{runtime}|{threads}|{stage}{lineup}|r{round_no}"
         if key not in self.done:
             spec = self.build(candidate)
             if spec is None:
@@ -390,6 +391,11 @@ class Tuner:
                    if c.precision != "int8-ultralytics" or rt == "openvino"]  # Ultralytics' int8 is an IR
         triples += [(self.reference, "openvino", t) for t in sorted({t for _, t in configs})
                     if self.reference in candidates and (self.reference, "openvino", t) not in triples]
+        # Ratios are only fair between measurements interleaved together: a resumed run reuses a stage's records
+        # only if it times the same line-up (an interrupted run); another line-up (new candidates) is timed afresh.
+        import hashlib
+
+        lineup = "|" + hashlib.sha256(repr(sorted((c.name, rt, t) for c, rt, t in triples)).encode()).hexdigest()[:10]
         samples: dict[tuple[Candidate, str, int], list[float | None]] = {}
         total, k = rounds * len(triples), 0
         for round_no in range(1, rounds + 1):
@@ -398,7 +404,7 @@ class Tuner:
                 self.say(f"[{k}/{total}] {stage} latency {candidate.name} on {runtime} @ {threads}, "
                          f"round {round_no}/{rounds}", k, total)
                 samples.setdefault((candidate, runtime, threads), []).append(
-                    self.latency(candidate, runtime, threads, stage, round_no))
+                    self.latency(candidate, runtime, threads, stage, round_no, lineup))
         out: dict[tuple[Candidate, str, int], dict[str, Any]] = {}
         for (candidate, runtime, threads), p50s in samples.items():
             if any(p is None for p in p50s):
