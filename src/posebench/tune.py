@@ -28,7 +28,7 @@ import math
 import shutil
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -168,11 +168,8 @@ class Tuner:
             return folder / "images"
         stride = max(1, math.ceil(self.eval_from / self.plan.max_calibration))
 
-        def frames():  # noqa: ANN202
-            for n, item in enumerate(iter_frames(self.plan.footage, stride=stride)):
-                if n * stride >= self.eval_from:
-                    break
-                yield item
+        def frames():  # noqa: ANN202 - frames 0, stride, ... below eval_from, then the extra images
+            yield from iter_frames(self.plan.footage, stride=stride, max_frames=math.ceil(self.eval_from / stride))
             for extra in self.plan.extra_calibration:
                 yield from iter_frames(extra)
 
@@ -293,6 +290,14 @@ class Tuner:
             scores[name] = _score(record) if record.get("status") == "ok" else None
         return scores
 
+    def recorded_accuracy(self, candidate: Candidate, runtime: str) -> dict[str, float | None]:
+        """What was recorded for `candidate` on `runtime` (None where nothing was); measures nothing."""
+        out: dict[str, float | None] = {}
+        for name in ("fidelity", "labels") if self.plan.data else ("fidelity",):
+            record = self.done.get(f"tune|{candidate.name}|accuracy|{name}|{runtime}")
+            out[name] = _score(record) if record and record.get("status") == "ok" else None
+        return out
+
     def latency(self, candidate: Candidate, runtime: str, threads: int, stage: str, round_no: int,
                 lineup: str = "") -> float | None:
         """Model-mode p50 (ms) of one measurement, recorded once per `lineup` (what it is interleaved with)."""
@@ -320,12 +325,11 @@ class Tuner:
         plan = self.plan
         sizes = plan.sizes or candidate_sizes(self.frame_hw, max(plan.native))
         configs = [(rt, t) for rt in plan.runtimes for t in plan.threads]
-        accuracy: dict[tuple[Candidate, str], dict[str, float | None]] = {}
 
         def score(candidate: Candidate) -> dict[str, float | None]:
             """Accuracy on every runtime, the worst of them (a deployment is only as good as its runtime)."""
             runtimes = ("openvino",) if candidate.precision == "int8-ultralytics" else plan.runtimes  # an IR
-            per = [accuracy.setdefault((candidate, rt), self.accuracy(candidate, rt)) for rt in runtimes]
+            per = [self.accuracy(candidate, rt) for rt in runtimes]  # recorded once, then read back
             return {k: min((p[k] for p in per if p.get(k) is not None), default=None) for k in per[0]}
 
         # 1. the reference sets the floor
@@ -376,12 +380,11 @@ class Tuner:
         return summary
 
     def _reference_score(self) -> dict[str, float | None]:
-        scores = [self.accuracy(self.reference, rt) for rt in self.plan.runtimes if rt == "openvino"] or \
-            [self.accuracy(self.reference, "openvino")]
-        if any(v is None for v in scores[0].values()):
+        score = self.accuracy(self.reference, "openvino")  # Ultralytics' int8 export is an OpenVINO IR
+        if any(v is None for v in score.values()):
             raise PosebenchError(f"the reference (Ultralytics' OpenVINO int8 export) could not be scored: "
                                  f"{self.errors.get(self.reference, 'see OUT/results.jsonl')}")
-        return scores[0]
+        return score
 
     def _timed(self, candidates: list[Candidate], configs: list[tuple[str, int]], stage: str,
                rounds: int) -> dict[tuple[Candidate, str, int], dict[str, Any]]:
@@ -427,10 +430,9 @@ class Tuner:
                     continue
                 key = (candidate, runtime, threads)
                 timing = fine.get(key) or coarse.get(key)
-                measured = {k: v for k, v in (accuracy_of(self, candidate, runtime)).items()}
                 rows.append({"candidate": candidate.name, "imgsz": list(candidate.imgsz),
                              "precision": candidate.precision, "macs": candidate.macs, "runtime": runtime,
-                             "threads": threads, "accuracy": measured, "stage": "fine" if key in fine else
+                             "threads": threads, "accuracy": self.recorded_accuracy(candidate, runtime), "stage": "fine" if key in fine else
                              "coarse" if key in coarse else "dropped",
                              "dropped": self.dropped.get(candidate) or self.errors.get(candidate),
                              "reference": candidate == self.reference, **(timing or {})})
@@ -495,15 +497,6 @@ class Tuner:
         return dest
 
 
-def accuracy_of(tuner: Tuner, candidate: Candidate, runtime: str) -> dict[str, float | None]:
-    """What was recorded for `candidate` on `runtime` (None where nothing was)."""
-    out: dict[str, float | None] = {}
-    for name in ("fidelity", "labels") if tuner.plan.data else ("fidelity",):
-        record = tuner.done.get(f"tune|{candidate.name}|accuracy|{name}|{runtime}")
-        out[name] = _score(record) if record and record.get("status") == "ok" else None
-    return out
-
-
 def _score(record: dict[str, Any]) -> float:
     accuracy = record["accuracy"]
     return float(accuracy["fidelity"]) if "fidelity" in accuracy else float(accuracy["pose"]["map50_95"])
@@ -521,4 +514,4 @@ def pareto_front(rows: list[dict[str, Any]]) -> None:
 
 def tune(plan: TunePlan, on_progress: Progress | None = None) -> dict[str, Any]:
     """Search `plan`'s space and return the summary (OUT/tune.json, OUT/tune.md, OUT/winner/)."""
-    return Tuner(replace(plan), on_progress).run()
+    return Tuner(plan, on_progress).run()

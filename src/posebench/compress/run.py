@@ -231,10 +231,11 @@ def _scan_images(source: Path, count: int = 8, imgsz: int = 320) -> Any:
 
     from posebench.evaluate.preprocess import letterbox, to_batch
 
-    frames = list(_calibration_frames(source, 50 * count))
-    n = min(count, len(frames))
-    picked = [frames[round(i * (len(frames) - 1) / max(n - 1, 1))] for i in range(n)]  # spread over the source
-    images = [to_batch(letterbox(image, (imgsz, imgsz))[0]) for image in picked]
+    available = sum(1 for _ in _calibration_frames(source, 50 * count))  # a first pass counts, keeps nothing
+    n = min(count, available)
+    wanted = {round(i * (available - 1) / max(n - 1, 1)) for i in range(n)}  # spread over the source
+    images = [to_batch(letterbox(image, (imgsz, imgsz))[0])
+              for k, image in enumerate(_calibration_frames(source, 50 * count)) if k in wanted]
     if not images:
         raise InvalidInputError(f"{source}: no readable image for the channel sensitivity scan")
     return torch.from_numpy(np.concatenate(images))
