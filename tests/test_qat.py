@@ -98,8 +98,9 @@ def test_qat_qdq_onnx_runs_on_every_cpu_runtime(pruned_qat_bundle, coco_pose_min
     image = read_image(sorted((coco_pose_mini / "images" / "val").iterdir())[0])
     batch = calibration_batches([image], SMALL, 1)[0]  # a real photo of people, letterboxed as in validation
     outputs = {}
-    for runtime in ("onnxruntime", "openvino", "deepsparse"):
-        with create_backend(runtime, store.get(backend_class(runtime).artifact_format, SMALL), threads=2) as b:
+    for runtime in ("onnxruntime", "openvino", "deepsparse"):  # deepsparse: the bundle's ConvInteger form
+        cls = backend_class(runtime)
+        with create_backend(runtime, store.get(cls.artifact_format, SMALL, prefer=cls.prefers), threads=2) as b:
             outputs[runtime] = b.infer(batch)[0]
     with create_backend("torch", pruned_qat_bundle / bundle["checkpoint"], threads=2) as b:
         reference = b.infer(batch)[0]  # the QAT-trained float weights, no quantizers
@@ -119,3 +120,15 @@ def test_pruned_qat_keeps_its_sparsity_in_the_int8_weights(pruned_qat_bundle):
     assert read_metadata(pruned_qat_bundle / "model-int8.onnx")["quantization"]["sparse_tensors_held"] >= len(checked)
     total = sum(int8[n]["size"] for n in checked)
     assert sum(int8[n]["zeros"] for n in checked) / total >= 0.49
+    # DeepSparse's form carries the same int8 weights, zeros included (ConvInteger weights, by conv name)
+    import onnx
+
+    graph = onnx.load(str(pruned_qat_bundle / "model-int8.onnx")).graph
+    dq = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    weight_of = {f"{n.name}.weight": dq.get(n.input[1], "").removesuffix("_quantized") for n in graph.node
+                 if n.op_type == "Conv"}
+    form = onnx_weight_sparsity(pruned_qat_bundle / "model-int8-deepsparse.onnx")
+    converted = [name for name in form if name in weight_of and weight_of[name] in int8]
+    assert len(converted) > 50
+    for name in converted:
+        assert form[name] == int8[weight_of[name]], name

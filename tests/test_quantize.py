@@ -86,11 +86,63 @@ def test_int8_bundle_keeps_the_head_in_float_and_runs_on_every_cpu_runtime(int8_
     with create_backend("torch", artifacts.get("pt", SMALL), threads=2) as backend:
         reference = backend.infer(batch)[0]
     for runtime in ("onnxruntime", "openvino", "deepsparse"):
-        with create_backend(runtime, store.get(backend_class(runtime).artifact_format, SMALL), threads=2) as b:
+        cls = backend_class(runtime)
+        with create_backend(runtime, store.get(cls.artifact_format, SMALL, prefer=cls.prefers), threads=2) as b:
             out = b.infer(batch)[0]
         assert out.shape == reference.shape
         # int8 is not bit-exact, but boxes must stay in the same place: coordinates within a few pixels
         assert np.median(np.abs(out[:, :4] - reference[:, :4])) < 3.0, runtime
+
+
+def test_each_runtime_gets_its_own_int8_form(int8_bundle):
+    import onnx
+
+    bundle = json.loads((int8_bundle / "bundle.json").read_text())
+    assert set(bundle["artifacts"]) == {"onnx", "openvino", "deepsparse"}
+    store = ArtifactStore(resolve_model(int8_bundle), int8_bundle / "cache")
+    picked = {rt: store.get(backend_class(rt).artifact_format, SMALL, prefer=backend_class(rt).prefers).name
+              for rt in ("onnxruntime", "openvino", "deepsparse")}
+    assert picked == {"onnxruntime": "model-int8.onnx", "openvino": "model.xml",
+                      "deepsparse": "model-int8-deepsparse.onnx"}
+    qdq = onnx.load(str(int8_bundle / "model-int8.onnx")).graph
+    form = onnx.load(str(int8_bundle / "model-int8-deepsparse.onnx")).graph
+    ops = [n.op_type for n in form.node]
+    quantized_convs = [n for n in qdq.node if n.op_type == "Conv" and n.name in
+                       read_metadata(int8_bundle / "model-int8.onnx")["quantization"]["quantized_nodes"]]
+    assert ops.count("ConvInteger") == len(quantized_convs) > 50
+    assert "DequantizeLinear" not in ops and ops.count("QuantizeLinear") == ops.count("ConvInteger")
+    meta = read_metadata(int8_bundle / "model-int8-deepsparse.onnx")
+    assert meta["form"] == "deepsparse" and meta["precision"] == "int8"
+    assert meta["quantization"]["deepsparse_form"]["convinteger_convs"] == ops.count("ConvInteger")
+
+
+def test_deepsparse_compiles_its_form_and_falls_back_on_qdq(int8_bundle):
+    """DeepSparse's own diagnostics: the QDQ ONNX runs 0 % in its engine (per-channel DequantizeLinear refused,
+    weights behind DequantizeLinear not constant), the ConvInteger form 100 %."""
+    from posebench.runtimes.deepsparse import engine_coverage
+
+    qdq = engine_coverage(int8_bundle / "model-int8.onnx")
+    assert qdq["percent"] == 0 and (qdq["failure"] or qdq["unsupported"]), qdq
+    assert any("DequantizeLinear" in reason for reason in qdq["unsupported"]), qdq
+    form = engine_coverage(int8_bundle / "model-int8-deepsparse.onnx")
+    assert form["percent"] == 100 and form["subgraphs"] == 1 and form["failure"] is None, form
+
+
+def test_deepsparse_form_matches_the_qdq_model(int8_bundle):
+    """Same int8 weights and activation scales: DeepSparse on its form agrees with ONNX Runtime on the QDQ model
+    within int8 tolerance (the form drops the QDQ model's extra re-quantization of conv outputs and SiLU)."""
+    batch = fixed_input((1, 3, *SMALL))
+    with create_backend("onnxruntime", int8_bundle / "model-int8.onnx", threads=2) as b:
+        qdq = b.infer(batch)[0]
+    with create_backend("deepsparse", int8_bundle / "model-int8-deepsparse.onnx", threads=2) as b:
+        form = b.infer(batch)[0]
+    with create_backend("onnxruntime", int8_bundle / "model-int8-deepsparse.onnx", threads=2) as b:
+        form_ort = b.infer(batch)[0]
+    assert form.shape == qdq.shape
+    for other in (form_ort, qdq):  # one graph on two runtimes; two int8 graphs of one calibration
+        boxes = np.abs(form[:, :4] - other[:, :4])
+        assert np.median(boxes) < 1.0 and np.percentile(boxes, 99) < 8.0, (np.median(boxes), np.percentile(boxes, 99))
+        assert np.corrcoef(form[:, 4].ravel(), other[:, 4].ravel())[0, 1] > 0.98
 
 
 def test_deepsparse_compatible_opset_imports(int8_bundle):
@@ -102,7 +154,7 @@ def test_deepsparse_compatible_opset_imports(int8_bundle):
 
 
 def test_bundle_through_bench_and_val_cli(int8_bundle, tmp_path):
-    result = run_cli("bench", "--model", str(int8_bundle), "--imgsz", "160", "--runtime", "onnxruntime,torch",
+    result = run_cli("bench", "--model", str(int8_bundle), "--imgsz", "160", "--runtime", "onnxruntime,torch,deepsparse",
                      "--threads", "1", "--iters", "3", "--min-seconds", "0", "--warmup", "1", "--warmup-seconds", "0",
                      "--out", str(tmp_path), "--json", str(tmp_path / "b.json"))
     assert result.returncode == EXIT_PARTIAL_SKIPPED, result.stderr  # torch cannot run an int8 bundle
@@ -110,6 +162,8 @@ def test_bundle_through_bench_and_val_cli(int8_bundle, tmp_path):
     assert records["onnxruntime"]["status"] == "ok" and records["onnxruntime"]["trial"]["precision"] == "int8"
     assert records["onnxruntime"]["trial"]["variant"] == "int8-yolo-pose-float-head"
     assert records["torch"]["status"] == "skipped" and "int8 bundle" in records["torch"]["error"]
+    assert records["deepsparse"]["status"] == "ok" and records["deepsparse"]["artifact"]["form"] == "deepsparse"
+    assert records["onnxruntime"]["artifact"]["form"] is None  # the QDQ model
     wrong = run_cli("bench", "--model", str(int8_bundle), "--imgsz", "320", "--runtime", "onnxruntime",
                     "--iters", "3", "--min-seconds", "0", "--out", str(tmp_path / "w"), "--json", str(tmp_path / "w.json"))
     assert "built for imgsz 160,160" in json.loads((tmp_path / "w.json").read_text())[0]["error"]

@@ -120,7 +120,7 @@ def test_sigkill_mid_study_then_resume_loses_nothing_and_duplicates_nothing(tmp_
 
 def test_report_merges_machines_and_answers_under_a_budget(tmp_path, assets):
     study = _study(tmp_path, assets, **{"threads: [1, 2]": "threads: [2]",
-                                        "runtimes: [onnxruntime, openvino]": "runtimes: [onnxruntime]"})
+                                        "runtimes: [onnxruntime, openvino]": "runtimes: [onnxruntime, deepsparse]"})
     out = tmp_path / "out"
     assert run_cli("study", str(study), "--out", str(out)).returncode == 0
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
@@ -143,12 +143,19 @@ def test_report_merges_machines_and_answers_under_a_budget(tmp_path, assets):
     assert "Thesis reference (published, not measured here)" in md and "sml-p55-int8" in md
     rounds = md.split("## Noise and roofline")[1].split("\n## ")[0]
     rows = [line.split(" | ") for line in rounds.splitlines() if line.startswith("| yolo11n-pose")]
-    assert len(rows) == 4  # base and p50 on two machines
+    assert len(rows) == 8  # base and p50 on two runtimes and two machines
     for row in rows:
         spread = float(row[5].rstrip("%")) / 100
         assert ("NOISY" in row[9]) == (spread > 0.10), row  # flagged exactly when the rounds differ by > 10 %
         if "Laptop" in row[3]:  # its second round was disturbed (3x): always flagged
             assert "NOISY" in row[9], row
+    beside = md.split("## Thesis Table 4.2 beside this run (DeepSparse)")[1].split("\n## ")[0]
+    beside_rows = [line.split(" | ") for line in beside.splitlines() if line.startswith(("| base", "| p50"))]
+    assert len(beside_rows) == 4  # base and p50 (the thesis's sml-base, sml-p50) on each machine
+    for row in beside_rows:
+        assert row[1] == "YOLOv8s-pose, 512x512, 8 (AMD Genoa)" and row[4].startswith("yolo11n-pose, 160x160, 2 (")
+        assert row[3] == ("1.00" if row[0] == "| base" else "1.21")  # 2.759 / 2.272 ms
+        assert float(row[6]) > 0 and (row[0] != "| base" or row[6] == "1.00")
     plausibility = md.split("## Thesis latencies: plausible or beyond peak?")[1]
     sml_base_8 = next(line for line in plausibility.splitlines() if line.startswith("| sml-base | 8-core"))
     assert "beyond peak: impossible" in sml_base_8 and "19.32" in sml_base_8  # 19.3 GOP in 2.759 ms on 8 cores

@@ -174,7 +174,7 @@ def run_bench(plan: BenchPlan, store: ResultStore,
             cls.check_installed()
             if on_progress:
                 on_progress(f"building {cls.artifact_format} artifact for {runtime}", done, total)
-            artifact = artifacts.get(cls.artifact_format, plan.imgsz, accept=cls.accepts)
+            artifact = artifacts.get(cls.artifact_format, plan.imgsz, accept=cls.accepts, prefer=cls.prefers)
             meta = read_metadata(artifact)
             if ops is None and runtime != "null":
                 ops = artifact_ops(artifacts, plan.imgsz)
@@ -197,7 +197,8 @@ def run_bench(plan: BenchPlan, store: ResultStore,
                 compute = roofline(ops, result["latency"].get("p50_ms"), cpu_peak(env, threads))
             record = new_record(
                 "latency", trial_of(plan, runtime, threads, meta, options), protocol=plan.protocol.to_dict(),
-                artifact={"path": str(artifact) if artifact else None, "sparsity": (meta or {}).get("sparsity"),
+                artifact={"path": str(artifact) if artifact else None, "form": (meta or {}).get("form"),
+                          "sparsity": (meta or {}).get("sparsity"),
                           "size_bytes": _artifact_size(artifact), "ops": ops if runtime != "null" else None,
                           "denormals": subnormals if runtime != "null" else None},
                 environment=env, **({"compute": compute} if compute else {}),

@@ -67,7 +67,7 @@ def _predictor(store: ArtifactStore, spec: str, plan: ValPlan,
     runtime, options = runtime_options(plan.runtime_options, spec)
     cls = backend_class(runtime)
     imgsz = imgsz or plan.imgsz
-    artifact = store.get(cls.artifact_format, imgsz, accept=cls.accepts)
+    artifact = store.get(cls.artifact_format, imgsz, accept=cls.accepts, prefer=cls.prefers)
     meta = read_metadata(artifact)
     backend = create_backend(runtime, artifact, threads=plan.threads, options=options)
     return Predictor(backend, imgsz, tuple(meta["kpt_shape"]), plan.nms, end2end=meta.get("end2end")), meta
@@ -110,7 +110,8 @@ def run_val(plan: ValPlan, store: ResultStore, on_progress: Progress | None = No
                     result = validate(predictor, dataset, predictions_json=predictions, on_image=progress)
                 else:
                     result = fidelity(predictor, frames, truths, on_image=progress)
-            outcome = {"status": "ok", "accuracy": result, "backend": info}
+            outcome = {"status": "ok", "accuracy": result, "backend": info,
+                       "artifact": {"path": str(predictor.backend.artifact), "form": meta.get("form")}}
         except PosebenchError as exc:
             outcome = failure(exc)
         identity = backend_class(runtime).identity(options)

@@ -101,7 +101,8 @@ def onnx_io(path: Path) -> tuple[list[int], list[list[int]], list[str]]:
 
 
 def onnx_weight_sparsity(path: str | os.PathLike) -> dict[str, dict[str, int]]:
-    """Zeros and size of every Conv/Gemm/MatMul weight initializer of an ONNX file, by name."""
+    """Zeros and size of every Conv/Gemm/MatMul (and ConvInteger/MatMulInteger) weight initializer of an ONNX file,
+    by name."""
     import onnx
     from onnx import numpy_helper
 
@@ -111,7 +112,7 @@ def onnx_weight_sparsity(path: str | os.PathLike) -> dict[str, dict[str, int]]:
     dequantized = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
     out = {}
     for node in model.graph.node:
-        if node.op_type not in ("Conv", "Gemm", "MatMul") or len(node.input) < 2:
+        if node.op_type not in ("Conv", "Gemm", "MatMul", "ConvInteger", "MatMulInteger") or len(node.input) < 2:
             continue
         name = dequantized.get(node.input[1], node.input[1])
         if name in inits:

@@ -16,14 +16,16 @@ from posebench.models import BUNDLE_FILE, file_sha256
 
 def write_bundle(out_dir: Path, artifacts: tuple[Artifact, ...], *, name: str, variant: str, method: str | None,
                  checkpoint: Path, recipe: dict[str, Any]) -> dict[str, Any]:
-    """Describe `artifacts` (all in `out_dir`, one per format, same precision and size) in OUT/bundle.json."""
+    """Describe `artifacts` (all in `out_dir`, one per format or runtime-specific form, same precision and size) in
+    OUT/bundle.json, keyed by form ("deepsparse") or else format."""
     first = artifacts[0]
-    quantization = {a.format: a.meta.get("quantization") or {} for a in artifacts}
+    key = lambda a: a.meta.get("form") or a.format  # noqa: E731
+    quantization = {key(a): a.meta.get("quantization") or {} for a in artifacts}
     weights = lambda a: a.path.with_suffix(".bin") if a.format == "openvino" else a.path  # noqa: E731
     bundle = {"name": name, "variant": variant, "precision": first.precision, "method": method,
               "imgsz": [int(v) for v in first.imgsz], "checkpoint": checkpoint.name,
-              "artifacts": {a.format: str(a.path.relative_to(out_dir)) for a in artifacts},
-              "sha256": {a.format: file_sha256(weights(a)) for a in artifacts},
+              "artifacts": {key(a): str(a.path.relative_to(out_dir)) for a in artifacts},
+              "sha256": {key(a): file_sha256(weights(a)) for a in artifacts},
               "sparsity": first.meta.get("sparsity"), "recipe": recipe,
               "int8_target": quantization[first.format].get("int8_target"),
               "quantized_nodes": {f: len(q["quantized_nodes"]) for f, q in quantization.items() if "quantized_nodes" in q},

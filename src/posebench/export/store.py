@@ -46,7 +46,8 @@ class BuiltArtifacts:
         os.replace(tmp, path)
         return Artifact(path, meta).save()
 
-    def artifact(self, fmt: str, imgsz: tuple[int, int], accept: tuple[str, ...] = ()) -> Artifact:
+    def artifact(self, fmt: str, imgsz: tuple[int, int], accept: tuple[str, ...] = (),
+                 prefer: tuple[str, ...] = ()) -> Artifact:
         from posebench.export.fp32 import export_fp32_onnx, export_fp32_openvino
 
         if fmt == "pt":
@@ -87,13 +88,15 @@ class BundleArtifacts:
             raise RuntimeUnavailableError(f"{self.source.spec} holds no PyTorch checkpoint")
         return Artifact.load(self.source.path / self.bundle["checkpoint"])
 
-    def artifact(self, fmt: str, imgsz: tuple[int, int], accept: tuple[str, ...] = ()) -> Artifact:
+    def artifact(self, fmt: str, imgsz: tuple[int, int], accept: tuple[str, ...] = (),
+                 prefer: tuple[str, ...] = ()) -> Artifact:
         bundle, where = self.bundle, self.source.spec
         if fmt == "pt":
             if bundle.get("precision") != "fp32":
                 raise RuntimeUnavailableError(f"{where} is a {bundle.get('precision')} bundle; its PyTorch checkpoint "
                                               "is the fp32 model before quantization, so torch cannot run this variant")
             return self.checkpoint()
+        fmt = next((form for form in prefer if form in bundle.get("artifacts", {})), fmt)
         if fmt not in bundle.get("artifacts", {}):
             raise RuntimeUnavailableError(f"{where} has no {fmt} artifact (it has: "
                                           f"{', '.join(bundle.get('artifacts', {})) or 'none'})")
@@ -136,7 +139,8 @@ class ImportedArtifacts:
         raise RuntimeUnavailableError(f"{self.source.spec} is an exported artifact, not a PyTorch checkpoint: "
                                       "torch cannot run it")
 
-    def artifact(self, fmt: str, imgsz: tuple[int, int], accept: tuple[str, ...] = ()) -> Artifact:
+    def artifact(self, fmt: str, imgsz: tuple[int, int], accept: tuple[str, ...] = (),
+                 prefer: tuple[str, ...] = ()) -> Artifact:
         meta = self.describe()
         own, where = meta["format"], self.source.spec
         if list(imgsz) != meta["imgsz"]:
@@ -191,11 +195,13 @@ class ArtifactStore:
         """The model as a PyTorch checkpoint (a clear refusal where there is none)."""
         return self._provider.checkpoint().path
 
-    def artifact(self, fmt: str, imgsz: tuple[int, int], accept: tuple[str, ...] = ()) -> Artifact:
+    def artifact(self, fmt: str, imgsz: tuple[int, int], accept: tuple[str, ...] = (),
+                 prefer: tuple[str, ...] = ()) -> Artifact:
         """The artifact in `fmt` at `imgsz`, built if needed (`accept`: other formats the runtime also takes, e.g.
-        a TensorRT engine)."""
-        return self._provider.artifact(fmt, imgsz, accept)
+        a TensorRT engine; `prefer`: a bundle's runtime-specific forms taken first, e.g. "deepsparse")."""
+        return self._provider.artifact(fmt, imgsz, accept, prefer)
 
-    def get(self, fmt: str, imgsz: tuple[int, int], accept: tuple[str, ...] = ()) -> Path:
-        """Path of `artifact(fmt, imgsz, accept)`."""
-        return self.artifact(fmt, imgsz, accept).path
+    def get(self, fmt: str, imgsz: tuple[int, int], accept: tuple[str, ...] = (),
+            prefer: tuple[str, ...] = ()) -> Path:
+        """Path of `artifact(fmt, imgsz, accept, prefer)`."""
+        return self.artifact(fmt, imgsz, accept, prefer).path

@@ -438,6 +438,34 @@ def _markdown_table(rows: list[list[str]]) -> str:
     return "\n".join(out) + "\n"
 
 
+def thesis_beside(report: Report) -> list[list[str]]:
+    """The thesis's Table 4.2 (8-core DeepSparse) beside this run's DeepSparse rows of the same variant names
+    (base, int8, p50, p50-int8, ...), each with its model, input size and cores, and its speed-up over its own
+    dense fp32 row: absolute times on different machines and models do not compare, speed-ups do."""
+    from posebench.report import thesis
+
+    measured: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for r in report.latency:
+        t = r["trial"]
+        if t["runtime"] == "deepsparse":
+            measured[(t["model"], t["variant"], t["threads"])] = r
+    rows = [["variant", "thesis: model, imgsz, cores", "thesis ms", "thesis x vs sml-base", "measured: model, imgsz, cores",
+             "measured p50 ms", "measured x vs base", "DeepSparse artifact"]]
+    base_ms = thesis.LATENCY_MS["sml-base"]["8-core"]
+    for (model, variant, threads), r in sorted(measured.items(), key=lambda kv: (kv[0][0], kv[0][2])):
+        published = thesis.LATENCY_MS.get(f"sml-{variant}", {}).get("8-core")
+        if published is None:
+            continue
+        base = measured.get((model, "base", threads))
+        p50 = r["latency"]["p50_ms"]
+        size = "x".join(str(v) for v in r["trial"]["imgsz"])
+        rows.append([variant, "YOLOv8s-pose, 512x512, 8 (AMD Genoa)", f"{published:.3f}", f"{base_ms / published:.2f}",
+                     f"{model}, {size}, {threads} ({_machine(r)})", f"{p50:.2f}",
+                     f"{base['latency']['p50_ms'] / p50:.2f}" if base else "-",
+                     str((r.get("artifact") or {}).get("form") or "onnx")])
+    return rows
+
+
 def _html_table(rows: list[list[str]]) -> str:
     if len(rows) < 2:
         return "<p><em>(no rows)</em></p>"
@@ -502,6 +530,12 @@ def build_report(paths: list[Path], out: Path, *, max_drop: float = 0.01, budget
         sections.append(("Thesis reference (published, not measured here)",
                          f"{note}\n\n{_markdown_table(acc)}\n{_markdown_table(lat)}",
                          f"<p><em>{html.escape(note)}</em></p>{_html_table(acc)}{_html_table(lat)}"))
+        beside = thesis_beside(report)
+        if len(beside) > 1:
+            note = ("The thesis's DeepSparse rows (Table 4.2, 8 cores) beside this run's DeepSparse rows of the same "
+                    "names; compare the speed-ups over each side's own dense fp32 row, not the milliseconds.")
+            sections.append(("Thesis Table 4.2 beside this run (DeepSparse)", f"{note}\n\n{_markdown_table(beside)}",
+                             f"<p>{html.escape(note)}</p>{_html_table(beside)}"))
         plaus = thesis_plausibility()
         from posebench.roofline import thesis_peak
 

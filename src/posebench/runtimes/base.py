@@ -36,6 +36,7 @@ class Backend(ABC):
     name: ClassVar[str]
     artifact_format: ClassVar[str]  # which export it runs: "pt", "onnx" or "openvino"
     accepts: ClassVar[tuple[str, ...]] = ()  # imported formats it also runs as they are (TensorRT: "engine")
+    prefers: ClassVar[tuple[str, ...]] = ()  # a bundle's artifacts it runs in preference to its format's (DeepSparse)
     requires: ClassVar[tuple[str, ...]] = ()  # importable modules it needs
     install_hint: ClassVar[str] = ""
     # options that change what runs, with their defaults: a non-default value enters the trial's identity

@@ -50,12 +50,47 @@ def find_deepsparse_python(explicit: str | os.PathLike | None = None) -> Path:
                                    f"To install it: {INSTALL_HINT}")
 
 
+COVERAGE_SCRIPT = "import sys; from deepsparse import Engine; Engine(model=sys.argv[1], batch_size=1, num_cores=int(sys.argv[2]))"
+
+
+def engine_coverage(model: Path, *, threads: int = 1, python: str | os.PathLike | None = None,
+                    timeout: float = 600) -> dict[str, Any]:
+    """What DeepSparse's engine takes of an ONNX model, from its own diagnostics (NM_LOGGING_LEVEL=info): the share
+    of the network it compiles (`percent`; the rest runs in its bundled ONNX Runtime), compiled `subgraphs`, the
+    ops it refuses with its reasons (`unsupported`: "Op: reason" -> count), and a compile failure or engine
+    assertion if one ended the attempt (`failure`)."""
+    import re
+    from collections import Counter
+
+    interpreter = find_deepsparse_python(python)
+    env = {**os.environ, "NM_LOGGING_LEVEL": "info"}
+    try:
+        done = subprocess.run([str(interpreter), "-c", COVERAGE_SCRIPT, str(model), str(threads)], env=env,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ModelLoadError(f"deepsparse took over {timeout:.0f} s to compile {model}") from exc
+    log = done.stdout + done.stderr
+    percent = re.findall(r"supports ([\d.]+)% of the network", log)
+    subgraphs = re.findall(r"Created (\d+) compiled subgraphs", log)
+    unsupported = Counter(f"{m.group(1)}: {m.group(2).strip()}"
+                          for m in re.finditer(r"Unsupported (\S+) \S+, ([^\n]+)", log))
+    failure = [m.group(1).strip() for m in re.finditer(r"FAILED TO COMPILE ====\s*\n\s*Message: ([^\n]+)", log)]
+    failure += [f"engine assertion at {m.group(1)}" for m in re.finditer(r"Assertion at (\S+)", log)]
+    return {"percent": float(percent[-1]) if percent else 0.0, "subgraphs": int(subgraphs[-1]) if subgraphs else 0,
+            "unsupported": dict(unsupported), "failure": failure[0] if failure else None,
+            "exit_code": done.returncode}
+
+
 class DeepSparseBackend(Backend):
-    """options: `python` (the DeepSparse environment's interpreter)."""
+    """options: `python` (the DeepSparse environment's interpreter); `fast_vnni_emulation` (on CPUs without VNNI
+    DeepSparse emulates its int8 dot products exactly; true sets NM_FAST_VNNI_EMULATION=1, its faster, less exact
+    emulation: "increase performance at the expense of accuracy", in its own words)."""
 
     name = "deepsparse"
     artifact_format = "onnx"
+    prefers = ("deepsparse",)  # an int8 bundle's ConvInteger form (posebench.export.deepsparse_form)
     install_hint = INSTALL_HINT
+    identity_options = {"fast_vnni_emulation": False}
 
     @classmethod
     def check_installed(cls) -> None:
@@ -64,8 +99,11 @@ class DeepSparseBackend(Backend):
     def __init__(self, artifact: Path, *, threads: int, options: dict[str, Any] | None = None):
         super().__init__(artifact, threads=threads, options=options)
         python = find_deepsparse_python(self.options.get("python"))
+        env = dict(os.environ)
+        if str(self.options.get("fast_vnni_emulation", False)).lower() in ("1", "true", "yes"):
+            env["NM_FAST_VNNI_EMULATION"] = "1"
         self._proc = subprocess.Popen([str(python), str(WORKER), str(SRC_DIR)], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=sys.stderr)
+                                      stdout=subprocess.PIPE, stderr=sys.stderr, env=env)
         try:
             self._info = self._call({"cmd": "load", "model": str(self.artifact), "threads": self.threads})[0]["info"]
         except Exception:
