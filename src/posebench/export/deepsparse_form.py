@@ -145,22 +145,22 @@ def to_deepsparse_int8(qdq: Path, out: Path) -> dict[str, Any]:
             nodes.append(node)
             continue
         q, w_scale, w_zero, axis = weights
+        name = node.name or node.output[0]
         x_params = _input_quantization(g, node.input[0])
         x_scale, x_zero = (g.constant(x_params[0]), g.constant(x_params[1])) if x_params else (None, None)
         bias = _dequantized(g, node.input[2]) if len(node.input) > 2 and node.input[2] else None
         if x_params is None or x_scale is None or x_zero is None or np.ndim(x_scale) or np.any(w_zero) or (
                 np.ndim(w_scale) and axis != 0) or (len(node.input) > 2 and node.input[2] and bias is None):
             # no quantized input (or a form this rewrite does not handle): a float convolution, weights dequantized
-            node.input[1] = g.add(f"{node.name}.weight_float", _dequantized(g, node.input[1]))
+            node.input[1] = g.add(f"{name}.weight_float", _dequantized(g, node.input[1]))
             if bias is not None:
-                node.input[2] = g.add(f"{node.name}.bias_float", bias)
+                node.input[2] = g.add(f"{name}.bias_float", bias)
             nodes.append(node)
-            float_convs.append(node.name)
+            float_convs.append(name)
             continue
         rescale = (np.float32(x_scale) * w_scale).astype(np.float32)
         if rescale.ndim:
             rescale = rescale.reshape(1, -1, 1, 1)
-        name = node.name or node.output[0]
         x_q = f"{name}.input_quantized"
         nodes.append(helper.make_node("QuantizeLinear", [node.input[0], *x_params], [x_q], f"{name}_input_quant"))
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -176,7 +176,7 @@ def to_deepsparse_int8(qdq: Path, out: Path) -> dict[str, Any]:
         nodes.append(helper.make_node("Cast", [acc], [f"{name}.float"], f"{name}_cast", to=TensorProto.FLOAT))
         nodes.append(helper.make_node("Mul", [f"{name}.float", g.add(f"{name}.rescale", rescale)], [node.output[0]],
                                       f"{name}_rescale_mul"))
-        converted.append(node.name)
+        converted.append(name)
     if not converted:
         raise InvalidInputError(f"{qdq}: no quantized convolution (DequantizeLinear weights and input) to convert; "
                                 "is it an int8 QDQ ONNX?")
