@@ -444,19 +444,20 @@ def thesis_beside(report: Report) -> list[list[str]]:
     dense fp32 row: absolute times on different machines and models do not compare, speed-ups do."""
     from posebench.report import thesis
 
-    measured: dict[tuple[str, str, int], dict[str, Any]] = {}
+    measured: dict[tuple[str, str, int, str], dict[str, Any]] = {}
     for r in report.latency:
         t = r["trial"]
         if t["runtime"] == "deepsparse":
-            measured[(t["model"], t["variant"], t["threads"])] = r
+            measured[(t["model"], t["variant"], t["threads"], str(r.get("environment", {}).get("machine_id")))] = r
     rows = [["variant", "thesis: model, imgsz, cores", "thesis ms", "thesis x vs sml-base", "measured: model, imgsz, cores",
              "measured p50 ms", "measured x vs base", "DeepSparse artifact"]]
     base_ms = thesis.LATENCY_MS["sml-base"]["8-core"]
-    for (model, variant, threads), r in sorted(measured.items(), key=lambda kv: (kv[0][0], kv[0][2])):
+    for (model, variant, threads, machine), r in sorted(measured.items(),
+                                                        key=lambda kv: (kv[0][3], kv[0][0], kv[0][2])):
         published = thesis.LATENCY_MS.get(f"sml-{variant}", {}).get("8-core")
         if published is None:
             continue
-        base = measured.get((model, "base", threads))
+        base = measured.get((model, "base", threads, machine))
         p50 = r["latency"]["p50_ms"]
         size = "x".join(str(v) for v in r["trial"]["imgsz"])
         rows.append([variant, "YOLOv8s-pose, 512x512, 8 (AMD Genoa)", f"{published:.3f}", f"{base_ms / published:.2f}",
