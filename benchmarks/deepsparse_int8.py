@@ -37,9 +37,10 @@ IMGSZ = (640, 640)
 
 def artifacts(out: Path) -> dict[tuple[str, str], Path]:
     """(label, runtime) -> the file that runtime runs, as the study resolved it (its latency records)."""
+    from posebench.results import ResultStore
+
     found: dict[tuple[str, str], Path] = {}
-    for line in (out / "results.jsonl").read_text().splitlines():
-        r = json.loads(line)
+    for r in ResultStore(out / "results.jsonl").read():
         if r.get("kind") == "latency" and r.get("status") == "ok" and r["trial"]["threads"] == 2:
             found[(r["trial"]["variant"], r["trial"]["runtime"])] = Path(r["artifact"]["path"])
     qdq = found[("int8", "deepsparse")].with_name("model-int8.onnx")
