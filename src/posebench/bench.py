@@ -14,7 +14,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,20 @@ class BenchPlan:
     runtime_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per runtime name
     cache_dir: Path = DEFAULT_CACHE
     model_name: str | None = None  # name recorded in the trial (default: the source's)
+    mode: str = "model"  # "model": the runtime call on a fixed tensor (the thesis's); "e2e": frame in, poses out
+    frames: Path | None = None  # e2e: a video or image folder (default: the images that ship with Ultralytics)
+    preprocess: str = "auto"  # e2e: fused | vectorised | reference | auto (see posebench.pipeline)
+    max_frames: int = 64  # e2e: decoded frames held in memory and cycled through
+    pipeline: str = "posebench"  # e2e: posebench's pipeline, or "ultralytics": `YOLO(artifact).predict` as reference
 
     def __post_init__(self) -> None:
+        if self.mode not in ("model", "e2e"):
+            raise InvalidInputError(f"--mode must be 'model' or 'e2e', got '{self.mode}'")
+        if self.mode == "model" and (self.frames is not None or self.preprocess != "auto"
+                                     or self.pipeline != "posebench"):
+            raise InvalidInputError("--source, --preprocess and --pipeline belong to end-to-end timing: add --mode e2e")
+        if self.pipeline not in ("posebench", "ultralytics"):
+            raise InvalidInputError(f"--pipeline must be 'posebench' or 'ultralytics', got '{self.pipeline}'")
         if not self.threads or any(not isinstance(t, int) or t < 1 for t in self.threads):
             raise InvalidInputError(f"threads must be positive whole numbers, got {list(self.threads)}")
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -67,9 +79,39 @@ def trial_of(plan: BenchPlan, runtime: str, threads: int, meta: dict[str, Any] |
     """The identity of one measurement: what was run (runtime options that change it included), not how long."""
     cls = backend_class(runtime)
     identity = cls.identity(options)
+    pipeline = None
+    if plan.mode == "e2e" and plan.pipeline == "ultralytics":
+        if runtime not in ("torch", "onnxruntime", "openvino"):
+            raise InvalidInputError(f"Ultralytics' predict pipeline is timed on torch, onnxruntime and openvino "
+                                    f"here, not on {runtime}")
+        pipeline = {"pipeline": "ultralytics", "source": e2e_source(plan).name}
+    elif plan.mode == "e2e":
+        from posebench.pipeline import resolve_preprocess
+
+        pipeline = {"preprocess": resolve_preprocess(plan.preprocess, cls), "source": e2e_source(plan).name}
     return make_trial(model=plan.model_name or plan.source.name, source_id=plan.source.identity(), variant=plan.variant,
                       runtime=runtime, threads=threads, imgsz=plan.imgsz, fmt=cls.artifact_format,
-                      precision=identity.get("precision") or (meta or {}).get("precision", "fp32"), options=identity)
+                      precision=identity.get("precision") or (meta or {}).get("precision", "fp32"), options=identity,
+                      mode=plan.mode, pipeline=pipeline)
+
+
+def e2e_source(plan: BenchPlan) -> Path:
+    """The frames an end-to-end measurement runs on."""
+    from posebench.pipeline import default_source
+
+    return Path(plan.frames) if plan.frames is not None else default_source()
+
+
+def e2e_spec(plan: BenchPlan) -> dict[str, Any]:
+    """What the measurement child needs for end-to-end mode (pre-processing path, frames, predict thresholds)."""
+    from posebench.pipeline import PREDICT_NMS
+
+    source = e2e_source(plan)
+    if not source.exists():
+        raise InvalidInputError(f"--source {source} does not exist")
+    return {"source": str(source.resolve()), "preprocess": plan.preprocess, "max_frames": plan.max_frames,
+            "pipeline": plan.pipeline,
+            "nms": {"conf": PREDICT_NMS.conf, "iou": PREDICT_NMS.iou, "max_det": PREDICT_NMS.max_det}}
 
 
 def runtime_options(plan_options: dict[str, dict[str, Any]], spec: str) -> tuple[str, dict[str, Any]]:
@@ -159,6 +201,9 @@ def run_bench(plan: BenchPlan, store: ResultStore,
     if on_progress:
         on_progress(f"loading {plan.source.name}", 0, len(plan.runtimes) * len(plan.threads))
     artifacts.describe()  # a missing or corrupt model stops here, before any runtime is tried
+    e2e = e2e_spec(plan) if plan.mode == "e2e" else None
+    protocol = {**plan.protocol.to_dict(), "mode": plan.mode,
+                **({"source": e2e["source"], "max_frames": plan.max_frames, "nms": e2e["nms"]} if e2e else {})}
     records: list[dict[str, Any]] = []
     total = len(plan.runtimes) * len(plan.threads)
     done = 0
@@ -185,18 +230,25 @@ def run_bench(plan: BenchPlan, store: ResultStore,
         for threads in plan.threads:
             if on_progress:
                 on_progress(f"{spec_text} @ {threads} thread{'s' if threads > 1 else ''}", done, total)
-            if error is None:
+            try:
+                trial = trial_of(plan, runtime, threads, meta, options)
+                trial_error = None
+            except PosebenchError as exc:  # e2e on a runtime that cannot take the asked pre-processing path
+                trial = trial_of(replace(plan, preprocess="auto", pipeline="posebench"), runtime, threads, meta,
+                                 options)
+                trial_error = failure(exc)
+            if error is None and trial_error is None:
                 spec = {"runtime": runtime, "artifact": str(artifact), "threads": threads, "imgsz": list(plan.imgsz),
-                        "protocol": plan.protocol.__dict__, "options": options}
+                        "protocol": plan.protocol.__dict__, "options": options, "mode": plan.mode, "e2e": e2e}
                 result = measure_in_child(spec)
             else:
-                result = error
+                result = error or trial_error
             compute = None
-            if result.get("status") == "ok" and runtime != "null" and str((result.get("backend") or {}).get(
-                    "device", "cpu")).lower() == "cpu":
+            if result.get("status") == "ok" and runtime != "null" and plan.mode == "model" and str(
+                    (result.get("backend") or {}).get("device", "cpu")).lower() == "cpu":
                 compute = roofline(ops, result["latency"].get("p50_ms"), cpu_peak(env, threads))
             record = new_record(
-                "latency", trial_of(plan, runtime, threads, meta, options), protocol=plan.protocol.to_dict(),
+                "latency", trial, protocol=protocol,
                 artifact={"path": str(artifact) if artifact else None, "form": (meta or {}).get("form"),
                           "sparsity": (meta or {}).get("sparsity"),
                           "size_bytes": _artifact_size(artifact), "ops": ops if runtime != "null" else None,

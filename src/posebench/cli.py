@@ -100,6 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="minimum warm-up duration (default: 2)")
     bench.add_argument("--max-seconds", type=_non_negative_float, default=0.0,
                        help="cap on the timed phase per measurement, 0 = none (capped runs are flagged)")
+    bench.add_argument("--mode", default="model", choices=["model", "e2e"],
+                       help="model: the runtime call on one fixed tensor (default, as the thesis); e2e: decoded "
+                            "frames through letterbox, runtime, decode + NMS and back to frame pixels, per stage")
+    bench.add_argument("--source", type=Path, default=None, metavar="VIDEO_OR_IMAGES",
+                       help="e2e frames: a video or image folder (default: the images that ship with Ultralytics)")
+    bench.add_argument("--preprocess", default="auto", choices=["auto", "fused", "vectorised", "reference"],
+                       help="e2e pre-processing: fused into the model (openvino, onnxruntime), vectorised numpy, or "
+                            "the validator's reference code; auto = fused where the runtime can (default)")
+    bench.add_argument("--pipeline", default="posebench", choices=["posebench", "ultralytics"],
+                       help="e2e: posebench's pipeline (default) or Ultralytics' own YOLO(model).predict around the "
+                            "same artifact, the reference (torch, onnxruntime, openvino)")
     _add_common(bench)
 
     val = sub.add_parser("val", help="accuracy through deployed runtimes (labels, or label-free against a reference)",
@@ -129,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "trained the model out (default: 0)")
     val.add_argument("--reference-imgsz", default=None, metavar="S|H,W",
                      help="input size of the reference (default: the reference bundle's own, else --imgsz)")
+    val.add_argument("--preprocess", default="reference", choices=["reference", "fused", "vectorised", "auto"],
+                     help="pre-processing path: the validator's reference code (default), or a deployed pipeline's "
+                          "(fused into the model, vectorised numpy, auto): check that a fast path scores the same")
     val.add_argument("--ref-conf", type=float, default=0.5,
                      help="reference detections scoring at least this become ground truth (default: 0.5)")
     _add_common(val)
@@ -225,6 +239,31 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--quick", action="store_true", help="short latency protocols (a smoke run, not a verdict)")
     tune.add_argument("--out", type=Path, default=Path("runs/tune"), metavar="DIR")
 
+    stream = sub.add_parser("stream", help="a video, image folder or camera through one deployment, in real time",
+                            description="Run SOURCE through one runtime at the source's frame rate (real-time pacing: "
+                                        "late frames dropped or queued) or as fast as possible; prints sustained fps, "
+                                        "dropped frames, end-to-end p50/p90/p99 and the time per stage.")
+    stream.add_argument("source", metavar="SOURCE", help="video file, image folder, or camera index (0, 1, ...)")
+    _add_model_args(stream, runtime_default="openvino", threads_default="2",
+                    threads_help="threads of the runtime (default: 2)")
+    stream.add_argument("--pace", default="realtime", choices=["realtime", "max"],
+                        help="realtime: frames arrive at the source's rate (default); max: as fast as possible")
+    stream.add_argument("--on-late", default="drop", choices=["drop", "queue"],
+                        help="a frame arriving while the previous one is in flight: drop it, keeping only the newest "
+                             "(default), or queue it")
+    stream.add_argument("--fps", type=_non_negative_float, default=None,
+                        help="source frame rate for real-time pacing (default: the video's own, else 25)")
+    stream.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0 = all)")
+    stream.add_argument("--preprocess", default="auto", choices=["auto", "fused", "vectorised", "reference"],
+                        help="pre-processing path (default: fused into the model where the runtime can)")
+    stream.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default: 0.25, as predict)")
+    stream.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default: 0.7)")
+    stream.add_argument("--save-video", type=Path, default=None, metavar="PATH",
+                        help="write the frames with skeletons drawn (.avi or .mp4)")
+    stream.add_argument("--save-poses", type=Path, default=None, metavar="PATH",
+                        help="write the poses of every processed frame as JSON lines")
+    _add_common(stream)
+
     env = sub.add_parser("env", help="show this machine's fingerprint and which runtimes are installed")
     env.add_argument("--json", type=Path, metavar="PATH", help="also write the fingerprint here")
     return parser
@@ -251,7 +290,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         protocol=LatencyProtocol(iters=args.iters, min_seconds=args.min_seconds, warmup_iters=args.warmup,
                                  warmup_seconds=args.warmup_seconds, max_seconds=args.max_seconds),
         variant=args.variant or default_variant(source), cache_dir=args.cache_dir or DEFAULT_CACHE,
-        runtime_options=_runtime_options(args),
+        runtime_options=_runtime_options(args), mode=args.mode, frames=args.source, preprocess=args.preprocess,
+        pipeline=args.pipeline,
     )
     store = ResultStore(args.out / "results.jsonl")
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -328,6 +368,7 @@ def cmd_val(args: argparse.Namespace) -> int:
         max_frames=args.max_frames, frame_stride=args.frame_stride, ref_conf=args.ref_conf,
         first_frame=args.first_frame, predictions_dir=args.out if args.save_predictions else None,
         reference_imgsz=parse_imgsz(args.reference_imgsz) if args.reference_imgsz else None,
+        preprocess=args.preprocess,
     )
     store = ResultStore(args.out / "results.jsonl")
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -533,8 +574,103 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stream(args: argparse.Namespace) -> int:
+    import numpy as np
+    from rich.console import Console
+
+    from posebench.bench import parse_threads
+    from posebench.environment import fingerprint
+    from posebench.evaluate.postprocess import NMSConfig
+    from posebench.export import DEFAULT_CACHE, ArtifactStore, parse_imgsz, read_metadata
+    from posebench.models import default_variant
+    from posebench.pipeline import open_pipeline, resolve_preprocess
+    from posebench.results import ResultStore, make_trial, new_record, write_json
+    from posebench.runtimes import backend_class, parse_runtimes
+    from posebench.runtimes.base import parse_runtime_spec
+    from posebench.stream import FrameSource, matched_imgsz, run_stream
+
+    runtimes, threads = parse_runtimes(args.runtime), parse_threads(args.threads)
+    if len(runtimes) != 1 or len(threads) != 1:
+        raise InvalidInputError("stream runs one deployment: give one --runtime and one --threads value")
+    if args.max_frames < 0:
+        raise InvalidInputError(f"--max-frames must be >= 0, got {args.max_frames}")
+    runtime, own = parse_runtime_spec(runtimes[0])
+    options = {**_runtime_options(args).get(runtime, {}), **own}
+    cls = backend_class(runtime)
+    cls.check_installed()
+    model = _model_source(args)
+    artifacts = ArtifactStore(model, args.cache_dir or DEFAULT_CACHE)
+    artifacts.describe()
+    frames = FrameSource(args.source, fps=args.fps or None, max_frames=args.max_frames)
+    console = Console(stderr=True)
+    try:
+        fixed = artifacts.fixed_imgsz()
+        if args.imgsz is not None:
+            imgsz = parse_imgsz(args.imgsz)
+        elif fixed:
+            imgsz = parse_imgsz(fixed)
+            matched = matched_imgsz(frames.first_frame().shape[:2], max(imgsz))
+            if matched != imgsz:
+                console.print(f"note: this model is built for {imgsz[0]}x{imgsz[1]}; {matched[0]}x{matched[1]} "
+                              "matches the footage's aspect and does less work (build the model at that size)")
+        else:
+            imgsz = matched_imgsz(frames.first_frame().shape[:2])
+        artifact = artifacts.get(cls.artifact_format, imgsz, accept=cls.accepts, prefer=cls.prefers)
+        meta = read_metadata(artifact) or {}
+        pipeline = open_pipeline(runtime, artifact, threads=threads[0], options=options,
+                                 preprocess=args.preprocess, nms=NMSConfig(conf=args.conf, iou=args.iou),
+                                 imgsz=imgsz)
+        paced = f"paced at {frames.fps:g} fps, late frames {'dropped' if args.on_late == 'drop' else 'queued'}" \
+            if args.pace == "realtime" else "as fast as possible"
+        console.print(f"streaming {frames.name} through {runtime} ({meta.get('precision', 'fp32')}, {imgsz[0]}x"
+                      f"{imgsz[1]}, {threads[0]} threads, {pipeline.preprocess} pre-processing), {paced}; Ctrl-C "
+                      "ends it with the summary")
+
+        def progress(stats) -> None:  # noqa: ANN001 - StreamStats
+            lat = np.percentile(np.asarray(stats.latency_ns[-200:]) / 1e6, 50) if stats.latency_ns else 0.0
+            console.print(f"  {stats.processed} frames, {stats.sustained_fps:.1f} fps, {stats.dropped} dropped, "
+                          f"e2e p50 {lat:.1f} ms", end="\r", highlight=False)
+
+        with pipeline.backend:
+            stats = run_stream(pipeline, frames, pace=args.pace, on_late=args.on_late, save_video=args.save_video,
+                               save_poses=args.save_poses, on_progress=progress if console.is_terminal else None)
+    finally:
+        frames.close()
+    summary = stats.to_dict()
+    trial = make_trial(model=model.name, source_id=model.identity(), variant=args.variant or default_variant(model),
+                       runtime=runtime, threads=threads[0], imgsz=imgsz, fmt=cls.artifact_format,
+                       precision=meta.get("precision", "fp32"), options=cls.identity(options), mode="stream",
+                       pipeline={"preprocess": resolve_preprocess(args.preprocess, cls), "source": frames.name})
+    record = new_record("stream", trial, status="ok", stream=summary, pipeline=pipeline.describe(),
+                        artifact={"path": str(artifact), "form": meta.get("form")}, environment=fingerprint())
+    store = ResultStore(args.out / "results.jsonl")
+    store.append(record)
+    if args.json:
+        write_json(args.json, [record])
+    print(stream_summary(summary))
+    extras = [f"annotated video {args.save_video}" if args.save_video else "",
+              f"poses {args.save_poses}" if args.save_poses else ""]
+    print(f"record in {store.path}" + "".join(f"; {e}" for e in extras if e))
+    return 130 if stats.interrupted else 0
+
+
+def stream_summary(s: dict) -> str:
+    """The end-of-stream lines a person reads."""
+    lines = [f"{s['source']}: {s['processed']} of {s['frames_read']} frames processed in {s['wall_seconds']:.1f} s: "
+             f"{s['sustained_fps']:.1f} fps sustained"
+             + (f" (source {s['fps_source']:g} fps, {s['dropped']} dropped)" if s["pace"] == "realtime" else "")
+             + (f"; {s['corrupt']} unreadable frame(s) skipped" if s["corrupt"] else "")
+             + ("; interrupted" if s["interrupted"] else "")]
+    if "e2e" in s:
+        e, st = s["e2e"], s["stages"]
+        lines.append(f"end to end (arrival -> poses): p50 {e['p50_ms']:.1f} ms, p90 {e['p90_ms']:.1f}, p99 "
+                     f"{e['p99_ms']:.1f}; per stage p50: pre {st['pre']['p50_ms']:.2f} ms, infer "
+                     f"{st['infer']['p50_ms']:.1f} ms, post {st['post']['p50_ms']:.2f} ms")
+    return "\n".join(lines)
+
+
 COMMANDS = {"bench": cmd_bench, "val": cmd_val, "compress": cmd_compress, "study": cmd_study, "report": cmd_report,
-            "tune": cmd_tune, "env": cmd_env}
+            "tune": cmd_tune, "stream": cmd_stream, "env": cmd_env}
 
 
 def _terminate_like_interrupt() -> None:

@@ -30,6 +30,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     from posebench.runtimes import create_backend
 
     protocol = LatencyProtocol(**spec["protocol"])
+    if spec.get("mode", "model") == "e2e":
+        return run_e2e(spec, protocol)
     h, w = spec["imgsz"]
     batch = fixed_input((1, 3, h, w))
     with create_backend(spec["runtime"], Path(spec["artifact"]), threads=spec["threads"],
@@ -37,6 +39,51 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         stats = backend.measure(batch, protocol)
         info = backend.info()
     return {"status": "ok", "latency": stats.to_dict(), "backend": info, "pid": os.getpid()}
+
+
+def run_e2e(spec: dict[str, Any], protocol: Any) -> dict[str, Any]:
+    """End-to-end mode: decoded frames of `source` through the whole pipeline, each stage timed."""
+    from posebench.evaluate.postprocess import NMSConfig
+    from posebench.pipeline import load_frames, measure_e2e, open_pipeline
+
+    e2e = spec["e2e"]
+    frames = load_frames(Path(e2e["source"]), int(e2e.get("max_frames", 64)))
+    if e2e.get("pipeline", "posebench") == "ultralytics":
+        return run_ultralytics(spec, protocol, frames)
+    pipeline = open_pipeline(spec["runtime"], Path(spec["artifact"]), threads=spec["threads"],
+                             options=spec.get("options"), preprocess=e2e.get("preprocess", "auto"),
+                             nms=NMSConfig(**e2e["nms"]), imgsz=tuple(spec["imgsz"]))
+    with pipeline.backend as backend:
+        stats = measure_e2e(pipeline, frames, protocol)
+        info = backend.info()
+    frame_shapes = sorted({f"{f.shape[1]}x{f.shape[0]}" for f in frames})
+    return {"status": "ok", **stats.to_dict(), "pipeline": {**pipeline.describe(), "frame_sizes": frame_shapes},
+            "backend": info, "pid": os.getpid()}
+
+
+def run_ultralytics(spec: dict[str, Any], protocol: Any, frames: list) -> dict[str, Any]:
+    """Ultralytics' `predict` as the reference pipeline, in this process pinned to `threads` cores (Ultralytics
+    sizes its runtime's thread pool to the cores it sees)."""
+    from posebench.evaluate.postprocess import NMSConfig
+    from posebench.export import read_metadata
+    from posebench.pipeline import UltralyticsPipeline, measure_e2e
+
+    threads = int(spec["threads"])
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    pinned = cores[:threads] if len(cores) > threads else cores
+    if len(cores) > threads:
+        os.sched_setaffinity(0, pinned)
+    artifact = Path(spec["artifact"])
+    pipeline = UltralyticsPipeline(artifact, meta=read_metadata(artifact) or {}, imgsz=tuple(spec["imgsz"]),
+                                   threads=threads, nms=NMSConfig(**spec["e2e"]["nms"]))
+    try:
+        stats = measure_e2e(pipeline, frames, protocol)
+    finally:
+        pipeline.close()
+    frame_shapes = sorted({f"{f.shape[1]}x{f.shape[0]}" for f in frames})
+    return {"status": "ok", **stats.to_dict(), "pipeline": {**pipeline.describe(), "frame_sizes": frame_shapes},
+            "backend": {"runtime": spec["runtime"], "threads": threads, "cores_pinned": pinned,
+                        "artifact": str(artifact), "device": "cpu"}, "pid": os.getpid()}
 
 
 def main(argv: list[str]) -> int:

@@ -27,16 +27,20 @@ def trial_id(trial: dict[str, Any]) -> str:
 
 def make_trial(*, model: str, source_id: str, variant: str, runtime: str, threads: int,
                imgsz: tuple[int, int] | list[int], fmt: str, precision: str = "fp32",
-               options: dict[str, Any] | None = None, mode: str = "model") -> dict[str, Any]:
+               options: dict[str, Any] | None = None, mode: str = "model",
+               pipeline: dict[str, Any] | None = None) -> dict[str, Any]:
     """The identity of a trial: what was run, not what came out. Latency and accuracy records of the
     same trial share it, so reports can join them. `options` are the runtime options that change what runs
-    (provider, precision, flush-to-zero, streams; only non-default ones, so default trials keep their ids)."""
+    (provider, precision, flush-to-zero, streams; only non-default ones, so default trials keep their ids).
+    An end-to-end trial (`mode` "e2e") also names its `pipeline`: pre-processing path and frame source."""
     trial = {"model": model, "source_id": source_id, "variant": variant, "runtime": runtime, "threads": int(threads),
              "imgsz": [int(v) for v in imgsz], "format": fmt, "precision": precision}
     if options:
         trial["options"] = dict(sorted(options.items()))
     if mode != "model":
         trial["mode"] = mode
+    if pipeline:
+        trial["pipeline"] = dict(sorted(pipeline.items()))
     return trial
 
 

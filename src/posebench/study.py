@@ -23,7 +23,10 @@ from posebench.errors import InvalidInputError, PosebenchError
 
 KEYS = {"name", "description", "models", "variants", "runtimes", "threads", "imgsz", "latency", "evaluation",
         "calibration", "finetune", "pseudo_labels", "bn_calibration", "epochs", "gpu_runtimes"}
-LATENCY_KEYS = {"iters", "min_seconds", "warmup", "warmup_seconds", "max_seconds", "rounds", "probe"}
+LATENCY_KEYS = {"iters", "min_seconds", "warmup", "warmup_seconds", "max_seconds", "rounds", "probe", "mode",
+                "source", "pipelines"}
+PIPELINES = ("posebench", "ultralytics")
+LATENCY_MODES = {"model": ("model",), "e2e": ("e2e",), "both": ("model", "e2e")}
 EVAL_KEYS = {"data", "split", "reference", "source", "max_frames", "optional", "name"}
 
 
@@ -161,6 +164,18 @@ def _parse(raw: Any, path: Path) -> Study:
     if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 2:
         raise _fail(path, "latency.rounds", f"must be a whole number >= 2 (interleaved rounds expose a noisy "
                                             f"machine), got {rounds!r}")
+    if latency.get("mode", "model") not in LATENCY_MODES:
+        raise _fail(path, "latency.mode", f"must be one of {', '.join(LATENCY_MODES)} (model: the runtime call, as the "
+                                          f"thesis; e2e: frame in, poses out), got {latency.get('mode')!r}")
+    pipelines = latency.get("pipelines", ["posebench"])
+    if not isinstance(pipelines, list) or not pipelines or any(p not in PIPELINES for p in pipelines):
+        raise _fail(path, "latency.pipelines", f"must be a list of {', '.join(PIPELINES)} (end-to-end timing: "
+                                               f"ultralytics = its own predict as the reference), got {pipelines!r}")
+    if latency.get("source") is not None:
+        frames = resolve(str(latency["source"]), "latency.source")
+        if not frames.exists():
+            raise _fail(path, "latency.source", f"{frames} not found (a video or an image folder for e2e timing)")
+        latency = {**latency, "source": str(frames)}
     skipped = []
     evaluations = []
     for n, ev in enumerate(raw.get("evaluation") or []):
@@ -276,7 +291,13 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
                                max_seconds=float(study.latency.get("max_seconds", 0.0)))
     runtimes = study.runtimes + study.gpu_runtimes
     scored = [r for r in runtimes if r != "null"]
-    per_variant = len(runtimes) * len(study.threads) * int(study.latency.get("rounds", 2)) + \
+    # (mode, pipeline) pairs: model mode once; end to end once per pipeline (posebench's, Ultralytics' predict)
+    modes = [(mode, pipeline) for mode in LATENCY_MODES[study.latency.get("mode", "model")]
+             for pipeline in (study.latency.get("pipelines", ["posebench"]) if mode == "e2e" else ["posebench"])]
+    frames = Path(study.latency["source"]) if study.latency.get("source") else None
+    timed = sum(1 for runtime in runtimes for mode in modes
+                if mode[1] == "posebench" or runtime in ("torch", "onnxruntime", "openvino"))
+    per_variant = timed * len(study.threads) * int(study.latency.get("rounds", 2)) + \
         len(scored) * len(study.evaluations)
     total = len(study.models) * len(study.variants) * per_variant
     written: list[dict[str, Any]] = []
@@ -347,27 +368,30 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
                           imgsz=study.imgsz, fmt="-")
 
     # 2. latency, in interleaved rounds: round r measures every configuration before round r+1 starts
-    latency_keys = [(model, variant, runtime, threads) for model in study.models for variant in study.variants
-                    for runtime in runtimes for threads in study.threads]
-    pending = [r for r in range(1, rounds + 1) for (m, v, rt, t) in latency_keys
-               if _latency_key(m, v, rt, t, r) not in done]
+    latency_keys = [(model, variant, runtime, threads, mode) for model in study.models for variant in study.variants
+                    for runtime in runtimes for threads in study.threads for mode in modes
+                    if mode[1] == "posebench" or runtime in ("torch", "onnxruntime", "openvino")]
+    pending = [r for r in range(1, rounds + 1) for (m, v, rt, t, mode) in latency_keys
+               if _latency_key(m, v, rt, t, r, mode) not in done]
     if pending:
         probe("before")
     for round_no in range(1, rounds + 1):
-        for model, variant, runtime, threads in latency_keys:
-            skey = _latency_key(model, variant, runtime, threads, round_no)
+        for model, variant, runtime, threads, mode in latency_keys:
+            skey = _latency_key(model, variant, runtime, threads, round_no, mode)
             k += 1
             if skey in done:
                 continue
             source, build_error = built[(model, variant)]
             no_gpu = runtime in study.gpu_runtimes and not _gpu_available()
-            tick(f"[{k}/{total}] latency {variant} on {runtime} @ {threads}, round {round_no}/{rounds}")
+            tick(f"[{k}/{total}] {'end-to-end ' if mode[0] == 'e2e' else ''}latency {variant} on {runtime} @ "
+                 f"{threads}{' (Ultralytics predict)' if mode[1] == 'ultralytics' else ''}, round {round_no}/{rounds}")
             if build_error or no_gpu:
                 unrun("latency", placeholder(model, variant, runtime, threads),
                       build_error or "skipped: no GPU on this machine", skey)
                 continue
             plan = BenchPlan(source=source, runtimes=(runtime,), threads=(threads,), imgsz=study.imgsz,
-                             protocol=protocol, variant=variant, cache_dir=cache, model_name=names[model])
+                             protocol=protocol, variant=variant, cache_dir=cache, model_name=names[model],
+                             mode=mode[0], frames=frames if mode[0] == "e2e" else None, pipeline=mode[1])
             records = run_bench(plan, fresh_store())
             for record in records:
                 record["round"] = round_no
@@ -407,9 +431,12 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
     return written
 
 
-def _latency_key(model: str, variant: str, runtime: str, threads: int, round_no: int) -> str:
-    """A latency trial's key in the study (round 1 keeps the key studies had before rounds existed)."""
-    return f"{model}|{variant}|latency|{runtime}|{threads}" + (f"|r{round_no}" if round_no > 1 else "")
+def _latency_key(model: str, variant: str, runtime: str, threads: int, round_no: int,
+                 mode: tuple[str, str] = ("model", "posebench")) -> str:
+    """A latency trial's key in the study (round 1 of model mode keeps the key studies had before rounds and
+    end-to-end timing existed)."""
+    return f"{model}|{variant}|latency|{runtime}|{threads}" + (f"|r{round_no}" if round_no > 1 else "") + \
+        (f"|{mode[0]}" if mode[0] != "model" else "") + (f"|{mode[1]}" if mode[1] != "posebench" else "")
 
 
 def _gpu_available() -> bool:

@@ -204,3 +204,44 @@ def trainer_for(model: Any) -> type:
             return model
 
     return OwnModelTrainer
+
+
+def ultralytics_predict_model(artifact: Path, meta: dict[str, Any], workdir: Path) -> Any:
+    """`ultralytics.YOLO` on a deployed artifact, for timing Ultralytics' own `predict` pipeline around it: a
+    checkpoint, an ONNX file, or an OpenVINO IR. An artifact Ultralytics did not write (posebench's own IR or int8
+    ONNX) gets the metadata Ultralytics reads (task, stride, imgsz, names, kpt_shape) from posebench's sidecar: an
+    IR folder is linked into `workdir` with a `metadata.yaml`, an ONNX file copied there with metadata props."""
+    import yaml
+    from ultralytics import YOLO
+
+    artifact = Path(artifact)
+    info = {"task": "pose", "stride": 32, "batch": 1, "channels": 3, "imgsz": list(meta["imgsz"]),
+            "names": {i: n for i, n in enumerate(meta.get("names") or ["person"])} if isinstance(
+                meta.get("names"), list) else (meta.get("names") or {0: "person"}),
+            "kpt_shape": list(meta["kpt_shape"]), "end2end": bool(meta.get("end2end")),
+            "args": {"nms": None, "dynamic": False, "batch": 1}}
+    if artifact.suffix == ".pt":
+        return YOLO(str(artifact), task="pose")
+    if artifact.suffix == ".xml":
+        if (artifact.parent / "metadata.yaml").is_file():
+            return YOLO(str(artifact.parent), task="pose")
+        folder = workdir / f"{artifact.stem}_openvino_model"
+        folder.mkdir(parents=True, exist_ok=True)
+        for suffix in (".xml", ".bin"):
+            link = folder / f"{artifact.stem}{suffix}"
+            if not link.exists():
+                link.symlink_to(artifact.with_suffix(suffix).resolve())
+        (folder / "metadata.yaml").write_text(yaml.safe_dump(info, sort_keys=False))
+        return YOLO(str(folder), task="pose")
+    if artifact.suffix == ".onnx":
+        import onnx
+
+        model = onnx.load(str(artifact))
+        if not any(p.key == "kpt_shape" for p in model.metadata_props):
+            for key, value in info.items():
+                entry = model.metadata_props.add()
+                entry.key, entry.value = key, str(value)
+            artifact = workdir / artifact.name
+            onnx.save(model, str(artifact))
+        return YOLO(str(artifact), task="pose")
+    raise InvalidInputError(f"{artifact}: Ultralytics' predict pipeline runs a .pt, an .onnx or an OpenVINO IR here")

@@ -20,6 +20,7 @@ from posebench.evaluate.data import load_dataset
 from posebench.evaluate.postprocess import NMSConfig
 from posebench.evaluate.validate import Predictor, fidelity, iter_frames, pseudo_truth, validate
 from posebench.models import ModelSource
+from posebench.pipeline import backend_input, resolve_preprocess
 from posebench.results import ResultStore, make_trial, new_record
 from posebench.runtimes import backend_class, create_backend
 
@@ -51,6 +52,7 @@ class ValPlan:
     ref_conf: float = 0.5
     predictions_dir: Path | None = None  # write COCO results JSON per runtime here
     model_name: str | None = None  # name recorded in the trial (default: the source's)
+    preprocess: str = "reference"  # the validator's own code; "fused" / "vectorised" check a deployed pipeline's
 
     def __post_init__(self) -> None:
         if (self.data is None) == (self.reference is None):
@@ -69,8 +71,10 @@ def _predictor(store: ArtifactStore, spec: str, plan: ValPlan,
     imgsz = imgsz or plan.imgsz
     artifact = store.get(cls.artifact_format, imgsz, accept=cls.accepts, prefer=cls.prefers)
     meta = read_metadata(artifact)
-    backend = create_backend(runtime, artifact, threads=plan.threads, options=options)
-    return Predictor(backend, imgsz, tuple(meta["kpt_shape"]), plan.nms, end2end=meta.get("end2end")), meta
+    path = "reference" if plan.preprocess == "reference" else resolve_preprocess(plan.preprocess, cls)
+    backend = create_backend(runtime, artifact, threads=plan.threads, options={**options, **backend_input(path)})
+    return Predictor(backend, imgsz, tuple(meta["kpt_shape"]), plan.nms, end2end=meta.get("end2end"),
+                     preprocess=path), meta
 
 
 def run_val(plan: ValPlan, store: ResultStore, on_progress: Progress | None = None) -> list[dict[str, Any]]:

@@ -33,6 +33,9 @@ from posebench.isa import Int8Choice
 PRESETS: dict[str, tuple[str, ...]] = {
     # decode + keypoint branch (cv4, cv4_kpts) in float
     "yolo-pose-float-head": (r"^/model\.{head}/(?!(?:one2one_)?cv[23]\.).*",),
+    # the decode and each keypoint branch's last (1x1) conv in float: the keypoint branch's 3x3 convs run in int8
+    "yolo-pose-float-kpt-out": (r"^/model\.{head}/(?!(?:one2one_)?cv[23]\.)"
+                                r"(?!(?:one2one_)?cv4\.\d+(?:/(?:one2one_)?cv4\.\d+)?\.[01][/.]).*",),
     # only the decode (and YOLO26's top-k) in float
     "yolo-pose-float-decode": (r"^/model\.{head}/(?!(?:one2one_)?cv(?:[234]|4_kpts)\.).*",),
     "none": (),  # quantize everything (collapses pose models; for comparison)

@@ -117,11 +117,13 @@ def decode(output: np.ndarray, *, kpt_shape: tuple[int, int], letterbox: Letterb
         raise InvalidInputError(f"the model output has {output.shape[1]} channels, too few for 4 box values, "
                                 f"1+ class scores and {k}x{d} keypoint values: does kpt_shape {list(kpt_shape)} "
                                 "match the model?")
-    x = output[0].T  # (anchors, C)
-    cls_scores = x[:, 4:4 + nc]
-    scores, classes = cls_scores.max(1), cls_scores.argmax(1)
-    keep = scores > config.conf
-    x, scores, classes = x[keep], scores[keep], classes[keep]
+    out = output[0]  # (C, anchors): scores are read row-wise (contiguous), only the candidates are gathered
+    cls_scores = out[4:4 + nc]
+    scores = cls_scores[0] if nc == 1 else cls_scores.max(0)
+    keep = np.flatnonzero(scores > config.conf)
+    x = out[:, keep].T  # (candidates, C)
+    scores = scores[keep]
+    classes = np.zeros(keep.size, np.int64) if nc == 1 else cls_scores[:, keep].argmax(0)
     if scores.size > config.max_nms:
         top = np.argsort(-scores, kind="stable")[:config.max_nms]
         x, scores, classes = x[top], scores[top], classes[top]

@@ -24,7 +24,7 @@ from posebench.evaluate.cocoeval import dataset_ground_truth_json, evaluate_keyp
 from posebench.evaluate.data import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Dataset, list_images
 from posebench.evaluate.metrics import COCO_SIGMAS, PoseStats
 from posebench.evaluate.postprocess import Detections, NMSConfig, decode
-from posebench.evaluate.preprocess import letterbox, to_batch
+from posebench.evaluate.preprocess import Preprocessor
 from posebench.runtimes.base import Backend
 
 
@@ -52,11 +52,14 @@ class Predictor:
     end2end: bool | None = None  # the artifact's declared head (None: inferred from the output shape)
     times: StageTimes = field(default_factory=StageTimes)
     inferences: int = 0
+    preprocess: str = "reference"  # or "vectorised", or "fused" (a backend created with input="nhwc_u8_bgr")
+
+    def __post_init__(self) -> None:
+        self._prepare = Preprocessor(self.imgsz, self.preprocess)
 
     def __call__(self, image: np.ndarray) -> Detections:
         t0 = time.perf_counter()
-        padded, lb = letterbox(image, self.imgsz)
-        batch = to_batch(padded)
+        batch, lb = self._prepare(image)
         t1 = time.perf_counter()
         outputs = self.backend.infer(batch)
         t2 = time.perf_counter()
@@ -131,7 +134,8 @@ def validate(predictor: Predictor, dataset: Dataset, *, predictions_json: Path |
         "per_image_ms": predictor.times.per_image_ms(stats.images),
         "wall_seconds": time.perf_counter() - start,
         "settings": {"conf": predictor.nms.conf, "iou": predictor.nms.iou, "max_det": predictor.nms.max_det,
-                     "imgsz": list(predictor.imgsz), "letterbox": "ultralytics rect=False"},
+                     "imgsz": list(predictor.imgsz), "letterbox": "ultralytics rect=False",
+                     "preprocess": predictor.preprocess},
     }
 
 

@@ -40,7 +40,9 @@ class BuiltArtifacts:
 
         path = self.root / "model.pt"
         if path.is_file() and meta_path(path).is_file():
-            return Artifact.load(path)
+            cached = Artifact.load(path)
+            if "end2end" in cached.meta:  # written by an older posebench without it: made again below
+                return cached
         tmp = materialize_checkpoint(self.source, self.root / "model.tmp.pt")
         meta = checkpoint_artifact(self.source, tmp).meta  # loads it: a bad file stops here
         os.replace(tmp, path)
@@ -48,7 +50,7 @@ class BuiltArtifacts:
 
     def artifact(self, fmt: str, imgsz: tuple[int, int], accept: tuple[str, ...] = (),
                  prefer: tuple[str, ...] = ()) -> Artifact:
-        from posebench.export.fp32 import export_fp32_onnx, export_fp32_openvino
+        from posebench.export.fp32 import TORCH_CONVERTED, export_fp32_onnx, export_fp32_openvino
 
         if fmt == "pt":
             return self.checkpoint()
@@ -61,7 +63,9 @@ class BuiltArtifacts:
         if fmt == "openvino":
             xml = self.root / f"model-{h}x{w}_openvino" / "model.xml"
             if xml.is_file() and meta_path(xml).is_file():
-                return Artifact.load(xml)
+                cached = Artifact.load(xml)
+                if cached.meta.get("converted_from") == TORCH_CONVERTED:  # older caches: converted from the ONNX
+                    return cached
             return export_fp32_openvino(self.checkpoint(), onnx, xml)
         raise InvalidInputError(f"unknown artifact format '{fmt}'; known: {', '.join(FORMATS)}")
 

@@ -65,16 +65,19 @@ class Report:
             raise InvalidInputError(f"--metric must be one of {', '.join(METRICS)}, got '{metric}'")
         self.metric = metric
         self.records = records
-        self.latency = combine_rounds([r for r in records if r.get("kind") == "latency" and r.get("status") == "ok"])
+        timed = [r for r in records if r.get("kind") == "latency" and r.get("status") == "ok"]
+        # model mode (the runtime call, the thesis's) and end-to-end records answer different questions
+        self.latency = combine_rounds([r for r in timed if r["trial"].get("mode", "model") == "model"])
+        self.e2e = combine_rounds([r for r in timed if r["trial"].get("mode") == "e2e"])
         self.probes = [r for r in records if r.get("kind") == "probe"]
         self.accuracy = [r for r in records if r.get("kind") == "accuracy" and r.get("status") == "ok"]
         def key(r: dict[str, Any]) -> tuple[str, str]:
             return r["kind"], r.get("study_key") or r["trial_id"]
 
-        succeeded = {key(r) for r in self.latency + self.accuracy}
+        succeeded = {key(r) for r in self.latency + self.e2e + self.accuracy}
         self.failed = [r for r in records if r.get("kind") in ("latency", "accuracy") and r.get("status") != "ok"
                        and key(r) not in succeeded]  # a failure later retried successfully is not shown
-        if not self.latency and not self.accuracy:
+        if not self.latency and not self.accuracy and not self.e2e:
             raise InvalidInputError("the results hold no successful latency or accuracy record to report on")
         names = []
         for r in self.accuracy:
@@ -88,6 +91,8 @@ class Report:
         self.evaluations = names
         self.primary = evaluation or (labelled[0] if labelled else (names[0] if names else None))
         self.points = self._points()
+        self.e2e_points = self._points(self.e2e)
+        self.machines = list(dict.fromkeys(_machine(r) for r in self.latency + self.e2e))
 
     @staticmethod
     def _evaluation_name(record: dict[str, Any]) -> str:
@@ -107,9 +112,9 @@ class Report:
         pick = (exact or preferred or found)
         return pick[-1]["accuracy"] if pick else None
 
-    def _points(self) -> list[Point]:
+    def _points(self, records: list[dict[str, Any]] | None = None) -> list[Point]:
         points = []
-        for r in self.latency:
+        for r in self.latency if records is None else records:
             t = r["trial"]
             acc = self.accuracy_of(t["model"], t["variant"], t["runtime"], self.primary) if self.primary else None
             if t["runtime"] == "null":
@@ -119,9 +124,14 @@ class Report:
                                 acc["pose"][self.metric] if acc else None))
         return points
 
+    def config(self, record: dict[str, Any]) -> str:
+        """'runtime@threads', with the machine when the results hold several."""
+        t = record["trial"]
+        return f"{runtime_label(t)}@{t['threads']}" + (f" ({_machine(record)})" if len(self.machines) > 1 else "")
+
     def variants(self) -> list[tuple[str, str]]:
         seen: list[tuple[str, str]] = []
-        for r in self.latency + self.accuracy:
+        for r in self.latency + self.e2e + self.accuracy:
             key = (r["trial"]["model"], r["trial"]["variant"])
             if key not in seen:
                 seen.append(key)
@@ -199,6 +209,18 @@ def verdict(report: Report, *, max_drop: float, budget_ms: float | None) -> list
             else:
                 lines.append(f"No configuration meets the {budget_ms:g} ms budget (fastest: "
                              f"{min(mine, key=lambda p: p.mean_ms).mean_ms:.2f} ms).")
+        e2e = [p for p in report.e2e_points if p.model == model and p.accuracy is not None]
+        if e2e and budget_ms is not None:
+            within = [p for p in e2e if p.p99_ms <= budget_ms]
+            if within:
+                best = max(within, key=lambda p: (p.accuracy, -p.p99_ms))
+                lines.append(f"End to end (frame in, poses out), most accurate within {budget_ms:g} ms at p99: "
+                             f"**{best.label}**, {metric} {best.accuracy:.3f} at {best.p99_ms:.2f} ms p99 "
+                             f"({best.p50_ms:.2f} ms p50).")
+            else:
+                quickest = min(e2e, key=lambda p: p.p99_ms)
+                lines.append(f"End to end, no configuration meets {budget_ms:g} ms at p99 (best: {quickest.label}, "
+                             f"{quickest.p99_ms:.2f} ms p99).")
         gpu = [p for p in ok if p.device == "gpu"]
         cpu = [p for p in ok if p.device == "cpu"]
         if not gpu:
@@ -253,42 +275,100 @@ def plots(report: Report) -> dict[str, tuple[str, bytes]]:
             fig.suptitle(f"{kind} accuracy per variant ({report.primary})", y=1.04)
             out[f"accuracy-{kind}"] = (f"Box and pose P, R, mAP50, mAP50-95 per variant (thesis Figures 4.1-4.4): "
                                        f"{kind}, evaluation {report.primary}.", _png(fig))
+    several = len(report.machines) > 1
+
+    def config_of(p: Point) -> str:
+        return f"{p.runtime}@{p.threads}" + (f" ({p.machine})" if several else "")
+
     if report.points:
-        configs = list(dict.fromkeys(f"{p.runtime}@{p.threads} ({p.machine})" for p in report.points))
+        configs = list(dict.fromkeys(config_of(p) for p in report.points))
         names = list(dict.fromkeys(f"{p.model}/{p.variant}" for p in report.points))
         fig, ax = plt.subplots(figsize=(max(8, len(names) * 1.2), 4.2))
         width = 0.8 / max(len(configs), 1)
         for ci, config in enumerate(configs):
-            xs, ys = [], []
+            xs, ys, up90, up99 = [], [], [], []
             for ni, name in enumerate(names):
-                match = [p for p in report.points if f"{p.model}/{p.variant}" == name
-                         and f"{p.runtime}@{p.threads} ({p.machine})" == config]
+                match = [p for p in report.points if f"{p.model}/{p.variant}" == name and config_of(p) == config]
                 if match:
                     xs.append(ni + ci * width - 0.4 + width / 2)
-                    ys.append(match[-1].mean_ms)
+                    ys.append(match[-1].p50_ms)
+                    up99.append(match[-1].p99_ms)
+                    up90.append(_p90(report, match[-1]))
             ax.bar(xs, ys, width=width, label=config)
+            # the spread: a whisker from p50 up to p99, a tick at p90
+            ax.errorbar(xs, ys, yerr=[[0] * len(ys), [max(u - y, 0) for u, y in zip(up99, ys)]], fmt="none",
+                        ecolor="#333", elinewidth=0.8, capsize=2)
+            ax.scatter(xs, up90, marker="_", color="#333", s=40, zorder=3)
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
-        ax.set_ylabel("batch-1 latency, mean (ms)")
-        ax.legend(fontsize=7, ncol=2)
+        ax.set_ylabel("batch-1 latency, p50 (ms); whisker to p99, tick at p90")
+        ax.set_title("Model-mode latency per variant and configuration"
+                     + (f" ({report.machines[0]})" if not several and report.machines else ""))
+        ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left", borderaxespad=0)
         ax.grid(axis="y", alpha=0.3)
-        out["latency"] = ("Latency per variant and configuration (thesis Figure 4.5).", _png(fig))
+        out["latency"] = ("Latency per variant and configuration, p50 with its p90 and p99 (thesis Figure 4.5).",
+                          _png(fig))
         scored = [p for p in report.points if p.accuracy is not None]
-        if scored:
+        for model in dict.fromkeys(p.model for p in scored):  # one chart per model: models do not share an axis
+            mine = [p for p in scored if p.model == model]
             fig, ax = plt.subplots(figsize=(8.5, 5))
-            for runtime in dict.fromkeys(p.runtime for p in scored):
-                mine = [p for p in scored if p.runtime == runtime]
-                ax.scatter([p.mean_ms for p in mine], [p.accuracy for p in mine], label=runtime, s=36)
-            front = pareto_front(scored)
-            for p in front:  # label the front only: every point labelled is unreadable
+            for runtime in dict.fromkeys(p.runtime for p in mine):
+                theirs = [p for p in mine if p.runtime == runtime]
+                ax.scatter([p.mean_ms for p in theirs], [p.accuracy for p in theirs], label=runtime, s=36)
+            front = pareto_front(mine)
+            for n, p in enumerate(front):  # label the front only, alternating above and below: no overlaps
                 ax.annotate(f"{p.variant} / {p.runtime}@{p.threads}", (p.mean_ms, p.accuracy), fontsize=7,
-                            xytext=(4, -10), textcoords="offset points")
+                            xytext=(5, 8 if n % 2 else -12), textcoords="offset points")
             ax.plot([p.mean_ms for p in front], [p.accuracy for p in front], "k--", lw=1, label="Pareto front")
             ax.set_xlabel("batch-1 latency, mean (ms)")
             ax.set_ylabel(f"pose {LABELS[report.metric]} ({report.primary})")
+            ax.set_title(f"{model}: pose {LABELS[report.metric]} against latency")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-            out["pareto"] = ("Pose mAP50 against latency, Pareto front dashed (thesis Figures 4.6-4.7).", _png(fig))
+            ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left", borderaxespad=0)
+            key = "pareto" if len({p.model for p in scored}) == 1 else f"pareto-{_slug(model)}"
+            out[key] = (f"{model}: pose {LABELS[report.metric]} against latency, Pareto front dashed (thesis "
+                        "Figures 4.6-4.7).", _png(fig))
+    if report.e2e:
+        rows = [(f"{r['trial']['model']}/{r['trial']['variant']}\n{config_of_record(report, r)}", r.get("stages") or {})
+                for r in report.e2e]
+        fig, ax = plt.subplots(figsize=(max(7, len(rows) * 1.1), 4.2))
+        bottom = [0.0] * len(rows)
+        for stage, colour, label in (("pre", "#DD8452", "pre-processing"), ("infer", "#4C72B0", "inference"),
+                                     ("post", "#55A868", "decode + NMS")):
+            values = [st.get(stage, {}).get("mean_ms", 0.0) for _, st in rows]
+            ax.bar(range(len(rows)), values, bottom=bottom, color=colour, label=label)
+            bottom = [b + v for b, v in zip(bottom, values)]
+        ax.set_xticks(range(len(rows)), [name for name, _ in rows], rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("end-to-end time per frame, mean (ms)")
+        ax.set_title("Where a frame's time goes" + (f" ({report.machines[0]})" if not several and report.machines
+                                                    else ""))
+        ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left", borderaxespad=0)
+        ax.grid(axis="y", alpha=0.3)
+        out["e2e-stages"] = ("End to end, frame in and poses out: time per stage (mean), per configuration.",
+                             _png(fig))
     return out
+
+
+def _p90(report: Report, point: Point) -> float:
+    for r in report.latency:
+        t = r["trial"]
+        if (t["model"], t["variant"], runtime_label(t), t["threads"], _machine(r)) == \
+                (point.model, point.variant, point.runtime, point.threads, point.machine):
+            return float(r["latency"].get("p90_ms", point.p50_ms))
+    return point.p50_ms
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
+
+
+def _pipeline_name(trial: dict[str, Any]) -> str:
+    """'fused' / 'vectorised' / 'reference' (posebench's pipeline, by pre-processing path) or 'ultralytics'."""
+    pipeline = trial.get("pipeline") or {}
+    return str(pipeline.get("preprocess") or pipeline.get("pipeline") or "-")
+
+
+def config_of_record(report: Report, record: dict[str, Any]) -> str:
+    return f"{report.config(record)}, {_pipeline_name(record['trial'])}"
 
 
 # ---- tables ---------------------------------------------------------------------------------------------
@@ -314,7 +394,7 @@ def latency_table(report: Report) -> list[list[str]]:
     configs: list[str] = []
     for r in report.latency:
         t, lat = r["trial"], r["latency"]
-        config = f"{runtime_label(t)}@{t['threads']} ({_machine(r)})"
+        config = report.config(r)
         configs.append(config)
         cells[(t["model"], t["variant"])][config] = f"{lat['mean_ms']:.2f} / {lat['p50_ms']:.2f} / {lat['p99_ms']:.2f}"
     configs = list(dict.fromkeys(configs))
@@ -357,6 +437,24 @@ def rounds_table(report: Report) -> list[list[str]]:
                                                  else "") if ops.get("ops") else "-",
                      f"{compute['gops']:.1f}" if compute else "-",
                      f"{compute['fraction_of_peak']:.0%}" if compute else "-", "; ".join(notes)])
+    return rows
+
+
+def e2e_table(report: Report) -> list[list[str]]:
+    """End-to-end rows: each stage's p50 (pre-processing, inference, decode + NMS), the total's p50 / p90 / p99,
+    and the total over the same configuration's model-mode p50 (what the pipeline adds)."""
+    model_p50 = {(r["trial"]["model"], r["trial"]["variant"], report.config(r)): r["latency"]["p50_ms"]
+                 for r in report.latency}
+    rows = [["model", "variant", "runtime@threads", "pipeline", "pre p50", "infer p50", "post p50",
+             "total p50", "p90", "p99", "x model mode", "frames from"]]
+    for r in report.e2e:
+        t, lat, st = r["trial"], r["latency"], r.get("stages") or {}
+        mm = model_p50.get((t["model"], t["variant"], report.config(r)))
+        pipeline = t.get("pipeline") or {}
+        rows.append([t["model"], t["variant"], report.config(r), _pipeline_name(t),
+                     *(f"{st[k]['p50_ms']:.2f}" if k in st else "-" for k in ("pre", "infer", "post")),
+                     f"{lat['p50_ms']:.2f}", f"{lat['p90_ms']:.2f}", f"{lat['p99_ms']:.2f}",
+                     f"{lat['p50_ms'] / mm:.2f}" if mm else "-", str(pipeline.get("source", "-"))])
     return rows
 
 
@@ -499,6 +597,15 @@ def build_report(paths: list[Path], out: Path, *, max_drop: float = 0.01, budget
         sections.append((f"Accuracy: {name}", _markdown_table(rows), _html_table(rows)))
     rows = latency_table(report)
     sections.append(("Latency (ms: mean / p50 / p99, batch 1)", _markdown_table(rows), _html_table(rows)))
+    if report.e2e:
+        rows = e2e_table(report)
+        note = ("Frame in, poses out: decoded frames (uint8, the source's size) through letterbox, normalisation, the "
+                "runtime, decode + NMS (conf 0.25, as predict) and back to frame pixels; each stage timed per frame. "
+                "Pipeline: posebench's by pre-processing path (fused into the model, vectorised, reference), or "
+                "'ultralytics' (its own predict around the same artifact, stages as it reports them). "
+                "'x model mode' is the total over the same configuration's model-mode p50.")
+        sections.append(("End to end (ms, batch 1)", f"{note}\n\n{_markdown_table(rows)}",
+                         f"<p>{html.escape(note)}</p>{_html_table(rows)}"))
     rows = rounds_table(report)
     notes = probe_lines(report) + [f"Peak: {line}" for line in peak_notes(report)] + [
         f"Rounds: each trial's statistics are the median of its interleaved rounds; a spread over "
@@ -548,8 +655,11 @@ def build_report(paths: list[Path], out: Path, *, max_drop: float = 0.01, budget
         sections.append(("Thesis latencies: plausible or beyond peak?", f"{how}\n\n{_markdown_table(plaus)}",
                          f"<p>{html.escape(how)}</p>{_html_table(plaus)}"))
     title = "posebench report"
-    md = [f"# {title}", "", f"Primary evaluation: {report.primary or 'none'}; accuracy drop allowed {max_drop:.3f} "
-          f"pose {LABELS[report.metric]}" + (f"; latency budget {budget_ms:g} ms" if budget_ms else "") + ".", ""]
+    machine = f"Machine: {report.machines[0]}. " if len(report.machines) == 1 else \
+        (f"Machines: {'; '.join(report.machines)}. " if report.machines else "")
+    md = [f"# {title}", "", machine + f"Primary evaluation: {report.primary or 'none'}; accuracy drop allowed "
+          f"{max_drop:.3f} pose {LABELS[report.metric]}" + (f"; latency budget {budget_ms:g} ms" if budget_ms else "")
+          + ".", ""]
     md += [f"## {t}\n\n{m}" for t, m, _ in sections]
     md_path, html_path = out / "report.md", out / "report.html"
     md_path.write_text("\n".join(md))

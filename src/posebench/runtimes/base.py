@@ -41,6 +41,9 @@ class Backend(ABC):
     install_hint: ClassVar[str] = ""
     # options that change what runs, with their defaults: a non-default value enters the trial's identity
     identity_options: ClassVar[dict[str, Any]] = {}
+    # input layouts `infer` can take besides NCHW float32 (option `input`): "nhwc_u8_bgr" is a letterboxed BGR
+    # uint8 frame, with colour order, layout and scaling done inside the compiled model (fused pre-processing)
+    input_layouts: ClassVar[tuple[str, ...]] = ("nchw_float",)
 
     @classmethod
     def identity(cls, options: dict[str, Any] | None) -> dict[str, Any]:
@@ -52,6 +55,12 @@ class Backend(ABC):
         self.artifact = Path(artifact)
         self.threads = int(threads)
         self.options = dict(options or {})
+        self.input_layout = str(self.options.get("input", "nchw_float"))
+        if self.input_layout not in self.input_layouts:
+            from posebench.errors import InvalidInputError
+
+            raise InvalidInputError(f"runtime '{self.name}' cannot take input '{self.input_layout}' "
+                                    f"(it takes: {', '.join(self.input_layouts)})")
 
     @classmethod
     def check_installed(cls) -> None:
@@ -65,7 +74,7 @@ class Backend(ABC):
 
     @abstractmethod
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
-        """Run one batch (NCHW float32) and return the raw output tensors."""
+        """Run one batch (NCHW float32, or what the `input` option names) and return the raw output tensors."""
 
     def measure(self, batch: np.ndarray, protocol: LatencyProtocol) -> LatencyStats:
         """Time `infer(batch)` under the protocol (a worker-backed runtime times inside the worker)."""

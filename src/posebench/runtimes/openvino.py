@@ -23,6 +23,7 @@ class OpenVINOBackend(Backend):
     # OpenVINO's CPU plugin runs "fp32" models in bf16 on CPUs with AVX512_BF16 or AMX unless told otherwise
     # (found on an AMD Zen 4: 0.6 % output error against torch): posebench asks for f32 unless a run opts in.
     identity_options = {"device": "CPU", "streams": 1, "flush_denormals": False, "inference_precision": "f32"}
+    input_layouts = ("nchw_float", "nhwc_u8_bgr")
 
     def __init__(self, artifact: Path, *, threads: int, options: dict[str, Any] | None = None):
         super().__init__(artifact, threads=threads, options=options)
@@ -48,6 +49,8 @@ class OpenVINOBackend(Backend):
             config[cpu.denormals_optimization] = True
         try:
             model = core.read_model(str(self.artifact))
+            if self.input_layout == "nhwc_u8_bgr":
+                model = fuse_preprocessing(model)
             self._compiled = core.compile_model(model, self._device, config)
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long C++ traces
             raise ModelLoadError(f"openvino could not load {self.artifact}: {str(exc).splitlines()[0]}") from exc
@@ -65,3 +68,17 @@ class OpenVINOBackend(Backend):
                 "effective_threads": int(cm.get_property(props.inference_num_threads)),
                 "streams": int(cm.get_property(props.num_streams)), "flush_denormals": self._ftz,
                 "precision": str(cm.get_property(props.hint.inference_precision))}
+
+
+def fuse_preprocessing(model: Any) -> Any:
+    """The model behind OpenVINO's PrePostProcessor: it takes a letterboxed BGR uint8 NHWC frame and does the
+    colour swap, float conversion, scaling to [0, 1] and NCHW layout itself (compiled and fused with the first
+    layer by the CPU plugin) instead of numpy doing them per frame."""
+    import openvino as ov
+    from openvino.preprocess import ColorFormat, PrePostProcessor
+
+    ppp = PrePostProcessor(model)
+    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
+    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
+    return ppp.build()

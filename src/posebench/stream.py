@@ -1,0 +1,340 @@
+"""`posebench stream`: a video, an image folder or a camera through one deployment, as a live system runs it.
+
+A reader thread decodes frames and hands them over; the main thread runs the pipeline. With real-time pacing a
+frame becomes available at its time on the source's clock (frame i at i / fps), and one that arrives while the
+pipeline is busy is either dropped (`on_late="drop"`: only the newest waiting frame is kept, every frame it
+replaces is counted as dropped) or queued (`on_late="queue"`: every frame is processed, latency grows). Without
+pacing ("max") frames are processed as fast as the pipeline goes, none dropped. A frame's end-to-end latency runs
+from its arrival to its poses, waiting included. Unreadable frames are skipped and counted; Ctrl-C ends the run
+with the summary so far.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import cv2
+import numpy as np
+
+from posebench.errors import InvalidInputError
+from posebench.evaluate.data import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images
+from posebench.evaluate.postprocess import Detections
+from posebench.pipeline import STAGES, Pipeline, stage_summary
+
+# COCO's 17-keypoint skeleton (pairs of keypoint indices), as drawn by Ultralytics
+COCO_SKELETON = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8), (7, 9),
+                 (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
+MAX_CORRUPT_IN_A_ROW = 25  # a video that fails this many reads in a row has ended (or is broken beyond use)
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int  # position in the source
+    image: np.ndarray
+    arrival_ns: int  # when it became available (perf_counter_ns)
+
+
+class FrameSource:
+    """Frames of a video file, an image folder or a camera index, with the source's frame rate.
+    Unreadable frames are skipped and counted in `corrupt`."""
+
+    def __init__(self, source: str | Path | int, *, fps: float | None = None, max_frames: int = 0):
+        self.corrupt: list[str] = []
+        self.max_frames = max_frames
+        self._capture: cv2.VideoCapture | None = None
+        self._images: list[Path] = []
+        text = str(source)
+        if isinstance(source, int) or text.isdigit():
+            self.name = f"camera {int(text)}"
+            self._capture = cv2.VideoCapture(int(text))
+            if not self._capture.isOpened():
+                raise InvalidInputError(f"camera {int(text)} does not open (no such device, or it is busy)")
+            native = self._capture.get(cv2.CAP_PROP_FPS)
+            self.live = True
+        else:
+            path = Path(source)
+            self.name = path.name
+            self.live = False
+            if not path.exists():
+                raise InvalidInputError(f"{path} does not exist")
+            if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+                self._images = list_images(path) if path.is_dir() else [path]
+                if not self._images:
+                    raise InvalidInputError(f"{path}: no image found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+                native = 0.0
+            elif path.suffix.lower() in VIDEO_SUFFIXES:
+                self._capture = cv2.VideoCapture(str(path))
+                if not self._capture.isOpened():
+                    raise InvalidInputError(f"{path}: OpenCV cannot open this video (unreadable or not a video)")
+                native = self._capture.get(cv2.CAP_PROP_FPS)
+                self.frame_count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            else:
+                raise InvalidInputError(f"{path}: not a video ({', '.join(sorted(VIDEO_SUFFIXES))}), an image or a "
+                                        "folder of images")
+        self.native_fps = float(native) if native and np.isfinite(native) and native > 0 else None
+        self.fps = float(fps) if fps else (self.native_fps or 25.0)
+        if self.fps <= 0:
+            raise InvalidInputError(f"--fps must be > 0, got {fps}")
+
+    def frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, BGR frame) in source order; unreadable ones skipped (and recorded)."""
+        count = 0
+        if self._images:
+            for index, path in enumerate(self._images):
+                image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                if image is None:
+                    self.corrupt.append(f"{path.name}: unreadable image")
+                    continue
+                yield index, image
+                count += 1
+                if self.max_frames and count >= self.max_frames:
+                    return
+            return
+        assert self._capture is not None
+        index, misses = 0, 0
+        step_ms = 1000.0 / self.native_fps if self.native_fps else None
+        expected_ms = 0.0
+        while True:
+            ok, image = self._capture.read()
+            if not ok or image is None:
+                total = getattr(self, "frame_count", 0)
+                position = int(self._capture.get(cv2.CAP_PROP_POS_FRAMES) or 0)
+                if self.live or not total or max(index, position) >= total or misses >= MAX_CORRUPT_IN_A_ROW:
+                    return
+                self.corrupt.append(f"frame {index}: could not be decoded")
+                misses += 1
+                index += 1
+                expected_ms += step_ms or 0.0
+                continue
+            misses = 0
+            if step_ms and not self.live:  # the decoder may skip a broken frame by itself: its timestamp says so
+                stamp = self._capture.get(cv2.CAP_PROP_POS_MSEC)
+                skipped = round((stamp - expected_ms) / step_ms) if stamp > 0 and index else 0
+                for missing in range(index, index + max(skipped, 0)):
+                    self.corrupt.append(f"frame {missing}: could not be decoded")
+                index += max(skipped, 0)
+                expected_ms = stamp + step_ms if stamp > 0 else expected_ms + step_ms
+            yield index, image
+            index += 1
+            count += 1
+            if self.max_frames and count >= self.max_frames:
+                return
+
+    def first_frame(self) -> np.ndarray:
+        """The first readable frame (to choose the input shape); the source is rewound afterwards."""
+        for _, image in self.frames():
+            self.rewind()
+            return image
+        raise InvalidInputError(f"{self.name}: no frame could be decoded")
+
+    def rewind(self) -> None:
+        self.corrupt.clear()
+        if self._capture is not None and not self.live:
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+
+
+def matched_imgsz(frame_hw: tuple[int, int], long_side: int = 640, stride: int = 32) -> tuple[int, int]:
+    """The input (height, width) matched to a frame's aspect: the long side `long_side`, the short side the
+    letterboxed frame's, rounded up to the stride (16:9 -> 384x640, 4:3 -> 480x640)."""
+    h, w = frame_hw
+    r = long_side / max(h, w)
+    short = int(np.ceil(min(h, w) * r / stride) * stride)
+    return (short, long_side) if w >= h else (long_side, short)
+
+
+@dataclass
+class StreamStats:
+    """What a stream run measured (ms unless named otherwise)."""
+
+    source: str
+    fps_source: float
+    pace: str
+    on_late: str
+    frames_read: int = 0
+    processed: int = 0
+    dropped: int = 0
+    corrupt: list[str] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    latency_ns: list[int] = field(default_factory=list)  # arrival -> poses, per processed frame
+    stages_ns: list[tuple[int, int, int]] = field(default_factory=list)
+    interrupted: bool = False
+    detections: int = 0
+
+    @property
+    def sustained_fps(self) -> float:
+        return self.processed / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "source": self.source, "fps_source": self.fps_source, "pace": self.pace, "on_late": self.on_late,
+            "frames_read": self.frames_read, "processed": self.processed, "dropped": self.dropped,
+            "corrupt": len(self.corrupt), "corrupt_frames": self.corrupt[:50], "wall_seconds": self.wall_seconds,
+            "sustained_fps": self.sustained_fps, "interrupted": self.interrupted, "detections": self.detections,
+        }
+        if self.latency_ns:
+            out["e2e"] = stage_summary(np.asarray(self.latency_ns))
+            stages = np.asarray(self.stages_ns)
+            out["stages"] = {name: stage_summary(stages[:, i]) for i, name in enumerate(STAGES)}
+        return out
+
+
+class _Handover:
+    """The reader's frames to the pipeline: a bounded queue (no drops) or a one-frame slot (newest wins)."""
+
+    def __init__(self, drop: bool, capacity: int):
+        self.drop, self.capacity = drop, capacity
+        self.items: deque[Frame] = deque()
+        self.cond = threading.Condition()
+        self.closed = False
+        self.dropped = 0
+
+    def put(self, frame: Frame) -> None:
+        with self.cond:
+            if self.drop:
+                self.dropped += len(self.items)
+                self.items.clear()
+            else:
+                while self.capacity and len(self.items) >= self.capacity and not self.closed:
+                    self.cond.wait(0.1)
+            self.items.append(frame)
+            self.cond.notify_all()
+
+    def get(self) -> Frame | None:
+        with self.cond:
+            while not self.items and not self.closed:
+                self.cond.wait(0.1)
+            if not self.items:
+                return None
+            frame = self.items.popleft()
+            self.cond.notify_all()
+            return frame
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+
+def draw_poses(image: np.ndarray, det: Detections, *, kpt_conf: float = 0.5) -> np.ndarray:
+    """Boxes, keypoints and (for COCO's 17 keypoints) the skeleton, drawn on `image` in place."""
+    for box, kpts in zip(det.boxes.astype(int), det.keypoints):
+        cv2.rectangle(image, (box[0], box[1]), (box[2], box[3]), (255, 128, 0), 2)
+        visible = kpts[:, 2] >= kpt_conf if kpts.shape[1] == 3 else np.ones(len(kpts), bool)
+        points = kpts[:, :2].round().astype(int)
+        if len(kpts) == 17:
+            for a, b in COCO_SKELETON:
+                if visible[a] and visible[b]:
+                    cv2.line(image, tuple(points[a]), tuple(points[b]), (0, 255, 255), 2, cv2.LINE_AA)
+        for (x, y), seen in zip(points, visible):
+            if seen:
+                cv2.circle(image, (int(x), int(y)), 4, (0, 0, 255), -1, cv2.LINE_AA)
+    return image
+
+
+def poses_json(index: int, det: Detections) -> str:
+    """One JSON line: a frame's detections (boxes xyxy, scores, keypoints x, y[, score]) in frame pixels."""
+    return json.dumps({"frame": index, "poses": [
+        {"box": [round(float(v), 1) for v in box], "score": round(float(score), 4),
+         "keypoints": [[round(float(v), 2) for v in kpt] for kpt in kpts]}
+        for box, score, kpts in zip(det.boxes, det.scores, det.keypoints)]})
+
+
+def run_stream(pipeline: Pipeline, source: FrameSource, *, pace: str = "realtime", on_late: str = "drop",
+               save_video: Path | None = None, save_poses: Path | None = None,
+               on_progress: Callable[[StreamStats], None] | None = None, progress_every_s: float = 0.5) -> StreamStats:
+    """Run `source` through `pipeline`; returns the summary (also after Ctrl-C, marked interrupted)."""
+    if pace not in ("realtime", "max"):
+        raise InvalidInputError(f"--pace must be 'realtime' or 'max', got '{pace}'")
+    if on_late not in ("drop", "queue"):
+        raise InvalidInputError(f"--on-late must be 'drop' or 'queue', got '{on_late}'")
+    realtime = pace == "realtime"
+    handover = _Handover(drop=realtime and on_late == "drop", capacity=0 if realtime else 4)
+    stats = StreamStats(source.name, source.fps, pace, on_late if realtime else "-")
+    reader_error: list[BaseException] = []
+
+    def read() -> None:
+        clock = time.perf_counter_ns
+        start = clock()
+        period = 1e9 / source.fps
+        try:
+            for n, (index, image) in enumerate(source.frames()):
+                if realtime and not source.live:  # a file plays at its frame rate: frame n is due at n / fps
+                    due = start + int(n * period)
+                    wait = due - clock()
+                    if wait > 0:
+                        time.sleep(wait / 1e9)
+                if handover.closed:
+                    return
+                stats.frames_read += 1
+                handover.put(Frame(index, image, clock()))
+        except BaseException as exc:  # surfaced on the main thread
+            reader_error.append(exc)
+        finally:
+            handover.close()
+
+    writer: cv2.VideoWriter | None = None
+    poses_file: TextIO | None = save_poses.open("w") if save_poses else None
+    reader = threading.Thread(target=read, name="posebench-reader", daemon=True)
+    start = time.perf_counter()
+    last_report = start
+    reader.start()
+    try:
+        while True:
+            frame = handover.get()
+            if frame is None:
+                break
+            # real time: from the frame's arrival, waiting included; as fast as possible: from when it is taken
+            arrival = frame.arrival_ns if realtime else time.perf_counter_ns()
+            det = pipeline(frame.image)
+            done = time.perf_counter_ns()
+            stats.latency_ns.append(done - arrival)
+            stats.stages_ns.append(pipeline.last_ns)
+            stats.processed += 1
+            stats.detections += len(det)
+            if poses_file:
+                poses_file.write(poses_json(frame.index, det) + "\n")
+            if save_video:
+                if writer is None:
+                    writer = _video_writer(save_video, frame.image.shape, source.fps)
+                writer.write(draw_poses(frame.image.copy(), det))
+            now = time.perf_counter()
+            if on_progress and now - last_report >= progress_every_s:
+                stats.dropped = handover.dropped
+                stats.wall_seconds = now - start
+                on_progress(stats)
+                last_report = now
+    except KeyboardInterrupt:
+        stats.interrupted = True
+    finally:
+        handover.close()
+        reader.join(timeout=5)
+        stats.wall_seconds = time.perf_counter() - start
+        stats.dropped = handover.dropped
+        stats.corrupt = list(source.corrupt)
+        if writer is not None:
+            writer.release()
+        if poses_file:
+            poses_file.close()
+    if reader_error and not stats.interrupted:
+        raise reader_error[0]
+    return stats
+
+
+def _video_writer(path: Path, shape: tuple[int, ...], fps: float) -> cv2.VideoWriter:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
+    writer = cv2.VideoWriter(str(path), fourcc, fps, (shape[1], shape[0]))
+    if not writer.isOpened():
+        raise InvalidInputError(f"{path}: OpenCV cannot write a video here (try a .avi or .mp4 name)")
+    return writer
