@@ -44,6 +44,7 @@ class Backend(ABC):
     # input layouts `infer` can take besides NCHW float32 (option `input`): "nhwc_u8_bgr" is a letterboxed BGR
     # uint8 frame, with colour order, layout and scaling done inside the compiled model (fused pre-processing)
     input_layouts: ClassVar[tuple[str, ...]] = ("nchw_float",)
+    fuse_by_default: ClassVar[bool] = False  # whether pre-processing 'auto' fuses it into the model (measured faster)
 
     @classmethod
     def identity(cls, options: dict[str, Any] | None) -> dict[str, Any]:

@@ -24,6 +24,7 @@ class OpenVINOBackend(Backend):
     # (found on an AMD Zen 4: 0.6 % output error against torch): posebench asks for f32 unless a run opts in.
     identity_options = {"device": "CPU", "streams": 1, "flush_denormals": False, "inference_precision": "f32"}
     input_layouts = ("nchw_float", "nhwc_u8_bgr")
+    fuse_by_default = True  # the PrePostProcessor's conversion is compiled into the model: a tie or better
 
     def __init__(self, artifact: Path, *, threads: int, options: dict[str, Any] | None = None):
         super().__init__(artifact, threads=threads, options=options)
