@@ -83,8 +83,10 @@ def summarize(samples_ns: np.ndarray, *, timed_seconds: float, warmup_count: int
     )
 
 
-def measure(call: Callable[[], object], protocol: LatencyProtocol) -> LatencyStats:
-    """Time `call()` under `protocol`; only the call is inside the timed region."""
+def measure(call: Callable[[], object], protocol: LatencyProtocol,
+            after: Callable[[int], None] | None = None) -> LatencyStats:
+    """Time `call()` under `protocol`; only the call is inside the timed region. `after(n)`, if given, runs after
+    the n-th timed call, outside the timed region (end-to-end timing collects its stage times there)."""
     clock = time.perf_counter_ns
     warm, start = 0, clock()
     warm_ns = int(protocol.warmup_seconds * 1e9)
@@ -104,6 +106,8 @@ def measure(call: Callable[[], object], protocol: LatencyProtocol) -> LatencySta
         if n == samples.size:
             samples = np.concatenate([samples, np.empty_like(samples)])
         samples[n] = t1 - t0
+        if after is not None:
+            after(n)
         n += 1
         elapsed = t1 - phase_start
         if n >= protocol.iters and elapsed >= min_ns:

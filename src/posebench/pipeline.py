@@ -12,8 +12,8 @@ so an end-to-end measurement says where the time goes.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import numpy as np
 from posebench.errors import InvalidInputError
 from posebench.evaluate.postprocess import Detections, NMSConfig, decode
 from posebench.evaluate.preprocess import Letterbox, Preprocessor
-from posebench.latency import LatencyProtocol, LatencyStats, summarize
+from posebench.latency import LatencyProtocol, LatencyStats, measure
 from posebench.runtimes.base import Backend
 
 PREPROCESS_PATHS = ("auto", "fused", "vectorised", "reference")
@@ -74,9 +74,6 @@ class Pipeline:
 
     def prepare(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """The runtime's input for one BGR frame, and how the frame was mapped into it."""
-        if frame is None or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            got = "nothing" if frame is None else f"{frame.dtype} {frame.shape}"
-            raise InvalidInputError(f"expected a BGR HxWx3 uint8 frame, got {got}")
         return self._prepare(frame)
 
     def __call__(self, frame: np.ndarray) -> Detections:
@@ -173,47 +170,19 @@ def stage_summary(samples_ns: np.ndarray) -> dict[str, float]:
     return {"mean_ms": float(ms.mean()), "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99)}
 
 
-def measure_e2e(pipeline: Pipeline | UltralyticsPipeline, frames: list[np.ndarray], protocol: LatencyProtocol,
-                on_frame: Callable[[], None] | None = None) -> EndToEndStats:
-    """Time the whole pipeline per frame under `protocol`, cycling through decoded `frames` (decoding is not
-    timed: a camera or decoder hands the frame over). Warm-up and stopping rules are model mode's."""
+def measure_e2e(pipeline: Pipeline | UltralyticsPipeline, frames: list[np.ndarray],
+                protocol: LatencyProtocol) -> EndToEndStats:
+    """Time the whole pipeline per frame under `protocol` (model mode's loop: the total is timed around each
+    call), cycling through decoded `frames` (decoding is not timed: a camera or decoder hands the frame over);
+    each timed frame's stage times are collected outside the timed region."""
     if not frames:
         raise InvalidInputError("no frame to time the pipeline on")
-    clock = time.perf_counter_ns
-    warm, start = 0, clock()
-    while warm < protocol.warmup_iters or clock() - start < protocol.warmup_seconds * 1e9:
-        pipeline(frames[warm % len(frames)])
-        warm += 1
-    size = max(protocol.iters, 1024)
-    stages = np.empty((size, 3), np.int64)
-    n, min_ns = 0, int(protocol.min_seconds * 1e9)
-    cap_ns = int(protocol.max_seconds * 1e9) if protocol.max_seconds else None
-    capped = False
-    phase_start = clock()
-    totals = np.empty(size, np.int64)
-    while True:
-        t0 = clock()
-        pipeline(frames[n % len(frames)])
-        t1 = clock()
-        if n == stages.shape[0]:
-            stages = np.concatenate([stages, np.empty_like(stages)])
-            totals = np.concatenate([totals, np.empty_like(totals)])
-        stages[n] = pipeline.last_ns
-        totals[n] = t1 - t0  # the whole call: what happens between the stages counts too
-        n += 1
-        if on_frame:
-            on_frame()
-        elapsed = clock() - phase_start
-        if n >= protocol.iters and elapsed >= min_ns:
-            break
-        if cap_ns is not None and elapsed >= cap_ns:
-            capped = True
-            break
-    timed = (clock() - phase_start) / 1e9
-    stages = stages[:n]
-    total = summarize(totals[:n], timed_seconds=timed, warmup_count=warm, capped=capped)
-    return EndToEndStats(total, {name: stage_summary(stages[:, i]) for i, name in enumerate(STAGES)},
-                         min(len(frames), n))
+    cycle = itertools.cycle(frames)
+    stages: list[tuple[int, int, int]] = []
+    total = measure(lambda: pipeline(next(cycle)), protocol, after=lambda n: stages.append(pipeline.last_ns))
+    per_stage = np.asarray(stages, np.int64)
+    return EndToEndStats(total, {name: stage_summary(per_stage[:, i]) for i, name in enumerate(STAGES)},
+                         min(len(frames), total.count))
 
 
 def load_frames(source: Path, max_frames: int = 64) -> list[np.ndarray]:
@@ -231,16 +200,3 @@ def default_source() -> Path:
     from ultralytics.utils import ASSETS
 
     return Path(ASSETS)
-
-
-def agreement(a: Iterable[Detections], b: Iterable[Detections]) -> dict[str, float]:
-    """How far two pipelines' detections lie apart on the same frames (matched in score order): the largest box
-    corner and keypoint distance in pixels, and detections present in one only."""
-    box, kpt, unmatched = 0.0, 0.0, 0
-    for da, db in zip(a, b):
-        n = min(len(da), len(db))
-        unmatched += abs(len(da) - len(db))
-        if n:
-            box = max(box, float(np.abs(da.boxes[:n] - db.boxes[:n]).max()))
-            kpt = max(kpt, float(np.abs(da.keypoints[:n, :, :2] - db.keypoints[:n, :, :2]).max()))
-    return {"box_px": box, "keypoint_px": kpt, "unmatched": unmatched}

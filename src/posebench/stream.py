@@ -48,6 +48,7 @@ class FrameSource:
     def __init__(self, source: str | Path | int, *, fps: float | None = None, max_frames: int = 0):
         self.corrupt: list[str] = []
         self.max_frames = max_frames
+        self.frame_count = 0  # frames a video file declares (0: unknown, a camera or images)
         self._capture: cv2.VideoCapture | None = None
         self._images: list[Path] = []
         text = str(source)
@@ -104,7 +105,7 @@ class FrameSource:
         while True:
             ok, image = self._capture.read()
             if not ok or image is None:
-                total = getattr(self, "frame_count", 0)
+                total = self.frame_count
                 position = int(self._capture.get(cv2.CAP_PROP_POS_FRAMES) or 0)
                 if self.live or not total or max(index, position) >= total or misses >= MAX_CORRUPT_IN_A_ROW:
                     return
@@ -278,7 +279,7 @@ def run_stream(pipeline: Pipeline, source: FrameSource, *, pace: str = "realtime
                     return
                 stats.frames_read += 1
                 handover.put(Frame(index, image, clock()))
-        except BaseException as exc:  # surfaced on the main thread
+        except BaseException as exc:  # noqa: BLE001 - surfaced on the main thread, re-raised there
             reader_error.append(exc)
         finally:
             handover.close()

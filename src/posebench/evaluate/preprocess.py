@@ -77,8 +77,6 @@ class Letterboxer:
         self._plan: tuple[tuple[tuple[int, int], ...], Letterbox] | None = None
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected a BGR HxWx3 uint8 image, got {image.dtype} {image.shape}")
         if image.shape != self._shape:
             self._shape = image.shape
             self._plan = letterbox_plan(image.shape[:2], self.imgsz)
@@ -122,6 +120,11 @@ class Preprocessor:
         return "nhwc_u8_bgr" if self.path == "fused" else "nchw_float"
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        if image is None or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            from posebench.errors import InvalidInputError
+
+            got = "nothing" if image is None else f"{image.dtype} {image.shape}"
+            raise InvalidInputError(f"expected a BGR HxWx3 uint8 frame, got {got}")
         if self.path == "reference":
             padded, lb = letterbox(image, self.imgsz)
             return to_batch(padded), lb
