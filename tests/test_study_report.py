@@ -146,7 +146,8 @@ def test_report_merges_machines_and_answers_under_a_budget(tmp_path, assets):
     assert len(rows) == 8  # base and p50 on two runtimes and two machines
     for row in rows:
         spread = float(row[5].rstrip("%")) / 100
-        assert ("NOISY" in row[9]) == (spread > 0.10), row  # flagged exactly when the rounds differ by > 10 %
+        if abs(spread - 0.10) > 0.0005:  # the table rounds to 0.1 %: at "10.0%" either side of the line is right
+            assert ("NOISY" in row[9]) == (spread > 0.10), row  # flagged exactly when the rounds differ by > 10 %
         if "Laptop" in row[3]:  # its second round was disturbed (3x): always flagged
             assert "NOISY" in row[9], row
     beside = md.split("## Thesis Table 4.2 beside this run (DeepSparse)")[1].split("\n## ")[0]

@@ -420,7 +420,7 @@ def rounds_table(report: Report) -> list[list[str]]:
         ops = (r.get("artifact") or {}).get("ops") or {}
         notes = list(r.get("warnings", []))
         if r.get("noisy"):
-            notes.insert(0, f"NOISY: rounds differ by {spread:.0%} (> {NOISY_SPREAD:.0%})")
+            notes.insert(0, f"NOISY: rounds differ by {spread:.1%} (> {NOISY_SPREAD:.0%})")
         subnormal = (r.get("artifact") or {}).get("denormals")
         if has_denormals(subnormal):
             ftz = (r["trial"].get("options") or {}).get("flush_denormals")
