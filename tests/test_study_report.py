@@ -55,6 +55,7 @@ evaluation:
     (("reference: base", "reference: nothing"), r"'evaluation\[0\]\.reference': 'nothing' is not a variant"),
     (("yolo-pose-oneshot-p50.yaml", "no-such-recipe.yaml"), r"'variants\.p50'.*does not exist"),
     (("threads: [1, 2]", "threads: [0]"), r"'threads': must be a list of positive"),
+    (("threads: [1, 2]", "threads: [1]\ntargets: [avx2, avx2]"), r"'targets': must be a list of distinct"),
 ])
 def test_broken_study_fails_up_front_naming_the_key(change, message, tmp_path, assets):
     path = _study(tmp_path, assets, **{change[0]: change[1]})
@@ -107,7 +108,9 @@ def test_sigkill_mid_study_then_resume_loses_nothing_and_duplicates_nothing(tmp_
     report = out / "report" / "report.html"
     assert report.is_file() and "report.html" in result.stdout
     text = report.read_text()
-    assert text.count("data:image/png;base64,") == 4  # box, pose, latency, pareto
+    priced = (out / "report" / "cost.png").is_file()  # cost per frame, where the price table knows this CPU
+    assert text.count("data:image/png;base64,") == 4 + priced  # box, pose, latency, pareto (+ cost)
+    assert priced == ("USD per million frames" in text)
     for needle in ("Verdict", "Accuracy: fidelity", "Latency (ms", "Pareto front", "Machines",
                    "fastest configuration within", "No GPU measurement", "Noise and roofline", "% of peak",
                    "during study &#x27;tiny&#x27;"):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from posebench import __version__
-from posebench.errors import EXIT_INPUT, InvalidInputError, PosebenchError, exit_status
+from posebench.errors import EXIT_INPUT, EXIT_NONE_SKIPPED, InvalidInputError, PosebenchError, exit_status
 
 if TYPE_CHECKING:
     from posebench.models import ModelSource
@@ -186,6 +186,25 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--budget-ms", type=float, default=None, help="latency budget for the verdict")
     study.add_argument("--metric", default="map50", choices=["precision", "recall", "map50", "map50_95"],
                        help="pose metric of the report's accuracy axis (default: map50)")
+    study.add_argument("--prices", type=Path, default=None, metavar="YAML",
+                       help="machine price table for the report's cost per frame (default: posebench's)")
+    study.add_argument("--executor", default="local", choices=["local", "dask"],
+                       help="local: this machine, no server (default); dask: a Dask cluster (--cluster, or a local "
+                            "one), latency trials placed on workers of their `targets` kind, one task per machine")
+    study.add_argument("--cluster", default=None, metavar="ADDRESS", help="Dask scheduler (tcp://host:8786)")
+    study.add_argument("--scheduler-file", type=Path, default=None, help="Dask scheduler file instead of --cluster")
+    study.add_argument("--orphan-seconds", type=float, default=120.0,
+                       help="with dask: a trial whose hardware kind has no worker for this long is recorded as failed")
+
+    work = sub.add_parser("worker", help="join a Dask cluster as a posebench worker (for study --executor dask)",
+                          description="One task at a time; declares this machine's hardware kinds (avx2, "
+                                      "avx512_vnni, cuda...) so latency trials of a study's `targets` land here.")
+    work.add_argument("address", nargs="?", default=None, help="scheduler address, tcp://host:8786")
+    work.add_argument("--scheduler-file", type=Path, default=None, help="Dask scheduler file instead of ADDRESS")
+    work.add_argument("--kind", action="append", default=None, metavar="KIND",
+                      help="hardware kind this worker counts as (repeatable; default: detected)")
+    work.add_argument("--node", default=None, help="machine name (default: host name); one task per node at a time")
+    work.add_argument("--name", default=None, help="worker name shown by the scheduler")
 
     rep = sub.add_parser("report", help="tables, plots, Pareto front and verdict from result stores",
                          description="Merge result stores (results.jsonl or --json lists, from any machines) into "
@@ -197,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--budget-ms", type=float, default=None, help="latency budget for 'most accurate within'")
     rep.add_argument("--evaluation", default=None, help="which evaluation the accuracy axis uses (default: first labelled)")
     rep.add_argument("--thesis", action="store_true", help="add the thesis's published numbers, clearly labelled")
+    rep.add_argument("--prices", type=Path, default=None, metavar="YAML",
+                     help="machine price table for cost per frame (default: posebench's, report/prices.yaml)")
     rep.add_argument("--metric", default="map50", choices=["precision", "recall", "map50", "map50_95"],
                      help="pose metric of the accuracy axis and the verdict (default: map50, as the thesis)")
 
@@ -451,21 +472,41 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     from posebench.report.build import build_report
     from posebench.results import latest_per_trial, merge
-    from posebench.study import Study, run_study
+    from posebench.environment import fingerprint
+    from posebench.study import Study, run_study, targets_elsewhere
 
     study = Study.load(args.study)
     out = args.out or Path("runs") / study.name
     for line in study.skipped:
         print(f"note: {line}", file=sys.stderr)
+    if args.executor == "local" and (args.cluster or args.scheduler_file):
+        raise InvalidInputError("--cluster / --scheduler-file go with --executor dask")
+    if args.executor == "local" and (elsewhere := targets_elsewhere(study, fingerprint())):
+        print(f"note: targets {', '.join(elsewhere)} are not this machine: their latency trials are left for a "
+              f"cluster run (--executor dask)", file=sys.stderr)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn()) as progress:
         task = progress.add_task("starting", total=None)
-        written = run_study(study, out, retry_failed=args.retry_failed, on_progress=lambda what, done, total:
-                            progress.update(task, description=what[:90], completed=done, total=total))
+
+        def show(what: str, done: int, total: int) -> None:
+            progress.update(task, description=what[:90], completed=done, total=total)
+
+        if args.executor == "dask":
+            from posebench.cluster import ClusterSettings, run_study_on_cluster
+
+            settings = ClusterSettings(address=args.cluster, scheduler_file=args.scheduler_file,
+                                       orphan_seconds=args.orphan_seconds)
+            written = run_study_on_cluster(study, out, settings, retry_failed=args.retry_failed, on_progress=show)
+        else:
+            written = run_study(study, out, retry_failed=args.retry_failed, on_progress=show)
+    if not (out / "results.jsonl").is_file():
+        print(f"study '{study.name}': no trial runs on this machine (its targets: {', '.join(study.targets)}); "
+              f"run it with --executor dask on a cluster that has them", file=sys.stderr)
+        return EXIT_NONE_SKIPPED
     written = [r for r in written if r.get("kind") != "probe"]  # trial records; probes are reported separately
     failed = [r for r in written if r.get("status") != "ok"]
     md, page = build_report([out / "results.jsonl"], out / "report", max_drop=args.max_drop, budget_ms=args.budget_ms,
-                            metric=args.metric)
+                            metric=args.metric, prices=args.prices)
     _print_study_tables(out / "results.jsonl", metric=args.metric, max_drop=args.max_drop, budget_ms=args.budget_ms)
     print(f"study '{study.name}': {len(written)} new records ({len(failed)} failed or skipped); "
           f"results in {out / 'results.jsonl'}")
@@ -505,7 +546,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise InvalidInputError(f"results file {path} does not exist")
     md, page = build_report(args.results, args.out, max_drop=args.max_drop, budget_ms=args.budget_ms,
-                            evaluation=args.evaluation, thesis=args.thesis, metric=args.metric)
+                            evaluation=args.evaluation, thesis=args.thesis, metric=args.metric, prices=args.prices)
     print(f"report: {page}  (Markdown: {md})")
     return exit_status(latest_per_trial(merge(args.results)))
 
@@ -669,7 +710,19 @@ def stream_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"bench": cmd_bench, "val": cmd_val, "compress": cmd_compress, "study": cmd_study, "report": cmd_report,
+def cmd_worker(args: argparse.Namespace) -> int:
+    from posebench.cluster import serve_worker
+
+    if not args.address and not args.scheduler_file:
+        raise InvalidInputError("posebench worker needs the scheduler's ADDRESS (tcp://host:8786) or --scheduler-file")
+    try:
+        serve_worker(args.address, scheduler_file=args.scheduler_file, kinds=args.kind, node=args.node, name=args.name)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+COMMANDS = {"worker": cmd_worker, "bench": cmd_bench, "val": cmd_val, "compress": cmd_compress, "study": cmd_study, "report": cmd_report,
             "tune": cmd_tune, "stream": cmd_stream, "env": cmd_env}
 
 

@@ -10,7 +10,9 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import socket
+import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -85,7 +87,27 @@ def fingerprint(extra_versions: dict[str, str] | None = None) -> dict[str, Any]:
         "python": platform.python_version(),
         "posebench": __version__,
         "versions": {**package_versions(), **(extra_versions or {})},
+        "gpus": gpu_names(),
     }
     identity = json.dumps([host, cpu_model, cores, env["arch"]], sort_keys=True)
     env["machine_id"] = hashlib.sha256(identity.encode()).hexdigest()[:12]
     return env
+
+
+def gpu_names() -> list[str]:
+    """NVIDIA GPUs of this machine as `nvidia-smi` names them (no runtime imported); [] without one."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
+def machine_kinds(env: dict[str, Any]) -> list[str]:
+    """The hardware kinds a machine counts as for a study's `targets`: its int8 path (avx2, avx512,
+    avx512_vnni, avx_vnni, amx) and `cuda` when it has an NVIDIA GPU."""
+    kinds = [str(env.get("int8_path") or env.get("arch") or "cpu")]
+    return kinds + (["cuda"] if env.get("gpus") else [])

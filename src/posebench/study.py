@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,7 +23,7 @@ import yaml
 from posebench.errors import InvalidInputError, PosebenchError
 
 KEYS = {"name", "description", "models", "variants", "runtimes", "threads", "imgsz", "latency", "evaluation",
-        "calibration", "finetune", "pseudo_labels", "bn_calibration", "epochs", "gpu_runtimes"}
+        "calibration", "finetune", "pseudo_labels", "bn_calibration", "epochs", "gpu_runtimes", "targets"}
 LATENCY_KEYS = {"iters", "min_seconds", "warmup", "warmup_seconds", "max_seconds", "rounds", "probe", "mode",
                 "source", "pipelines"}
 PIPELINES = ("posebench", "ultralytics")
@@ -64,6 +65,9 @@ class Study:
     bn_calibration: Path | None = None
     epochs: int | None = None  # overrides every recipe's fine-tuning epochs (schedules scale)
     gpu_runtimes: tuple[str, ...] = ()
+    # hardware kinds every latency trial is timed on (`posebench.environment.machine_kinds`: avx2, avx512_vnni,
+    # cuda...; GPU runtimes on the cuda* kinds, CPU runtimes on the others); empty: the machine that runs it
+    targets: tuple[str, ...] = ()
     skipped: tuple[str, ...] = field(default_factory=tuple)  # what was left out and why (missing optional data)
 
     @classmethod
@@ -214,6 +218,17 @@ def _parse(raw: Any, path: Path) -> Study:
             return None
         return p
 
+    targets = raw.get("targets") or []
+    targets = [targets] if isinstance(targets, str) else targets
+    if not isinstance(targets, list) or not all(isinstance(t, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", t)
+                                                for t in targets) or len(set(targets)) != len(targets):
+        raise _fail(path, "targets", "must be a list of distinct hardware kinds (avx2, avx512_vnni, cuda, or your "
+                                     "own labels given to `posebench worker --kind`)")
+    if targets and gpu and not any(is_gpu_kind(t) for t in targets):
+        raise _fail(path, "targets", f"the study has gpu_runtimes but no GPU target (cuda...) to time them on: "
+                                     f"{targets}")
+    if targets and runtimes and all(is_gpu_kind(t) for t in targets):
+        raise _fail(path, "targets", f"every target is a GPU kind: the CPU runtimes have nowhere to run: {targets}")
     epochs = raw.get("epochs")
     if epochs is not None and (not isinstance(epochs, int) or epochs < 0):
         raise _fail(path, "epochs", "must be a whole number >= 0")
@@ -221,7 +236,7 @@ def _parse(raw: Any, path: Path) -> Study:
                  threads=tuple(threads), imgsz=imgsz, latency=latency, evaluations=tuple(evaluations),
                  calibration=optional_path("calibration"), finetune=optional_path("finetune"),
                  pseudo_labels=optional_path("pseudo_labels"), bn_calibration=optional_path("bn_calibration"),
-                 epochs=epochs, gpu_runtimes=gpu, skipped=tuple(skipped))
+                 epochs=epochs, gpu_runtimes=gpu, targets=tuple(targets), skipped=tuple(skipped))
 
 
 # ---- running --------------------------------------------------------------------------------------------
@@ -229,7 +244,7 @@ def _parse(raw: Any, path: Path) -> Study:
 Progress = Callable[[str, int, int], None]
 
 
-def _done_keys(records: list[dict[str, Any]], *, retry_failed: bool = False) -> set[str]:
+def done_keys(records: list[dict[str, Any]], *, retry_failed: bool = False) -> set[str]:
     """Trials already recorded (errored ones too, unless they are to be retried)."""
     return {r["study_key"] for r in records if "study_key" in r and not (retry_failed and r.get("status") == "error")}
 
@@ -265,67 +280,212 @@ def build_variant(study: Study, model: str, variant: str, out: Path, cache: Path
     return spec
 
 
-def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
-              retry_failed: bool = False) -> list[dict[str, Any]]:
-    """Run every trial not yet recorded in OUT/results.jsonl; returns the records written now.
+@dataclass(frozen=True)
+class LatencyJob:
+    """One latency trial of a study: a (model, variant, runtime, threads, mode) in one round, on one hardware kind."""
 
-    With `retry_failed`, trials whose record is an error run again (the old record stays; reports use the
-    newest record of a trial)."""
-    from posebench.bench import BenchPlan, run_bench
-    from posebench.environment import fingerprint
-    from posebench.evaluate.postprocess import NMSConfig
-    from posebench.latency import LatencyProtocol
+    model: str
+    variant: str
+    runtime: str
+    threads: int
+    mode: tuple[str, str]  # (model | e2e, posebench | ultralytics)
+    round_no: int
+    target: str | None = None  # the hardware kind it must run on (a study's `targets`), None: wherever it runs
+
+    @property
+    def key(self) -> str:
+        return _latency_key(self.model, self.variant, self.runtime, self.threads, self.round_no, self.mode) + \
+            (f"|@{self.target}" if self.target else "")
+
+
+@dataclass(frozen=True)
+class AccuracyJob:
+    """One accuracy trial of a study: a (model, variant) scored on one runtime by one evaluation."""
+
+    model: str
+    variant: str
+    evaluation: Evaluation
+    runtime: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}|{self.variant}|accuracy|{self.evaluation.name}|{self.runtime}"
+
+
+def is_gpu_kind(kind: str) -> bool:
+    """Whether a hardware kind names a GPU ('cuda', 'cuda-h100'...): GPU runtimes are timed there, CPU ones elsewhere."""
+    return kind.startswith("cuda")
+
+
+def latency_modes(study: Study) -> list[tuple[str, str]]:
+    """(mode, pipeline) pairs: model mode once; end to end once per pipeline (posebench's, Ultralytics' predict)."""
+    return [(mode, pipeline) for mode in LATENCY_MODES[study.latency.get("mode", "model")]
+            for pipeline in (study.latency.get("pipelines", ["posebench"]) if mode == "e2e" else ["posebench"])]
+
+
+def latency_jobs(study: Study) -> list[LatencyJob]:
+    """Every latency trial, round-major: round r of every configuration comes before round r+1 (interleaving)."""
+    runtimes = study.runtimes + study.gpu_runtimes
+    configs = [(model, variant, runtime, threads, mode) for model in study.models for variant in study.variants
+               for runtime in runtimes for threads in study.threads for mode in latency_modes(study)
+               if mode[1] == "posebench" or runtime in ("torch", "onnxruntime", "openvino")]
+    jobs = []
+    for round_no in range(1, int(study.latency.get("rounds", 2)) + 1):
+        for model, variant, runtime, threads, mode in configs:
+            gpu = runtime in study.gpu_runtimes
+            targets = [t for t in study.targets if is_gpu_kind(t) == gpu] if study.targets else [None]
+            jobs += [LatencyJob(model, variant, runtime, threads, mode, round_no, t) for t in targets]
+    return jobs
+
+
+def accuracy_jobs(study: Study) -> list[AccuracyJob]:
+    """Every accuracy trial (the null runtime returns zeros: nothing to score)."""
+    return [AccuracyJob(model, variant, ev, runtime) for model in study.models for variant in study.variants
+            for ev in study.evaluations for runtime in study.runtimes + study.gpu_runtimes if runtime != "null"]
+
+
+def build_job(study: Study, model: str, variant: str, out: Path, cache: Path) -> tuple[str | None, str | None]:
+    """Build one variant (cached under OUT/variants); returns (model spec, None) or (None, why it failed)."""
+    try:
+        return build_variant(study, model, variant, out / "variants" / Path(model).stem / variant, cache), None
+    except PosebenchError as exc:
+        return None, f"building variant '{variant}' failed: {exc}"
+    except Exception as exc:  # recorded, the study goes on
+        return None, f"building variant '{variant}' failed: {type(exc).__name__}: {exc}"
+
+
+def model_name(model: str) -> str:
+    """The name a study's model goes by in records (the checkpoint's, 'yolo11n-pose' for the default)."""
     from posebench.models import resolve_model
-    from posebench.results import ResultStore, make_trial, new_record
-    from posebench.val import ValPlan, run_val
 
-    report = on_progress or (lambda what, done, total: None)
-    out.mkdir(parents=True, exist_ok=True)
-    store = ResultStore(out / "results.jsonl")
-    done = _done_keys(store.read(), retry_failed=retry_failed)
-    cache = out / "cache"
+    return resolve_model(None if model == "default" else model).name
+
+
+def _source(spec: str | None) -> Any:
+    from posebench.models import resolve_model
+
+    return resolve_model(None if spec in (None, "default") else spec) if spec else None
+
+
+def _placeholder(study: Study, name: str, variant: str, runtime: str, threads: int) -> dict[str, Any]:
+    from posebench.results import make_trial
+
+    return make_trial(model=name, source_id="", variant=variant, runtime=runtime, threads=threads,
+                      imgsz=study.imgsz, fmt="-")
+
+
+def unrun_record(study: Study, kind: str, name: str, variant: str, runtime: str, threads: int, reason: str,
+                 env: dict[str, Any]) -> dict[str, Any]:
+    """The record of a trial that could not run: 'skipped' (no GPU here) or 'error' (its variant did not build)."""
+    from posebench.results import new_record
+
+    status = "skipped" if reason.startswith("skipped") else "error"
+    return new_record(kind, _placeholder(study, name, variant, runtime, threads), status=status, error=reason,
+                      environment=env)
+
+
+def _scratch(path: Path) -> Any:
+    """Each trial's records pass through a scratch store, then into the study's."""
+    from posebench.results import ResultStore
+
+    store = ResultStore(path)
+    store.path.unlink(missing_ok=True)
+    return store
+
+
+def run_latency_job(study: Study, job: LatencyJob, spec: str | None, build_error: str | None, *, cache: Path,
+                    scratch: Path, env: dict[str, Any], name: str | None = None) -> list[dict[str, Any]]:
+    """Time one latency trial (or record why it cannot run); returns its records, each marked with its round."""
+    from posebench.bench import BenchPlan, run_bench
+    from posebench.latency import LatencyProtocol
+
+    name = name or model_name(job.model)
+    if build_error or (job.runtime in study.gpu_runtimes and not _gpu_available()):
+        return [unrun_record(study, "latency", name, job.variant, job.runtime, job.threads,
+                             build_error or "skipped: no GPU on this machine", env)]
     protocol = LatencyProtocol(iters=int(study.latency.get("iters", 2000)),
                                min_seconds=float(study.latency.get("min_seconds", 10.0)),
                                warmup_iters=int(study.latency.get("warmup", 50)),
                                warmup_seconds=float(study.latency.get("warmup_seconds", 2.0)),
                                max_seconds=float(study.latency.get("max_seconds", 0.0)))
-    runtimes = study.runtimes + study.gpu_runtimes
-    scored = [r for r in runtimes if r != "null"]
-    # (mode, pipeline) pairs: model mode once; end to end once per pipeline (posebench's, Ultralytics' predict)
-    modes = [(mode, pipeline) for mode in LATENCY_MODES[study.latency.get("mode", "model")]
-             for pipeline in (study.latency.get("pipelines", ["posebench"]) if mode == "e2e" else ["posebench"])]
-    frames = Path(study.latency["source"]) if study.latency.get("source") else None
-    timed = sum(1 for runtime in runtimes for mode in modes
-                if mode[1] == "posebench" or runtime in ("torch", "onnxruntime", "openvino"))
-    per_variant = timed * len(study.threads) * int(study.latency.get("rounds", 2)) + \
-        len(scored) * len(study.evaluations)
-    total = len(study.models) * len(study.variants) * per_variant
+    frames = Path(study.latency["source"]) if study.latency.get("source") and job.mode[0] == "e2e" else None
+    plan = BenchPlan(source=_source(spec), runtimes=(job.runtime,), threads=(job.threads,), imgsz=study.imgsz,
+                     protocol=protocol, variant=job.variant, cache_dir=cache, model_name=name, mode=job.mode[0],
+                     frames=frames, pipeline=job.mode[1])
+    records = run_bench(plan, _scratch(scratch))
+    for record in records:
+        record["round"] = job.round_no
+        if job.target:
+            record["target"] = job.target
+    return records
+
+
+def run_accuracy_job(study: Study, job: AccuracyJob, spec: str | None, build_error: str | None,
+                     reference: str | None, *, cache: Path, scratch: Path, env: dict[str, Any],
+                     name: str | None = None) -> list[dict[str, Any]]:
+    """Score one accuracy trial (or record why it cannot run); returns its records."""
+    from posebench.evaluate.postprocess import NMSConfig
+    from posebench.val import ValPlan, run_val
+
+    name = name or model_name(job.model)
+    ev = job.evaluation
+    reason = build_error or ("skipped: no GPU on this machine" if job.runtime in study.gpu_runtimes
+                             and not _gpu_available() else None) or \
+        (f"reference variant '{ev.reference}' is not built" if ev.reference and not reference else None)
+    if reason:
+        records = [unrun_record(study, "accuracy", name, job.variant, job.runtime, study.threads[-1], reason, env)]
+    else:
+        plan = ValPlan(source=_source(spec), runtimes=(job.runtime,), imgsz=study.imgsz, threads=study.threads[-1],
+                       nms=NMSConfig(), variant=job.variant, cache_dir=cache, data=ev.data, split=ev.split,
+                       reference=_source(reference) if ev.reference else None,
+                       reference_runtime="onnxruntime" if "onnxruntime" in study.runtimes else "torch",
+                       frames=ev.source, max_frames=ev.max_frames, model_name=name)
+        records = run_val(plan, _scratch(scratch))
+    for record in records:
+        record.setdefault("evaluation", {})["name"] = ev.name
+    return records
+
+
+def targets_elsewhere(study: Study, env: dict[str, Any]) -> list[str]:
+    """The study's targets this machine is not: a local run leaves their trials for a cluster run."""
+    from posebench.environment import machine_kinds
+
+    here = set(machine_kinds(env))
+    return sorted({t for t in study.targets if t not in here})
+
+
+def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
+              retry_failed: bool = False) -> list[dict[str, Any]]:
+    """Run every trial not yet recorded in OUT/results.jsonl on this machine; returns the records written now.
+
+    With `retry_failed`, trials whose record is an error run again (the old record stays; reports use the
+    newest record of a trial). Trials for `targets` this machine is not are left for a cluster run
+    (`posebench.cluster`), and said so."""
+    from posebench.environment import fingerprint, machine_kinds
+    from posebench.results import ResultStore, new_record
+
+    report = on_progress or (lambda what, done, total: None)
+    out.mkdir(parents=True, exist_ok=True)
+    store = ResultStore(out / "results.jsonl")
+    done = done_keys(store.read(), retry_failed=retry_failed)
+    cache = out / "cache"
+    env = fingerprint()
+    here = set(machine_kinds(env))
+    lat_jobs = [j for j in latency_jobs(study) if j.target is None or j.target in here]
+    acc_jobs = accuracy_jobs(study)
+    total = len(lat_jobs) + len(acc_jobs)
     written: list[dict[str, Any]] = []
     k = 0
-    env = fingerprint()
 
     def tick(what: str) -> None:
         report(what, k, total)
 
-    def keep(records: list[dict[str, Any]], skey: str, evaluation: str | None = None) -> None:
+    def keep(records: list[dict[str, Any]], skey: str) -> None:
         for record in records:
             record["study_key"], record["study"] = skey, study.name
-            if evaluation is not None:
-                record.setdefault("evaluation", {})["name"] = evaluation
             store.append(record)
             written.append(record)
 
-    def unrun(kind: str, trial: dict[str, Any], reason: str, skey: str, evaluation: str | None = None) -> None:
-        """Record a trial that could not run: 'skipped' (no GPU here) or 'error' (its variant failed to build)."""
-        status = "skipped" if reason.startswith("skipped") else "error"
-        keep([new_record(kind, trial, status=status, error=reason, environment=env)], skey, evaluation)
-
-    def fresh_store() -> ResultStore:  # each trial's records pass through a scratch store, then into OUT
-        tmp = ResultStore(out / ".trial.jsonl")
-        tmp.path.unlink(missing_ok=True)
-        return tmp
-
-    rounds = int(study.latency.get("rounds", 2))
     probe_threads = max(study.threads)
 
     def probe(when: str) -> None:
@@ -343,90 +503,41 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
         written.append(record)
 
     # 1. build every variant once
-    built: dict[tuple[str, str], tuple[Any, str | None]] = {}
-    names: dict[str, str] = {}
+    built: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+    names = {model: model_name(model) for model in study.models}
     for model in study.models:
-        names[model] = resolve_model(None if model == "default" else model).name
-        specs: dict[str, str | None] = {}
         for variant in study.variants:
             tick(f"building {variant} of {Path(model).name}")
-            try:
-                specs[variant] = build_variant(study, model, variant, out / "variants" / Path(model).stem / variant,
-                                               cache)
-                build_error = None
-            except PosebenchError as exc:
-                specs[variant], build_error = None, f"building variant '{variant}' failed: {exc}"
-            except Exception as exc:  # recorded, the study goes on
-                specs[variant], build_error = None, f"building variant '{variant}' failed: {type(exc).__name__}: {exc}"
-            source = resolve_model(None if specs[variant] in (None, "default") else specs[variant]) \
-                if specs[variant] else None
-            built[(model, variant)] = (source, build_error)
-        built[(model, "")] = (specs, None)
-
-    def placeholder(model: str, variant: str, runtime: str, threads: int) -> dict[str, Any]:
-        return make_trial(model=names[model], source_id="", variant=variant, runtime=runtime, threads=threads,
-                          imgsz=study.imgsz, fmt="-")
+            built[(model, variant)] = build_job(study, model, variant, out, cache)
 
     # 2. latency, in interleaved rounds: round r measures every configuration before round r+1 starts
-    latency_keys = [(model, variant, runtime, threads, mode) for model in study.models for variant in study.variants
-                    for runtime in runtimes for threads in study.threads for mode in modes
-                    if mode[1] == "posebench" or runtime in ("torch", "onnxruntime", "openvino")]
-    pending = [r for r in range(1, rounds + 1) for (m, v, rt, t, mode) in latency_keys
-               if _latency_key(m, v, rt, t, r, mode) not in done]
+    pending = [job for job in lat_jobs if job.key not in done]
     if pending:
         probe("before")
-    for round_no in range(1, rounds + 1):
-        for model, variant, runtime, threads, mode in latency_keys:
-            skey = _latency_key(model, variant, runtime, threads, round_no, mode)
-            k += 1
-            if skey in done:
-                continue
-            source, build_error = built[(model, variant)]
-            no_gpu = runtime in study.gpu_runtimes and not _gpu_available()
-            tick(f"[{k}/{total}] {'end-to-end ' if mode[0] == 'e2e' else ''}latency {variant} on {runtime} @ "
-                 f"{threads}{' (Ultralytics predict)' if mode[1] == 'ultralytics' else ''}, round {round_no}/{rounds}")
-            if build_error or no_gpu:
-                unrun("latency", placeholder(model, variant, runtime, threads),
-                      build_error or "skipped: no GPU on this machine", skey)
-                continue
-            plan = BenchPlan(source=source, runtimes=(runtime,), threads=(threads,), imgsz=study.imgsz,
-                             protocol=protocol, variant=variant, cache_dir=cache, model_name=names[model],
-                             mode=mode[0], frames=frames if mode[0] == "e2e" else None, pipeline=mode[1])
-            records = run_bench(plan, fresh_store())
-            for record in records:
-                record["round"] = round_no
-            keep(records, skey)
+    rounds = int(study.latency.get("rounds", 2))
+    for job in lat_jobs:
+        k += 1
+        if job.key in done:
+            continue
+        tick(f"[{k}/{total}] {'end-to-end ' if job.mode[0] == 'e2e' else ''}latency {job.variant} on {job.runtime} @ "
+             f"{job.threads}{' (Ultralytics predict)' if job.mode[1] == 'ultralytics' else ''}, "
+             f"round {job.round_no}/{rounds}")
+        spec, build_error = built[(job.model, job.variant)]
+        keep(run_latency_job(study, job, spec, build_error, cache=cache, scratch=out / ".trial.jsonl", env=env,
+                             name=names[job.model]), job.key)
     if pending:
         probe("after")
 
     # 3. accuracy
-    for model in study.models:
-        specs = built[(model, "")][0]
-        for variant in study.variants:
-            key = f"{model}|{variant}"
-            source, build_error = built[(model, variant)]
-            for ev in study.evaluations:
-                for runtime in (r for r in runtimes if r != "null"):  # null returns zeros: nothing to score
-                    skey = f"{key}|accuracy|{ev.name}|{runtime}"
-                    k += 1
-                    if skey in done:
-                        continue
-                    tick(f"[{k}/{total}] accuracy '{ev.name}' of {variant} on {runtime}")
-                    reference = specs.get(ev.reference) if ev.reference else None
-                    reason = build_error or ("skipped: no GPU on this machine" if runtime in study.gpu_runtimes
-                                             and not _gpu_available() else None) or \
-                        (f"reference variant '{ev.reference}' is not built" if ev.reference and not reference else None)
-                    if reason:
-                        unrun("accuracy", placeholder(model, variant, runtime, study.threads[-1]), reason, skey,
-                              ev.name)
-                        continue
-                    plan = ValPlan(source=source, runtimes=(runtime,), imgsz=study.imgsz, threads=study.threads[-1],
-                                   nms=NMSConfig(), variant=variant, cache_dir=cache, data=ev.data, split=ev.split,
-                                   reference=resolve_model(None if reference == "default" else reference)
-                                   if ev.reference else None,
-                                   reference_runtime="onnxruntime" if "onnxruntime" in study.runtimes else "torch",
-                                   frames=ev.source, max_frames=ev.max_frames, model_name=names[model])
-                    keep(run_val(plan, fresh_store()), skey, ev.name)
+    for job in acc_jobs:
+        k += 1
+        if job.key in done:
+            continue
+        tick(f"[{k}/{total}] accuracy '{job.evaluation.name}' of {job.variant} on {job.runtime}")
+        spec, build_error = built[(job.model, job.variant)]
+        reference = built[(job.model, job.evaluation.reference)][0] if job.evaluation.reference else None
+        keep(run_accuracy_job(study, job, spec, build_error, reference, cache=cache, scratch=out / ".trial.jsonl",
+                              env=env, name=names[job.model]), job.key)
     report("done", total, total)
     return written
 

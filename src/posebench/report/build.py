@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from posebench.errors import InvalidInputError
+from posebench.report.cost import Cost, PriceRule, load_prices, price
 from posebench.results import merge, runtime_label
 
 NOISY_SPREAD = 0.10  # rounds of one trial whose p50s differ by more than this are flagged
@@ -40,6 +41,7 @@ class Point:
     p50_ms: float
     p99_ms: float
     accuracy: float | None  # pose mAP50 (or --metric) on the primary evaluation (None when not measured)
+    cost: Cost | None = None  # what it costs at its mean latency (None: no price rule for its machine)
 
     @property
     def label(self) -> str:
@@ -47,9 +49,11 @@ class Point:
 
 
 def _machine(record: dict[str, Any]) -> str:
-    env = record.get("environment", {})
+    env = record.get("environment") or {}
     cpu = str(env.get("cpu_model", "?")).replace("(R)", "").replace("(TM)", "").replace(" Processor", "")
-    return f"{cpu}, {env.get('usable_cores', '?')} cores"
+    gpus = f" + {env['gpus'][0]}" if env.get("gpus") and _device(record) == "gpu" else ""
+    # records made up for a test or an example (not measured) say so wherever their machine is named
+    return f"{cpu}, {env.get('usable_cores', '?')} cores{gpus}" + (" [synthetic]" if record.get("synthetic") else "")
 
 
 def _device(record: dict[str, Any]) -> str:
@@ -60,10 +64,13 @@ def _device(record: dict[str, Any]) -> str:
 class Report:
     """Everything a report shows, computed once from the merged records."""
 
-    def __init__(self, records: list[dict[str, Any]], *, evaluation: str | None = None, metric: str = "map50"):
+    def __init__(self, records: list[dict[str, Any]], *, evaluation: str | None = None, metric: str = "map50",
+                 prices: list[PriceRule] | None = None):
         if metric not in METRICS:
             raise InvalidInputError(f"--metric must be one of {', '.join(METRICS)}, got '{metric}'")
         self.metric = metric
+        self.prices = load_prices() if prices is None else prices
+        self.synthetic = any(r.get("synthetic") for r in records)
         self.records = records
         timed = [r for r in records if r.get("kind") == "latency" and r.get("status") == "ok"]
         # model mode (the runtime call, the thesis's) and end-to-end records answer different questions
@@ -121,7 +128,9 @@ class Report:
                 continue
             points.append(Point(t["model"], t["variant"], runtime_label(t), t["threads"], _machine(r), _device(r),
                                 r["latency"]["mean_ms"], r["latency"]["p50_ms"], r["latency"]["p99_ms"],
-                                acc["pose"][self.metric] if acc else None))
+                                acc["pose"][self.metric] if acc else None,
+                                price(self.prices, r.get("environment") or {}, _device(r), t["threads"],
+                                      r["latency"]["mean_ms"])))
         return points
 
     def config(self, record: dict[str, Any]) -> str:
@@ -136,6 +145,32 @@ class Report:
             if key not in seen:
                 seen.append(key)
         return seen
+
+
+def cost_table(report: Report) -> list[list[str]]:
+    """Every priced configuration, cheapest per frame first."""
+    metric = f"pose {LABELS[report.metric]}"
+    rows = [["configuration", "device", "priced as", "USD / h", "frames / s", "USD per million frames",
+             "frames per USD", metric]]
+    for p in sorted((p for p in report.points if p.cost), key=lambda p: p.cost.usd_per_million_frames):
+        rows.append([p.label, p.device, p.cost.rule.name, f"{p.cost.usd_per_hour:.4f}",
+                     f"{p.cost.frames_per_second:.1f}", f"{p.cost.usd_per_million_frames:.2f}",
+                     f"{p.cost.frames_per_dollar:,.0f}", "-" if p.accuracy is None else f"{p.accuracy:.3f}"])
+    return rows
+
+
+def cost_notes(report: Report) -> list[str]:
+    """How configurations were priced, with each price's source and date, and what was not priced."""
+    used = list(dict.fromkeys(p.cost.rule for p in report.points if p.cost))
+    notes = ["Cost: CPU rows at a per-vCPU-hour rate x threads (the machine's other vCPUs serve other streams), "
+             "GPU rows at a per-GPU-hour rate for one batch-1 stream (an upper bound: a GPU can serve several). "
+             "Throughput = 1000 / mean ms. Prices are indicative and dated; pass your own with --prices FILE."]
+    notes += [f"{r.name}: {r.usd_per_gpu_hour if r.usd_per_gpu_hour else r.usd_per_vcpu_hour} USD per "
+              f"{'GPU' if r.usd_per_gpu_hour else 'vCPU'}-hour; source: {r.source} ({r.date})." for r in used]
+    unpriced = sorted({p.machine for p in report.points if p.cost is None})
+    if unpriced:
+        notes.append(f"Not priced (no rule matches): {'; '.join(unpriced)}.")
+    return notes
 
 
 def combine_rounds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -221,12 +256,21 @@ def verdict(report: Report, *, max_drop: float, budget_ms: float | None) -> list
                 quickest = min(e2e, key=lambda p: p.p99_ms)
                 lines.append(f"End to end, no configuration meets {budget_ms:g} ms at p99 (best: {quickest.label}, "
                              f"{quickest.p99_ms:.2f} ms p99).")
+        priced = [p for p in ok if p.cost is not None and (budget_ms is None or p.mean_ms <= budget_ms)]
+        if priced:
+            cheapest = min(priced, key=lambda p: (p.cost.usd_per_million_frames, p.mean_ms))
+            lines.append(f"Cheapest configuration within {max_drop:.3f} {metric}"
+                         + (f" and {budget_ms:g} ms" if budget_ms is not None else "") +
+                         f": **{cheapest.label}**, ${cheapest.cost.usd_per_million_frames:.2f} per million frames "
+                         f"({cheapest.mean_ms:.2f} ms mean, priced as {cheapest.cost.rule.name}).")
+        elif any(p.cost for p in ok):
+            lines.append(f"Cheapest configuration: none of the priced ones meets the {budget_ms:g} ms budget.")
         gpu = [p for p in ok if p.device == "gpu"]
         cpu = [p for p in ok if p.device == "cpu"]
         if not gpu:
             lines.append("CPU or GPU? No GPU measurement is present in these results (GPU rows absent or skipped), so "
                          "this report cannot compare: add a "
-                         "store measured on a GPU machine (tensorrt or onnxruntime --ort-provider cuda).")
+                         "store measured on a GPU machine (torch[device=cuda], tensorrt or onnxruntime --ort-provider cuda).")
         elif cpu:
             best_cpu, best_gpu = min(cpu, key=lambda p: p.mean_ms), min(gpu, key=lambda p: p.mean_ms)
             faster = best_cpu.mean_ms <= best_gpu.mean_ms
@@ -327,6 +371,26 @@ def plots(report: Report) -> dict[str, tuple[str, bytes]]:
             key = "pareto" if len({p.model for p in scored}) == 1 else f"pareto-{_slug(model)}"
             out[key] = (f"{model}: pose {LABELS[report.metric]} against latency, Pareto front dashed (thesis "
                         "Figures 4.6-4.7).", _png(fig))
+    priced = [p for p in report.points if p.cost]
+    if priced:
+        fig, ax = plt.subplots(figsize=(8.5, 5))
+        for device, marker in (("cpu", "o"), ("gpu", "s")):
+            mine = [p for p in priced if p.device == device]
+            if mine:
+                ax.scatter([p.cost.usd_per_million_frames for p in mine], [p.mean_ms for p in mine], marker=marker,
+                           s=36, label=device.upper())
+        cheapest = sorted(priced, key=lambda p: p.cost.usd_per_million_frames)[:6]
+        for n, p in enumerate(cheapest):  # the cheapest few labelled, alternating above and below
+            ax.annotate(f"{p.model}/{p.variant} / {p.runtime}@{p.threads}", (p.cost.usd_per_million_frames, p.mean_ms),
+                        fontsize=7, xytext=(5, 8 if n % 2 else -12), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("USD per million frames (log scale)")
+        ax.set_ylabel("batch-1 latency, mean (ms)")
+        ax.set_title("Latency against cost per frame" + (" (includes synthetic records)" if report.synthetic else ""))
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left", borderaxespad=0)
+        out["cost"] = ("Latency against cost per million frames, per configuration (prices: see Cost per frame).",
+                       _png(fig))
     if report.e2e:
         rows = [(f"{r['trial']['model']}/{r['trial']['variant']}\n{config_of_record(report, r)}", r.get("stages") or {})
                 for r in report.e2e]
@@ -574,14 +638,15 @@ def _html_table(rows: list[list[str]]) -> str:
 
 
 def build_report(paths: list[Path], out: Path, *, max_drop: float = 0.01, budget_ms: float | None = None,
-                 evaluation: str | None = None, thesis: bool = False, metric: str = "map50") -> tuple[Path, Path]:
+                 evaluation: str | None = None, thesis: bool = False, metric: str = "map50",
+                 prices: Path | None = None) -> tuple[Path, Path]:
     """Write OUT/report.md (PNGs beside it) and OUT/report.html (plots embedded); returns both paths."""
     for p in paths:
         if not Path(p).is_file():
             raise InvalidInputError(f"results file {p} does not exist")
     if not 0 <= max_drop < 1:
         raise InvalidInputError(f"--max-drop must be in [0, 1), got {max_drop}")
-    report = Report(merge(paths), evaluation=evaluation, metric=metric)
+    report = Report(merge(paths), evaluation=evaluation, metric=metric, prices=load_prices(prices))
     out.mkdir(parents=True, exist_ok=True)
     figures = plots(report)
     sections: list[tuple[str, str, str]] = []  # (title, markdown, html)
@@ -624,6 +689,12 @@ def build_report(paths: list[Path], out: Path, *, max_drop: float = 0.01, budget
         rows = [["configuration", "mean ms", f"pose {LABELS[report.metric]}"]] + [[p.label, f"{p.mean_ms:.2f}", f"{p.accuracy:.3f}"]
                                                               for p in front]
         sections.append(("Pareto front", _markdown_table(rows), _html_table(rows)))
+    if any(p.cost for p in report.points) or report.points:
+        rows, notes = cost_table(report), cost_notes(report)
+        sections.append(("Cost per frame", "\n\n".join(notes) + ("\n\n" + _markdown_table(rows) if len(rows) > 1
+                                                                   else "\n"),
+                         "".join(f"<p>{html.escape(n)}</p>" for n in notes) + (_html_table(rows) if len(rows) > 1
+                                                                               else "")))
     if report.failed:
         rows = [["kind", "variant", "runtime", "status", "reason"]] + [
             [r["kind"], r["trial"]["variant"], r["trial"]["runtime"], r.get("status", ""), str(r.get("error", ""))[:300]]
@@ -655,6 +726,11 @@ def build_report(paths: list[Path], out: Path, *, max_drop: float = 0.01, budget
         sections.append(("Thesis latencies: plausible or beyond peak?", f"{how}\n\n{_markdown_table(plaus)}",
                          f"<p>{html.escape(how)}</p>{_html_table(plaus)}"))
     title = "posebench report"
+    if report.synthetic:
+        sections.insert(0, ("Synthetic records", "**These results include synthetic records** (made up for a test or "
+                            "an example, not measured); their machines are marked [synthetic].\n",
+                            "<p><strong>These results include synthetic records</strong> (made up for a test or an "
+                            "example, not measured); their machines are marked [synthetic].</p>"))
     machine = f"Machine: {report.machines[0]}. " if len(report.machines) == 1 else \
         (f"Machines: {'; '.join(report.machines)}. " if report.machines else "")
     md = [f"# {title}", "", machine + f"Primary evaluation: {report.primary or 'none'}; accuracy drop allowed "

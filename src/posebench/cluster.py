@@ -1,0 +1,356 @@
+"""Studies on a Dask cluster: `posebench study STUDY.yaml --executor dask [--cluster ADDRESS]`.
+
+Why Dask (distributed) and not Ray: it is pure Python (a pip install, no C++ runtime or object store),
+a local cluster starts from Python in about a second, `dask scheduler` / `dask worker` or `SSHCluster`
+make an ad-hoc fleet, and worker resources express placement. Ray would do the same with custom
+resources; both treat resources as logical labels only, so posebench enforces exclusivity itself.
+
+How a study runs here:
+- Every worker is started by `posebench worker ADDRESS` (or a local cluster): one task at a time, with
+  resources `posebench=1` and `kind-<K>=1` for each hardware kind K of its machine (`machine_kinds`:
+  avx2, avx512_vnni, cuda...; `--kind` names them for a fleet you label yourself) and a node name.
+- Builds (compression, export) and accuracy trials run on any worker (accuracy of GPU runtimes on a
+  cuda worker). A latency trial of target K runs only on a `kind-K` worker.
+- Exclusivity: every posebench task holds its node's lock (`distributed.Lock`) while it runs, so two
+  workers on one machine never run two tasks at once and a latency trial never shares its machine
+  with a build. The records carry node, worker, start and end, so this can be checked afterwards.
+- Records stream into the driver's append-only store as trials finish; a trial already recorded is
+  never submitted or written twice, so a killed driver restarted resumes with nothing lost or doubled.
+- A worker lost mid-trial: the scheduler runs the trial again on another worker of its kind (the
+  record says which attempt it was and where the earlier ones died); if it keeps dying, or no worker
+  of that kind is left, the trial is recorded as failed with the reason and the study goes on.
+- OUT must be on a filesystem every worker sees (the same path): builds write variants there; each
+  node exports its own runtime artifacts under OUT/cache/<node> (an engine belongs to its machine).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from posebench.errors import PosebenchError
+from posebench.study import (
+    AccuracyJob,
+    LatencyJob,
+    Study,
+    accuracy_jobs,
+    build_job,
+    done_keys,
+    is_gpu_kind,
+    latency_jobs,
+    model_name,
+    run_accuracy_job,
+    run_latency_job,
+)
+
+ANY = "posebench"  # the resource every posebench worker has
+NODE_ENV = "POSEBENCH_NODE"  # a worker's node name (its machine), set by `posebench worker`
+Progress = Callable[[str, int, int], None]
+
+
+class ClusterError(PosebenchError):
+    """The cluster cannot run this study (unreachable scheduler, OUT not shared, Dask not installed)."""
+
+
+def kind_resource(kind: str) -> str:
+    """The Dask resource a worker of hardware kind `kind` declares."""
+    return f"kind-{kind}"
+
+
+def worker_resources(kinds: list[str]) -> dict[str, float]:
+    """Resources of a posebench worker: `posebench` plus one `kind-K` per hardware kind."""
+    return {ANY: 1.0, **{kind_resource(k): 1.0 for k in kinds}}
+
+
+def node_name() -> str:
+    """The machine this process runs on, as the cluster knows it (`posebench worker --node`, else the host)."""
+    return os.environ.get(NODE_ENV) or socket.gethostname()
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Where the cluster is and how long a trial may wait for a worker of its kind."""
+
+    address: str | None = None  # tcp://host:8786; None (and no scheduler_file): a local cluster on this machine
+    scheduler_file: Path | None = None
+    orphan_seconds: float = 120.0  # a trial whose kind has no worker for this long is recorded as failed
+    poll_seconds: float = 2.0
+
+
+# ---- what runs on a worker ----------------------------------------------------------------------------------
+
+def _node_cache(out: Path) -> Path:
+    return out / "cache" / node_name()
+
+
+def attempts_file(out: Path, key: str) -> Path:
+    """Where the attempts of one trial are listed, a line `node worker` each (OUT/.cluster/attempts)."""
+    return out / ".cluster" / "attempts" / hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def _attempt(out: Path, key: str, worker: str) -> dict[str, Any]:
+    """Count this attempt of a trial: one that starts again after its worker was lost says where it ran before."""
+    path = attempts_file(out, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    earlier = path.read_text().splitlines() if path.is_file() else []
+    with open(path, "a") as fh:
+        fh.write(f"{node_name()} {worker}\n")
+    return {"attempt": len(earlier) + 1, "earlier": earlier}
+
+
+def _exclusively(out: Path, key: str, work: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
+    """Run `work` holding this node's lock; returns its result and where and when it ran."""
+    from distributed import Lock, get_worker
+
+    node, worker = node_name(), get_worker().address
+    with Lock(f"posebench-node-{node}"):
+        attempt = _attempt(out, key, worker)
+        started = time.time()
+        result = work()
+        finished = time.time()
+    return result, {"executor": "dask", "node": node, "worker": worker, "started": started, "finished": finished,
+                    **attempt}
+
+
+def _check_shared(out: str) -> str:
+    """On a worker: the node name if it sees OUT, else raises."""
+    marker = Path(out) / ".cluster" / "shared"
+    if not marker.is_file():
+        raise ClusterError(f"worker on {node_name()} cannot see {out}: a cluster study needs OUT on a filesystem "
+                           f"every worker mounts at the same path (NFS, a shared disk)")
+    return node_name()
+
+
+def _build_task(study: Study, model: str, variant: str, out: Path) -> tuple[str | None, str | None]:
+    key = f"{model}|{variant}|build"
+    (spec, error), _ = _exclusively(out, key, lambda: build_job(study, model, variant, out, _node_cache(out)))
+    return spec, error
+
+
+def _scratch_path(out: Path, key: str) -> Path:
+    return out / ".cluster" / "scratch" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.jsonl"
+
+
+def _latency_task(study: Study, job: LatencyJob, built: tuple[str | None, str | None], out: Path,
+                  name: str) -> list[dict[str, Any]]:
+    from posebench.environment import fingerprint
+
+    def work() -> list[dict[str, Any]]:
+        return run_latency_job(study, job, built[0], built[1], cache=_node_cache(out),
+                               scratch=_scratch_path(out, job.key), env=fingerprint(), name=name)
+
+    records, where = _exclusively(out, job.key, work)
+    return [{**r, "executor": where} for r in records]
+
+
+def _accuracy_task(study: Study, job: AccuracyJob, built: tuple[str | None, str | None],
+                   reference: tuple[str | None, str | None] | None, out: Path, name: str) -> list[dict[str, Any]]:
+    from posebench.environment import fingerprint
+
+    def work() -> list[dict[str, Any]]:
+        return run_accuracy_job(study, job, built[0], built[1], reference[0] if reference else None,
+                                cache=_node_cache(out), scratch=_scratch_path(out, job.key), env=fingerprint(),
+                                name=name)
+
+    records, where = _exclusively(out, job.key, work)
+    return [{**r, "executor": where} for r in records]
+
+
+# ---- the driver ---------------------------------------------------------------------------------------------
+
+def connect(settings: ClusterSettings) -> tuple[Any, Any]:
+    """A Dask client (and the local cluster it started, or None)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ClusterError("--executor dask needs Dask: pip install 'dask[distributed]'") from exc
+    from posebench.environment import fingerprint, machine_kinds
+
+    try:
+        if settings.address or settings.scheduler_file:
+            return Client(settings.address, scheduler_file=str(settings.scheduler_file)
+                          if settings.scheduler_file else None, timeout="30s"), None
+    except (OSError, TimeoutError, ValueError) as exc:
+        where = settings.address or settings.scheduler_file
+        raise ClusterError(f"cannot reach the Dask scheduler at {where}: {exc}") from exc
+    # one worker: one machine runs one posebench task at a time, as on a cluster node
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                           resources=worker_resources(machine_kinds(fingerprint())))
+    return Client(cluster), cluster
+
+
+def _required(job: LatencyJob | AccuracyJob, study: Study) -> str:
+    if isinstance(job, LatencyJob):
+        return kind_resource(job.target) if job.target else ANY
+    if job.runtime in study.gpu_runtimes and any(is_gpu_kind(t) for t in study.targets):
+        return kind_resource(next(t for t in study.targets if is_gpu_kind(t)))
+    return ANY
+
+
+def _failure(study: Study, job: LatencyJob | AccuracyJob, reason: str) -> dict[str, Any]:
+    from posebench.results import make_trial, new_record
+
+    threads = job.threads if isinstance(job, LatencyJob) else study.threads[-1]
+    trial = make_trial(model=model_name(job.model), source_id="", variant=job.variant, runtime=job.runtime,
+                       threads=threads, imgsz=study.imgsz, fmt="-")
+    record = new_record("latency" if isinstance(job, LatencyJob) else "accuracy", trial, status="error",
+                        error=reason, environment=None, executor={"executor": "dask", "node": None})
+    if isinstance(job, LatencyJob):
+        record["round"] = job.round_no
+        if job.target:
+            record["target"] = job.target
+    else:
+        record["evaluation"] = {"name": job.evaluation.name}
+    return record
+
+
+def run_study_on_cluster(study: Study, out: Path, settings: ClusterSettings, *, on_progress: Progress | None = None,
+                         retry_failed: bool = False) -> list[dict[str, Any]]:
+    """Run every trial of `study` not yet in OUT/results.jsonl on a Dask cluster; returns the records written now."""
+    from distributed import wait
+
+    from posebench.results import ResultStore
+
+    report = on_progress or (lambda what, done, total: None)
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ".cluster").mkdir(exist_ok=True)
+    (out / ".cluster" / "shared").write_text(json.dumps({"driver": socket.gethostname(), "at": time.time()}))
+    store = ResultStore(out / "results.jsonl")
+    done = done_keys(store.read(), retry_failed=retry_failed)
+    jobs: list[LatencyJob | AccuracyJob] = [*latency_jobs(study), *accuracy_jobs(study)]
+    todo = [j for j in jobs if j.key not in done]
+    total, finished = len(jobs), len(jobs) - len(todo)
+    written: list[dict[str, Any]] = []
+    if not todo:
+        report("done", total, total)
+        return written
+    client, cluster = connect(settings)
+    try:
+        report("checking that every worker sees OUT", finished, total)
+        try:
+            client.run(_check_shared, str(out))
+        except ClusterError:
+            raise
+        except Exception as exc:  # a worker's ClusterError comes back as itself; anything else is reported
+            raise ClusterError(f"checking the workers failed: {type(exc).__name__}: {exc}") from exc
+        names = {model: model_name(model) for model in study.models}
+        needed = {(j.model, j.variant) for j in todo} | {(j.model, j.evaluation.reference) for j in todo
+                                                         if isinstance(j, AccuracyJob) and j.evaluation.reference}
+        # builds first, in parallel over the nodes; then the trials as independent tasks, so the scheduler spreads
+        # them over every worker of their kind (a trial depending on a build's future would follow that build's
+        # worker instead)
+        report(f"building {len(needed)} variant(s) on the cluster", finished, total)
+        building = {mv: client.submit(_build_task, study, mv[0], mv[1], out, resources={ANY: 1}, pure=False)
+                    for mv in sorted(needed)}
+        wait(list(building.values()))
+        built: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        for mv, future in building.items():
+            exc = future.exception() if future.status == "error" else None
+            built[mv] = future.result() if future.status == "finished" else \
+                (None, f"building variant '{mv[1]}' failed on the cluster: {type(exc).__name__}: {exc}")
+        futures = {}
+        for job in todo:
+            if isinstance(job, LatencyJob):
+                future = client.submit(_latency_task, study, job, built[(job.model, job.variant)], out,
+                                       names[job.model], resources={_required(job, study): 1}, pure=False,
+                                       priority=-job.round_no)
+            else:
+                reference = built[(job.model, job.evaluation.reference)] if job.evaluation.reference else None
+                future = client.submit(_accuracy_task, study, job, built[(job.model, job.variant)], reference, out,
+                                       names[job.model], resources={_required(job, study): 1}, pure=False,
+                                       priority=-1000)
+            futures[future] = job
+        pending = set(futures)
+        orphaned_since: dict[str, float] = {}
+
+        def keep(job: LatencyJob | AccuracyJob, records: list[dict[str, Any]]) -> None:
+            nonlocal finished
+            finished += 1
+            if job.key in done:  # never twice, whatever happens
+                return
+            done.add(job.key)
+            for record in records:
+                record["study_key"], record["study"] = job.key, study.name
+                store.append(record)
+                written.append(record)
+            status = ", ".join(sorted({r.get("status", "?") for r in records}))
+            where = (records[0].get("executor") or {}).get("node") if records else None
+            report(f"[{finished}/{total}] {job.key} -> {status}" + (f" on {where}" if where else ""), finished, total)
+
+        report(f"{len(todo)} trials submitted to {client.scheduler.address}", finished, total)
+        while pending:
+            try:
+                wait(list(pending), timeout=settings.poll_seconds, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                pass
+            for future in [f for f in pending if f.done()]:
+                pending.discard(future)
+                job = futures[future]
+                if future.status == "finished":
+                    keep(job, future.result())
+                else:
+                    exc = future.exception() if future.status == "error" else None
+                    reason = (f"the trial's worker was lost and so was every retry ({type(exc).__name__}: {exc})"
+                              if type(exc).__name__ == "KilledWorker" else
+                              f"{type(exc).__name__}: {exc}" if exc else f"trial {future.status}")
+                    keep(job, [_failure(study, job, reason)])
+            # a trial whose kind has no worker left would wait forever: fail it after orphan_seconds
+            have = set()
+            for worker in client.scheduler_info(n_workers=-1)["workers"].values():
+                have |= set(worker.get("resources") or {})
+            now = time.time()
+            for future in list(pending):
+                need = _required(futures[future], study)
+                if need in have:
+                    orphaned_since.pop(need, None)
+                    continue
+                since = orphaned_since.setdefault(need, now)
+                if now - since >= settings.orphan_seconds:
+                    future.cancel()
+                    pending.discard(future)
+                    keep(futures[future], [_failure(study, futures[future],
+                                                    f"no worker with resource '{need}' in the cluster for "
+                                                    f"{settings.orphan_seconds:.0f} s (start one: posebench worker "
+                                                    f"ADDRESS --kind {need.removeprefix('kind-')})")])
+        report("done", total, total)
+        return written
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def serve_worker(address: str | None, *, scheduler_file: Path | None = None, kinds: list[str] | None = None,
+                 node: str | None = None, name: str | None = None) -> None:
+    """`posebench worker`: join a Dask cluster as one posebench worker (one task at a time) until stopped."""
+    import asyncio
+
+    try:
+        from distributed import Worker
+    except ImportError as exc:
+        raise ClusterError("posebench worker needs Dask: pip install 'dask[distributed]'") from exc
+    from posebench.environment import fingerprint, machine_kinds
+
+    if node:
+        os.environ[NODE_ENV] = node
+    kinds = kinds or machine_kinds(fingerprint())
+    if scheduler_file is not None:
+        address = json.loads(Path(scheduler_file).read_text())["address"]
+    if not address:
+        raise ClusterError("posebench worker needs the scheduler's address (tcp://host:8786) or --scheduler-file")
+
+    async def main() -> None:
+        async with Worker(address, nthreads=1, resources=worker_resources(kinds), name=name or None) as worker:
+            print(f"posebench worker {worker.address} on node {node_name()}: kinds {', '.join(kinds)}; "
+                  f"scheduler {address}", flush=True)
+            await worker.finished()
+
+    asyncio.run(main())
