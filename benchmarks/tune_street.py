@@ -25,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--macs", type=float, nargs="+", default=[1.0])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8", "int8-ultralytics"])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8", "int8-fast", "int8-ultralytics"])
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REPO
 from posebench.export import ArtifactStore, onnx_weight_sparsity, read_metadata
-from posebench.compress.recipe import Recipe, RecipeError
+from posebench.compress.recipe import Distillation, Recipe, RecipeError
 from posebench.compress.run import CompressOptions, compress
 from posebench.errors import InvalidInputError
 from posebench.models import resolve_model
@@ -71,7 +71,9 @@ def test_qat_without_training_data_is_refused(default_source, tmp_path):
 def pruned_qat_bundle(coco_pose_mini, default_source, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("qat")
     pruning = Recipe.load(REPO / "recipes" / "yolo-pose-oneshot-p50.yaml")
-    recipe = replace(pruning, name="p50-qat", modifiers=pruning.modifiers + Recipe.from_yaml(QAT).modifiers)
+    # labels plus distillation from the float (pruned) model: the QAT trainer takes the distillation loss
+    recipe = replace(pruning, name="p50-qat", modifiers=pruning.modifiers + Recipe.from_yaml(QAT).modifiers,
+                     distillation=Distillation(enabled=True))
     compress(default_source, recipe, out, options=CompressOptions(
         data=coco_pose_mini / "coco-pose-mini.yaml", imgsz=160, batch=8, cache_dir=out / "cache"))
     return out
@@ -90,6 +92,9 @@ def test_qat_qdq_onnx_runs_on_every_cpu_runtime(pruned_qat_bundle, coco_pose_min
     assert ops.count("DequantizeLinear") > 150 and "QuantizeLinear" in ops
     meta = read_metadata(pruned_qat_bundle / bundle["artifacts"]["onnx"])["quantization"]
     assert meta["method"] == "qat" and meta["export_check"]["qdq_pairs"] >= meta["quantizers"] > 100
+    assert meta["distillation"] is True
+    trained = (pruned_qat_bundle / "qat").rglob("results.csv")  # the trainer logged the distillation terms
+    assert any("kd_cls" in path.read_text().splitlines()[0] for path in trained)
     quantized = meta["quantized_nodes"]
     assert any(n.startswith("/model.0/") for n in quantized)
     assert not any("/model.23/cv4." in n for n in quantized)  # the float-head preset was applied

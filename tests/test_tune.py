@@ -122,6 +122,18 @@ def test_tune_cli_refuses_bad_input(footage, tmp_path):
     assert result.returncode == 2 and "multiples of 32" in result.stderr
 
 
+def test_each_int8_precision_builds_with_its_ignored_scope(footage, tmp_path):
+    from posebench.compress.recipe import Recipe
+    from posebench.tune import Tuner
+
+    tuner = Tuner(TunePlan(source=resolve_model(None), footage=footage, out=tmp_path), lambda *a: None)
+    presets = {}
+    for precision in ("int8", "int8-fast"):
+        [(label, path)] = tuner._recipes(Candidate((384, 640), precision), 16)
+        presets[label] = Recipe.load(path).quantization().ignored_preset
+    assert presets == {"int8": "yolo-pose-float-head", "int8-fast": "yolo-pose-float-kpt-out"}
+
+
 def test_candidate_names_are_unique():
     names = {Candidate((384, 640)).name, Candidate((384, 640), "int8").name, Candidate((384, 640), "int8", 0.75).name,
              Candidate((640, 640), "int8-ultralytics").name}

@@ -311,12 +311,23 @@ def qat_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options:
     source = _calibration_source(q, options, fallback=data)
     batches = calibration_batches(_calibration_frames(source, q.calibration_images), size, q.calibration_images)
     yolo = load_yolo(checkpoint)
+    teacher = None
+    if recipe.distillation.enabled:  # the float model (this step's input) teaches its own fake-quantized copy
+        import copy
+
+        teacher = copy.deepcopy(yolo.model).float().eval()
     say(f"QAT: inserting fake-quantizers (NNCF), initial ranges from {len(batches)} images of {source}")
     scope = IgnoredScope(q.ignored_preset, q.ignored_add, q.ignored_remove)
     model, prepared = prepare_qat(yolo.model, batches, scope)
     held = HeldZeros(model)  # a pruned input (this recipe's pruning, or an earlier step's) stays exactly as sparse
     say(f"QAT: fine-tuning {q.epochs} epochs on {data}" + (f" (zeros of {len(held.masks)} sparse tensors held)"
                                                            if held.masks else ""))
+    if teacher is not None:
+        from posebench.compress.distill import distill_during_training
+
+        distill_during_training(yolo, teacher, recipe.distillation)
+        say("QAT: distilling from the float model" + (" (no task loss: labels only feed the loader)"
+                                                      if recipe.distillation.task == 0 else ""))
     last = train(yolo, recipe, data=data, out_dir=out_dir / "qat", epochs=q.epochs, imgsz=imgsz,
                  batch=options.batch or recipe.finetune.batch, lr0=q.lr0, callbacks=held,
                  device=options.device, trainer=qat_trainer(model))
@@ -333,6 +344,7 @@ def qat_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options:
                 "data": str(data), "imgsz_train": imgsz, "sparse_tensors_held": len(held.masks),
                 "calibration_source": str(source), "calibration_images": len(batches),
                 "quantizers": prepared["quantizers"], "ignored_preset": q.ignored_preset,
+                "distillation": recipe.distillation.enabled,
                 "ignored_add": list(q.ignored_add), "ignored_remove": list(q.ignored_remove)}
     say("QAT: exporting QDQ ONNX (checked against the fake-quantized model) and OpenVINO IR")
     # metadata (sparsity, shapes, head) from the fp32 export of the trained weights; the IR comes from the QDQ ONNX
