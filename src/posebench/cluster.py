@@ -10,7 +10,8 @@ How a study runs here:
   resources `posebench=1` and `kind-<K>=1` for each hardware kind K of its machine (`machine_kinds`:
   avx2, avx512_vnni, cuda...; `--kind` names them for a fleet you label yourself) and a node name.
 - Builds (compression, export) and accuracy trials run on any worker (accuracy of GPU runtimes on a
-  cuda worker). A latency trial of target K runs only on a `kind-K` worker.
+  cuda worker; a build that trains prefers a cuda worker when the cluster has one). A latency trial of
+  target K runs only on a `kind-K` worker.
 - Exclusivity: every posebench task holds its node's lock (`distributed.Lock`) while it runs, so two
   workers on one machine never run two tasks at once and a latency trial never shares its machine
   with a build. The records carry node, worker, start and end, so this can be checked afterwards.
@@ -186,6 +187,17 @@ def connect(settings: ClusterSettings) -> tuple[Any, Any]:
     return Client(cluster), cluster
 
 
+def _trains(study: Study, variant: str) -> bool:
+    """Whether building `variant` trains (recovery fine-tuning or QAT): such builds prefer a GPU worker."""
+    from posebench.compress.recipe import Recipe
+
+    try:
+        recipes = [Recipe.load(path) for path in study.variants[variant]]
+    except PosebenchError:
+        return False  # the build itself reports the broken recipe
+    return any(r.finetune.epochs or r.qat() for r in recipes)
+
+
 def _required(job: LatencyJob | AccuracyJob, study: Study) -> str:
     if isinstance(job, LatencyJob):
         return kind_resource(job.target) if job.target else ANY
@@ -248,8 +260,14 @@ def run_study_on_cluster(study: Study, out: Path, settings: ClusterSettings, *, 
         # them over every worker of their kind (a trial depending on a build's future would follow that build's
         # worker instead)
         report(f"building {len(needed)} variant(s) on the cluster", finished, total)
-        building = {mv: client.submit(_build_task, study, mv[0], mv[1], out, resources={ANY: 1}, pure=False)
-                    for mv in sorted(needed)}
+        gpu_workers = [address for address, w in client.scheduler_info(n_workers=-1)["workers"].items()
+                       if any(r.startswith("kind-cuda") for r in (w.get("resources") or {}))]
+        building = {}
+        for mv in sorted(needed):
+            # a variant that trains (fine-tuning, QAT) prefers a GPU worker (Ultralytics trains on the GPU it finds)
+            prefer = gpu_workers if gpu_workers and _trains(study, mv[1]) else None
+            building[mv] = client.submit(_build_task, study, mv[0], mv[1], out, resources={ANY: 1}, pure=False,
+                                         workers=prefer, allow_other_workers=prefer is not None)
         wait(list(building.values()))
         built: dict[tuple[str, str], tuple[str | None, str | None]] = {}
         for mv, future in building.items():
