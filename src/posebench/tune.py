@@ -510,12 +510,14 @@ def _score(record: dict[str, Any]) -> float:
 
 def pareto_front(rows: list[dict[str, Any]]) -> None:
     """Mark rows (p50_ms, worst accuracy) that no other row beats on both: `row["pareto"] = True`."""
+    from posebench.report.pareto import pareto
+
     def worst(row: dict[str, Any]) -> float:
         return min((v for v in row["accuracy"].values() if v is not None), default=-1.0)
 
+    front = {id(row) for row in pareto(rows, lambda r: r["p50_ms"], worst)}
     for row in rows:
-        row["pareto"] = not any(o is not row and o["p50_ms"] <= row["p50_ms"] and worst(o) >= worst(row)
-                                and (o["p50_ms"] < row["p50_ms"] or worst(o) > worst(row)) for o in rows)
+        row["pareto"] = id(row) in front
 
 
 def tune(plan: TunePlan, on_progress: Progress | None = None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from posebench.errors import InvalidInputError
 from posebench.report.cost import Cost, PriceRule, load_prices, price
+from posebench.report.pareto import pareto
 from posebench.results import merge, runtime_label
 
 NOISY_SPREAD = 0.10  # rounds of one trial whose p50s differ by more than this are flagged
@@ -205,13 +206,7 @@ def combine_rounds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def pareto_front(points: list[Point]) -> list[Point]:
     """Configurations no other beats on both latency (lower) and pose mAP50 (higher)."""
-    scored = sorted((p for p in points if p.accuracy is not None), key=lambda p: (p.mean_ms, -p.accuracy))
-    front, best = [], -1.0
-    for p in scored:
-        if p.accuracy > best:
-            front.append(p)
-            best = p.accuracy
-    return front
+    return pareto(points, lambda p: p.mean_ms, lambda p: p.accuracy)
 
 
 def verdict(report: Report, *, max_drop: float, budget_ms: float | None) -> list[str]:

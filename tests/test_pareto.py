@@ -1,0 +1,21 @@
+"""The one Pareto helper the study report and `posebench tune` share."""
+
+from __future__ import annotations
+
+from posebench.report.pareto import pareto
+from posebench.tune import pareto_front
+
+
+def test_pareto_keeps_what_nothing_beats_on_both_axes():
+    items = [("slow-best", 30.0, 0.95), ("fast-good", 10.0, 0.90), ("dominated", 20.0, 0.85),
+             ("tie-later", 10.0, 0.90), ("unscored", 1.0, None), ("fastest-worst", 5.0, 0.50)]
+    front = pareto(items, lambda i: i[1], lambda i: i[2])
+    assert [i[0] for i in front] == ["fastest-worst", "fast-good", "slow-best"]
+
+
+def test_tune_marks_its_rows_by_their_worst_accuracy():
+    rows = [{"p50_ms": 10.0, "accuracy": {"fidelity": 0.97, "map50_95": 0.50}},
+            {"p50_ms": 12.0, "accuracy": {"fidelity": 0.99, "map50_95": 0.60}},
+            {"p50_ms": 11.0, "accuracy": {"fidelity": 0.99, "map50_95": 0.45}}]  # its worst (0.45) loses to row 0
+    pareto_front(rows)
+    assert [r["pareto"] for r in rows] == [True, True, False]
