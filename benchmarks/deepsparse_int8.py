@@ -1,7 +1,8 @@
 """DeepSparse int8 and sparse-int8 against fp32, in the form DeepSparse accelerates (issue 15).
 
 1. Builds (or resumes) `studies/deepsparse-int8.yaml`: yolo11n-pose at 640, dense / 50 / 70 / 80 / 90 % one-shot
-   unstructured sparsity (BatchNorm re-calibrated on street frames), fp32 and int8 PTQ; the study also times and
+   unstructured sparsity and 50 / 70 / 90 % in blocks of 4 input channels (`b4-*`, SparseML's block4; BatchNorm
+   re-calibrated on street frames), fp32 and int8 PTQ; the study also times and
    scores every variant and writes its report (`posebench report --thesis` on its results puts Table 4.2 beside).
 2. Times, side by side with every backend loaded once (a DeepSparse compile takes seconds; the study reloads per
    round), in interleaved rounds: DeepSparse on every variant (an int8 bundle's `deepsparse` artifact, the
@@ -31,7 +32,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DATA = REPO.parent / "shared" / "data"
 STUDY = REPO / "studies" / "deepsparse-int8.yaml"
-VARIANTS = ("base", "int8", "p50", "p50-int8", "p70", "p70-int8", "p80", "p80-int8", "p90", "p90-int8")
+VARIANTS = ("base", "int8", "p50", "p50-int8", "p70", "p70-int8", "p80", "p80-int8", "p90", "p90-int8",
+            "b4-p50-int8", "b4-p70-int8", "b4-p90", "b4-p90-int8")
 IMGSZ = (640, 640)
 
 

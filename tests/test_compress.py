@@ -61,6 +61,8 @@ BROKEN = [
      r"line 3: modifiers\[0\]\.scope: must be one of local, global"),
     ("modifiers:\n  - type: magnitude_pruning\n    groups: [{targets: ['re:model.(['], sparsity: 0.1}]\n",
      r"bad regular expression"),
+    ("modifiers:\n  - type: magnitude_pruning\n    mask: block8\n    groups: [{targets: [x], sparsity: 0.1}]\n",
+     r"line 3: modifiers\[0\]\.mask: must be one of unstructured, block4"),
     ("modifiers: [\n", r"not valid YAML"),
     ("bn_recalibration: {imgsz: 100}\n", r"line 1: bn_recalibration\.imgsz: must be a multiple of 32"),
 ]
@@ -121,6 +123,41 @@ def test_one_shot_sparsity_is_exact(scope, default_source):
             size = sum(r["size"] for r in members)
             assert sum(r["zeros"] for r in members) == round(target * size)
             assert len({round(r["sparsity"], 3) for r in members}) > 1  # global: layers differ
+
+
+@pytest.mark.parametrize("scope", ["local", "global"])
+def test_block4_zeroes_whole_blocks_of_four_input_channels_smallest_first(scope, default_source):
+    model = load_yolo(default_source.path).model.float()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    recipe = Recipe(modifiers=(PruningModifier(scope=scope, mask="block4", exclude=("model.0.*", "*.dfl.*"), groups=(
+        PruneGroup(targets=("model.*.weight",), sparsity=0.6),)),))
+    assert Recipe.from_yaml(recipe.to_yaml()) == recipe
+    targets = resolve_targets(recipe, model)
+    prune_one_shot_(model, recipe)
+    params = dict(model.named_parameters())
+    kept_min, cut_max, blocks, zero_blocks = [], [], 0, 0
+    for t in targets:
+        w, w0 = params[t.name].detach(), before[t.name]
+        moved, moved0 = w.movedim(1, -1), w0.movedim(1, -1)  # (out, kh, kw, in)
+        for start in range(0, moved.shape[-1], 4):
+            block, block0 = moved[..., start:start + 4], moved0[..., start:start + 4]
+            score, zero = block0.abs().mean(-1), (block == 0).all(-1) & (block0 != 0).any(-1)
+            assert (block[~zero] == block0[~zero]).all(), f"{t.name}: a kept block of 4 changed"
+            blocks, zero_blocks = blocks + zero.numel(), zero_blocks + int(zero.sum())
+            kept_min.append(score[~zero].min() if (~zero).any() else torch.tensor(float("inf")))
+            cut_max.append(score[zero].max() if zero.any() else torch.tensor(0.0))
+        if scope == "local":
+            n = sum(((moved[..., s:s + 4] == 0).all(-1)).numel() for s in range(0, moved.shape[-1], 4))
+            z = sum(int((moved[..., s:s + 4] == 0).all(-1).sum()) for s in range(0, moved.shape[-1], 4))
+            assert z == round(0.6 * n), t.name
+            kept_min, cut_max = [min(kept_min)], [max(cut_max)]
+            assert cut_max[0] <= kept_min[0], f"{t.name}: a larger block was cut before a smaller one"
+            kept_min, cut_max = [], []
+    if scope == "global":
+        assert zero_blocks == round(0.6 * blocks)
+        assert max(cut_max) <= min(kept_min)  # one ranking across the group
+    unstructured = sparsity_table(model, [t.name for t in targets])
+    assert 0.55 < sum(r["zeros"] for r in unstructured) / sum(r["size"] for r in unstructured) < 0.65
 
 
 def _check_checkpoint_and_onnx(checkpoint: Path, recipe: Recipe, tmp_path: Path) -> None:

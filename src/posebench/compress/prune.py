@@ -1,8 +1,11 @@
-"""Unstructured magnitude pruning of a torch model, driven by a recipe's pruning modifiers.
+"""Magnitude pruning of a torch model, driven by a recipe's pruning modifiers.
 
 Masks zero exactly round(sparsity x size) weights per tensor ("local") or per group ("global"),
 smallest magnitudes first (ties broken by position), so the sparsity a recipe asks for is the
 sparsity the checkpoint gets. Only weights with 2+ dimensions (conv, linear) are pruned.
+With `mask: block4` the unit is a block of 4 consecutive input channels at one (output channel, kernel
+position), scored by its mean magnitude (SparseML's `block4`); a tensor whose input channels are not a
+multiple of 4 ends each row in a shorter block, and round(sparsity x blocks) blocks are zeroed.
 """
 
 from __future__ import annotations
@@ -56,6 +59,32 @@ def _k_smallest_mask(magnitudes: torch.Tensor, k: int) -> torch.Tensor:
     return mask.view_as(magnitudes)
 
 
+def _block4_scores(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean |w| of every block of 4 consecutive input channels (dim 1), and the block index of every weight."""
+    moved = w.abs().movedim(1, -1)  # (out, kh, kw, in)
+    cin = moved.shape[-1]
+    block_of_channel = torch.arange(cin, device=w.device) // 4
+    blocks = (cin + 3) // 4
+    sums = moved.new_zeros(*moved.shape[:-1], blocks).index_add_(-1, block_of_channel, moved)
+    sizes = torch.bincount(block_of_channel, minlength=blocks).to(moved.dtype)
+    rows = torch.arange(moved[..., 0].numel(), device=w.device).view(moved.shape[:-1])
+    index = (rows.unsqueeze(-1) * blocks + block_of_channel).movedim(-1, 1)  # block id per weight, shaped like w
+    return (sums / sizes).flatten(), index
+
+
+def _masks_for(weights: list[torch.Tensor], sparsity: float, unit: str) -> list[torch.Tensor]:
+    """Masks over `weights` sharing one magnitude ranking (one tensor: local scope; several: global)."""
+    if unit == "unstructured":
+        flat = torch.cat([w.abs().flatten() for w in weights])
+        keep = _k_smallest_mask(flat, round(sparsity * flat.numel()))
+        parts = keep.split([w.numel() for w in weights])
+        return [part.view_as(w) for part, w in zip(parts, weights)]
+    scored = [_block4_scores(w) for w in weights]
+    scores = torch.cat([s for s, _ in scored])
+    keep = _k_smallest_mask(scores, round(sparsity * scores.numel())).split([s.numel() for s, _ in scored])
+    return [k[index] for k, (_, index) in zip(keep, scored)]
+
+
 def compute_masks(model: torch.nn.Module, targets: list[Target], recipe: Recipe,
                   epoch: float | None = None) -> dict[str, torch.Tensor]:
     """Masks for every target at `epoch` of the schedule (None: final sparsity)."""
@@ -68,18 +97,10 @@ def compute_masks(model: torch.nn.Module, targets: list[Target], recipe: Recipe,
     for (mi, _), members in by_group.items():
         modifier: PruningModifier = modifiers[mi]
         sparsity = members[0].final if epoch is None else modifier.sparsity_at(members[0].final, epoch)
-        if modifier.scope == "local":
-            for t in members:
-                w = params[t.name].detach()
-                masks[t.name] = _k_smallest_mask(w.abs(), round(sparsity * w.numel()))
-        else:  # one threshold over the whole group
-            flat = torch.cat([params[t.name].detach().abs().flatten() for t in members])
-            keep = _k_smallest_mask(flat, round(sparsity * flat.numel()))
-            offset = 0
-            for t in members:
-                n = params[t.name].numel()
-                masks[t.name] = keep[offset:offset + n].view_as(params[t.name])
-                offset += n
+        weights = [params[t.name].detach() for t in members]
+        ranked = [[w] for w in weights] if modifier.scope == "local" else [weights]  # global: one ranking
+        found = [m for ws in ranked for m in _masks_for(ws, sparsity, modifier.mask)]
+        masks.update({t.name: m for t, m in zip(members, found)})
     return masks
 
 

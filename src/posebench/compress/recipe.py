@@ -4,6 +4,7 @@
     modifiers:
       - type: magnitude_pruning
         scope: local                 # local: each tensor to its sparsity; global: one threshold per group
+        mask: unstructured           # unstructured | block4 (4 consecutive input channels zeroed together)
         schedule: gradual            # one-shot | gradual (cubic, Zhu & Gupta 2017)
         start_epoch: 0
         end_epoch: 6
@@ -62,11 +63,14 @@ class PruneGroup:
 
 @dataclass(frozen=True)
 class PruningModifier:
-    """Unstructured magnitude pruning of conv/linear weights, one-shot or on a gradual cubic schedule."""
+    """Magnitude pruning of conv/linear weights, one-shot or on a gradual cubic schedule; unstructured, or in
+    blocks of 4 consecutive input channels (`block4`, SparseML's semi-structured mask: the 4 int8 products one
+    VNNI instruction sums)."""
 
     groups: tuple[PruneGroup, ...]
     type: str = "magnitude_pruning"
     scope: str = "local"  # "local": per tensor; "global": one magnitude threshold across a group
+    mask: str = "unstructured"  # "unstructured" | "block4"
     schedule: str = "one-shot"  # "one-shot" | "gradual"
     start_epoch: float = 0.0  # gradual: first mask update
     end_epoch: float = 0.0  # gradual: final sparsity reached here, masks fixed afterwards
@@ -427,7 +431,8 @@ class _Parser:
             raise self.fail(path + ("groups",), "needs a list of at least one group (targets + sparsity)")
         return PruningModifier(
             groups=tuple(self.group(g, path + ("groups", i)) for i, g in enumerate(groups)),
-            scope=self.choice(data, "scope", path, "local", ("local", "global")), schedule=schedule,
+            scope=self.choice(data, "scope", path, "local", ("local", "global")),
+            mask=self.choice(data, "mask", path, "unstructured", ("unstructured", "block4")), schedule=schedule,
             start_epoch=float(start), end_epoch=float(end),
             update_frequency=float(self.number(data, "update_frequency", path, 1.0, 1e-6, 1e6)),
             init_sparsity=float(self.number(data, "init_sparsity", path, 0.05, 0, 1, high_open=True)),
