@@ -63,7 +63,8 @@ def main() -> int:
             for n in range(args.rounds):
                 for label, backend in backends.items():
                     runs[label].append(backend.measure(batch, protocol).p50_ms)
-                    print(f"threads {threads} round {n + 1}/{args.rounds}: {label} {runs[label][-1]:.1f} ms", flush=True)
+                    print(f"threads {threads} round {n + 1}/{args.rounds}: {label} {runs[label][-1]:.1f} ms",
+                          flush=True)
         finally:
             for backend in backends.values():
                 backend.close()
@@ -79,7 +80,8 @@ def main() -> int:
              "| threads | model | p50 ms | spread | x vs fp32 | share of the network DeepSparse compiles |",
              "|---|---|---|---|---|---|"]
     for threads, label, p50, spread, ratio in rows:
-        lines.append(f"| {threads} | {label} | {p50:.1f} | {spread:.0%} | {ratio:.2f} | {coverage[label]['percent']:.0f} % |")
+        share = coverage[label]["percent"]
+        lines.append(f"| {threads} | {label} | {p50:.1f} | {spread:.0%} | {ratio:.2f} | {share:.0f} % |")
     out = HERE / "results" / f"deepsparse_int8_probe-{name}-{env['int8_path']}.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

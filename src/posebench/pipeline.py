@@ -145,8 +145,16 @@ class UltralyticsPipeline:
     def describe(self) -> dict[str, Any]:
         import ultralytics
 
-        return {"pipeline": "ultralytics", "ultralytics": ultralytics.__version__, "imgsz": list(self.imgsz),
-                "conf": self.nms.conf, "iou": self.nms.iou, "max_det": self.nms.max_det}
+        described = {"pipeline": "ultralytics", "ultralytics": ultralytics.__version__, "imgsz": list(self.imgsz),
+                     "conf": self.nms.conf, "iou": self.nms.iou, "max_det": self.nms.max_det}
+        # Ultralytics compiles an OpenVINO IR with no precision hint: on a CPU with bf16 (AVX512_BF16, AMX) its
+        # float parts run in bf16, where posebench's openvino runs f32 unless asked. Record what it ran.
+        compiled = getattr(getattr(getattr(getattr(self.model, "predictor", None), "model", None), "backend", None),
+                           "ov_compiled_model", None)
+        if compiled is not None:
+            precision = compiled.get_property("INFERENCE_PRECISION_HINT")
+            described["openvino_inference_precision"] = precision.get_type_name()
+        return described
 
     def close(self) -> None:
         self._tmp.cleanup()
