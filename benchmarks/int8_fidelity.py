@@ -118,7 +118,7 @@ def main() -> None:
     irs["qat-distill"] = ArtifactStore(resolve_model(str(bundle))).get("openvino", SIZE)
     reference = compress((ROOT / "recipes" / "ultralytics-openvino-int8.yaml").read_text(), "ultralytics-int8-640",
                          args.work, frames)
-    reference_ir = sorted(reference.rglob("*_openvino_model"))[0]
+    reference_ir = sorted(reference.rglob("*_openvino_model/*.xml"))[0]  # the IR inside the folder Ultralytics writes
 
     video = [image for _, image in FrameSource(VIDEO).frames()]
     sets = {"held out (150-204)": video[150:], "every 4th frame": video[::4], "calibration (0-149, every 3rd)":
