@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from side_by_side import interleaved_latency
+from side_by_side import interleaved_latency, ultralytics_ir, video_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO = ROOT.parent / "shared" / "data" / "street-video" / "street.avi"
@@ -61,20 +61,6 @@ PTQ_VARIANTS = {
 }
 
 
-def frames_folder(work: Path) -> Path:
-    import cv2
-
-    folder = work / "frames0-149"
-    if not folder.is_dir():
-        folder.mkdir(parents=True)
-        capture = cv2.VideoCapture(str(VIDEO))
-        for i in range(150):
-            ok, frame = capture.read()
-            if ok:
-                cv2.imwrite(str(folder / f"f{i:04d}.jpg"), frame)
-    return folder
-
-
 def compress(recipe_text: str, name: str, work: Path, frames: Path, pseudo: bool = False) -> Path:
     out = work / name
     if not (out / "bundle.json").is_file() and not any(out.glob("*_openvino_model")):
@@ -107,7 +93,7 @@ def main() -> None:
 
     env = fingerprint()
     args.work.mkdir(parents=True, exist_ok=True)
-    frames = frames_folder(args.work)
+    frames = video_frames(VIDEO, args.work / "frames0-149")
     base = ArtifactStore(resolve_model(None))
     irs: dict[str, Path] = {"fp32": base.get("openvino", SIZE)}
     for name, (what, preset, add) in PTQ_VARIANTS.items():
@@ -118,7 +104,7 @@ def main() -> None:
     irs["qat-distill"] = ArtifactStore(resolve_model(str(bundle))).get("openvino", SIZE)
     reference = compress((ROOT / "recipes" / "ultralytics-openvino-int8.yaml").read_text(), "ultralytics-int8-640",
                          args.work, frames)
-    reference_ir = sorted(reference.rglob("*_openvino_model/*.xml"))[0]  # the IR inside the folder Ultralytics writes
+    reference_ir = ultralytics_ir(reference)
 
     video = [image for _, image in FrameSource(VIDEO).frames()]
     sets = {"held out (150-204)": video[150:], "every 4th frame": video[::4], "calibration (0-149, every 3rd)":

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from side_by_side import ultralytics_ir, video_frames
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 VIDEO = SHARED / "street-video" / "street.avi"
@@ -35,16 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def build(work: Path) -> dict[str, Path]:
     """int8 bundles (posebench PTQ at 640x640 and 384x640, Ultralytics' export at 640x640), calibrated on frames
     0-148 (every other one) of the street video; built once per work folder."""
-    import cv2
-
-    calib = work / "calib"
-    if not calib.is_dir():
-        calib.mkdir(parents=True)
-        capture = cv2.VideoCapture(str(VIDEO))
-        for i in range(150):
-            ok, frame = capture.read()
-            if ok and i % 2 == 0:
-                cv2.imwrite(str(calib / f"f{i:04d}.jpg"), frame)
+    calib = video_frames(VIDEO, work / "calib", step=2)
     recipes = {"int8-640": ROOT / "recipes" / "int8-ptq.yaml", "ultralytics-int8-640":
                ROOT / "recipes" / "ultralytics-openvino-int8.yaml"}
     r384 = work / "int8-384x640.yaml"
@@ -63,13 +55,6 @@ def build(work: Path) -> dict[str, Path]:
                             str(calib), "--out", str(folder)], check=True, stdout=subprocess.DEVNULL)
         out[name] = folder
     return out
-
-
-def ultralytics_ir(folder: Path) -> Path:
-    found = sorted(folder.rglob("*_openvino_model"))
-    if not found:
-        raise SystemExit(f"no Ultralytics OpenVINO export under {folder}")
-    return found[0]
 
 
 def main() -> None:
@@ -96,7 +81,7 @@ def main() -> None:
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     bundles = build(work)
-    ul_dir = ultralytics_ir(bundles["ultralytics-int8-640"])
+    ul_dir = ultralytics_ir(bundles["ultralytics-int8-640"]).parent
     pb640 = ArtifactStore(resolve_model(str(bundles["int8-640"]))).get("openvino", (640, 640))
     pb640_onnx = ArtifactStore(resolve_model(str(bundles["int8-640"]))).get("onnx", (640, 640))
     pb384 = ArtifactStore(resolve_model(str(bundles["int8-384x640"]))).get("openvino", (384, 640))
@@ -188,7 +173,7 @@ def main() -> None:
 
     # the stream: the whole video, as fast as possible, decoding included; posebench streams at the footage's
     # aspect (384x640) with its own int8 and with Ultralytics' int8 export made at that size
-    ul384 = ArtifactStore(resolve_model(str(ultralytics_ir(bundles["ultralytics-int8-384x640"])))).get(
+    ul384 = ArtifactStore(resolve_model(str(ultralytics_ir(bundles["ultralytics-int8-384x640"]).parent))).get(
         "openvino", (384, 640))
     streamed = {"posebench int8 (PTQ, float head)": pb384, "Ultralytics' int8 export": ul384}
     stream_pipes = {name: open_pipeline("openvino", path, threads=threads) for name, path in streamed.items()}

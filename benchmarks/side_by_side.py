@@ -23,6 +23,28 @@ def ultralytics_openvino_int8(work: Path, calibration_yaml: Path, imgsz: int = 6
     return next(exported.glob("*.xml"))
 
 
+def ultralytics_ir(folder: Path) -> Path:
+    """The IR .xml of the Ultralytics OpenVINO export (a `*_openvino_model` folder) under `folder`."""
+    found = sorted(folder.rglob("*_openvino_model/*.xml"))
+    if not found:
+        raise SystemExit(f"no Ultralytics OpenVINO export under {folder}")
+    return found[0]
+
+
+def video_frames(video: Path, folder: Path, count: int = 150, step: int = 1) -> Path:
+    """Every `step`-th of the first `count` frames of `video` as JPEGs in `folder` (written once)."""
+    import cv2
+
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        capture = cv2.VideoCapture(str(video))
+        for i in range(count):
+            ok, frame = capture.read()
+            if ok and i % step == 0:
+                cv2.imwrite(str(folder / f"f{i:04d}.jpg"), frame)
+    return folder
+
+
 def interleaved_latency(artifacts: dict[str, dict[str, Path]], *, rounds: int, seconds: float,
                         imgsz: tuple[int, int], threads: int = 2) -> dict[str, dict[str, Any]]:
     """Every (variant, runtime) artifact once per round, each in a fresh process; medians over rounds,

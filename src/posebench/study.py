@@ -18,9 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from posebench.errors import InvalidInputError, PosebenchError
+from posebench.errors import InvalidInputError, PosebenchError, read_yaml_file
 
 KEYS = {"name", "description", "models", "variants", "runtimes", "threads", "imgsz", "latency", "evaluation",
         "calibration", "finetune", "pseudo_labels", "bn_calibration", "epochs", "gpu_runtimes", "targets"}
@@ -73,13 +72,7 @@ class Study:
     @classmethod
     def load(cls, path: str | Path) -> Study:
         path = Path(path)
-        if not path.is_file():
-            raise StudyError(f"study file {path} does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise StudyError(f"{path}: not valid YAML: {exc}") from exc
-        return _parse(raw, path)
+        return _parse(read_yaml_file(path, what="study file", error=StudyError), path)
 
 
 def _fail(path: Path, key: str, message: str) -> StudyError:

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from posebench.errors import InvalidInputError
+from posebench.errors import InvalidInputError, read_yaml_file
 
 DEFAULT_PRICES = Path(__file__).with_name("prices.yaml")
 RULE_KEYS = {"name", "machine_id", "gpu", "cpu", "usd_per_vcpu_hour", "usd_per_gpu_hour", "source", "date", "note"}
@@ -61,12 +60,7 @@ class Cost:
 def load_prices(path: str | Path | None = None) -> list[PriceRule]:
     """The price table at `path` (default: posebench's); a broken table is one clear error."""
     path = Path(path) if path else DEFAULT_PRICES
-    if not path.is_file():
-        raise InvalidInputError(f"price table {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InvalidInputError(f"{path}: not valid YAML: {exc}") from exc
+    raw = read_yaml_file(path, what="price table")
     rows = raw.get("machines") if isinstance(raw, dict) else None
     if not isinstance(rows, list) or not rows:
         raise InvalidInputError(f"{path}: needs 'machines:', a list of price rules (see {DEFAULT_PRICES})")
