@@ -118,6 +118,9 @@ def test_a_channel_pruned_model_fine_tunes_as_itself(mini, tmp_path):
     ("  - type: channel_pruning\n    ratio: 0.3\n    exclude: ['(']\n", "bad regular expression"),
     ("  - type: channel_pruning\n    ratio: 0.3\n    allocation: sensitivity\n", "give macs, not ratio"),
     ("  - type: channel_pruning\n    macs: 0.7\n    allocation: greedy\n", "must be one of uniform, sensitivity"),
+    ("  - type: channel_pruning\n    macs: 0.7\n    reconstruct: yes please\n", "reconstruct: must be true or false"),
+    ("  - type: channel_pruning\n    macs: 0.7\n    reconstruct_images: 0\n", r"reconstruct_images: 0 is outside"),
+    ("  - type: channel_pruning\n    macs: 0.7\n    reconstruct: true\n    compensate: true\n", "choose one"),
 ])
 def test_broken_channel_pruning_recipes_name_the_line(text, message):
     with pytest.raises(RecipeError, match=message):
@@ -176,3 +179,95 @@ def test_sensitivity_allocation_spends_the_macs_where_they_hurt_least(default_so
     assert {s["groups"][0] for s in scanned["sensitivity"]} <= {g["group"] for g in scanned["groups"]}
     with pytest.raises(InvalidInputError, match="needs images"):
         prune_channels_(copy.deepcopy(dense), ChannelPlan(macs=0.8, allocation="sensitivity"), (160, 160))
+
+
+def test_reconstruction_restores_what_a_pruned_channel_carried():
+    """Two Ultralytics Conv blocks, the first one's channels 4-7 copies of 0-3: removing 4-7 loses half of what
+    the second conv reads, and re-fitting it on images (no labels) gets the dense output back exactly (the
+    copies' weights fold into the channels that stay). Without the fit the output is far off."""
+    from ultralytics.nn.modules import Conv
+
+    from posebench.compress.channels import ChannelGroup
+    from posebench.compress.reconstruct import reconstruct_
+
+    torch.manual_seed(0)
+    dense = torch.nn.Sequential(Conv(3, 8, 3), Conv(8, 4, 3, 2)).eval()
+    with torch.no_grad():
+        for tensor in (dense[0].conv.weight, dense[0].bn.weight, dense[0].bn.bias, dense[0].bn.running_mean,
+                       dense[0].bn.running_var):
+            tensor[4:] = tensor[:4]
+    images = torch.rand(6, 3, 24, 32, generator=torch.Generator().manual_seed(1))
+    held_out = torch.rand(2, 3, 24, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        reference = dense(held_out)
+
+    def prune(fit: bool) -> tuple[torch.nn.Module, list[dict]]:
+        net = copy.deepcopy(dense)
+        group = ChannelGroup("g", [(net[0], torch.arange(8))], [(net[1].conv, torch.arange(8))])
+        kept = apply_removals_([group], {"g": torch.arange(4, 8)})
+        names = {id(m): n for n, m in net.named_modules()}
+        errors = reconstruct_(net, dense, {names[k]: v for k, v in kept.items()}, images, ridge=1e-9) if fit else []
+        return net, errors
+
+    plain, _ = prune(fit=False)
+    fitted, errors = prune(fit=True)
+    assert fitted[1].conv.weight.shape == (4, 4, 3, 3)
+    with torch.no_grad():
+        scale = float(reference.abs().max())
+        plain_error = float((plain(held_out) - reference).abs().max()) / scale
+        fitted_error = float((fitted(held_out) - reference).abs().max()) / scale
+    assert plain_error > 0.2 and fitted_error < 1e-3
+    assert [e["conv"] for e in errors] == ["1.conv"] and errors[0]["error_after"] < 1e-6 < errors[0]["error_before"]
+
+
+def test_reconstruction_brings_a_pruned_pose_model_back_toward_the_dense_one(default_source):
+    """The real yolo11n-pose pruned by a quarter of every group's channels: fitted on some Ultralytics images,
+    judged on others (flipped), its head outputs move much less from the dense model's than without the fit,
+    and every fitted conv's error drops. Needs no labels."""
+    from posebench.compress.channels import _damage
+    from posebench.compress.run import _scan_images
+    from ultralytics.utils import ASSETS
+
+    images = _scan_images(Path(ASSETS), imgsz=160)
+    fit, judge = images, images.flip(3)
+    dense = load_yolo(default_source.path).model.float().eval()
+    with torch.no_grad():
+        reference = dense(judge)[1]
+    floor = _damage(copy.deepcopy(dense), reference, judge)
+
+    def damage(reconstruct: bool) -> tuple[float, dict]:
+        net = copy.deepcopy(dense)
+        info = prune_channels_(net, ChannelPlan(ratio=0.25, reconstruct=reconstruct), (160, 160),
+                               fit_images=fit if reconstruct else None)
+        return _damage(net, reference, judge) - floor, info
+
+    plain, plain_info = damage(False)
+    fitted, info = damage(True)
+    assert info["macs_kept"] == plain_info["macs_kept"] < 0.9
+    assert fitted < 0.7 * plain  # measured: 0.80 -> 0.42
+    fit_report = info["reconstruction"]
+    assert fit_report["convs"] > 20 and fit_report["images"] == len(fit)
+    assert all(e["error_after"] < e["error_before"] for e in fit_report["per_conv"])
+    with pytest.raises(InvalidInputError, match="reconstruct: true fits"):
+        prune_channels_(copy.deepcopy(dense), ChannelPlan(ratio=0.25, reconstruct=True), (160, 160))
+
+
+def test_compress_reconstructs_on_the_recovery_images_and_says_when_it_has_none(default_source, tmp_path):
+    """Through `compress`: the reconstruction fits on images of the calibration source (here Ultralytics' two
+    sample images), records what it did, and a recipe that asks for it without any images fails before work."""
+    from ultralytics.utils import ASSETS
+
+    from posebench.compress.run import CompressOptions, compress
+    from posebench.models import resolve_model
+
+    recipe = Recipe.from_yaml("modifiers:\n  - type: channel_pruning\n    ratio: 0.25\n    imgsz: 96\n"
+                              "    reconstruct: true\n    reconstruct_images: 4\n")
+    assert recipe.channel_pruning().plan().reconstruct and Recipe.from_yaml(recipe.to_yaml()) == recipe
+    summary = compress(resolve_model("default"), recipe, tmp_path / "fitted",
+                       options=CompressOptions(calibration=Path(ASSETS), cache_dir=tmp_path / "cache"))
+    fitted = summary["channel_pruning"]["reconstruction"]
+    assert fitted["images"] == 2 and fitted["convs"] > 20
+    assert fitted["mean_error_after"] < fitted["mean_error_before"]
+    assert load_yolo(summary["checkpoint"]).model is not None
+    with pytest.raises(InvalidInputError, match="reconstruct: true fits the pruned convs"):
+        compress(resolve_model("default"), recipe, tmp_path / "none", options=CompressOptions())

@@ -20,15 +20,18 @@ which is what keeps this safe without a traced graph.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from posebench.compress.reconstruct import KeptChannels
 from posebench.errors import InvalidInputError
 
 CRITERIA = ("magnitude", "bn_scale")
@@ -229,10 +232,11 @@ def _compensate_(groups: list[ChannelGroup], removed: dict[str, torch.Tensor], a
 
 
 def apply_removals_(groups: list[ChannelGroup], removed: dict[str, torch.Tensor],
-                    after: dict[int, nn.Module] | None = None) -> None:
+                    after: dict[int, nn.Module] | None = None) -> dict[int, KeptChannels]:
     """Remove channels `removed[group.name]` (indices into the group) from every conv and BatchNorm, all at once:
     groups can share a conv (C2f's two halves are rows of one cv1), so indices stay in original coordinates.
-    `after` (id(conv) -> the BatchNorm after it): compensate the readers for the removed channels' mean first."""
+    `after` (id(conv) -> the BatchNorm after it): compensate the readers for the removed channels' mean first.
+    Returns what each changed conv kept (id(conv) -> rows and columns, original coordinates)."""
     if after is not None:
         _compensate_(groups, removed, after)
     rows: dict[int, tuple[Any, set[int]]] = {}
@@ -248,6 +252,7 @@ def apply_removals_(groups: list[ChannelGroup], removed: dict[str, torch.Tensor]
             cols.setdefault(id(conv), (conv, set()))[1].update(index[drop].tolist())
         for block in group.depthwise:
             depthwise.setdefault(id(block), (block, set()))[1].update(drop.tolist())
+    kept = _kept_channels(rows, cols, depthwise)
     for block, drop in list(rows.values()) + list(depthwise.values()):
         conv, bn = block.conv, block.bn
         conv.weight = nn.Parameter(_keep_rows(conv.weight, drop, 0))
@@ -264,6 +269,24 @@ def apply_removals_(groups: list[ChannelGroup], removed: dict[str, torch.Tensor]
     for conv, drop in cols.values():
         conv.weight = nn.Parameter(_keep_rows(conv.weight, drop, 1))
         conv.in_channels = conv.weight.shape[1]
+    return kept
+
+
+def _kept_channels(rows: dict[int, tuple[Any, set[int]]], cols: dict[int, tuple[nn.Conv2d, set[int]]],
+                   depthwise: dict[int, tuple[Any, set[int]]]) -> dict[int, KeptChannels]:
+    """Before removal: per changed conv, the output rows and input columns that stay."""
+    out_drop: dict[int, tuple[nn.Conv2d, set[int]]] = {}
+    for block, drop in list(rows.values()) + list(depthwise.values()):
+        out_drop.setdefault(id(block.conv), (block.conv, set()))[1].update(drop)
+    convs = {key: conv for key, (conv, _) in list(out_drop.items()) + list(cols.items())}
+    kept = {}
+    for key, conv in convs.items():
+        no_rows, no_cols = out_drop.get(key, (conv, set()))[1], cols.get(key, (conv, set()))[1]
+        in_channels = conv.weight.shape[1] * conv.groups
+        kept[key] = KeptChannels(rows=torch.tensor([i for i in range(conv.out_channels) if i not in no_rows]),
+                                 cols=torch.tensor([i for i in range(in_channels) if i not in no_cols]),
+                                 lost_inputs=bool(no_cols))
+    return kept
 
 
 def _fix_attributes(net: nn.Module) -> None:
@@ -314,6 +337,8 @@ class ChannelPlan:
     compensate: bool = False  # move removed channels' mean activation into their readers (see _compensate_;
     #                           measured on yolo11n-pose: no gain, 0.0455 -> 0.0197 pose mAP50-95 at ratio 0.25)
     allocation: str = "uniform"  # uniform: one ratio for every group; sensitivity: per group, from a scan (macs only)
+    reconstruct: bool = False  # re-fit the convs that lost inputs to the dense model's outputs (least squares on
+    #                            images, no labels: posebench.compress.reconstruct)
 
     def __post_init__(self) -> None:
         if (self.ratio is None) == (self.macs is None):
@@ -323,6 +348,9 @@ class ChannelPlan:
             raise InvalidInputError(f"unknown channel allocation '{self.allocation}'; known: {', '.join(ALLOCATIONS)}")
         if self.allocation == "sensitivity" and self.macs is None:
             raise InvalidInputError("allocation: sensitivity spreads a MACs target over the groups: give macs, not ratio")
+        if self.compensate and self.reconstruct:
+            raise InvalidInputError("compensate and reconstruct both correct the readers of removed channels: "
+                                    "reconstruct fits what compensate estimates, choose one")
         if self.criterion not in CRITERIA:
             raise InvalidInputError(f"unknown channel-pruning criterion '{self.criterion}'; known: {', '.join(CRITERIA)}")
 
@@ -342,9 +370,15 @@ def select_groups(net: nn.Module, exclude: Iterable[str] = ()) -> list[ChannelGr
 
 
 def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = (640, 640),
-                    images: torch.Tensor | None = None) -> dict[str, Any]:
+                    images: torch.Tensor | None = None, fit_images: torch.Tensor | None = None,
+                    on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Prune `net` in place by `plan`; returns the per-group table and MACs / parameters before and after.
-    `images` (a float batch, letterboxed, 0-1): what the sensitivity allocation scores the damage on."""
+    `images` (a float batch, letterboxed, 0-1): what the sensitivity allocation scores the damage on;
+    `fit_images` (same form): what `plan.reconstruct` fits the pruned convs on (`on_progress(done, total)`)."""
+    if plan.reconstruct and fit_images is None:
+        raise InvalidInputError("reconstruct: true fits the pruned convs to the dense model's outputs on images: "
+                                "give --pseudo-labels, --bn-calibrate, --calib or --data")
+    dense = copy.deepcopy(net).eval() if plan.reconstruct else None
     before_macs, before_params = conv_macs(net, imgsz), sum(p.numel() for p in net.parameters())
     ratio = plan.ratio
     scan = None
@@ -360,13 +394,26 @@ def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = 
         groups = select_groups(net, plan.exclude)
         removed = _removals(groups, ratio, plan)
     table = [{"group": g.name, "channels": g.size, "kept": g.size - int(removed[g.name].numel())} for g in groups]
-    apply_removals_(groups, removed, batchnorm_after(net) if plan.compensate else None)
+    kept = apply_removals_(groups, removed, batchnorm_after(net) if plan.compensate else None)
     _fix_attributes(net)
+    fitted = None
+    if dense is not None:
+        from posebench.compress.reconstruct import reconstruct_
+
+        names = {id(m): name for name, m in net.named_modules()}
+        start = time.perf_counter()
+        errors = reconstruct_(net, dense, {names[key]: value for key, value in kept.items()}, fit_images,
+                              on_progress=on_progress)
+        fitted = {"images": int(fit_images.shape[0]), "convs": len(errors), "seconds": time.perf_counter() - start,
+                  "mean_error_before": float(sum(e["error_before"] for e in errors) / max(len(errors), 1)),
+                  "mean_error_after": float(sum(e["error_after"] for e in errors) / max(len(errors), 1)),
+                  "per_conv": errors}
     after_macs = conv_macs(net, imgsz)
     return {"ratio": ratio, "groups": table, "macs_before": before_macs, "macs_after": after_macs,
             "macs_kept": after_macs / before_macs, "params_before": int(before_params),
             "params_after": int(sum(p.numel() for p in net.parameters())), "criterion": plan.criterion,
-            "allocation": plan.allocation, "imgsz": list(imgsz), **({"sensitivity": scan} if scan else {})}
+            "allocation": plan.allocation, "imgsz": list(imgsz), **({"sensitivity": scan} if scan else {}),
+            **({"reconstruction": fitted} if fitted else {})}
 
 
 def _removals(groups: list[ChannelGroup], ratio: float, plan: ChannelPlan) -> dict[str, torch.Tensor]:
@@ -381,8 +428,6 @@ def _removals(groups: list[ChannelGroup], ratio: float, plan: ChannelPlan) -> di
 def _ratio_for_macs(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int], total: int) -> float:
     """The smallest uniform ratio whose pruned model keeps at most `plan.macs` of the conv MACs (bisection on a
     copy); a target below what the prunable groups can reach is an error that says how low it can go."""
-    import copy
-
     def kept(ratio: float) -> float:
         trial = copy.deepcopy(net)
         groups = select_groups(trial, plan.exclude)
@@ -440,8 +485,6 @@ def sensitivity_removals(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, in
     alone at 25 / 50 / 75 % on a copy and scored by how far the head outputs move on `images`; then the cheapest
     steps (damage per MAC saved, each unit's levels in order) are taken until the target is met. Returns the
     removals and the scan (per unit and level: MACs saved, damage)."""
-    import copy
-
     groups = select_groups(net, plan.exclude)
     units = _units(groups)
     with torch.no_grad():

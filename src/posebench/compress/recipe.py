@@ -129,12 +129,15 @@ class ChannelPruningModifier:
     imgsz: int = 640  # input size the MACs are counted at
     compensate: bool = False  # move the removed channels' mean activation into their readers' BatchNorm (no gain measured)
     allocation: str = "uniform"  # uniform ratio, or sensitivity: per group from a damage scan on images (macs target)
+    reconstruct: bool = False  # re-fit the convs that lost inputs to the dense model's outputs (least squares, no labels)
+    reconstruct_images: int = 32  # images the reconstruction fits on (from the recovery / calibration source)
 
     def plan(self) -> Any:
         from posebench.compress.channels import ChannelPlan
 
         return ChannelPlan(ratio=self.ratio, macs=self.macs, criterion=self.criterion, round_to=self.round_to,
-                           exclude=self.exclude, compensate=self.compensate, allocation=self.allocation)
+                           exclude=self.exclude, compensate=self.compensate, allocation=self.allocation,
+                           reconstruct=self.reconstruct)
 
 
 @dataclass(frozen=True)
@@ -451,12 +454,18 @@ class _Parser:
                                                     "not ratio")
         ratio = self.number(data, "ratio", path, 0.0, 0, 0.95) if "ratio" in data else None
         macs = self.number(data, "macs", path, 1.0, 0.05, 1.0) if "macs" in data else None
+        if data.get("compensate") is True and data.get("reconstruct") is True:
+            raise self.fail(path + ("reconstruct",), "compensate and reconstruct both correct the readers of removed "
+                                                     "channels: reconstruct fits what compensate estimates, choose one")
         return ChannelPruningModifier(ratio=ratio, macs=macs,
                                       criterion=self.choice(data, "criterion", path, "magnitude", CRITERIA),
                                       round_to=int(self.number(data, "round_to", path, 16, 1, 256, integer=True)),
                                       exclude=self.patterns(data, "exclude", path, regex=True),
                                       imgsz=self.imgsz(data, path, 640), compensate=self._flag(data, "compensate", path, False),
-                                      allocation=self.choice(data, "allocation", path, "uniform", ALLOCATIONS))
+                                      allocation=self.choice(data, "allocation", path, "uniform", ALLOCATIONS),
+                                      reconstruct=self._flag(data, "reconstruct", path, False),
+                                      reconstruct_images=int(self.number(data, "reconstruct_images", path, 32, 1, 10000,
+                                                                         integer=True)))
 
     def ultralytics_export(self, data: dict, path: tuple) -> UltralyticsExport:
         data = self.keys(data, path, UltralyticsExport)

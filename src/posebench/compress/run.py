@@ -105,15 +105,21 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
         t0 = time.perf_counter()
         say(f"channel pruning ({structured.criterion}, " + (f"ratio {structured.ratio:g})" if structured.ratio is not None
                                                              else f"{structured.macs:.0%} of the MACs kept)"))
-        images = None
+        images = fit_images = None
+        image_source = pseudo or options.bn_source or options.calibration or data
+        if structured.allocation == "sensitivity" or structured.reconstruct:
+            if image_source is None:
+                what = "allocation: sensitivity measures each group's damage" if structured.allocation == "sensitivity" \
+                    else "reconstruct: true fits the pruned convs to the dense model's outputs"
+                raise InvalidInputError(f"{what} on images: give --pseudo-labels, --bn-calibrate, --calib or --data")
         if structured.allocation == "sensitivity":
-            scan_source = pseudo or options.bn_source or options.calibration or data
-            if scan_source is None:
-                raise InvalidInputError("allocation: sensitivity measures each group's damage on images: give "
-                                        "--pseudo-labels, --bn-calibrate, --calib or --data")
-            images = _scan_images(scan_source)
-            say(f"channel sensitivity scan on {len(images)} images from {scan_source}")
-        channel_info = prune_channels_(model, structured.plan(), (structured.imgsz, structured.imgsz), images)
+            images = _scan_images(image_source, limit=options.max_frames)
+            say(f"channel sensitivity scan on {len(images)} images from {image_source}")
+        if structured.reconstruct:
+            fit_images = _scan_images(image_source, structured.reconstruct_images, structured.imgsz, options.max_frames)
+            say(f"reconstructing the pruned convs on {len(fit_images)} images from {image_source}")
+        channel_info = prune_channels_(model, structured.plan(), (structured.imgsz, structured.imgsz), images,
+                                       fit_images, on_progress=_counting("reconstructed convs", say))
         say(f"channel pruning: {channel_info['macs_kept']:.1%} of the conv MACs and "
             f"{channel_info['params_after'] / channel_info['params_before']:.1%} of the parameters kept")
         timings["channel_prune_s"] = time.perf_counter() - t0
@@ -128,7 +134,8 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
     # 2. BatchNorm re-calibration (no labels)
     bn = recipe.bn_recalibration
     bn_source = options.bn_source or (Path(bn.source) if bn.source else None)
-    if bn_source is None and channel_info is not None and epochs and recipe.frozen_batchnorm():
+    if bn_source is None and channel_info is not None and epochs and recipe.frozen_batchnorm() and \
+            "reconstruction" not in channel_info:  # reconstructed convs already reproduce the dense statistics
         # removed channels change what later layers see: refresh the statistics that training will keep fixed
         bn_source = data if data is not None and data.suffix.lower() in (".yaml", ".yml") else pseudo
     calibrated = 0
@@ -224,18 +231,28 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
     return summary
 
 
-def _scan_images(source: Path, count: int = 8, imgsz: int = 320) -> Any:
-    """A float batch (letterboxed, 0-1) of `count` images spread over `source`, for the channel sensitivity scan."""
+def _counting(what: str, say: Progress, every: int = 10) -> Any:
+    """A `(done, total)` callback that says how far `what` got every `every` steps and at the end."""
+    def report(done: int, total: int) -> None:
+        if done % every == 0 or done == total:
+            say(f"{what}: {done}/{total}")
+    return report
+
+
+def _scan_images(source: Path, count: int = 8, imgsz: int = 320, limit: int | None = None) -> Any:
+    """A float batch (letterboxed, 0-1) of `count` images spread over the first `limit` of `source` (default
+    50 x count), for the channel sensitivity scan and the reconstruction."""
     import numpy as np
     import torch
 
     from posebench.evaluate.preprocess import letterbox, to_batch
 
-    available = sum(1 for _ in _calibration_frames(source, 50 * count))  # a first pass counts, keeps nothing
+    limit = limit or 50 * count
+    available = sum(1 for _ in _calibration_frames(source, limit))  # a first pass counts, keeps nothing
     n = min(count, available)
     wanted = {round(i * (available - 1) / max(n - 1, 1)) for i in range(n)}  # spread over the source
     images = [to_batch(letterbox(image, (imgsz, imgsz))[0])
-              for k, image in enumerate(_calibration_frames(source, 50 * count)) if k in wanted]
+              for k, image in enumerate(_calibration_frames(source, limit)) if k in wanted]
     if not images:
         raise InvalidInputError(f"{source}: no readable image for the channel sensitivity scan")
     return torch.from_numpy(np.concatenate(images))
