@@ -10,6 +10,7 @@ from typing import Any
 
 from posebench.bench import measure_in_child
 from posebench.models import default_model_path
+from posebench.runtimes.base import parse_runtime_spec
 from posebench.ultralytics_adapter import export_ultralytics
 
 
@@ -48,14 +49,16 @@ def video_frames(video: Path, folder: Path, count: int = 150, step: int = 1) -> 
 def interleaved_latency(artifacts: dict[str, dict[str, Path]], *, rounds: int, seconds: float,
                         imgsz: tuple[int, int], threads: int = 2) -> dict[str, dict[str, Any]]:
     """Every (variant, runtime) artifact once per round, each in a fresh process; medians over rounds,
-    keyed "variant|runtime" (every round's numbers kept under "rounds")."""
+    keyed "variant|runtime" (every round's numbers kept under "rounds"). A runtime may carry options, as on the
+    command line: "openvino[inference_precision=bf16]"."""
     samples: dict[str, list[dict]] = {}
     width = max(len(v) for v in artifacts)
     for k in range(rounds):
         for variant, by_runtime in artifacts.items():
             for runtime, path in by_runtime.items():
-                spec = {"runtime": runtime, "artifact": str(path), "threads": threads, "imgsz": list(imgsz),
-                        "options": {}, "protocol": {"iters": 100, "min_seconds": seconds, "warmup_iters": 20,
+                name, options = parse_runtime_spec(runtime)  # e.g. openvino[inference_precision=bf16]
+                spec = {"runtime": name, "artifact": str(path), "threads": threads, "imgsz": list(imgsz),
+                        "options": options, "protocol": {"iters": 100, "min_seconds": seconds, "warmup_iters": 20,
                                                     "warmup_seconds": 2.0, "max_seconds": 0.0}}
                 result = measure_in_child(spec)
                 if result["status"] != "ok":

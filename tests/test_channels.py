@@ -244,7 +244,7 @@ def test_reconstruction_brings_a_pruned_pose_model_back_toward_the_dense_one(def
     plain, plain_info = damage(False)
     fitted, info = damage(True)
     assert info["macs_kept"] == plain_info["macs_kept"] < 0.9
-    assert fitted < 0.7 * plain  # measured: 0.80 -> 0.42
+    assert fitted < 0.5 * plain  # measured: 0.80 -> 0.25
     fit_report = info["reconstruction"]
     assert fit_report["convs"] > 20 and fit_report["images"] == len(fit)
     assert all(e["error_after"] < e["error_before"] for e in fit_report["per_conv"])
