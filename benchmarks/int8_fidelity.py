@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from side_by_side import interleaved_latency, ultralytics_ir, video_frames
+from side_by_side import interleaved_latency, openvino_predictor, street_frame_sets, ultralytics_ir, video_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO = ROOT.parent / "shared" / "data" / "street-video" / "street.avi"
@@ -84,12 +84,9 @@ def main() -> None:
     if not VIDEO.is_file():
         raise SystemExit(f"{VIDEO} not found: this benchmark needs the project's shared data")
     from posebench.environment import fingerprint
-    from posebench.evaluate.postprocess import NMSConfig
-    from posebench.evaluate.validate import Predictor, fidelity, pseudo_truth
-    from posebench.export import ArtifactStore, read_metadata
+    from posebench.evaluate.validate import fidelity, pseudo_truth
+    from posebench.export import ArtifactStore
     from posebench.models import resolve_model
-    from posebench.runtimes import create_backend
-    from posebench.stream import FrameSource
 
     env = fingerprint()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -106,14 +103,8 @@ def main() -> None:
                          args.work, frames)
     reference_ir = ultralytics_ir(reference)
 
-    video = [image for _, image in FrameSource(VIDEO).frames()]
-    sets = {"held out (150-204)": video[150:], "every 4th frame": video[::4], "calibration (0-149, every 3rd)":
-            video[:150:3]}
-
-    def predictor(path: Path, size: tuple[int, int]) -> Predictor:
-        return Predictor(create_backend("openvino", path, threads=2), size, tuple(read_metadata(path)["kpt_shape"]),
-                         NMSConfig())
-
+    sets = street_frame_sets(VIDEO)
+    predictor = openvino_predictor
     dense = predictor(base.get("openvino", (640, 640)), (640, 640))
     truths = {k: [pseudo_truth(dense, f) for f in v] for k, v in sets.items()}
     fid: dict[str, dict[str, float]] = {}

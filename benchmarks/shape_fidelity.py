@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from int8_fidelity import PTQ, ROOT, VIDEO, compress
-from side_by_side import video_frames
+from side_by_side import openvino_predictor, street_frame_sets, video_frames
 
 SIZES = {"384x640": (384, 640), "640x640": (640, 640)}
 
@@ -29,11 +29,9 @@ def main() -> None:
     if not VIDEO.is_file():
         raise SystemExit(f"{VIDEO} not found: this benchmark needs the project's shared data")
     from posebench.environment import fingerprint
-    from posebench.evaluate.validate import Predictor, fidelity, pseudo_truth
-    from posebench.export import ArtifactStore, read_metadata
+    from posebench.evaluate.validate import fidelity, pseudo_truth
+    from posebench.export import ArtifactStore
     from posebench.models import resolve_model
-    from posebench.runtimes import create_backend
-    from posebench.stream import FrameSource
 
     env = fingerprint()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -46,12 +44,8 @@ def main() -> None:
         bundle = compress(text, f"ptq-{key}", args.work, frames)
         irs["int8"][key] = ArtifactStore(resolve_model(str(bundle))).get("openvino", (h, w))
 
-    video = [image for _, image in FrameSource(VIDEO).frames()]
-    sets = {"held out (150-204)": video[150:], "every 4th frame": video[::4],
-            "calibration (0-149, every 3rd)": video[:150:3]}
-
-    def predictor(path: Path, size: tuple[int, int]) -> Predictor:
-        return Predictor(create_backend("openvino", path, threads=2), size, tuple(read_metadata(path)["kpt_shape"]))
+    sets = street_frame_sets(VIDEO)
+    predictor = openvino_predictor
 
     def truths(path: Path, size: tuple[int, int]) -> dict[str, list]:
         reference = predictor(path, size)

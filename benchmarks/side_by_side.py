@@ -69,3 +69,24 @@ def interleaved_latency(artifacts: dict[str, dict[str, Path]], *, rounds: int, s
                       flush=True)
     return {key: {"p50_ms": median(r["p50_ms"] for r in runs), "mean_ms": median(r["mean_ms"] for r in runs),
                   "p99_ms": median(r["p99_ms"] for r in runs), "rounds": runs} for key, runs in samples.items()}
+
+
+def street_frame_sets(video: Path) -> dict[str, list]:
+    """The frame sets the fidelity benchmarks judge on: frames 150-204 (held out from every calibration and
+    training, which see 0-149), every 4th frame, and every 3rd of the calibration frames."""
+    from posebench.stream import FrameSource
+
+    frames = [image for _, image in FrameSource(video).frames()]
+    return {"held out (150-204)": frames[150:], "every 4th frame": frames[::4],
+            "calibration (0-149, every 3rd)": frames[:150:3]}
+
+
+def openvino_predictor(path: Path, size: tuple[int, int], threads: int = 2, precision: str = "f32") -> Any:
+    """posebench's validator pipeline on an OpenVINO IR (keypoint shape and head from its metadata)."""
+    from posebench.evaluate.validate import Predictor
+    from posebench.export import read_metadata
+    from posebench.runtimes import create_backend
+
+    meta = read_metadata(path)
+    backend = create_backend("openvino", path, threads=threads, options={"inference_precision": precision})
+    return Predictor(backend, size, tuple(meta["kpt_shape"]), end2end=meta.get("end2end"))

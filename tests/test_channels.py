@@ -28,6 +28,18 @@ def _tensors(value):  # every tensor of a (nested) model output, in a fixed orde
     return []
 
 
+def _damage_meter(default_source, images: torch.Tensor):  # noqa: ANN001, ANN202
+    """The dense yolo11n-pose and a function: how far a pruned copy's head outputs on `images` moved from the
+    dense model's (the distillation output terms, their value at equality subtracted)."""
+    from posebench.compress.channels import _damage
+
+    dense = load_yolo(default_source.path).model.float().eval()
+    with torch.no_grad():
+        reference = dense(images)[1]
+    floor = _damage(copy.deepcopy(dense), reference, images)
+    return dense, lambda net: _damage(net, reference, images) - floor
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_removing_dead_channels_changes_nothing(family):
     """Silence every other channel of every group along its whole path (BatchNorm scale and shift 0: SiLU(0) = 0),
@@ -155,20 +167,16 @@ def test_sensitivity_allocation_spends_the_macs_where_they_hurt_least(default_so
     """Each group pruned alone is scored by how far the head outputs move; the cheapest steps meet the target.
     Measured (yolo11n-pose, 160x160, the two Ultralytics images): uniform ratio 0.25 keeps 0.856 of the MACs at
     output damage 0.875; sensitivity at macs 0.8 keeps 0.794 at 0.274."""
-    from posebench.compress.channels import _damage
     from posebench.compress.run import _scan_images
     from ultralytics.utils import ASSETS
 
     images = _scan_images(Path(ASSETS), imgsz=160)
-    dense = load_yolo(default_source.path).model.float().eval()
-    with torch.no_grad():
-        reference = dense(images)[1]
-    floor = _damage(copy.deepcopy(dense), reference, images)
+    dense, damage = _damage_meter(default_source, images)
 
     def pruned(plan: ChannelPlan) -> tuple[dict, float]:
         net = copy.deepcopy(dense)
         info = prune_channels_(net, plan, (160, 160), images if plan.allocation == "sensitivity" else None)
-        return info, _damage(net, reference, images) - floor
+        return info, damage(net)
 
     uniform, uniform_damage = pruned(ChannelPlan(ratio=0.25))
     scanned, scanned_damage = pruned(ChannelPlan(macs=0.8, allocation="sensitivity"))
@@ -221,28 +229,24 @@ def test_reconstruction_restores_what_a_pruned_channel_carried():
 
 
 def test_reconstruction_brings_a_pruned_pose_model_back_toward_the_dense_one(default_source):
-    """The real yolo11n-pose pruned by a quarter of every group's channels: fitted on some Ultralytics images,
-    judged on others (flipped), its head outputs move much less from the dense model's than without the fit,
-    and every fitted conv's error drops. Needs no labels."""
-    from posebench.compress.channels import _damage
+    """The real yolo11n-pose pruned by a quarter of every group's channels: fitted on Ultralytics' two sample
+    images, judged on their mirror images, its head outputs move much less from the dense model's than without
+    the fit, and every fitted conv's error drops. Needs no labels."""
     from posebench.compress.run import _scan_images
     from ultralytics.utils import ASSETS
 
     images = _scan_images(Path(ASSETS), imgsz=160)
     fit, judge = images, images.flip(3)
-    dense = load_yolo(default_source.path).model.float().eval()
-    with torch.no_grad():
-        reference = dense(judge)[1]
-    floor = _damage(copy.deepcopy(dense), reference, judge)
+    dense, damage = _damage_meter(default_source, judge)
 
-    def damage(reconstruct: bool) -> tuple[float, dict]:
+    def pruned(reconstruct: bool) -> tuple[float, dict]:
         net = copy.deepcopy(dense)
         info = prune_channels_(net, ChannelPlan(ratio=0.25, reconstruct=reconstruct), (160, 160),
                                fit_images=fit if reconstruct else None)
-        return _damage(net, reference, judge) - floor, info
+        return damage(net), info
 
-    plain, plain_info = damage(False)
-    fitted, info = damage(True)
+    plain, plain_info = pruned(False)
+    fitted, info = pruned(True)
     assert info["macs_kept"] == plain_info["macs_kept"] < 0.9
     assert fitted < 0.5 * plain  # measured: 0.80 -> 0.25
     fit_report = info["reconstruction"]
