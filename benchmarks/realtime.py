@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from side_by_side import ultralytics_ir, video_frames
+from side_by_side import openvino_predictor, ultralytics_ir, video_frames
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 VIDEO = SHARED / "street-video" / "street.avi"
@@ -73,7 +73,7 @@ def main() -> None:
 
     from posebench.environment import fingerprint
     from posebench.evaluate.validate import Predictor, fidelity, pseudo_truth
-    from posebench.export import ArtifactStore, read_metadata
+    from posebench.export import ArtifactStore
     from posebench.measure import fixed_input
     from posebench.models import resolve_model
     from posebench.pipeline import PREDICT_NMS, load_frames, open_pipeline
@@ -202,15 +202,12 @@ def main() -> None:
         pipe.backend.close()
 
     # fidelity of each 384x640 deployment against the same model at 640x640 on the same frames
-    from posebench.evaluate.postprocess import NMSConfig
 
     frames_eval = [image for index, image in FrameSource(VIDEO).frames() if index % 4 == 0]
     fp32_640 = ArtifactStore(resolve_model(None)).get("openvino", (640, 640))
 
     def predictor(path: Path, size: tuple[int, int], precision: str = "f32") -> Predictor:
-        meta = read_metadata(path)
-        return Predictor(create_backend("openvino", path, threads=threads, options={"inference_precision": precision}),
-                         size, tuple(meta["kpt_shape"]), NMSConfig(), end2end=meta.get("end2end"))
+        return openvino_predictor(path, size, threads, precision)
 
     fid = {}
     for label, ref_path, cand_path in (("posebench int8 384x640 vs posebench int8 640x640", pb640, pb384),
