@@ -202,7 +202,6 @@ def main() -> None:
         pipe.backend.close()
 
     # fidelity of each 384x640 deployment against the same model at 640x640 on the same frames
-
     frames_eval = [image for index, image in FrameSource(VIDEO).frames() if index % 4 == 0]
     fp32_640 = ArtifactStore(resolve_model(None)).get("openvino", (640, 640))
 
