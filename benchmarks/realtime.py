@@ -32,6 +32,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 VIDEO = SHARED / "street-video" / "street.avi"
 ROOT = Path(__file__).resolve().parents[1]
 BF16 = "posebench fp32 IR in bf16"
+INT8_BF16 = "posebench int8 (PTQ, float head in bf16)"
 
 
 def build(work: Path) -> dict[str, Path]:
@@ -180,9 +181,10 @@ def main() -> None:
     options: dict[str, dict] = {}
     fp32_384 = ArtifactStore(resolve_model(None)).get("openvino", (384, 640))
     bf16 = bool({"avx512_bf16", "amx_bf16"} & set(env.get("isa") or []))
-    if bf16:  # a CPU with bf16 arithmetic: the fp32 model run in bf16 (what Ultralytics' OpenVINO does here too)
+    if bf16:  # a CPU with bf16 arithmetic: what Ultralytics' OpenVINO does here (float parts in bf16), for both
+        streamed[INT8_BF16] = pb384
         streamed[BF16] = fp32_384
-        options[BF16] = {"inference_precision": "bf16"}
+        options[INT8_BF16] = options[BF16] = {"inference_precision": "bf16"}
     stream_pipes = {name: open_pipeline("openvino", path, threads=threads, options=options.get(name))
                     for name, path in streamed.items()}
     stream_rows: list[dict[str, float]] = []
@@ -219,10 +221,11 @@ def main() -> None:
         fid[label] = fidelity(predictor(cand_path, (384, 640)), frames_eval, truths)["fidelity"]
         print(f"fidelity {label}: {fid[label]:.4f}", flush=True)
     if bf16:
-        label = "fp32 IR in bf16 384x640 vs fp32 640x640"
         truths = [pseudo_truth(predictor(fp32_640, (640, 640)), f) for f in frames_eval]
-        fid[label] = fidelity(predictor(fp32_384, (384, 640), "bf16"), frames_eval, truths)["fidelity"]
-        print(f"fidelity {label}: {fid[label]:.4f}", flush=True)
+        for label, path in (("fp32 IR in bf16 384x640 vs fp32 640x640", fp32_384),
+                            ("posebench int8 with bf16 float parts 384x640 vs fp32 640x640", pb384)):
+            fid[label] = fidelity(predictor(path, (384, 640), "bf16"), frames_eval, truths)["fidelity"]
+            print(f"fidelity {label}: {fid[label]:.4f}", flush=True)
 
     summary = {"environment": {k: env.get(k) for k in ("cpu_model", "int8_path", "isa", "cores")},
                "threads": threads, "rounds": args.rounds, "iters": args.iters, "frames": len(frames),
