@@ -92,8 +92,9 @@ def reconstruct_(pruned: nn.Module, dense: nn.Module, kept: dict[str, KeptChanne
     dense.eval()
     names = {id(m): name for name, m in pruned.named_modules()}
     dense_modules = dict(dense.named_modules())
-    batchnorm = {id(m.conv): m.bn for m in pruned.modules()
-                 if isinstance(getattr(m, "conv", None), nn.Conv2d) and isinstance(getattr(m, "bn", None), nn.BatchNorm2d)}
+    from posebench.compress.channels import batchnorm_after
+
+    batchnorm = batchnorm_after(pruned)
     targets = [conv for conv in _forward_order(pruned, images[:1])
                if names.get(id(conv)) in kept and kept[names[id(conv)]].lost_inputs and conv.groups == 1]
     generator = torch.Generator().manual_seed(0)
