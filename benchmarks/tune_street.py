@@ -2,7 +2,8 @@
 threads, frames 0-149 and the two Ultralytics sample images calibrate and train, frames 150-204 judge (fidelity
 against the fp32 model at 640x640); Ultralytics' OpenVINO int8 export at 640x640 is the reference.
 
-    python benchmarks/tune_street.py [--macs 1 0.75] [--epochs 3] [--work DIR] [--out benchmarks/results]
+    python benchmarks/tune_street.py [--macs 1 0.75] [--epochs 3] [--sizes 640x640 384x640] [--work DIR]
+        [--out benchmarks/results]
 
 Copies the tune report and summary to OUT/tune_street-<int8 path>.md/.json. Resumable: give the same --work.
 """
@@ -18,7 +19,8 @@ from pathlib import Path
 from channel_pruning import SHARED
 
 from posebench.models import resolve_model
-from posebench.tune import TunePlan, tune
+from posebench.environment import fingerprint
+from posebench.tune import TunePlan, default_runtimes, tune, ultralytics_openvino
 
 
 def main() -> None:
@@ -26,14 +28,20 @@ def main() -> None:
     parser.add_argument("--macs", type=float, nargs="+", default=[1.0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--precisions", nargs="+", default=["fp32", "int8", "int8-fast", "int8-ultralytics"])
+    parser.add_argument("--sizes", nargs="+", default=[], metavar="HxW",
+                        help="input sizes (default: tune's own, from the footage's aspect)")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
     from ultralytics.utils import ASSETS
 
     work = args.work or Path(tempfile.mkdtemp(prefix="posebench-tune-"))
+    isa = fingerprint().get("isa") or []
+    sizes = tuple(tuple(int(v) for v in size.lower().split("x")) for size in args.sizes)
+    # OpenVINO in f32 and, on a CPU with bf16 arithmetic, in bf16 too; the reference as Ultralytics runs it there
     plan = TunePlan(source=resolve_model(None), footage=SHARED / "street-video" / "street.avi", out=work,
-                    runtimes=("openvino",), threads=(2,), precisions=tuple(args.precisions), macs=tuple(args.macs),
+                    runtimes=default_runtimes(isa), reference_runtime=ultralytics_openvino(isa), threads=(2,),
+                    sizes=sizes, precisions=tuple(args.precisions), macs=tuple(args.macs),
                     recovery_epochs=args.epochs, extra_calibration=(Path(ASSETS),), eval_from=150)
     summary = tune(plan, lambda what, done, total: print(what, flush=True))
     isa = summary["environment"]["int8_path"]

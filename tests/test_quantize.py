@@ -70,6 +70,37 @@ def test_presets_select_the_head_decode_by_name(artifacts):
     assert IgnoredScope("yolo-pose-float-kpt-out").select(torch_names) == [torch_names[1]]
 
 
+@pytest.mark.parametrize("model, feeds", [(None, [16, 19, 22]), ("yolov8n-pose.yaml", [15, 18, 21])])
+def test_float_head_neck_preset_finds_the_modules_feeding_the_head(tmp_path, model, feeds):
+    """The head's inputs are read off the graph (ONNX and torch-converted IR agree); the IR's activations, all
+    named after one shared SiLU module of the head, are read as part of the conv that feeds them."""
+    import onnx
+    import openvino as ov
+
+    from posebench.compress.quantize import head_inputs, onnx_edges, openvino_edges, openvino_scope_names
+
+    store = ArtifactStore(resolve_model(model), tmp_path)
+    graph = onnx.load(str(store.get("onnx", (64, 64)))).graph
+    assert head_inputs(onnx_edges(graph)) == feeds
+    names = [n.name for n in graph.node]
+    head = head_index(names)
+    chosen = IgnoredScope("yolo-pose-float-head-neck").select(names, feeds)
+    modules = {int(re.match(r"^/model\.(\d+)/", n).group(1)) for n in chosen}
+    assert modules == {*feeds, head}
+    assert set(IgnoredScope("yolo-pose-float-head").select(names)) < set(chosen)
+    with pytest.raises(InvalidInputError, match="feed the head"):
+        IgnoredScope("yolo-pose-float-head-neck").select(names)
+    ir = ov.Core().read_model(str(store.get("openvino", (64, 64))))
+    read_as = openvino_scope_names(ir)
+    swish = [name for name, read in read_as.items() if name != read]
+    assert len(swish) > 50 and all(f".model.{head}." in name for name in swish)  # the shared module's name
+    assert head_inputs((read_as[a], read_as[b]) for a, b in openvino_edges(ir)) == feeds
+    assert head_inputs(openvino_edges(ir)) != feeds  # read by their own names, every module seems to feed the head
+    kept = IgnoredScope("yolo-pose-float-head").select(list(read_as.values()))
+    assert all(canonical_node_name(n).startswith(f"/model.{head}/") for n in kept)
+    assert sum(n.endswith("/act") for n in kept) < 10  # only the head's own activations
+
+
 def test_head_index_of_yolov8_is_22(tmp_path):
     import onnx
 

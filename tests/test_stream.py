@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
+from posebench.errors import InvalidInputError
+
 
 def _video(path: Path, frames: int, fps: float = 25.0, size: tuple[int, int] = (640, 360)) -> Path:
     """A real MJPG video of the bus image (people in it), slightly shifted frame to frame."""
@@ -70,6 +72,26 @@ def test_realtime_pacing_counts_every_dropped_frame(tmp_path, artifacts):
     assert fast.processed == 30 and fast.dropped == 0
 
 
+def test_frames_in_flight_multiply_throughput_and_keep_the_order(tmp_path, artifacts):
+    """Two frames in flight on a runtime that takes 60 ms a frame (and no CPU): close to twice the frames per
+    second; every frame is processed and the results come out in the source's order."""
+    from posebench.pipeline import open_pipeline
+    from posebench.stream import FrameSource, run_stream
+
+    video = _video(tmp_path / "v.avi", 24)
+    pipeline = open_pipeline("null", artifacts.get("onnx", (160, 224)), threads=1, options={"delay_ms": 60})
+    one = run_stream(pipeline, FrameSource(video), pace="max")
+    two = run_stream(pipeline, FrameSource(video), pace="max", inflight=2, save_poses=tmp_path / "poses.jsonl")
+    assert one.processed == two.processed == 24 and two.inflight == 2 and two.to_dict()["inflight"] == 2
+    assert two.sustained_fps > 1.6 * one.sustained_fps, (one.sustained_fps, two.sustained_fps)
+    frames = [json.loads(line)["frame"] for line in (tmp_path / "poses.jsonl").read_text().splitlines()]
+    assert frames == list(range(24))
+    paced = run_stream(pipeline, FrameSource(video), pace="realtime", on_late="drop", inflight=3)
+    assert paced.processed + paced.dropped == 24 and paced.dropped <= 3  # 3 x 60 ms in flight keeps up with 25 fps
+    with pytest.raises(InvalidInputError, match="inflight must be >= 1"):
+        run_stream(pipeline, FrameSource(video), pace="max", inflight=0)
+
+
 def test_stream_cli_writes_skeletons_and_poses_and_skips_a_corrupt_frame(tmp_path, cache_dir):
     video = _corrupt_frame(_video(tmp_path / "clean.avi", 12), 5, tmp_path / "broken.avi")
     out = tmp_path / "out"
@@ -95,6 +117,30 @@ def test_stream_cli_writes_skeletons_and_poses_and_skips_a_corrupt_frame(tmp_pat
     # skeleton lines are drawn in yellow (BGR 0, 255, 255): many such pixels appear, few exist in the source
     yellow = lambda img: int(((img[..., 0] < 80) & (img[..., 1] > 200) & (img[..., 2] > 200)).sum())
     assert yellow(annotated) > yellow(original) + 200
+    # two frames in flight (two OpenVINO streams): the same poses, in the same order
+    proc = run_cli("stream", str(video), "--runtime", "openvino", "--threads", "2", "--pace", "max", "--imgsz",
+                   "352,640", "--inflight", "2", "--save-poses", str(tmp_path / "poses2.jsonl"), "--cache-dir",
+                   str(cache_dir), "--out", str(out), "--json", str(tmp_path / "record2.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert "(2 frames in flight)" in proc.stdout
+    record = json.loads((tmp_path / "record2.json").read_text())[0]
+    assert record["stream"]["inflight"] == 2 and record["trial"]["options"] == {"streams": 2}
+    twin = [json.loads(line) for line in (tmp_path / "poses2.jsonl").read_text().splitlines()]
+    assert [line["frame"] for line in twin] == [line["frame"] for line in lines]
+    for a, b in zip(lines, twin):
+        assert len(a["poses"]) == len(b["poses"])
+        for pa, pb in zip(a["poses"], b["poses"]):
+            assert np.abs(np.asarray(pa["keypoints"])[:, :2] - np.asarray(pb["keypoints"])[:, :2]).max() < 1.0
+
+
+def test_a_runtime_that_runs_one_frame_at_a_time_refuses_more_in_flight(tmp_path):
+    from ultralytics.utils import ASSETS
+
+    proc = run_cli("stream", str(Path(ASSETS) / "bus.jpg"), "--runtime", "torch", "--imgsz", "64", "--inflight", "2",
+                   "--out", str(tmp_path / "out"))
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "runs one frame at a time" in errors[0], proc.stderr
 
 
 @pytest.mark.parametrize("source, message", [

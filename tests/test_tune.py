@@ -111,6 +111,38 @@ def test_tune_finds_a_deployment_and_resumes(footage, tmp_path):
     assert Tuner(replace(plan, budget_ms=1e-6)).run()["winner"] is None
 
 
+def test_the_reference_runs_as_ultralytics_runs_it(footage, tmp_path):
+    """On a CPU with bf16 arithmetic Ultralytics' OpenVINO runs float parts in bf16: the reference is scored and
+    timed on its own OpenVINO spec, and every candidate's ratio is taken against it; fidelity's dense reference
+    stays in full precision."""
+    from posebench.latency import LatencyProtocol
+    from posebench.tune import default_runtimes, ultralytics_openvino
+
+    assert ultralytics_openvino(["avx2", "avx512_bf16"]) == "openvino[inference_precision=bf16]"
+    assert ultralytics_openvino(["avx2", "fma"]) == "openvino"
+    assert default_runtimes(["amx_bf16"]) == ("openvino", "openvino[inference_precision=bf16]")
+    assert default_runtimes(["avx2"]) == ("openvino",)
+    with pytest.raises(InvalidInputError, match="runs on openvino"):
+        TunePlan(source=resolve_model(None), footage=footage, out=tmp_path / "x", reference_runtime="onnxruntime")
+    spec = "openvino[flush_denormals=true]"  # a spec every CPU runs, away from the candidates' plain openvino
+    quick = LatencyProtocol(iters=5, min_seconds=0.05, warmup_iters=2, warmup_seconds=0.0)
+    plan = TunePlan(source=resolve_model(None), footage=footage, out=tmp_path / "tune", runtimes=("openvino",),
+                    threads=(1,), sizes=((96, 160),), precisions=("fp32",), native=(160, 160), eval_from=5,
+                    tolerance=1.0, coarse=quick, fine=quick, finalists=1, reference_runtime=spec)
+    summary = Tuner(plan).run()
+    assert summary["reference"]["runtime"] == spec
+    rows = {(r["candidate"], r["runtime"]) for r in summary["rows"]}
+    assert rows == {("96x160-fp32", "openvino"), ("160x160-int8-ultralytics", spec)}
+    records = [json.loads(line) for line in (plan.out / "results.jsonl").read_text().splitlines()]
+    ref_latency = [r for r in records if r.get("kind") == "latency" and r["tune"]["candidate"].endswith("ultralytics")]
+    assert ref_latency and all(r["trial"]["options"] == {"flush_denormals": True} for r in ref_latency)
+    accuracy = [r for r in records if r.get("kind") == "accuracy"]
+    assert accuracy and all(r["evaluation"]["reference_runtime"] == "openvino" for r in accuracy)
+    winner = summary["winner"]
+    assert winner["candidate"] == "96x160-fp32" and winner["x_vs_reference"] > 0
+    assert spec in (plan.out / "tune.md").read_text()
+
+
 def test_tune_cli_refuses_bad_input(footage, tmp_path):
     result = run_cli("tune", "--source", str(tmp_path / "missing.avi"), "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "does not exist" in result.stderr

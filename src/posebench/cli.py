@@ -234,7 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--data", type=Path, default=None, metavar="YAML",
                       help="labelled Ultralytics data YAML: pose mAP50-95 must also stay within the tolerance")
     tune.add_argument("--split", default="val", help="split of --data (default: val)")
-    tune.add_argument("--runtime", default="openvino", metavar="NAMES", help="runtimes to consider (default: openvino)")
+    tune.add_argument("--runtime", default="auto", metavar="NAMES",
+                      help="runtimes to consider (default auto: openvino, and on a CPU with bf16 arithmetic also "
+                           "openvino[inference_precision=bf16])")
+    tune.add_argument("--reference-runtime", default="auto", metavar="SPEC",
+                      help="where the reference is scored and timed (default auto: as Ultralytics runs OpenVINO on "
+                           "this CPU, its float parts in bf16 where the CPU has bf16 arithmetic)")
     tune.add_argument("--threads", default="2", metavar="N[,N...]", help="thread counts to consider (default: 2)")
     tune.add_argument("--sizes", default="auto", metavar="auto|S,HxW,...",
                       help="input sizes (default auto: squares from 640 down and the footage's aspect ratio)")
@@ -273,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--on-late", default="drop", choices=["drop", "queue"],
                         help="a frame arriving while the previous one is in flight: drop it, keeping only the newest "
                              "(default), or queue it")
+    stream.add_argument("--inflight", type=int, default=1, metavar="N",
+                        help="frames run at once (default 1: lowest latency per frame); 2 keeps both cores of a small "
+                             "machine busy for more frames per second (openvino: as many streams; onnxruntime)")
     stream.add_argument("--fps", type=_non_negative_float, default=None,
                         help="source frame rate for real-time pacing (default: the video's own, else 25)")
     stream.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0 = all)")
@@ -560,7 +568,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from posebench.latency import LatencyProtocol
     from posebench.models import resolve_model
     from posebench.runtimes import parse_runtimes
-    from posebench.tune import TunePlan, tune
+    from posebench.environment import fingerprint
+    from posebench.tune import TunePlan, default_runtimes, tune, ultralytics_openvino
 
     try:
         macs = tuple(float(r) for r in args.macs.split(",") if r.strip())
@@ -570,8 +579,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     quick = {"coarse": LatencyProtocol(iters=10, min_seconds=0.2, warmup_iters=3, warmup_seconds=0.1),
              "fine": LatencyProtocol(iters=20, min_seconds=0.5, warmup_iters=5, warmup_seconds=0.2),
              "finalists": 2} if args.quick else {}
-    plan = TunePlan(source=resolve_model(args.model), footage=args.source, out=args.out,
-                    runtimes=tuple(parse_runtimes(args.runtime)), threads=parse_threads(args.threads), sizes=sizes,
+    isa = fingerprint().get("isa") or []
+    runtimes = default_runtimes(isa) if args.runtime == "auto" else tuple(parse_runtimes(args.runtime))
+    reference_runtime = ultralytics_openvino(isa) if args.reference_runtime == "auto" else args.reference_runtime
+    parse_runtimes(reference_runtime)
+    plan = TunePlan(source=resolve_model(args.model), footage=args.source, out=args.out, runtimes=runtimes,
+                    reference_runtime=reference_runtime, threads=parse_threads(args.threads), sizes=sizes,
                     precisions=tuple(p.strip() for p in args.precisions.split(",") if p.strip()), macs=macs,
                     recovery_epochs=args.recovery_epochs, extra_calibration=tuple(args.extra_calibration),
                     data=args.data, split=args.split, eval_from=args.eval_from, tolerance=args.tolerance,
@@ -636,9 +649,13 @@ def cmd_stream(args: argparse.Namespace) -> int:
         raise InvalidInputError("stream runs one deployment: give one --runtime and one --threads value")
     if args.max_frames < 0:
         raise InvalidInputError(f"--max-frames must be >= 0, got {args.max_frames}")
+    if args.inflight < 1:
+        raise InvalidInputError(f"--inflight must be >= 1, got {args.inflight}")
     runtime, own = parse_runtime_spec(runtimes[0])
     options = {**_runtime_options(args).get(runtime, {}), **own}
     cls = backend_class(runtime)
+    if args.inflight > 1 and "streams" in cls.identity_options:  # one runtime stream per frame in flight
+        options.setdefault("streams", args.inflight)
     cls.check_installed()
     model = _model_source(args)
     artifacts = ArtifactStore(model, args.cache_dir or DEFAULT_CACHE)
@@ -665,7 +682,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
         paced = f"paced at {frames.fps:g} fps, late frames {'dropped' if args.on_late == 'drop' else 'queued'}" \
             if args.pace == "realtime" else "as fast as possible"
         console.print(f"streaming {frames.name} through {runtime} ({meta.get('precision', 'fp32')}, {imgsz[0]}x"
-                      f"{imgsz[1]}, {threads[0]} threads, {pipeline.preprocess} pre-processing), {paced}; Ctrl-C "
+                      f"{imgsz[1]}, {threads[0]} threads, {pipeline.preprocess} pre-processing"
+                      + (f", {args.inflight} frames in flight" if args.inflight > 1 else "") + f"), {paced}; Ctrl-C "
                       "ends it with the summary")
 
         def progress(stats) -> None:  # noqa: ANN001 - StreamStats
@@ -674,7 +692,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
                           f"e2e p50 {lat:.1f} ms", end="\r", highlight=False)
 
         with pipeline.backend:
-            stats = run_stream(pipeline, frames, pace=args.pace, on_late=args.on_late, save_video=args.save_video,
+            stats = run_stream(pipeline, frames, pace=args.pace, on_late=args.on_late, inflight=args.inflight,
+                               save_video=args.save_video,
                                save_poses=args.save_poses, on_progress=progress if console.is_terminal else None)
     finally:
         frames.close()
@@ -682,7 +701,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
     trial = make_trial(model=model.name, source_id=model.identity(), variant=args.variant or default_variant(model),
                        runtime=runtime, threads=threads[0], imgsz=imgsz, fmt=cls.artifact_format,
                        precision=meta.get("precision", "fp32"), options=cls.identity(options), mode="stream",
-                       pipeline={"preprocess": resolve_preprocess(args.preprocess, cls), "source": frames.name})
+                       pipeline={"preprocess": resolve_preprocess(args.preprocess, cls), "source": frames.name,
+                                 **({"inflight": args.inflight} if args.inflight > 1 else {})})
     record = new_record("stream", trial, status="ok", stream=summary, pipeline=pipeline.describe(),
                         artifact={"path": str(artifact), "form": meta.get("form")}, environment=fingerprint())
     store = ResultStore(args.out / "results.jsonl")
@@ -700,6 +720,7 @@ def stream_summary(s: dict) -> str:
     """The end-of-stream lines a person reads."""
     lines = [f"{s['source']}: {s['processed']} of {s['frames_read']} frames processed in {s['wall_seconds']:.1f} s: "
              f"{s['sustained_fps']:.1f} fps sustained"
+             + (f" ({s['inflight']} frames in flight)" if s.get("inflight", 1) > 1 else "")
              + (f" (source {s['fps_source']:g} fps, {s['dropped']} dropped)" if s["pace"] == "realtime" else "")
              + (f"; {s['corrupt']} unreadable frame(s) skipped" if s["corrupt"] else "")
              + ("; interrupted" if s["interrupted"] else "")]

@@ -12,6 +12,7 @@ so an end-to-end measurement says where the time goes.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -71,6 +72,11 @@ class Pipeline:
         if self.backend.input_layout != self._prepare.input_layout:
             raise InvalidInputError(f"the '{self.preprocess}' path needs a backend taking "
                                     f"{self._prepare.input_layout} input, this one takes {self.backend.input_layout}")
+
+    def replica(self) -> Pipeline:
+        """Another pipeline on the same loaded model (its own runtime request, canvas and stage times), for a
+        second frame in flight on another thread."""
+        return dataclasses.replace(self, backend=self.backend.replica())
 
     def prepare(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """The runtime's input for one BGR frame, and how the frame was mapped into it."""

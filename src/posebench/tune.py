@@ -27,7 +27,7 @@ import json
 import math
 import shutil
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,23 @@ PRECISIONS = ("fp32", "int8", "int8-fast", "int8-ultralytics")
 # (measured at 384x640 on AVX2: 29.2 vs 35.2 ms, fidelity 0.958 vs 0.981)
 INT8_PRESETS = {"int8": "yolo-pose-float-head", "int8-fast": "yolo-pose-float-kpt-out"}
 NATIVE = (640, 640)
+BF16_ISA = ("avx512_bf16", "amx_bf16")
+
+
+def ultralytics_openvino(isa: Iterable[str]) -> str:
+    """The OpenVINO runtime spec that runs an IR as Ultralytics' `predict` does on a CPU with these ISA flags: it
+    compiles with no precision hint, so on a CPU with bf16 arithmetic the float parts run in bf16 (posebench's
+    openvino asks for f32 unless told otherwise)."""
+    return "openvino[inference_precision=bf16]" if set(BF16_ISA) & set(isa) else "openvino"
+
+
+def default_runtimes(isa: Iterable[str]) -> tuple[str, ...]:
+    """OpenVINO in f32, and on a CPU with bf16 arithmetic also with its float parts in bf16."""
+    return tuple(dict.fromkeys(("openvino", ultralytics_openvino(isa))))
+
+
+def _is_openvino(spec: str) -> bool:
+    return spec.partition("[")[0].strip() == "openvino"
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,9 @@ class TunePlan:
     coarse_rounds: int = 2
     fine_rounds: int = 3
     finalists: int = 3
+    # where the reference (Ultralytics' int8 IR) is scored and timed: an OpenVINO spec; `ultralytics_openvino(isa)`
+    # is how Ultralytics itself runs it on the machine
+    reference_runtime: str = "openvino"
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.precisions if p not in PRECISIONS]
@@ -105,6 +125,9 @@ class TunePlan:
         if self.source.kind in ("artifact", "bundle"):
             raise InvalidInputError(f"{self.source.spec}: tune compresses and exports the model itself; give a "
                                     "PyTorch checkpoint (.pt) or a model YAML")
+        if not _is_openvino(self.reference_runtime):
+            raise InvalidInputError(f"the reference (Ultralytics' OpenVINO int8 export) runs on openvino, not "
+                                    f"'{self.reference_runtime}'")
         if self.coarse_rounds < 2 or self.fine_rounds < 2:
             raise InvalidInputError("latency is measured in at least 2 interleaved rounds (noise shows between them)")
 
@@ -287,7 +310,8 @@ class Tuner:
                                    threads=max(self.plan.threads), variant=candidate.name, cache_dir=self.cache,
                                    model_name=self.plan.source.name,
                                    **({"data": data, "split": self.plan.split} if data else
-                                      {"reference": self.plan.source, "reference_runtime": runtime,
+                                      {"reference": self.plan.source,
+                                       "reference_runtime": runtime.partition("[")[0].strip(),  # full precision
                                        "reference_imgsz": self.plan.native, "frames": self.plan.footage, "max_frames": 0,
                                        "first_frame": self.eval_from}))
                     self._keep(run_val(plan, self._fresh()), key, tune={"candidate": candidate.name},
@@ -334,7 +358,9 @@ class Tuner:
 
         def score(candidate: Candidate) -> dict[str, float | None]:
             """Accuracy on every runtime, the worst of them (a deployment is only as good as its runtime)."""
-            runtimes = ("openvino",) if candidate.precision == "int8-ultralytics" else plan.runtimes  # an IR
+            runtimes = plan.runtimes
+            if candidate.precision == "int8-ultralytics":  # an IR: OpenVINO only
+                runtimes = tuple(rt for rt in plan.runtimes if _is_openvino(rt)) or (plan.reference_runtime,)
             per = [self.accuracy(candidate, rt) for rt in runtimes]  # recorded once, then read back
             return {k: min((p[k] for p in per if p.get(k) is not None), default=None) for k in per[0]}
 
@@ -386,7 +412,7 @@ class Tuner:
         return summary
 
     def _reference_score(self) -> dict[str, float | None]:
-        score = self.accuracy(self.reference, "openvino")  # Ultralytics' int8 export is an OpenVINO IR
+        score = self.accuracy(self.reference, self.plan.reference_runtime)  # Ultralytics' int8 is an OpenVINO IR
         if any(v is None for v in score.values()):
             raise PosebenchError(f"the reference (Ultralytics' OpenVINO int8 export) could not be scored: "
                                  f"{self.errors.get(self.reference, 'see OUT/results.jsonl')}")
@@ -396,10 +422,10 @@ class Tuner:
                rounds: int) -> dict[tuple[Candidate, str, int], dict[str, Any]]:
         """Every candidate x configuration once per round (round r before r+1); per key: median p50 over rounds and
         the median over rounds of the reference's p50 / the candidate's p50 in the same round."""
-        triples = [(c, rt, t) for rt, t in configs for c in candidates
-                   if c.precision != "int8-ultralytics" or rt == "openvino"]  # Ultralytics' int8 is an IR
-        triples += [(self.reference, "openvino", t) for t in sorted({t for _, t in configs})
-                    if self.reference in candidates and (self.reference, "openvino", t) not in triples]
+        ref_rt = self.plan.reference_runtime
+        triples = [(c, rt, t) for rt, t in configs for c in candidates if c != self.reference
+                   and (c.precision != "int8-ultralytics" or _is_openvino(rt))]  # Ultralytics' int8 is an IR
+        triples += [(self.reference, ref_rt, t) for t in sorted({t for _, t in configs}) if self.reference in candidates]
         # Ratios are only fair between measurements interleaved together: a resumed run reuses a stage's records
         # only if it times the same line-up (an interrupted run); another line-up (new candidates) is timed afresh.
         import hashlib
@@ -418,7 +444,7 @@ class Tuner:
         for (candidate, runtime, threads), p50s in samples.items():
             if any(p is None for p in p50s):
                 continue
-            ref = samples.get((self.reference, "openvino", threads)) or []
+            ref = samples.get((self.reference, ref_rt, threads)) or []
             ratios = [r / p for r, p in zip(ref, p50s) if r]
             out[(candidate, runtime, threads)] = {
                 "p50_ms": statistics.median(p50s), "rounds_p50_ms": p50s,
@@ -432,7 +458,9 @@ class Tuner:
         rows = []
         for candidate in [Candidate(s) for s in sizes] + [c for c in candidates if c.precision != "fp32" or c.macs < 1]:
             for runtime, threads in [(rt, t) for rt in self.plan.runtimes for t in self.plan.threads]:
-                if candidate.precision == "int8-ultralytics" and runtime != "openvino":
+                if candidate.precision == "int8-ultralytics" and not _is_openvino(runtime):
+                    continue
+                if candidate == self.reference and runtime != self.plan.reference_runtime:
                     continue
                 key = (candidate, runtime, threads)
                 timing = fine.get(key) or coarse.get(key)
@@ -443,7 +471,7 @@ class Tuner:
                              "dropped": self.dropped.get(candidate) or self.errors.get(candidate),
                              "reference": candidate == self.reference, **(timing or {})})
         if not any(r["reference"] for r in rows):
-            for runtime, threads in [("openvino", t) for t in self.plan.threads]:
+            for runtime, threads in [(self.plan.reference_runtime, t) for t in self.plan.threads]:
                 timing = fine.get((self.reference, runtime, threads)) or {}
                 rows.append({"candidate": self.reference.name, "imgsz": list(self.plan.native), "precision": self.reference.precision,
                              "macs": 1.0, "runtime": runtime, "threads": threads, "accuracy": reference,
@@ -463,7 +491,8 @@ class Tuner:
                 "calibration": json.loads((self.plan.out / "calibration" / "frames.json").read_text()),
                 "goal": ({"budget_ms": self.plan.budget_ms} if self.plan.budget_ms is not None else
                          {"tolerance": self.plan.tolerance}),
-                "reference": {"candidate": self.reference.name, "accuracy": reference}, "floor": floor,
+                "reference": {"candidate": self.reference.name, "accuracy": reference,
+                              "runtime": self.plan.reference_runtime}, "floor": floor,
                 "sizes": [list(s) for s in sizes], "rows": rows, "winner": winner,
                 "labels": str(self.plan.data) if self.plan.data else None, "environment": self.env}
 

@@ -117,7 +117,8 @@ def _float_ops(model: torch.nn.Module, graph: Any, scope: IgnoredScope,
               if n.node_name not in feeds_prediction and not n.node_name.endswith((".weight", ".bias"))]
     exported = onnx_style_names(model, example, list(convs.values()))
     onnx_names = {op: exported[path] for op, path in convs.items() if op in feeds_prediction}
-    kept = set(scope.select(list(onnx_names.values())))
+    feeds = getattr(model.model[-1], "f", [])  # the modules the head reads (Ultralytics' `from` indices)
+    kept = set(scope.select(list(onnx_names.values()), [i for i in feeds if i >= 0]))
     float_convs = [op for op, name in onnx_names.items() if name in kept]
     return sorted(set(decode) | set(float_convs)), sorted(kept)
 

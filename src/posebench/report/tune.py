@@ -26,7 +26,9 @@ def tune_markdown(summary: dict[str, Any]) -> str:
               f"{summary['goal']['tolerance']:g} of the reference's" if "tolerance" in summary["goal"] else
               f"Goal: the most accurate deployment with a model-mode p50 under {summary['goal']['budget_ms']:g} ms") +
              f" ({metrics}). The reference is Ultralytics' own `yolo export format=openvino int8=True` of the "
-             "unpruned model at 640x640, in the race on every run.",
+             "unpruned model at 640x640, in the race on every run"
+             + (f", scored and timed on {ref['runtime']} (as Ultralytics runs OpenVINO on this CPU)"
+                if ref.get("runtime") else "") + ".",
              f"- Footage: {summary['frames']} frames of {summary['frame_hw'][1]}x{summary['frame_hw'][0]}. Frames "
              f"0-{summary['eval_from'] - 1} (every {calibration['stride']})"
              + (f" and the images of {', '.join(calibration['extra'])}" if calibration["extra"] else "")

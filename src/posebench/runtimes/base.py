@@ -81,6 +81,14 @@ class Backend(ABC):
         """Time `infer(batch)` under the protocol (a worker-backed runtime times inside the worker)."""
         return measure(lambda: self.infer(batch), protocol)
 
+    def replica(self) -> Backend:
+        """Another handle on the same loaded model for a concurrent caller (a second frame in flight); runtimes
+        that cannot share one loaded model between threads refuse."""
+        from posebench.errors import InvalidInputError
+
+        raise InvalidInputError(f"runtime '{self.name}' runs one frame at a time here: use --inflight 1 (frames in "
+                                "flight at once: openvino, onnxruntime)")
+
     def info(self) -> dict[str, Any]:
         """What this backend is running: runtime version, device, precision, effective settings."""
         return {"runtime": self.name, "threads": self.threads, "artifact": str(self.artifact)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,10 @@ class NullBackend(Backend):
         if self._delay:
             time.sleep(self._delay)
         return self._outputs
+
+    def replica(self) -> NullBackend:
+        """Stateless: a copy."""
+        return copy.copy(self)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "version": "n/a", "device": "none"}

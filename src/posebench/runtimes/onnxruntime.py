@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,10 @@ class OnnxRuntimeBackend(Backend):
 
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
         return self._session.run(None, {self._input: batch})
+
+    def replica(self) -> OnnxRuntimeBackend:
+        """ONNX Runtime's `run` is thread-safe: callers share the session (each run uses the session's threads)."""
+        return copy.copy(self)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "version": self._ort.__version__, "provider": self._provider,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,19 @@ class OpenVINOBackend(Backend):
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
         results = self._request.infer({0: batch})
         return list(results.to_tuple())
+
+    def replica(self) -> OpenVINOBackend:
+        """The same compiled model with its own infer request (give it `streams` >= the frames in flight).
+
+        OpenVINO's Python bindings initialise a function-local static on the first read of a tensor's data
+        (pybind11's numpy API lookup) and release the GIL inside it: two threads making their first read at once
+        deadlock (1 run in 12 with two frames in flight). One inference here, while the caller is still the only
+        thread, initialises it."""
+        port = self._compiled.inputs[0]
+        self.infer(np.zeros(tuple(port.get_shape()), port.get_element_type().to_dtype()))
+        twin = copy.copy(self)
+        twin._request = self._compiled.create_infer_request()
+        return twin
 
     def info(self) -> dict[str, Any]:
         cm, props = self._compiled, self._props
