@@ -229,8 +229,8 @@ def main() -> None:
         "Ultralytics' int8 export, 2 in flight": (ul384, 2),
         f"posebench fp32 IR{' in bf16' if bf16 else ''}, 2 in flight": (fp32_384, 2),
     }
-    # every stream in a fresh process, interleaved by round: OpenVINO's stream threads of one compiled model slow
-    # every other model in the same process (measured in one process: Ultralytics 45.8 fps in round 1, 36 after)
+    # every stream in a fresh process, interleaved by round, so no loaded model or thread pool of one stream shares
+    # a process with another (Ultralytics' predict still ranges 36-45 fps between rounds: ratios are per round)
     jobs = {"Ultralytics predict, int8 640x640": {"kind": "ultralytics", "path": str(ul_dir), "threads": threads}}
     jobs.update({name: {"kind": "posebench", "path": str(path), "inflight": inflight, "precision": precision,
                         "threads": threads} for name, (path, inflight) in streamed.items()})
