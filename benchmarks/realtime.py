@@ -116,6 +116,7 @@ def main() -> None:
     from posebench.models import resolve_model
     from posebench.pipeline import PREDICT_NMS, load_frames, open_pipeline
     from posebench.stream import FrameSource, run_stream
+    from posebench.tune import bf16_arithmetic
 
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -219,7 +220,7 @@ def main() -> None:
     hn384 = ArtifactStore(resolve_model(str(bundles["int8-head-neck-384x640"]))).get("openvino", (384, 640))
     hn640 = ArtifactStore(resolve_model(str(bundles["int8-head-neck-640"]))).get("openvino", (640, 640))
     fp32_384 = ArtifactStore(resolve_model(None)).get("openvino", (384, 640))
-    bf16 = bool({"avx512_bf16", "amx_bf16"} & set(env.get("isa") or []))
+    bf16 = bf16_arithmetic(env.get("isa") or [])
     precision = "bf16" if bf16 else "f32"
     floats = ", float parts in bf16" if bf16 else ""
     streamed = {  # label -> (artifact, frames in flight)

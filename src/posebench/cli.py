@@ -565,10 +565,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     from posebench.bench import parse_threads
     from posebench.export import parse_imgsz
+    from posebench.environment import fingerprint
     from posebench.latency import LatencyProtocol
     from posebench.models import resolve_model
     from posebench.runtimes import parse_runtimes
-    from posebench.environment import fingerprint
     from posebench.tune import TunePlan, default_runtimes, tune, ultralytics_openvino
 
     try:

@@ -35,6 +35,7 @@ from typing import Any
 from posebench.errors import InvalidInputError, PosebenchError
 from posebench.latency import LatencyProtocol
 from posebench.models import ModelSource
+from posebench.runtimes.base import runtime_name
 
 Progress = Callable[[str, int, int], None]
 PRECISIONS = ("fp32", "int8", "int8-fast", "int8-ultralytics")
@@ -46,11 +47,16 @@ NATIVE = (640, 640)
 BF16_ISA = ("avx512_bf16", "amx_bf16")
 
 
+def bf16_arithmetic(isa: Iterable[str]) -> bool:
+    """Whether a CPU with these ISA flags (the fingerprint's `isa`) computes in bf16 (AVX512_BF16 or AMX)."""
+    return bool(set(BF16_ISA) & set(isa))
+
+
 def ultralytics_openvino(isa: Iterable[str]) -> str:
     """The OpenVINO runtime spec that runs an IR as Ultralytics' `predict` does on a CPU with these ISA flags: it
     compiles with no precision hint, so on a CPU with bf16 arithmetic the float parts run in bf16 (posebench's
     openvino asks for f32 unless told otherwise)."""
-    return "openvino[inference_precision=bf16]" if set(BF16_ISA) & set(isa) else "openvino"
+    return "openvino[inference_precision=bf16]" if bf16_arithmetic(isa) else "openvino"
 
 
 def default_runtimes(isa: Iterable[str]) -> tuple[str, ...]:
@@ -59,7 +65,7 @@ def default_runtimes(isa: Iterable[str]) -> tuple[str, ...]:
 
 
 def _is_openvino(spec: str) -> bool:
-    return spec.partition("[")[0].strip() == "openvino"
+    return runtime_name(spec) == "openvino"
 
 
 @dataclass(frozen=True)
@@ -311,7 +317,7 @@ class Tuner:
                                    model_name=self.plan.source.name,
                                    **({"data": data, "split": self.plan.split} if data else
                                       {"reference": self.plan.source,
-                                       "reference_runtime": runtime.partition("[")[0].strip(),  # full precision
+                                       "reference_runtime": runtime_name(runtime),  # full precision
                                        "reference_imgsz": self.plan.native, "frames": self.plan.footage, "max_frames": 0,
                                        "first_frame": self.eval_from}))
                     self._keep(run_val(plan, self._fresh()), key, tune={"candidate": candidate.name},

@@ -136,6 +136,11 @@ def split_specs(text: str) -> list[str]:
     return [s for s in specs if s]
 
 
+def runtime_name(spec: str) -> str:
+    """'openvino[inference_precision=bf16]' -> 'openvino' (not validated)."""
+    return spec.partition("[")[0].strip()
+
+
 def parse_runtime_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """'tensorrt[precision=fp16]' -> ('tensorrt', {'precision': 'fp16'}); values true/false/numbers are typed.
     Only options in the backend's `identity_options` may be given this way."""
@@ -143,8 +148,7 @@ def parse_runtime_spec(spec: str) -> tuple[str, dict[str, Any]]:
 
     from posebench.errors import InvalidInputError
 
-    name, _, rest = spec.strip().partition("[")
-    name = name.strip()
+    name, rest = runtime_name(spec), spec.strip().partition("[")[2]
     cls = backend_class(name)
     options: dict[str, Any] = {}
     if rest:
