@@ -5,7 +5,8 @@ against the fp32 model at 640x640); Ultralytics' OpenVINO int8 export at 640x640
     python benchmarks/tune_street.py [--macs 1 0.75] [--epochs 3] [--sizes 640x640 384x640] [--work DIR]
         [--out benchmarks/results]
 
-Copies the tune report and summary to OUT/tune_street-<int8 path>.md/.json. Resumable: give the same --work.
+Copies the tune report and summary to OUT/tune_street-<int8 path>.md/.json (under ONEDNN_MAX_CPU_ISA:
+tune_street-<int8 path>-capped-<cap>). Resumable: give the same --work.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def main() -> None:
                     sizes=sizes, precisions=tuple(args.precisions), macs=tuple(args.macs),
                     recovery_epochs=args.epochs, extra_calibration=(Path(ASSETS),), eval_from=150)
     summary = tune(plan, lambda what, done, total: print(what, flush=True))
-    isa = summary["environment"]["int8_path"]
+    env = summary["environment"]
+    cap = env.get("onednn_max_cpu_isa")
+    isa = f"{env['native_int8_path']}-capped-{cap.lower()}" if cap else env["int8_path"]
     args.out.mkdir(parents=True, exist_ok=True)
     report = (work / "tune.md").read_text()
     if (work / "tune-pareto.png").is_file():

@@ -163,3 +163,49 @@ def _compress_small(recipe: Path, calib: Path, out: Path, target: str, cache_dir
     small = Recipe.from_yaml(text.replace("calibration_images: 128", "calibration_images: 2"))
     compress(resolve_model(None), small, out, options=CompressOptions(calibration=calib, cache_dir=cache_dir,
                                                                       target_isa=target))
+
+
+def test_onednn_isa_cap_is_what_the_machine_is_recorded_as(monkeypatch):
+    """Under ONEDNN_MAX_CPU_ISA OpenVINO and torch run the capped kernels, so the record says what the machine ran
+    as (flags, int8 path) and what it is; a misspelt cap is refused rather than recorded as something else."""
+    from posebench.environment import capped_flags, fingerprint
+
+    zen4 = {"sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+            "lm", "ht"}
+    assert capped_flags(zen4, "AVX2") == {"sse4_2", "avx", "avx2", "fma", "f16c", "lm", "ht"}
+    assert int8_target_of(capped_flags(zen4, "AVX512_CORE")) == "avx512"
+    assert int8_target_of(capped_flags(zen4, "AVX512_CORE_VNNI")) == "avx512_vnni"
+    assert "avx512_bf16" not in capped_flags(zen4, "AVX512_CORE_VNNI")
+    assert capped_flags(zen4, None) == zen4
+    with pytest.raises(InvalidInputError, match="not a oneDNN ISA level"):
+        capped_flags(zen4, "AVX3")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    env = fingerprint()
+    assert env["onednn_max_cpu_isa"] == "AVX2"
+    assert env["int8_path"] in ("avx2", "generic") and not any(f.startswith("avx512") for f in env["isa"])
+    assert set(env["isa"]) <= set(env["native_isa"])
+    assert this_machine() == env["int8_path"]
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "ALL")
+    assert "onednn_max_cpu_isa" not in fingerprint()
+
+
+def test_ultralytics_openvino_compiles_in_f32_under_a_cap_without_bf16(artifacts, monkeypatch):
+    """Ultralytics compiles OpenVINO IRs with no precision hint; under ONEDNN_MAX_CPU_ISA=AVX2 OpenVINO would pick
+    bf16 from CPUID on a bf16 CPU and fail. The scoped fix hands compiles the f32 hint and puts OpenVINO back."""
+    import openvino as ov
+
+    import posebench.environment
+    from posebench.ultralytics_adapter import openvino_as_the_capped_cpu
+
+    xml = str(artifacts.get("openvino", (160, 160)))
+    original = ov.Core.compile_model
+    # the cap as posebench reads it, not the variable: oneDNN reads that once per process, and would keep the rest
+    # of this test session on AVX2 kernels
+    monkeypatch.setattr(posebench.environment, "onednn_isa_cap", lambda: "AVX2")
+    with openvino_as_the_capped_cpu():
+        compiled = ov.Core().compile_model(xml, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+        assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+    assert ov.Core.compile_model is original
+    monkeypatch.setattr(posebench.environment, "onednn_isa_cap", lambda: None)
+    with openvino_as_the_capped_cpu():
+        assert ov.Core.compile_model is original  # no cap: nothing touched

@@ -143,6 +143,14 @@ class UltralyticsPipeline:
         self.last_ns: tuple[int, int, int] = (0, 0, 0)
 
     def __call__(self, frame: np.ndarray) -> Any:
+        if self.model.predictor is None:  # the first call loads Ultralytics' backend
+            from posebench.ultralytics_adapter import openvino_as_the_capped_cpu
+
+            with openvino_as_the_capped_cpu():
+                return self._predict(frame)
+        return self._predict(frame)
+
+    def _predict(self, frame: np.ndarray) -> Any:
         result = self.model.predict(frame, imgsz=list(self.imgsz), conf=self.nms.conf, iou=self.nms.iou,
                                     max_det=self.nms.max_det, verbose=False)[0]
         self.last_ns = tuple(int(result.speed[k] * 1e6) for k in ("preprocess", "inference", "postprocess"))

@@ -9,7 +9,8 @@ file, and `tests/test_models.py::test_ultralytics_seams_we_rely_on` pins every a
 from __future__ import annotations
 
 import os
-
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,31 @@ from posebench.errors import InvalidInputError, ModelLoadError, ModelNotFoundErr
 ULTRALYTICS_VERSION = "8.4.190"  # the pinned release the seams are tested against
 # what the pruning / QAT callbacks read from the trainer they are handed (see posebench.compress.finetune)
 TRAINER_ATTRIBUTES = ("model", "ema", "epoch", "start_epoch", "train_loader", "callbacks", "last", "world_size")
+
+
+@contextmanager
+def openvino_as_the_capped_cpu() -> Iterator[None]:
+    """While open, under a oneDNN ISA cap without bf16 (`ONEDNN_MAX_CPU_ISA=AVX2`), OpenVINO compiles get the f32
+    precision hint. Ultralytics passes none: OpenVINO then picks bf16 from the CPU's own flags, and bf16 kernels do
+    not exist under the cap (the compile fails), where a CPU without bf16 picks f32 itself. Open it around the call
+    that loads an Ultralytics OpenVINO model (its first predict or val); without a cap it changes nothing."""
+    from posebench.environment import cpu_flags, onednn_isa_cap
+
+    if onednn_isa_cap() is None or {"avx512_bf16", "amx_bf16"} & cpu_flags():
+        yield
+        return
+    import openvino as ov
+
+    compile_model = ov.Core.compile_model
+
+    def in_f32(self: Any, model: Any, device_name: Any = None, config: dict | None = None) -> Any:
+        return compile_model(self, model, device_name, {**(config or {}), "INFERENCE_PRECISION_HINT": "f32"})
+
+    ov.Core.compile_model = in_f32
+    try:
+        yield
+    finally:
+        ov.Core.compile_model = compile_model
 
 
 def knows_yaml(name: str) -> bool:

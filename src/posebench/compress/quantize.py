@@ -96,6 +96,7 @@ class PTQConfig:
     per_channel: bool = True  # per-output-channel weight scales
     reduce_range: bool = False  # 7-bit weights: avoids u8 x s8 saturation (vpmaddubsw) on CPUs without VNNI
     overflow_fix: str = "first_layer_only"  # NNCF (OpenVINO): "enable" = 7-bit weights everywhere (CPUs without VNNI)
+    bias_correction: str = "fast"  # NNCF (OpenVINO): "fast" | "full" (re-runs the model layer by layer; more faithful)
     ignored_scope: IgnoredScope = field(default_factory=IgnoredScope)
 
     @classmethod
@@ -109,6 +110,8 @@ class PTQConfig:
                                     f"got {self.calibration_method!r}")
         if self.images < 1:
             raise InvalidInputError(f"calibration needs at least 1 image, got {self.images}")
+        if self.bias_correction not in ("fast", "full"):
+            raise InvalidInputError(f"bias correction must be fast or full, got {self.bias_correction!r}")
 
 
 def head_index(names: Iterable[str]) -> int:
@@ -247,11 +250,12 @@ def quantize_openvino(fp32_xml: Path, out_xml: Path, batches: list[np.ndarray], 
     scope = nncf.IgnoredScope(names=floats, validate=False) if floats else None
     quantized = nncf.quantize(model, nncf.Dataset(batches), preset=nncf.QuantizationPreset.MIXED,
                               ignored_scope=scope, subset_size=len(batches),
+                              fast_bias_correction=config.bias_correction == "fast",
                               advanced_parameters=overflow_fix_parameters(config.overflow_fix))
     out_xml.parent.mkdir(parents=True, exist_ok=True)
     ov.save_model(quantized, str(out_xml), compress_to_fp16=False)
     return {"quantized_nodes": openvino_quantized_nodes(quantized), "float_nodes": floats,
-            "tool": f"nncf {nncf.__version__} (MIXED)"}
+            "tool": f"nncf {nncf.__version__} (MIXED, {config.bias_correction} bias correction)"}
 
 
 def overflow_fix_parameters(overflow_fix: str) -> Any:

@@ -109,6 +109,8 @@ class QuantizationModifier:
     ignored_preset: str = "yolo-pose-float-head"  # see posebench.compress.quantize.PRESETS
     ignored_add: tuple[str, ...] = ()  # node-name regexes also kept in float
     ignored_remove: tuple[str, ...] = ()  # node-name regexes quantized after all
+    bias_correction: str = "fast"  # NNCF (OpenVINO IR): fast | full (layer by layer on the calibration frames: slower
+    # to build, more faithful; ONNX Runtime's QDQ has none)
 
 
 EXPORT_FORMATS = ("openvino", "onnx")
@@ -510,6 +512,8 @@ class _Parser:
                 raise self.fail(path + (key,), "only applies to method: qat (post-training quantization does not train)")
         if method == "qat" and precision != "int8":
             raise self.fail(path + ("method",), "qat trains int8 only; fp16 needs no training")
+        if method == "qat" and data.get("bias_correction", "fast") != "fast":
+            raise self.fail(path + ("bias_correction",), "only applies to method: ptq (qat trains the biases)")
         if method == "qat" and data.get("ignored_preset") == "none":
             raise self.fail(path + ("ignored_preset",), "qat keeps the box/keypoint decode in float always: use "
                                                         "yolo-pose-float-decode or yolo-pose-float-head")
@@ -524,7 +528,8 @@ class _Parser:
             target_isa=self.choice(data, "target_isa", path, "auto", ("auto", *INT8_TARGETS)),
             ignored_preset=self.choice(data, "ignored_preset", path, "yolo-pose-float-head", tuple(PRESETS)),
             ignored_add=self.patterns(data, "ignored_add", path, regex=True),
-            ignored_remove=self.patterns(data, "ignored_remove", path, regex=True))
+            ignored_remove=self.patterns(data, "ignored_remove", path, regex=True),
+            bias_correction=self.choice(data, "bias_correction", path, "fast", ("fast", "full")))
 
     def group(self, data: Any, path: tuple) -> PruneGroup:
         data = self.keys(data, path, PruneGroup, required=("targets", "sparsity"))

@@ -294,7 +294,7 @@ def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, opt
         target = choose_int8(options.target_isa or q.target_isa, q.reduce_range)
         say(f"int8 target {target.target}: {target.reason}")
         config = PTQConfig.for_target(target, calibration_method=q.calibration_method, images=q.calibration_images,
-                                      per_channel=q.per_channel,
+                                      per_channel=q.per_channel, bias_correction=q.bias_correction,
                                       ignored_scope=IgnoredScope(q.ignored_preset, q.ignored_add, q.ignored_remove))
         batches = calibration_batches(_calibration_frames(source, q.calibration_images), imgsz, q.calibration_images)
         say(f"calibrating on {len(batches)} images from {source}: ONNX Runtime QDQ, then NNCF for OpenVINO")
@@ -302,7 +302,7 @@ def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, opt
                     "calibration_method": q.calibration_method, "per_channel": q.per_channel,
                     "reduce_range": target.reduce_range, "ignored_preset": q.ignored_preset,
                     "ignored_add": list(q.ignored_add), "ignored_remove": list(q.ignored_remove),
-                    "int8_target": target.to_dict()}
+                    "bias_correction": q.bias_correction, "int8_target": target.to_dict()}
         artifacts = ptq_int8(fp32_onnx, fp32_ir, out_dir, batches, config, settings)
     else:
         artifacts = fp16(fp32_onnx, fp32_ir, out_dir)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from posebench.environment import ran_as
+
 
 def _acc(row: dict[str, Any]) -> str:
     return " / ".join("-" if v is None else f"{v:.4f}" for v in row["accuracy"].values())
@@ -20,7 +22,7 @@ def tune_markdown(summary: dict[str, Any]) -> str:
     calibration = summary["calibration"]
     ref = summary["reference"]
     lines = [f"# posebench tune: {summary['model']} for {summary['footage']}", "",
-             f"Machine: {env.get('cpu_model')} ({env.get('int8_path')}), {env.get('usable_cores')} usable cores.",
+             f"Machine: {env.get('cpu_model')} ({ran_as(env)}), {env.get('usable_cores')} usable cores.",
              "", "## Question and data", "",
              ("Goal: the fastest deployment whose accuracy is within "
               f"{summary['goal']['tolerance']:g} of the reference's" if "tolerance" in summary["goal"] else
