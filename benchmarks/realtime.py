@@ -14,8 +14,8 @@ process and timed in interleaved rounds (ratios within a round, then the median 
     python benchmarks/realtime.py [--rounds 5] [--iters 120] [--work DIR] [--out benchmarks/results]
     ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/realtime.py   # an AVX-512 machine running OpenVINO's AVX2 kernels
 
-Writes OUT/realtime-<int8 path>.md/.json (under a oneDNN ISA cap: realtime-<int8 path>-capped-<cap>).
-Needs ../shared/data (the street video). Artifacts are built without the cap (an IR is built once and deployed
+Writes OUT/realtime-<int8 path>.md/.json (under a oneDNN ISA cap: realtime-<this CPU's int8 path>-capped-
+<cap>). Needs ../shared/data (the street video). Artifacts are built without the cap (an IR is built once and deployed
 anywhere); every measurement runs under it, Ultralytics' OpenVINO included (in f32, as on a CPU without bf16).
 """
 

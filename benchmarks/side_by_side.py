@@ -90,4 +90,3 @@ def openvino_predictor(path: Path, size: tuple[int, int], threads: int = 2, prec
     meta = read_metadata(path)
     backend = create_backend("openvino", path, threads=threads, options={"inference_precision": precision})
     return Predictor(backend, size, tuple(meta["kpt_shape"]), end2end=meta.get("end2end"))
-

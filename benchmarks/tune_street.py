@@ -6,7 +6,7 @@ against the fp32 model at 640x640); Ultralytics' OpenVINO int8 export at 640x640
         [--out benchmarks/results]
 
 Copies the tune report and summary to OUT/tune_street-<int8 path>.md/.json (under ONEDNN_MAX_CPU_ISA:
-tune_street-<int8 path>-capped-<cap>). Resumable: give the same --work.
+tune_street-<this CPU's int8 path>-capped-<cap>). Resumable: give the same --work.
 """
 
 from __future__ import annotations
