@@ -118,14 +118,13 @@ def main() -> None:
         raise SystemExit(f"{VIDEO} not found: this benchmark needs the project's shared data")
     from ultralytics import YOLO
 
-    from posebench.environment import fingerprint, ran_as
+    from posebench.environment import bf16_arithmetic, fingerprint, ran_as
     from posebench.evaluate.validate import Predictor, fidelity, pseudo_truth
     from posebench.export import ArtifactStore
     from posebench.measure import fixed_input
     from posebench.models import resolve_model
     from posebench.pipeline import PREDICT_NMS, load_frames, open_pipeline
     from posebench.stream import FrameSource, run_stream
-    from posebench.tune import bf16_arithmetic
     from posebench.ultralytics_adapter import openvino_as_the_capped_cpu
 
     work = args.work

@@ -87,10 +87,10 @@ def test_yolo_export_openvino_int8_folder_scores_like_ultralytics_val(exports, b
     Ultralytics runs, which posebench selects with `openvino[inference_precision=bf16]`."""
     from ultralytics import YOLO
 
-    from posebench.environment import cpu_flags
+    from posebench.environment import bf16_arithmetic, cpu_flags
     from posebench.ultralytics_adapter import openvino_as_the_capped_cpu
 
-    runtime = "openvino[inference_precision=bf16]" if {"avx512_bf16", "amx_bf16"} & cpu_flags() else "openvino"
+    runtime = "openvino[inference_precision=bf16]" if bf16_arithmetic(cpu_flags()) else "openvino"
 
     folder = YOLO(str(exports / "yolo11n-pose.pt")).export(format="openvino", int8=True, imgsz=640,
                                                            data=str(both.parent / "coco-pose-mini.yaml"))

@@ -13,6 +13,7 @@ import platform
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,15 @@ def capped_flags(flags: set[str], cap: str | None) -> set[str]:
         raise InvalidInputError(f"ONEDNN_MAX_CPU_ISA={cap} is not a oneDNN ISA level (one of {', '.join(levels)}, ALL)")
     allowed = set().union(*(added for _, added in ONEDNN_ISA_LEVELS[: levels.index(cap) + 1]))
     return {f for f in flags if f not in X86_ISA_FLAGS or f in allowed}
+
+
+BF16_ISA = ("avx512_bf16", "amx_bf16")
+
+
+def bf16_arithmetic(isa: Iterable[str]) -> bool:
+    """Whether a CPU with these ISA flags (the fingerprint's `isa`, or `cpu_flags()`) computes in bf16 (AVX512_BF16
+    or AMX): where OpenVINO runs float parts in bf16 unless told otherwise."""
+    return bool(set(BF16_ISA) & set(isa))
 
 
 def cpu_flags() -> set[str]:

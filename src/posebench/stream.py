@@ -4,10 +4,10 @@ A reader thread decodes frames and hands them over; one inference thread per fra
 1) runs the pipeline, and the main thread writes results in order and reports progress. With real-time pacing a
 frame becomes available at its time on the source's clock (frame i at i / fps), and one that arrives while the
 pipeline is busy (every frame in flight) is either dropped (`on_late="drop"`: only the newest waiting frame is
-kept, every frame it replaces is counted as dropped) or queued (`on_late="queue"`: every frame is processed, latency grows). Without
-pacing ("max") frames are processed as fast as the pipeline goes, none dropped. A frame's end-to-end latency runs
-from its arrival to its poses, waiting included. Unreadable frames are skipped and counted; Ctrl-C ends the run
-with the summary so far.
+kept, every frame it replaces is counted as dropped) or queued (`on_late="queue"`: every frame is processed,
+latency grows). Without pacing ("max") frames are processed as fast as the pipeline goes, none dropped. A
+frame's end-to-end latency runs from its arrival to its poses, waiting included. Unreadable frames are skipped
+and counted; Ctrl-C ends the run with the summary so far.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from posebench.environment import bf16_arithmetic
 from posebench.errors import InvalidInputError, PosebenchError
 from posebench.latency import LatencyProtocol
 from posebench.models import ModelSource
@@ -44,12 +45,6 @@ PRECISIONS = ("fp32", "int8", "int8-fast", "int8-ultralytics")
 # (measured at 384x640 on AVX2: 29.2 vs 35.2 ms, fidelity 0.958 vs 0.981)
 INT8_PRESETS = {"int8": "yolo-pose-float-head", "int8-fast": "yolo-pose-float-kpt-out"}
 NATIVE = (640, 640)
-BF16_ISA = ("avx512_bf16", "amx_bf16")
-
-
-def bf16_arithmetic(isa: Iterable[str]) -> bool:
-    """Whether a CPU with these ISA flags (the fingerprint's `isa`) computes in bf16 (AVX512_BF16 or AMX)."""
-    return bool(set(BF16_ISA) & set(isa))
 
 
 def ultralytics_openvino(isa: Iterable[str]) -> str:

@@ -39,8 +39,8 @@ PRESETS: dict[str, tuple[str, ...]] = {
     # only the decode (and YOLO26's top-k) in float
     "yolo-pose-float-decode": (r"^/model\.{head}/(?!(?:one2one_)?cv(?:[234]|4_kpts)\.).*",),
     # the whole head and the modules that feed it (the neck's outputs) in float: the most faithful int8, for a
-    # deployment judged against the float model (384x640, Zen 4: fidelity 0.982-0.990 where the default has
-    # 0.974-0.982, benchmarks/results/realtime-avx512_vnni.md)
+    # deployment judged against the float model (384x640 with full bias correction: fidelity 0.988-0.992 against
+    # fp32 640x640 where the default has 0.970-0.982, on every CPU kind; benchmarks/results/realtime-*.md)
     "yolo-pose-float-head-neck": (r"^/model\.{head}/.*", r"^/model\.(?:{head_inputs})/.*"),
     "none": (),  # quantize everything (collapses pose models; for comparison)
 }
