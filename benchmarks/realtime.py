@@ -48,11 +48,12 @@ def build(work: Path) -> dict[str, Path]:
     r384 = work / "int8-384x640.yaml"
     r384.write_text((ROOT / "recipes" / "int8-ptq.yaml").read_text().replace("imgsz: 640", "imgsz: [384, 640]"))
     recipes["int8-384x640"] = r384
-    for size, name in (("640", "int8-head-neck-640"), ("[384, 640]", "int8-head-neck-384x640")):
-        recipe = work / f"{name}.yaml"
-        recipe.write_text((ROOT / "recipes" / "int8-ptq-float-head-neck.yaml").read_text().replace(
-            "imgsz: 640", f"imgsz: {size}").replace("calibration_images: 128", "calibration_images: 150"))
-        recipes[name] = recipe
+    for preset in ("head-neck", "coarse"):
+        for size, name in (("640", f"int8-{preset}-640"), ("[384, 640]", f"int8-{preset}-384x640")):
+            recipe = work / f"{name}.yaml"
+            recipe.write_text((ROOT / "recipes" / f"int8-ptq-float-{preset}.yaml").read_text().replace(
+                "imgsz: 640", f"imgsz: {size}").replace("calibration_images: 128", "calibration_images: 150"))
+            recipes[name] = recipe
     u384 = work / "ultralytics-int8-384x640.yaml"
     u384.write_text((ROOT / "recipes" / "ultralytics-openvino-int8.yaml").read_text().replace("imgsz: 640",
                                                                                               "imgsz: [384, 640]"))
@@ -223,22 +224,26 @@ def main() -> None:
     model_mode.close()
 
     # the stream: the whole video, as fast as possible, decoding included; posebench streams at the footage's
-    # aspect (384x640) with its own int8 (default float head; head and neck outputs in float), Ultralytics' int8
-    # export made at that size and the fp32 IR, one and two frames in flight. On a CPU with bf16 arithmetic float
-    # parts run in bf16, as they do in Ultralytics' OpenVINO there.
+    # aspect (384x640) with its own int8 (presets: default float head; head and neck outputs in float; P4/P5 in
+    # float), Ultralytics' int8 export made at that size and the fp32 IR, one and two frames in flight. On a CPU
+    # with bf16 arithmetic float parts run in bf16, as they do in Ultralytics' OpenVINO there.
     ul384 = ArtifactStore(resolve_model(str(ultralytics_ir(bundles["ultralytics-int8-384x640"]).parent))).get(
         "openvino", (384, 640))
     hn384 = ArtifactStore(resolve_model(str(bundles["int8-head-neck-384x640"]))).get("openvino", (384, 640))
     hn640 = ArtifactStore(resolve_model(str(bundles["int8-head-neck-640"]))).get("openvino", (640, 640))
+    co384 = ArtifactStore(resolve_model(str(bundles["int8-coarse-384x640"]))).get("openvino", (384, 640))
+    co640 = ArtifactStore(resolve_model(str(bundles["int8-coarse-640"]))).get("openvino", (640, 640))
     fp32_384 = ArtifactStore(resolve_model(None)).get("openvino", (384, 640))
     bf16 = bf16_arithmetic(env.get("isa") or [])
     precision = "bf16" if bf16 else "f32"
     floats = ", float parts in bf16" if bf16 else ""
     hn_label = f"posebench int8 (float head + neck outputs, full bias correction{floats})"
+    co_label = f"posebench int8 (P4/P5 head + neck outputs in float, full bias correction{floats})"
     streamed = {  # label -> (artifact, frames in flight)
         f"posebench int8 (float head{floats}), 1 in flight": (pb384, 1),
         f"posebench int8 (float head{floats}), 2 in flight": (pb384, 2),
         f"{hn_label}, 2 in flight": (hn384, 2),
+        f"{co_label}, 2 in flight": (co384, 2),
         "Ultralytics' int8 export, 2 in flight": (ul384, 2),
         f"posebench fp32 IR{' in bf16' if bf16 else ''}, 2 in flight": (fp32_384, 2),
     }
@@ -261,7 +266,7 @@ def main() -> None:
     # fidelity of each 384x640 deployment, on the frame sets every fidelity benchmark uses: against the fp32 model
     # at 640x640 (shape and precision together), and against the same deployment at 640x640 (the shape alone)
     fp32_640 = ArtifactStore(resolve_model(None)).get("openvino", (640, 640))
-    sets = street_frame_sets(VIDEO)
+    sets = {**street_frame_sets(VIDEO), "every frame": [image for _, image in FrameSource(VIDEO).frames()]}
 
     def predictor(path: Path, size: tuple[int, int], precision: str = "f32") -> Predictor:
         return openvino_predictor(path, size, threads, precision)
@@ -274,6 +279,8 @@ def main() -> None:
          (pb384, precision)),
         (f"{hn_label} 384x640 vs fp32 640x640", (fp32_640, "f32"), (hn384, precision)),
         (f"{hn_label} 384x640 vs the same at 640x640", (hn640, precision), (hn384, precision)),
+        (f"{co_label} 384x640 vs fp32 640x640", (fp32_640, "f32"), (co384, precision)),
+        (f"{co_label} 384x640 vs the same at 640x640", (co640, precision), (co384, precision)),
         ("Ultralytics int8 384x640 vs fp32 640x640", (fp32_640, "f32"), (ul384, precision)),
         ("Ultralytics int8 384x640 vs the same at 640x640", (ul_ir, precision), (ul384, precision)),
     ]

@@ -101,6 +101,40 @@ def test_float_head_neck_preset_finds_the_modules_feeding_the_head(tmp_path, mod
     assert sum(n.endswith("/act") for n in kept) < 10  # only the head's own activations
 
 
+@pytest.mark.parametrize("model", [None, "yolov8n-pose.yaml", "yolo26n-pose.yaml"])
+def test_float_coarse_preset_keeps_p4_p5_in_float_and_p3_in_int8(tmp_path, model):
+    """The coarse levels (the neck modules that emit P4 and P5, the head's branches there: box/class at P4 and P5,
+    keypoints at P5) and the decode stay float; P3's neck module and head branches are quantized. Level by the
+    branch index, in ONNX names (cv2.1/cv2.1.0/...) and torch-converted IR names (cv2.1.0.conv)."""
+    import onnx
+
+    from posebench.compress.quantize import head_inputs, onnx_edges
+
+    graph = onnx.load(str(ArtifactStore(resolve_model(model), tmp_path).get("onnx", (64, 64)))).graph
+    names, feeds = [n.name for n in graph.node], head_inputs(onnx_edges(graph))
+    head = head_index(names)
+    chosen = IgnoredScope("yolo-pose-float-coarse").select(names, feeds)
+    modules = {int(re.match(r"^/model\.(\d+)/", n).group(1)) for n in chosen}
+    assert modules == {*feeds[1:], head}  # P3's neck module (feeds[0]) runs int8
+    decode = IgnoredScope("yolo-pose-float-decode").select(names)
+    assert set(decode) < set(chosen)
+    branch = re.compile(rf"^/model\.{head}/(?:one2one_)?(cv[234](?:_kpts)?)\.(\d)[/.]")
+    kept = {(m.group(1), int(m.group(2))) for n in chosen if (m := branch.match(n)) and n.endswith("Conv")}
+    present = {(m.group(1), int(m.group(2))) for n in names if (m := branch.match(n)) and n.endswith("Conv")}
+    expected = {(b, level) for b, level in present if level == 2 or (level == 1 and b in ("cv2", "cv3"))}
+    assert kept == expected and any(level == 0 for _, level in present - kept)
+    with pytest.raises(InvalidInputError, match="several pyramid levels"):
+        IgnoredScope("yolo-pose-float-coarse").select(names, feeds[:1])
+    torch_names = ["__module.model.23.cv2.1.0.conv/aten::_convolution/Convolution",
+                   "__module.model.23.cv2.0.0.conv/aten::_convolution/Convolution",
+                   "__module.model.23.cv4.1.2/aten::_convolution/Convolution",
+                   "__module.model.23.cv4.2.2/aten::_convolution/Convolution",
+                   "__module.model.19.cv1.conv/aten::_convolution/Convolution",
+                   "__module.model.16.cv1.conv/aten::_convolution/Convolution"]
+    assert IgnoredScope("yolo-pose-float-coarse").select(torch_names, [16, 19, 22]) == [
+        torch_names[0], torch_names[3], torch_names[4]]
+
+
 def test_head_index_of_yolov8_is_22(tmp_path):
     import onnx
 
@@ -307,9 +341,11 @@ def test_int8_ptq_accuracy_target_and_preset_effect(coco_pose_mini, default_sour
             return validate(Predictor(b, (640, 640), (17, 3)), dataset)["pose"]["map50_95"]
 
     scores = {}
-    for preset in ("yolo-pose-float-head", "yolo-pose-float-decode"):
+    for preset in ("yolo-pose-float-head", "yolo-pose-float-decode", "yolo-pose-float-coarse"):
+        correction = "full" if preset == "yolo-pose-float-coarse" else "fast"
         recipe = Recipe.from_yaml(f"name: {preset}\nmodifiers:\n  - type: quantization\n    imgsz: 640\n"
-                                  f"    calibration_images: 64\n    ignored_preset: {preset}\n")
+                                  f"    calibration_images: 64\n    ignored_preset: {preset}\n"
+                                  f"    bias_correction: {correction}\n")
         out = tmp_path / preset
         compress(default_source, recipe, out, options=CompressOptions(calibration=video, cache_dir=tmp_path / "c"))
         target = json.loads((out / "bundle.json").read_text())["int8_target"]  # what the product picked for this CPU
@@ -318,4 +354,5 @@ def test_int8_ptq_accuracy_target_and_preset_effect(coco_pose_mini, default_sour
     fp32 = {rt: pose_map(default_source, rt) for rt in ("onnxruntime", "openvino")}
     for rt in ("onnxruntime", "openvino"):
         assert fp32[rt] - scores["yolo-pose-float-head"][rt] <= 0.010, (rt, fp32, scores)
+        assert fp32[rt] - scores["yolo-pose-float-coarse"][rt] <= 0.010, (rt, fp32, scores)
         assert fp32[rt] - scores["yolo-pose-float-decode"][rt] > fp32[rt] - scores["yolo-pose-float-head"][rt]

@@ -160,10 +160,12 @@ def test_each_int8_precision_builds_with_its_ignored_scope(footage, tmp_path):
 
     tuner = Tuner(TunePlan(source=resolve_model(None), footage=footage, out=tmp_path), lambda *a: None)
     presets = {}
-    for precision in ("int8", "int8-fast"):
+    for precision in ("int8", "int8-coarse", "int8-fast"):
         [(label, path)] = tuner._recipes(Candidate((384, 640), precision), 16)
-        presets[label] = Recipe.load(path).quantization().ignored_preset
-    assert presets == {"int8": "yolo-pose-float-head", "int8-fast": "yolo-pose-float-kpt-out"}
+        q = Recipe.load(path).quantization()
+        presets[label] = (q.ignored_preset, q.bias_correction)
+    assert presets == {"int8": ("yolo-pose-float-head", "fast"), "int8-coarse": ("yolo-pose-float-coarse", "full"),
+                       "int8-fast": ("yolo-pose-float-kpt-out", "fast")}
 
 
 def test_candidate_names_are_unique():

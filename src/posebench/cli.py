@@ -243,9 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--threads", default="2", metavar="N[,N...]", help="thread counts to consider (default: 2)")
     tune.add_argument("--sizes", default="auto", metavar="auto|S,HxW,...",
                       help="input sizes (default auto: squares from 640 down and the footage's aspect ratio)")
-    tune.add_argument("--precisions", default="fp32,int8,int8-fast,int8-ultralytics",
-                      help="fp32, int8 (posebench PTQ, float head), int8-fast (PTQ, keypoint branch int8 but its last "
-                           "convs), int8-ultralytics (yolo export int8) (default: all four)")
+    tune.add_argument("--precisions", default="fp32,int8,int8-coarse,int8-fast,int8-ultralytics",
+                      help="fp32, int8 (posebench PTQ, float head), int8-coarse (PTQ, P4/P5 head and neck outputs in "
+                           "float, P3 int8: more faithful at int8's cost), int8-fast (PTQ, keypoint branch int8 but its "
+                           "last convs), int8-ultralytics (yolo export int8) (default: all five)")
     tune.add_argument("--macs", default="1", metavar="F[,F...]",
                       help="channel-pruning targets, the fraction of the conv MACs kept, 1 = no pruning (default: 1); "
                            "each spread over the groups by a damage scan and recovered by distillation from the dense "

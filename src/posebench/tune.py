@@ -39,11 +39,15 @@ from posebench.models import ModelSource
 from posebench.runtimes.base import runtime_name
 
 Progress = Callable[[str, int, int], None]
-PRECISIONS = ("fp32", "int8", "int8-fast", "int8-ultralytics")
-# int8: posebench PTQ keeping the decode and the keypoint branch in float (the accurate default);
+PRECISIONS = ("fp32", "int8", "int8-coarse", "int8-fast", "int8-ultralytics")
+# precision -> (ignored-scope preset, bias correction) of posebench's int8 PTQ:
+# int8: the decode and the keypoint branch in float (the default preset);
+# int8-coarse: P4/P5 neck outputs and head branches in float, P3 int8, biases corrected layer by layer (384x640,
+# street video: fidelity 0.987-0.993 where int8 has 0.976-0.982, at 0.95-1.00x its time without bf16);
 # int8-fast: the keypoint branch's 3x3 convs in int8 too, only its last 1x1 convs and the decode float
 # (measured at 384x640 on AVX2: 29.2 vs 35.2 ms, fidelity 0.958 vs 0.981)
-INT8_PRESETS = {"int8": "yolo-pose-float-head", "int8-fast": "yolo-pose-float-kpt-out"}
+INT8_PRESETS = {"int8": ("yolo-pose-float-head", "fast"), "int8-coarse": ("yolo-pose-float-coarse", "full"),
+                "int8-fast": ("yolo-pose-float-kpt-out", "fast")}
 NATIVE = (640, 640)
 
 
@@ -226,11 +230,11 @@ class Tuner:
                 f"    allocation: sensitivity\nfinetune:\n  epochs: {self.plan.recovery_epochs}\n  batch: 8\n"
                 "  lr0: 0.0005\ndistillation:\n  task: 0\n"))))
         if candidate.precision in INT8_PRESETS:
-            label, preset = candidate.precision, INT8_PRESETS[candidate.precision]
+            label, (preset, correction) = candidate.precision, INT8_PRESETS[candidate.precision]
             steps.append((label, self._recipe(label, (
                 f"name: {label}\ndescription: posebench int8 PTQ ({preset})\nmodifiers:\n  - type: quantization\n"
                 f"    precision: int8\n    calibration_images: {calibration_images}\n"
-                f"    ignored_preset: {preset}\n"))))
+                f"    ignored_preset: {preset}\n    bias_correction: {correction}\n"))))
         elif candidate.precision == "int8-ultralytics":
             steps.append(("int8-ultralytics", self._recipe("int8-ultralytics", (
                 "name: int8-ultralytics\ndescription: Ultralytics' own OpenVINO int8 export (NNCF)\nmodifiers:\n"

@@ -42,6 +42,16 @@ PRESETS: dict[str, tuple[str, ...]] = {
     # deployment judged against the float model (384x640 with full bias correction: fidelity 0.988-0.992 against
     # fp32 640x640 where the default has 0.970-0.982, on every CPU kind; benchmarks/results/realtime-*.md)
     "yolo-pose-float-head-neck": (r"^/model\.{head}/.*", r"^/model\.(?:{head_inputs})/.*"),
+    # the coarse pyramid levels in float, the fine level (P3, most of the head's and neck's arithmetic) in int8: the
+    # neck modules that emit P4 and P5, the box/class branches at P4 and P5, the keypoint branch at P5 and the
+    # decode. Faithful at the default's cost (yolo11n-pose at 384x640, street video, full bias correction: fidelity
+    # 0.984-0.993 against fp32 640x640 where the default has 0.970-0.982; streams 1.48x / 1.64x Ultralytics' int8
+    # with AVX-512 VNNI (f32) / AVX2 kernels, the default 1.43x / 1.63x; benchmarks/results/realtime-*.md).
+    # Quantization error at P4/P5 moves the poses; at P3 it does not (P3 in float is no better than the default).
+    "yolo-pose-float-coarse": (r"^/model\.{head}/(?!(?:one2one_)?cv(?:[234]|4_kpts)\.).*",
+                               r"^/model\.{head}/(?:one2one_)?cv[23]\.[12][/.]",
+                               r"^/model\.{head}/(?:one2one_)?cv4(?:_kpts)?\.2[/.]",
+                               r"^/model\.(?:{coarse_inputs})/"),
     "none": (),  # quantize everything (collapses pose models; for comparison)
 }
 CALIBRATION_METHODS = ("MinMax", "Entropy", "Percentile")
@@ -66,15 +76,19 @@ class IgnoredScope:
 
     def select(self, names: list[str], feeds: Iterable[int] = ()) -> list[str]:
         """Node names kept in float (matched in their ONNX-export form, see `canonical_node_name`). `feeds`: the
-        indices of the modules that feed the head, for presets that name them (`head_inputs`)."""
+        indices of the modules that feed the head, for presets that name them (`head_inputs`, `coarse_inputs`)."""
         canonical = {n: canonical_node_name(n) for n in names}
         head = head_index(canonical.values())
         patterns = PRESETS[self.preset]
-        inputs = "|".join(str(i) for i in sorted(set(feeds)))
-        if not inputs and any("{head_inputs}" in p for p in patterns):
+        feeding = sorted(set(feeds))  # Ultralytics necks emit P3, P4, P5 in module order: the first is the finest
+        if not feeding and any("{head_inputs}" in p for p in patterns):
             raise InvalidInputError(f"ignored-scope preset '{self.preset}' needs the modules that feed the head "
                                     f"(/model.{head}/), and none was found")
-        keep = [p.format(head=head, head_inputs=inputs) for p in patterns] + list(self.add)
+        if len(feeding) < 2 and any("{coarse_inputs}" in p for p in patterns):
+            raise InvalidInputError(f"ignored-scope preset '{self.preset}' needs a head fed by several pyramid levels "
+                                    f"(P3, P4, P5); /model.{head}/ reads {feeding or 'no module found'}")
+        inputs, coarse = "|".join(map(str, feeding)), "|".join(map(str, feeding[1:]))
+        keep = [p.format(head=head, head_inputs=inputs, coarse_inputs=coarse) for p in patterns] + list(self.add)
         return [n for n, c in canonical.items() if any(re.match(p, c) for p in keep)
                 and not any(re.match(p, c) for p in self.remove)]
 
