@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from side_by_side import interleaved_latency, openvino_predictor, street_frame_sets, ultralytics_ir, video_frames
+from side_by_side import (build_once, interleaved_latency, openvino_predictor, street_frame_sets, ultralytics_ir,
+                          video_frames)
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO = ROOT.parent / "shared" / "data" / "street-video" / "street.avi"
@@ -62,15 +61,7 @@ PTQ_VARIANTS = {
 
 
 def compress(recipe_text: str, name: str, work: Path, frames: Path, pseudo: bool = False) -> Path:
-    out = work / name
-    if not (out / "bundle.json").is_file() and not any(out.glob("*_openvino_model")):
-        recipe = work / f"{name}.yaml"
-        recipe.write_text(recipe_text)
-        print(f"building {name}", flush=True)
-        subprocess.run([sys.executable, "-m", "posebench", "compress", "--recipe", str(recipe), "--calib", str(frames),
-                        "--out", str(out)] + (["--pseudo-labels", str(frames)] if pseudo else []), check=True,
-                       stdout=subprocess.DEVNULL)
-    return out
+    return build_once(recipe_text, work / name, frames, pseudo_labels=pseudo)
 
 
 def main() -> None:

@@ -17,29 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
-from side_by_side import interleaved_latency, openvino_predictor, street_frame_sets, video_frames
+from int8_fidelity import PTQ as FIDELITY_PTQ
+from side_by_side import build_once, interleaved_latency, openvino_predictor, street_frame_sets, video_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO = ROOT.parent / "shared" / "data" / "street-video" / "street.avi"
 SIZE = (384, 640)
-PTQ = """name: {name}
-description: int8 PTQ at 384x640, {what}
-modifiers:
-  - type: quantization
-    precision: int8
-    imgsz: [384, 640]
-    calibration_images: 150
-    ignored_preset: {preset}
-    ignored_add: {add}
-    ignored_remove: {remove}
-    bias_correction: full
-"""
+PTQ = FIDELITY_PTQ + "    ignored_remove: {remove}\n    bias_correction: full\n"
 P3, P4P5 = [r"^/model\.16/", r"^/model\.23/cv[23]\.0[/.]"], [r"^/model\.(?:19|22)/", r"^/model\.23/cv[23]\.[12][/.]"]
 # name -> (what is float beyond the decode, preset, node-name patterns added to / removed from its float set)
 VARIANTS = {
@@ -61,17 +48,8 @@ VARIANTS = {
 }
 
 
-def compress(recipe_text: str, name: str, work: Path, frames: Path) -> Path:
-    """A bundle built once per work folder, without any oneDNN ISA cap."""
-    out = work / name.replace("/", "").replace(" ", "-").replace(",", "").replace("+", "plus-")
-    if not (out / "bundle.json").is_file():
-        recipe = out.with_suffix(".yaml")
-        recipe.write_text(recipe_text)
-        print(f"building {name}", flush=True)
-        uncapped = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")}
-        subprocess.run([sys.executable, "-m", "posebench", "compress", "--recipe", str(recipe), "--calib", str(frames),
-                        "--out", str(out)], check=True, stdout=subprocess.DEVNULL, env=uncapped)
-    return out
+def folder(work: Path, name: str) -> Path:
+    return work / name.replace("/", "").replace(",", "").replace("+", "plus").replace(" ", "-")
 
 
 def main() -> None:
@@ -100,8 +78,8 @@ def main() -> None:
     frames = video_frames(VIDEO, args.work / "frames0-149")
     irs: dict[str, Path] = {}
     for name, (what, preset, add, remove) in VARIANTS.items():
-        bundle = compress(PTQ.format(name=name, what=f"{what} in float", preset=preset, add=json.dumps(add),
-                                     remove=json.dumps(remove)), name, args.work, frames)
+        bundle = build_once(PTQ.format(name=name, what=f"{what} in float", preset=preset, add=json.dumps(add),
+                                       remove=json.dumps(remove)), folder(args.work, name), frames)
         irs[name] = ArtifactStore(resolve_model(str(bundle))).get("openvino", SIZE)
 
     sets = {**street_frame_sets(VIDEO), "every frame": [image for _, image in FrameSource(VIDEO).frames()]}

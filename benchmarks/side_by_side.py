@@ -24,6 +24,25 @@ def ultralytics_openvino_int8(work: Path, calibration_yaml: Path, imgsz: int = 6
     return next(exported.glob("*.xml"))
 
 
+def build_once(recipe_text: str, out: Path, frames: Path, *, pseudo_labels: bool = False) -> Path:
+    """`posebench compress` with this recipe into `out`, calibrated on `frames` (and fine-tuned on them, pseudo-
+    labelled, for QAT), once per folder; built without any oneDNN ISA cap (an artifact is built once and deployed
+    anywhere, the cap is for measuring)."""
+    import os
+    import subprocess
+    import sys
+
+    if not (out / "bundle.json").is_file() and not any(out.glob("*_openvino_model")):
+        recipe = out.with_name(out.name + ".yaml")
+        recipe.write_text(recipe_text)
+        print(f"building {out.name}", flush=True)
+        uncapped = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")}
+        subprocess.run([sys.executable, "-m", "posebench", "compress", "--recipe", str(recipe), "--calib", str(frames),
+                        "--out", str(out)] + (["--pseudo-labels", str(frames)] if pseudo_labels else []), check=True,
+                       stdout=subprocess.DEVNULL, env=uncapped)
+    return out
+
+
 def ultralytics_ir(folder: Path) -> Path:
     """The IR .xml of the Ultralytics OpenVINO export (a `*_openvino_model` folder) under `folder`."""
     found = sorted(folder.rglob("*_openvino_model/*.xml"))
