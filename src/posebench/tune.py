@@ -43,7 +43,7 @@ PRECISIONS = ("fp32", "int8", "int8-coarse", "int8-fast", "int8-ultralytics")
 # precision -> (ignored-scope preset, bias correction) of posebench's int8 PTQ:
 # int8: the decode and the keypoint branch in float (the default preset);
 # int8-coarse: P4/P5 neck outputs and head branches in float, P3 int8, biases corrected layer by layer (384x640,
-# street video: fidelity 0.987-0.993 where int8 has 0.976-0.982, at 0.95-1.00x its time without bf16);
+# street video: fidelity 0.984-0.993 where int8 has 0.970-0.982, at 0.95-1.00x its time without bf16);
 # int8-fast: the keypoint branch's 3x3 convs in int8 too, only its last 1x1 convs and the decode float
 # (measured at 384x640 on AVX2: 29.2 vs 35.2 ms, fidelity 0.958 vs 0.981)
 INT8_PRESETS = {"int8": ("yolo-pose-float-head", "fast"), "int8-coarse": ("yolo-pose-float-coarse", "full"),

@@ -30,6 +30,8 @@ from posebench.isa import Int8Choice
 # YOLO26's Pose26 head exported end to end keeps its one-to-one branch (one2one_cv2 box, one2one_cv3 class,
 # one2one_cv4 + one2one_cv4_kpts keypoints) and its NMS-free top-k (TopK, GatherElements); the flow model and
 # the sigma convs are training-only and gone from the export. The presets treat one2one_cvN like cvN.
+# every op of the head after its prediction convs (the box/keypoint decode, YOLO26's top-k)
+DECODE = r"^/model\.{head}/(?!(?:one2one_)?cv(?:[234]|4_kpts)\.).*"
 PRESETS: dict[str, tuple[str, ...]] = {
     # decode + keypoint branch (cv4, cv4_kpts) in float
     "yolo-pose-float-head": (r"^/model\.{head}/(?!(?:one2one_)?cv[23]\.).*",),
@@ -37,7 +39,7 @@ PRESETS: dict[str, tuple[str, ...]] = {
     "yolo-pose-float-kpt-out": (r"^/model\.{head}/(?!(?:one2one_)?cv[23]\.)"
                                 r"(?!(?:one2one_)?cv4\.\d+(?:/(?:one2one_)?cv4\.\d+)?\.[01][/.]).*",),
     # only the decode (and YOLO26's top-k) in float
-    "yolo-pose-float-decode": (r"^/model\.{head}/(?!(?:one2one_)?cv(?:[234]|4_kpts)\.).*",),
+    "yolo-pose-float-decode": (DECODE,),
     # the whole head and the modules that feed it (the neck's outputs) in float: the most faithful int8, for a
     # deployment judged against the float model (384x640 with full bias correction: fidelity 0.988-0.992 against
     # fp32 640x640 where the default has 0.970-0.982, on every CPU kind; benchmarks/results/realtime-*.md)
@@ -48,7 +50,7 @@ PRESETS: dict[str, tuple[str, ...]] = {
     # 0.984-0.993 against fp32 640x640 where the default has 0.970-0.982; streams 1.48x / 1.64x Ultralytics' int8
     # with AVX-512 VNNI (f32) / AVX2 kernels, the default 1.43x / 1.63x; benchmarks/results/realtime-*.md).
     # Quantization error at P4/P5 moves the poses; at P3 it does not (P3 in float is no better than the default).
-    "yolo-pose-float-coarse": (r"^/model\.{head}/(?!(?:one2one_)?cv(?:[234]|4_kpts)\.).*",
+    "yolo-pose-float-coarse": (DECODE,
                                r"^/model\.{head}/(?:one2one_)?cv[23]\.[12][/.]",
                                r"^/model\.{head}/(?:one2one_)?cv4(?:_kpts)?\.2[/.]",
                                r"^/model\.(?:{coarse_inputs})/"),
