@@ -247,12 +247,14 @@ def run_study_on_cluster(study: Study, out: Path, settings: ClusterSettings, *, 
     client, cluster = connect(settings)
     try:
         report("checking that every worker sees OUT", finished, total)
-        try:
-            client.run(_check_shared, str(out))
-        except ClusterError:
-            raise
-        except Exception as exc:  # a worker's ClusterError comes back as itself; anything else is reported
-            raise ClusterError(f"checking the workers failed: {type(exc).__name__}: {exc}") from exc
+        answers = client.run(_check_shared, str(out), on_error="return")
+        for answer in answers.values():  # a worker's ClusterError comes back as itself; anything else is reported
+            if isinstance(answer, ClusterError):
+                raise answer
+            if isinstance(answer, Exception) and not isinstance(answer, OSError):
+                raise ClusterError(f"checking the workers failed: {type(answer).__name__}: {answer}") from answer
+        if all(isinstance(answer, OSError) for answer in answers.values()):  # a closed comm: a worker that just died
+            raise ClusterError("checking the workers failed: no worker answered")
         names = {model: model_name(model) for model in study.models}
         needed = {(j.model, j.variant) for j in todo} | {(j.model, j.evaluation.reference) for j in todo
                                                          if isinstance(j, AccuracyJob) and j.evaluation.reference}
