@@ -49,6 +49,20 @@ def coco_pose_mini() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def coco_pose_val(tmp_path_factory) -> Path:
+    """A writable copy of the 750-image judging set (Ultralytics writes label caches beside the data)."""
+    import shutil
+
+    path = SHARED_DATA / "coco-pose-val"
+    if not (path / "coco-pose-val.yaml").is_file():
+        pytest.skip(f"the judging set was not found at {path}: it ships only beside the project on the development "
+                    "machine and in CI (set POSEBENCH_SHARED_DATA to its folder to run these tests)")
+    root = tmp_path_factory.mktemp("data") / "coco-pose-val"
+    shutil.copytree(path, root)
+    return root
+
+
 @pytest.fixture(scope="module")
 def mini(coco_pose_mini, tmp_path_factory) -> Path:
     """A writable copy (Ultralytics writes label caches beside the data), with a val+train2017 YAML."""

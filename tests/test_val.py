@@ -229,3 +229,28 @@ def test_data_yaml_without_path_given_by_a_relative_path(mini, monkeypatch):
     assert len(load_dataset(relative).samples) == 12
     staged = stage_dataset(relative, mini.parent / "staged")
     assert len(load_dataset(staged).samples) == 12
+
+
+def test_val_on_the_judging_set_matches_yolo_val_of_the_same_onnx_with_intervals(coco_pose_val, artifacts, tmp_path):
+    """The 750-image judging set: posebench's ONNX Runtime val and `yolo val` of the same ONNX agree (mAP50-95
+    within 0.001), and every mAP is printed with its 95 % interval."""
+    from ultralytics import YOLO
+
+    onnx_path = artifacts.get("onnx", VAL_IMGSZ)
+    data = coco_pose_val / "coco-pose-val.yaml"
+    result = run_cli("val", "--model", str(onnx_path), "--data", str(data), "--runtime", "onnxruntime",
+                     "--out", str(tmp_path / "out"), "--json", str(tmp_path / "val.json"), timeout=900)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "val.json").read_text())[0]
+    ours = record["accuracy"]
+    assert ours["images"] == 750 and ours["instances"] == 2085
+    theirs = YOLO(str(onnx_path), task="pose").val(data=str(data), imgsz=VAL_IMGSZ[0], rect=False, batch=1,
+                                                   conf=0.001, iou=0.7, device="cpu", plots=False, verbose=False)
+    assert ours["pose"]["map50_95"] == pytest.approx(theirs.pose.map, abs=0.001)
+    assert ours["box"]["map50_95"] == pytest.approx(theirs.box.map, abs=0.001)
+    for group, metric in (("pose", "map50_95"), ("pose", "map50"), ("box", "map50_95"), ("coco", "AP")):
+        low, high = ours["intervals"][group][metric]
+        value = ours[group][metric if group != "coco" else "AP"]
+        assert low < value < high and high - low < 0.08, (group, metric)  # +-2 points on 750 images
+        assert f"{value:.3f} [{low:.3f}, {high:.3f}]" in result.stdout
+    assert ours["coco"]["ground_truth"] == "built from labels (area = box x 0.53)"

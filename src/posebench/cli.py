@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "(fused into the model, vectorised numpy, auto): check that a fast path scores the same")
     val.add_argument("--ref-conf", type=float, default=0.5,
                      help="reference detections scoring at least this become ground truth (default: 0.5)")
+    val.add_argument("--baseline", default=None, metavar="MODEL",
+                     help="also score MODEL (e.g. the uncompressed one) on the same images through the first runtime, "
+                          "and give each runtime's difference from it with a paired 95 %% interval")
     _add_common(val)
 
     comp = sub.add_parser("compress", help="prune a pose model with a recipe (one-shot or gradual, with recovery)",
@@ -377,7 +380,7 @@ def cmd_val(args: argparse.Namespace) -> int:
     from posebench.models import default_variant, resolve_model
     from posebench.results import ResultStore, write_json
     from posebench.runtimes import parse_runtimes
-    from posebench.tables import accuracy_markdown, print_accuracy_table
+    from posebench.tables import accuracy_markdown, print_accuracy_table, with_interval
     from posebench.val import ValPlan, run_val
 
     threads = parse_threads(args.threads)
@@ -407,6 +410,21 @@ def cmd_val(args: argparse.Namespace) -> int:
         task = progress.add_task("starting", total=None)
         records = run_val(plan, store, lambda what, done, total: progress.update(
             task, description=what, completed=done, total=total or None))
+    comparisons: list[str] = []
+    if args.baseline:
+        from dataclasses import replace
+
+        from posebench.val import compare_to_baseline
+
+        baseline_plan = replace(plan, source=resolve_model(args.baseline), runtimes=plan.runtimes[:1],
+                                variant=default_variant(resolve_model(args.baseline)), model_name=None)
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), transient=True) as progress:
+            task = progress.add_task("baseline", total=None)
+            baseline = run_val(baseline_plan, store, lambda what, done, total: progress.update(
+                task, description=f"baseline: {what}", completed=done, total=total or None))[0]
+        comparisons = compare_to_baseline(records, baseline, args.baseline)
+        records = records + [baseline]
     print_accuracy_table(records)
     (args.out / "accuracy.md").write_text(accuracy_markdown(records))
     if args.json:
@@ -414,15 +432,21 @@ def cmd_val(args: argparse.Namespace) -> int:
     for r in records:
         if r["status"] == "ok":
             a = r["accuracy"]
-            coco = f", COCO AP {a['coco']['AP']:.3f}" if a.get("coco") else ""
+            coco = f", COCO AP {with_interval(a, 'coco', 'AP')}" if a.get("coco") else ""
             if "fidelity" in a:
-                coco = f", fidelity {a['fidelity']:.3f} (COCO keypoint AP against the reference; 1.0 = same poses)"
-            print(f"{r['trial']['runtime']}: pose mAP50 {a['pose']['map50']:.3f} mAP50-95 {a['pose']['map50_95']:.3f}, "
-                  f"box mAP50 {a['box']['map50']:.3f} mAP50-95 {a['box']['map50_95']:.3f}{coco} on {a['images']} "
-                  f"images ({a['instances']} instances) in {a['wall_seconds']:.1f} s"
+                coco = (f", fidelity {with_interval(a, 'coco', 'AP')} (COCO keypoint AP against the reference; "
+                        "1.0 = same poses)")
+            ci = " (95 % intervals: bootstrap over images)" if a.get("intervals") else ""
+            who = ("baseline " if args.baseline and r is records[-1] else "") + r["trial"]["runtime"]
+            print(f"{who}: pose mAP50 {with_interval(a, 'pose', 'map50')} mAP50-95 "
+                  f"{with_interval(a, 'pose', 'map50_95')}, box mAP50 {with_interval(a, 'box', 'map50')} mAP50-95 "
+                  f"{with_interval(a, 'box', 'map50_95')}{coco} on {a['images']} "
+                  f"images ({a['instances']} instances) in {a['wall_seconds']:.1f} s{ci}"
                   + (f"; {len(a['skipped'])} input(s) left out: {'; '.join(a['skipped'])}" if a.get("skipped") else ""))
         else:
             print(f"{r['trial']['runtime']}: {r['status']}: {r['error']}")
+    for line in comparisons:
+        print(line)
     print(f"records in {store.path}" + (f" and {args.json}" if args.json else ""))
     _print_warnings(records)
     return exit_status(records)

@@ -114,16 +114,21 @@ def fingerprint(extra_versions: dict[str, str] | None = None) -> dict[str, Any]:
     """Describe this machine and software stack; `machine_id` is stable across runs on one host."""
     from posebench.roofline import clock_ghz
 
+    from posebench.microarch import lookup, read_identity
+
     cpu_model, native = _cpuinfo()
+    identity = read_identity()
     cap = onednn_isa_cap()
     flags = capped_flags(native, cap)
-    clock = clock_ghz(native, cpu_model)
+    clock = clock_ghz(native, cpu_model, identity=identity)
     cores = os.cpu_count() or 1
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
     host = socket.gethostname()
     env = {
         "hostname": host,
         "cpu_model": cpu_model,
+        **({"cpu_vendor": identity.vendor, "cpu_family": identity.family, "cpu_model_number": identity.model,
+            "microarchitecture": lookup(identity, native)[1]} if identity else {}),
         "logical_cores": cores,
         "usable_cores": usable,
         "isa": sorted(f for f in ISA_FLAGS if f in flags),

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from posebench.microarch import Identity, lookup, read_identity
+
 INT8_PER_FP32 = {"amx": None, "avx512_vnni": 4.0, "avx_vnni": 4.0, "avx512": 4 / 3, "avx2": 4 / 3, "generic": 1.0}
 AMX_INT8_PER_CYCLE = 2048.0
 
@@ -119,33 +121,45 @@ def reported_clock_ghz() -> tuple[float, str]:
 
 SGEMM_EFFICIENCY = 0.9  # a tuned single-core SGEMM reaches about this fraction of the core's fp32 peak
 
+# An FMA-bound probe: a 1024^3 fp32 MatMul through ONNX Runtime's own GEMM kernels (MLAS picks AVX-512 / AVX2 by
+# CPUID), on one thread. Not numpy's BLAS: OPENBLAS_CORETYPE may pin OpenBLAS to an older core's kernels here.
 SGEMM_PROBE = """
-import time, numpy as np
-a, b = (np.random.default_rng(0).random((512, 512), dtype=np.float32) for _ in range(2))
-for _ in range(3): a @ b
+import time, numpy as np, onnxruntime as ort
+from onnx import TensorProto, helper
+n = 1024
+io = [helper.make_tensor_value_info(k, TensorProto.FLOAT, [n, n]) for k in "aby"]
+graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["y"])], "sgemm", io[:2], io[2:])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+model.ir_version = 8
+so = ort.SessionOptions(); so.intra_op_num_threads = 1; so.inter_op_num_threads = 1
+session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+rng = np.random.default_rng(0)
+feeds = {"a": rng.random((n, n), dtype=np.float32), "b": rng.random((n, n), dtype=np.float32)}
+for _ in range(3): session.run(None, feeds)
 best = 0.0
-for _ in range(20):
-    t = time.perf_counter(); a @ b; best = max(best, 2 * 512**3 / (time.perf_counter() - t) / 1e9)
+for _ in range(12):
+    t = time.perf_counter(); session.run(None, feeds); best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
 print(best)
 """
+PROBE_NAME = "ONNX Runtime 1-thread SGEMM (1024^3)"
 
 
 def sgemm_gflops_one_core() -> float:
-    """Best single-thread float32 GEMM rate (numpy's BLAS, 512^3) in a fresh process; 0 if it cannot run."""
+    """Best single-thread float32 GEMM rate (ONNX Runtime's MLAS, 1024^3) in a fresh process; 0 if it cannot run."""
     import subprocess
     import sys
 
     env = {**os.environ, **{k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
     try:
         out = subprocess.run([sys.executable, "-c", SGEMM_PROBE], env=env, capture_output=True, text=True,
-                             timeout=60, check=True)
-        return float(out.stdout.strip())
-    except (subprocess.SubprocessError, ValueError, OSError):
+                             timeout=120, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, OSError, IndexError):
         return 0.0
 
 
 def clock_ghz(isa: set[str] | list[str] | None = None, cpu_model: str = "",
-              cache_dir: Path | None = None) -> tuple[float, str]:
+              cache_dir: Path | None = None, identity: Identity | None | str = "read") -> tuple[float, str]:
     """The clock the peak is computed with: the larger of the reported clock and the clock a measured
     single-core SGEMM implies (rate / (fp32 ops per cycle x 0.9)). VMs report the nominal clock while the
     cores boost above it, so the measured figure is what keeps the peak an upper bound. Measured once per
@@ -160,8 +174,9 @@ def clock_ghz(isa: set[str] | list[str] | None = None, cpu_model: str = "",
     model, flags = _cpuinfo()
     isa = set(isa) if isa is not None else flags
     cpu_model = cpu_model or model
-    per_cycle, _ = fp32_per_cycle(isa, cpu_model)
-    key = hashlib.sha256(f"{socket.gethostname()}|{cpu_model}|{sorted(isa)}".encode()).hexdigest()[:12]
+    identity = read_identity() if identity == "read" else identity
+    per_cycle, _ = fp32_per_cycle(isa, cpu_model, identity)
+    key = hashlib.sha256(f"{socket.gethostname()}|{cpu_model}|{sorted(isa)}|{PROBE_NAME}".encode()).hexdigest()[:12]
     cache = (cache_dir or Path.home() / ".cache" / "posebench") / f"clock-{key}.json"
     try:
         rate = float(json.loads(cache.read_text())["sgemm_gflops_one_core"])
@@ -169,30 +184,45 @@ def clock_ghz(isa: set[str] | list[str] | None = None, cpu_model: str = "",
         rate = sgemm_gflops_one_core()
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps({"sgemm_gflops_one_core": rate, "cpu_model": cpu_model}))
+            cache.write_text(json.dumps({"sgemm_gflops_one_core": rate, "cpu_model": cpu_model, "probe": PROBE_NAME}))
         except OSError:
             pass
     implied = rate / (per_cycle * SGEMM_EFFICIENCY)
     if implied > reported:
-        return implied, (f"implied by a measured 1-core SGEMM of {rate:.1f} GFLOP/s at {SGEMM_EFFICIENCY:.0%} "
+        return implied, (f"implied by a measured {PROBE_NAME} of {rate:.1f} GFLOP/s at {SGEMM_EFFICIENCY:.0%} "
                          f"efficiency; the OS reports {reported:.2f} GHz ({source}), a nominal clock the cores "
                          "boost above")
     return (reported, source) if reported else (3.0, "no clock known: 3.0 GHz assumed")
 
 
-def fp32_per_cycle(isa: set[str] | list[str], cpu_model: str) -> tuple[float, str]:
-    """fp32 operations per cycle and core, with the reasoning."""
+def fp32_per_cycle(isa: set[str] | list[str], cpu_model: str, identity: Identity | None = None) -> tuple[float, str]:
+    """fp32 operations per cycle and core, with the reasoning: from the core's CPUID identity when it is known
+    (`posebench.microarch`), else the ISA's upper bound; records made before identities were kept (no identity)
+    keep the vendor-name rule they were made with."""
     isa = set(isa)
-    amd = "AMD" in cpu_model.upper()
-    if "avx512f" in isa:
-        if amd:
-            return 32.0, "AVX-512 on AMD (Zen 4: two 256-bit FMA pipes)"
+    if identity is not None:
+        core, how = lookup(identity, isa)
+        if core is not None:
+            return core.fp32_per_cycle, how
+        if "avx512f" in isa:
+            return 64.0, f"AVX-512, at most two 512-bit FMA units ({how}: the upper bound)"
+    elif "avx512f" in isa:
+        if "AMD" in cpu_model.upper():
+            return 32.0, "AVX-512 on AMD (Zen 4: two 256-bit FMA pipes; no CPUID identity recorded)"
         return 64.0, "AVX-512 (two 512-bit FMA units)"
     if "avx2" in isa and "fma" in isa:
         return 32.0, "AVX2 + FMA (two 256-bit FMA units)"
     if "avx" in isa:
         return 16.0, "AVX"
     return 8.0, "SSE"
+
+
+def identity_of(env: dict[str, Any]) -> Identity | None:
+    """The CPUID identity a fingerprint recorded (None for records made before it was kept)."""
+    try:
+        return Identity(str(env["cpu_vendor"]), int(env["cpu_family"]), int(env["cpu_model_number"]))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -217,7 +247,7 @@ def cpu_peak(env: dict[str, Any], threads: int, *, clock: tuple[float, str] | No
         clock = (float(env["clock_ghz"]), str(env.get("clock_source", "given"))) if env.get("clock_ghz") \
             else clock_ghz()
     ghz, clock_source = clock
-    per_cycle, why = fp32_per_cycle(isa, str(env.get("cpu_model", "")))
+    per_cycle, why = fp32_per_cycle(isa, str(env.get("cpu_model", "")), identity_of(env))
     cores = min(int(threads), int(env.get("usable_cores") or threads))
     fp32 = cores * ghz * per_cycle
     path = int8_target_of(isa)
@@ -243,12 +273,13 @@ def roofline(ops: dict[str, float] | None, latency_ms: float | None, peak: Peak 
 # VNNI, max boost 3.7 GHz); the "8/15/30-core" configurations are counted as full cores (on GCE they are
 # vCPUs, i.e. hyperthreads, so half as many physical cores is the likelier reading). Jetson AGX Orin 64GB:
 # NVIDIA's headline 275 TOPS (sparse int8, GPU + DLA), used as the bound for every precision.
+GENOA = {"cpu_vendor": "AuthenticAMD", "cpu_family": 0x19, "cpu_model_number": 0x11}  # EPYC 9004 (Zen 4)
 THESIS_MACHINES = {
-    "8-core": {"isa": ["avx2", "fma", "avx512f", "avx512bw", "avx512_vnni"], "cpu_model": "AMD EPYC Genoa",
+    "8-core": {"isa": ["avx2", "fma", "avx512f", "avx512bw", "avx512_vnni"], "cpu_model": "AMD EPYC Genoa", **GENOA,
                "usable_cores": 8, "clock_ghz": 3.7, "clock_source": "max boost"},
-    "15-core": {"isa": ["avx2", "fma", "avx512f", "avx512bw", "avx512_vnni"], "cpu_model": "AMD EPYC Genoa",
+    "15-core": {"isa": ["avx2", "fma", "avx512f", "avx512bw", "avx512_vnni"], "cpu_model": "AMD EPYC Genoa", **GENOA,
                 "usable_cores": 15, "clock_ghz": 3.7, "clock_source": "max boost"},
-    "30-core": {"isa": ["avx2", "fma", "avx512f", "avx512bw", "avx512_vnni"], "cpu_model": "AMD EPYC Genoa",
+    "30-core": {"isa": ["avx2", "fma", "avx512f", "avx512bw", "avx512_vnni"], "cpu_model": "AMD EPYC Genoa", **GENOA,
                 "usable_cores": 30, "clock_ghz": 3.7, "clock_source": "max boost"},
 }
 ORIN_PEAK = Peak(fp32_gops=275_000.0, int8_gops=275_000.0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from posebench.evaluate.uncertainty import format_interval
 from posebench.results import runtime_label
 
 COLUMNS = ("runtime", "threads", "mean ms", "p50 ms", "p90 ms", "p99 ms", "std ms", "runs", "vs torch", "status")
@@ -86,6 +87,12 @@ ACCURACY_COLUMNS = ("runtime", "Box P", "Box R", "Box mAP50", "Box mAP50-95", "P
                     "Pose mAP50-95", "COCO AP", "COCO AP50", "images", "s")
 
 
+def with_interval(accuracy: dict[str, Any], group: str, metric: str) -> str:
+    """'0.504 [0.484, 0.525]': a metric of an accuracy record with its 95 % bootstrap interval when it has one."""
+    interval = ((accuracy.get("intervals") or {}).get(group) or {}).get(metric)
+    return format_interval(float(accuracy[group][metric]), interval)
+
+
 def accuracy_rows(records: list[dict[str, Any]]) -> list[list[str]]:
     """One row per accuracy record, with the thesis's Table 4.1 columns plus COCO keypoint AP."""
     rows = []
@@ -97,10 +104,11 @@ def accuracy_rows(records: list[dict[str, Any]]) -> list[list[str]]:
             continue
         a = r["accuracy"]
         coco = a.get("coco") or {}
-        cells = [a["box"]["precision"], a["box"]["recall"], a["box"]["map50"], a["box"]["map50_95"],
-                 a["pose"]["precision"], a["pose"]["recall"], a["pose"]["map50"], a["pose"]["map50_95"]]
-        rows.append([label, *(f"{v:.3f}" for v in cells),
-                     f"{coco['AP']:.3f}" if "AP" in coco else "-", f"{coco['AP50']:.3f}" if "AP50" in coco else "-",
+        cells = [with_interval(a, group, metric) for group in ("box", "pose")
+                 for metric in ("precision", "recall", "map50", "map50_95")]
+        rows.append([label, *cells,
+                     with_interval(a, "coco", "AP") if "AP" in coco else "-",
+                     with_interval(a, "coco", "AP50") if "AP50" in coco else "-",
                      str(a["images"]), f"{a['wall_seconds']:.1f}"])
     return rows
 

@@ -483,14 +483,23 @@ class Tuner:
                              "stage": "fine", "dropped": None, "reference": True, **timing})
         timed = [r for r in rows if r["stage"] == "fine" and r.get("p50_ms") is not None]
         pareto_front(timed)
+        for r in timed:
+            if not r["reference"]:
+                self._compare(r)
         eligible = [r for r in timed if not r["reference"] and all((r["accuracy"].get(k) or -1) >= v
                                                                     for k, v in floor.items())]
+        unresolved = []
         if self.plan.budget_ms is not None:
             eligible = [r for r in eligible if r["p50_ms"] <= self.plan.budget_ms]
             eligible.sort(key=lambda r: (tuple(-(v or 0) for v in r["accuracy"].values()), r["p50_ms"]))
         else:
+            # "within the tolerance" must be what the paired interval says; a candidate whose interval straddles
+            # the floor is not resolved and wins only when no resolved one is left
+            unresolved = [r for r in eligible if r.get("within") is None]
+            eligible = ([r for r in eligible if r.get("within") is not None] or unresolved)
             eligible.sort(key=lambda r: r["p50_ms"])
         winner = dict(eligible[0]) if eligible else None
+        faster_unresolved = [r for r in unresolved if winner and r["p50_ms"] < winner["p50_ms"]]
         return {"model": self.plan.source.name, "footage": str(self.plan.footage), "frames": self.frames,
                 "eval_from": self.eval_from, "frame_hw": list(self.frame_hw),
                 "calibration": json.loads((self.plan.out / "calibration" / "frames.json").read_text()),
@@ -499,7 +508,24 @@ class Tuner:
                 "reference": {"candidate": self.reference.name, "accuracy": reference,
                               "runtime": self.plan.reference_runtime}, "floor": floor,
                 "sizes": [list(s) for s in sizes], "rows": rows, "winner": winner,
+                "faster_unresolved": [r["candidate"] + f" on {r['runtime']}" for r in faster_unresolved],
                 "labels": str(self.plan.data) if self.plan.data else None, "environment": self.env}
+
+    def _compare(self, row: dict[str, Any]) -> None:
+        """Paired differences of a row from the reference on each evaluation (same frames / images, same
+        resamples): row["comparison"][name], and row["within"]: True when every interval says the row is no more
+        than the tolerance below, None when one cannot say (not resolved), False when one says it is below."""
+        from posebench.report.compare import METRIC_OF_SCORE, difference
+
+        verdicts, row["comparison"] = [], {}
+        for name in row["accuracy"]:
+            mine = self.done.get(f"tune|{row['candidate']}|accuracy|{name}|{row['runtime']}")
+            ref = self.done.get(f"tune|{self.reference.name}|accuracy|{name}|{self.plan.reference_runtime}")
+            ok = mine and ref and mine.get("status") == "ok" and ref.get("status") == "ok"
+            d = difference(mine["accuracy"], ref["accuracy"], METRIC_OF_SCORE[name]) if ok else None
+            row["comparison"][name] = d.to_dict() if d else None
+            verdicts.append(d.within(self.plan.tolerance) if d else None)
+        row["within"] = False if False in verdicts else (None if None in verdicts else True)
 
     def _deploy(self, winner: dict[str, Any]) -> Path:
         """Copy the winner to OUT/winner/: a bundle folder `bench`, `val` (and `stream`) take as --model."""

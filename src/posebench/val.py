@@ -136,3 +136,25 @@ def run_val(plan: ValPlan, store: ResultStore, on_progress: Progress | None = No
         store.append(record)
         records.append(record)
     return records
+
+
+def compare_to_baseline(records: list[dict[str, Any]], baseline: dict[str, Any], name: str) -> list[str]:
+    """Add to each record its paired difference from `baseline` (scored on the same images): pose and box
+    mAP50-95 and mAP50, COCO keypoint AP; returns one printable line per record."""
+    from posebench.report.compare import matches_of
+    from posebench.evaluate.uncertainty import paired_differences
+
+    if baseline.get("status") != "ok":
+        return [f"baseline {name}: {baseline.get('status')}: {baseline.get('error')}"]
+    lines = []
+    reference = matches_of(baseline["accuracy"])
+    for r in records:
+        if r.get("status") != "ok" or reference is None:
+            continue
+        differences = paired_differences(matches_of(r["accuracy"]), reference)
+        r["comparison"] = {"baseline": name, "baseline_record": baseline["id"],
+                           "differences": {k: d.to_dict() for k, d in differences.items()}}
+        main = [f"{k} {differences[k].describe()}" for k in ("pose.map50_95", "pose.map50", "coco.AP")
+                if k in differences]
+        lines.append(f"{r['trial']['runtime']} minus baseline {name} (paired, same images): " + "; ".join(main))
+    return lines

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from posebench.evaluate.postprocess import box_iou
+from posebench.evaluate.uncertainty import CocoMatches, Matches, average_precision_101
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 COCO_SIGMAS = np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87,
@@ -53,14 +54,6 @@ def _smooth(y: np.ndarray, f: float = 0.05) -> np.ndarray:
     return np.convolve(np.concatenate((pad * y[0], y, pad * y[-1])), np.ones(nf) / nf, mode="valid")
 
 
-def _average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
-    mrec = np.concatenate(([0.0], recall, [recall[-1] if len(recall) else 1.0], [1.0]))
-    mpre = np.concatenate(([1.0], precision, [0.0], [0.0]))
-    mpre = np.flip(np.maximum.accumulate(np.flip(mpre)))
-    x = np.linspace(0, 1, 101)
-    return float(np.trapezoid(np.interp(x, mrec, mpre), x))
-
-
 @dataclass(frozen=True)
 class Scores:
     """P, R, mAP50, mAP50-95 of one kind of prediction (boxes or poses), averaged over classes."""
@@ -93,7 +86,7 @@ def scores_from_stats(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, ta
         r_curve[ci] = np.interp(-x, -conf[sel], recall[:, 0], left=0)
         p_curve[ci] = np.interp(-x, -conf[sel], precision[:, 0], left=1)
         for j in range(tp.shape[1]):
-            ap[ci, j] = _average_precision(recall[:, j], precision[:, j])
+            ap[ci, j] = average_precision_101(recall[:, j], precision[:, j])
     if not classes.size:
         return Scores(0.0, 0.0, 0.0, 0.0)
     f1 = 2 * p_curve * r_curve / (p_curve + r_curve + eps)
@@ -112,12 +105,16 @@ class PoseStats:
     _conf: list[np.ndarray] = field(default_factory=list)
     _pred_cls: list[np.ndarray] = field(default_factory=list)
     _target_cls: list[np.ndarray] = field(default_factory=list)
+    _keys: list[object] = field(default_factory=list)
     images: int = 0
     instances: int = 0
 
     def add(self, *, pred_boxes: np.ndarray, pred_scores: np.ndarray, pred_classes: np.ndarray,
-            pred_kpts: np.ndarray, gt_boxes: np.ndarray, gt_classes: np.ndarray, gt_kpts: np.ndarray) -> None:
-        """Add one image: predictions sorted by descending score; boxes xyxy in one pixel space."""
+            pred_kpts: np.ndarray, gt_boxes: np.ndarray, gt_classes: np.ndarray, gt_kpts: np.ndarray,
+            key: object = None) -> None:
+        """Add one image: predictions sorted by descending score; boxes xyxy in one pixel space. `key` names the
+        image (its id) for paired comparisons; default: its position."""
+        self._keys.append(self.images if key is None else key)
         self.images += 1
         self.instances += int(gt_classes.shape[0])
         if gt_classes.size and pred_classes.size:
@@ -139,3 +136,22 @@ class PoseStats:
         target_cls = cat(self._target_cls, (0,))
         return {"box": scores_from_stats(cat(self._tp_box, (0, 10)), conf, pred_cls, target_cls),
                 "pose": scores_from_stats(cat(self._tp_pose, (0, 10)), conf, pred_cls, target_cls)}
+
+    @property
+    def keys(self) -> list[object]:
+        """The images added so far, by key, in order."""
+        return list(self._keys)
+
+    def matches(self, coco: CocoMatches | None = None) -> Matches:
+        """Every prediction with its image and match flags, for bootstrap intervals and paired comparisons."""
+        target_cls = np.concatenate(self._target_cls) if self._target_cls else np.zeros(0)
+        classes = np.unique(target_cls)
+        counts = np.array([[int((t == c).sum()) for c in classes] for t in self._target_cls],
+                          dtype=np.int32).reshape(len(self._target_cls), classes.shape[0])
+        sizes = [len(c) for c in self._conf]
+        cat = lambda parts, shape, dtype: (np.concatenate(parts) if parts else np.zeros(shape)).astype(dtype)  # noqa: E731
+        return Matches(image_keys=np.array([str(k) for k in self._keys]),
+                       image=np.repeat(np.arange(len(sizes), dtype=np.int32), sizes),
+                       conf=cat(self._conf, (0,), np.float32), pred_cls=cat(self._pred_cls, (0,), np.int16),
+                       tp_box=cat(self._tp_box, (0, 10), bool), tp_pose=cat(self._tp_pose, (0, 10), bool),
+                       gt_classes=classes.astype(np.int16), gt_counts=counts, coco=coco)

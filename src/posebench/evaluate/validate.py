@@ -20,12 +20,15 @@ import cv2
 import numpy as np
 
 from posebench.errors import InvalidInputError
-from posebench.evaluate.cocoeval import dataset_ground_truth_json, evaluate_keypoints, ground_truth_json
+from posebench.evaluate.cocoeval import coco_matches, dataset_ground_truth_json, evaluate_keypoints, ground_truth_json
 from posebench.evaluate.data import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Dataset, list_images
 from posebench.evaluate.metrics import COCO_SIGMAS, PoseStats
 from posebench.evaluate.postprocess import Detections, NMSConfig, decode
 from posebench.evaluate.preprocess import Preprocessor
+from posebench.evaluate.uncertainty import CONFIDENCE, RESAMPLES, SEED, bootstrap_intervals
 from posebench.runtimes.base import Backend
+
+UNCERTAINTY = {"resamples": RESAMPLES, "seed": SEED, "confidence": CONFIDENCE}
 
 
 @dataclass
@@ -95,8 +98,11 @@ def coco_results(image_id: int, det: Detections, shape: tuple[int, int], categor
 
 
 def validate(predictor: Predictor, dataset: Dataset, *, predictions_json: Path | None = None,
-             on_image: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Score `predictor` on `dataset`: Ultralytics-style metrics plus COCO keypoint AP when possible."""
+             on_image: Callable[[int, int], None] | None = None,
+             uncertainty: dict[str, Any] | None = UNCERTAINTY) -> dict[str, Any]:
+    """Score `predictor` on `dataset`: Ultralytics-style metrics plus COCO keypoint AP when possible, each with a
+    bootstrap interval over images, and the per-image matches that paired comparisons need (`uncertainty`: the
+    bootstrap's resamples / seed / confidence; None leaves both out)."""
     dataset.check_model(predictor.kpt_shape)
     sigmas = COCO_SIGMAS if dataset.kpt_shape[0] == 17 else np.full(dataset.kpt_shape[0], 1 / dataset.kpt_shape[0])
     stats = PoseStats(sigmas=sigmas)
@@ -113,22 +119,28 @@ def validate(predictor: Predictor, dataset: Dataset, *, predictions_json: Path |
         predictor.times.read += time.perf_counter() - t0
         det = predictor(image)
         stats.add(pred_boxes=det.boxes, pred_scores=det.scores, pred_classes=det.classes, pred_kpts=det.keypoints,
-                  gt_boxes=sample.boxes, gt_classes=sample.classes, gt_kpts=sample.keypoints)
+                  gt_boxes=sample.boxes, gt_classes=sample.classes, gt_kpts=sample.keypoints, key=sample.image_id)
         results += coco_results(sample.image_id, det, image.shape[:2])
         if on_image:
             on_image(n + 1, len(dataset.samples))
     scores = stats.compute()
-    coco = None
+    coco, per_image = None, None
     if dataset.kpt_shape[1] == 3:
         with tempfile.TemporaryDirectory() as tmp:
             gt = dataset.coco_json or dataset_ground_truth_json(dataset, Path(tmp) / "gt.json")
-            coco = evaluate_keypoints(gt, results, sigmas=None if dataset.kpt_shape[0] == 17 else sigmas)
+            coco_sigmas = None if dataset.kpt_shape[0] == 17 else sigmas
+            coco = evaluate_keypoints(gt, results, sigmas=coco_sigmas)
             coco["ground_truth"] = "official COCO JSON" if dataset.coco_json else "built from labels (area = box x 0.53)"
+            if uncertainty:
+                per_image = coco_matches(gt, results, [int(k) for k in stats.keys], sigmas=coco_sigmas)
+    matches = stats.matches(per_image)
+    intervals = bootstrap_intervals(matches, **uncertainty) if uncertainty and stats.images else None
     if predictions_json:
         predictions_json.parent.mkdir(parents=True, exist_ok=True)
         predictions_json.write_text(json.dumps(results))
     return {
         "box": scores["box"].to_dict(), "pose": scores["pose"].to_dict(), "coco": coco,
+        "intervals": intervals, "matches": matches.to_payload() if uncertainty else None,
         "images": stats.images, "instances": stats.instances, "inferences": predictor.inferences,
         "detections": len(results), "skipped": problems,
         "per_image_ms": predictor.times.per_image_ms(stats.images),
@@ -204,8 +216,10 @@ def pseudo_truth(reference: Predictor, image: np.ndarray, *, ref_conf: float = 0
 
 
 def fidelity(candidate: Predictor, frames: list[np.ndarray], truths: list[PseudoTruth],
-             on_image: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Label-free fidelity: score `candidate` against a reference's pseudo ground truth, frame by frame."""
+             on_image: Callable[[int, int], None] | None = None,
+             uncertainty: dict[str, Any] | None = UNCERTAINTY) -> dict[str, Any]:
+    """Label-free fidelity: score `candidate` against a reference's pseudo ground truth, frame by frame (with
+    bootstrap intervals over frames and the per-frame matches, as `validate`)."""
     if not frames:
         raise InvalidInputError("no image or frame to compare on")
     k = candidate.kpt_shape[0]
@@ -219,7 +233,7 @@ def fidelity(candidate: Predictor, frames: list[np.ndarray], truths: list[Pseudo
     for n, (image, truth) in enumerate(zip(frames, truths)):
         det = candidate(image)
         stats.add(pred_boxes=det.boxes, pred_scores=det.scores, pred_classes=det.classes, pred_kpts=det.keypoints,
-                  gt_boxes=truth.boxes, gt_classes=truth.classes, gt_kpts=truth.keypoints)
+                  gt_boxes=truth.boxes, gt_classes=truth.classes, gt_kpts=truth.keypoints, key=n + 1)
         results += coco_results(n + 1, det, image.shape[:2])
         if on_image:
             on_image(n + 1, len(frames))
@@ -230,8 +244,13 @@ def fidelity(candidate: Predictor, frames: list[np.ndarray], truths: list[Pseudo
         gt = ground_truth_json(((n + 1, image.shape[:2], t.boxes, t.keypoints) for n, (image, t)
                                 in enumerate(zip(frames, truths))), kpt_count=k, path=Path(tmp) / "gt.json")
         coco = evaluate_keypoints(gt, results, sigmas=None if k == 17 else sigmas)
+        per_image = coco_matches(gt, results, [n + 1 for n in range(len(frames))],
+                                 sigmas=None if k == 17 else sigmas) if uncertainty else None
     coco["ground_truth"] = "reference predictions (area = box x 0.53)"
+    matches = stats.matches(per_image)
+    intervals = bootstrap_intervals(matches, **uncertainty) if uncertainty else None
     return {"fidelity": coco["AP"], "box": scores["box"].to_dict(), "pose": scores["pose"].to_dict(), "coco": coco,
+            "intervals": intervals, "matches": matches.to_payload() if uncertainty else None,
             "images": stats.images, "instances": stats.instances, "inferences": candidate.inferences,
             "detections": len(results), "skipped": [],
             "per_image_ms": candidate.times.per_image_ms(stats.images), "wall_seconds": time.perf_counter() - start,

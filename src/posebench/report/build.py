@@ -13,14 +13,17 @@ import base64
 import html
 import io
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from posebench.errors import InvalidInputError
+from posebench.evaluate.uncertainty import Difference
+from posebench.report.compare import difference, within_words
 from posebench.report.cost import Cost, PriceRule, load_prices, price
 from posebench.report.pareto import pareto
 from posebench.results import merge, runtime_label
+from posebench.tables import with_interval
 
 NOISY_SPREAD = 0.10  # rounds of one trial whose p50s differ by more than this are flagged
 
@@ -43,6 +46,7 @@ class Point:
     p99_ms: float
     accuracy: float | None  # pose mAP50 (or --metric) on the primary evaluation (None when not measured)
     cost: Cost | None = None  # what it costs at its mean latency (None: no price rule for its machine)
+    gap: Difference | None = field(default=None, compare=False)  # accuracy - base's, paired interval (None: unknown)
 
     @property
     def label(self) -> str:
@@ -98,6 +102,7 @@ class Report:
             raise InvalidInputError(f"no evaluation named '{evaluation}' in the results (have: {', '.join(names)})")
         self.evaluations = names
         self.primary = evaluation or (labelled[0] if labelled else (names[0] if names else None))
+        self._gaps: dict[tuple[int, int], Difference | None] = {}
         self.points = self._points()
         self.e2e_points = self._points(self.e2e)
         self.machines = list(dict.fromkeys(_machine(r) for r in self.latency + self.e2e))
@@ -127,12 +132,28 @@ class Report:
             acc = self.accuracy_of(t["model"], t["variant"], t["runtime"], self.primary) if self.primary else None
             if t["runtime"] == "null":
                 continue
+            base = self.accuracy_of(t["model"], "base", t["runtime"], self.primary) if acc else None
             points.append(Point(t["model"], t["variant"], runtime_label(t), t["threads"], _machine(r), _device(r),
                                 r["latency"]["mean_ms"], r["latency"]["p50_ms"], r["latency"]["p99_ms"],
                                 acc["pose"][self.metric] if acc else None,
                                 price(self.prices, r.get("environment") or {}, _device(r), t["threads"],
-                                      r["latency"]["mean_ms"])))
+                                      r["latency"]["mean_ms"]),
+                                self.gap(acc, base)))
         return points
+
+    @property
+    def gap_metric(self) -> str:
+        """The metric paired comparisons use: pose mAP50 / mAP50-95 as --metric says (mAP50-95 for P and R)."""
+        return "pose." + (self.metric if self.metric in ("map50", "map50_95") else "map50_95")
+
+    def gap(self, accuracy: dict | None, base: dict | None) -> Difference | None:
+        """accuracy - base's on the same images (paired bootstrap), computed once per pair of records."""
+        if accuracy is None or base is None or accuracy is base:
+            return None
+        key = (id(accuracy), id(base))
+        if key not in self._gaps:
+            self._gaps[key] = difference(accuracy, base, self.gap_metric)
+        return self._gaps[key]
 
     def config(self, record: dict[str, Any]) -> str:
         """'runtime@threads', with the machine when the results hold several."""
@@ -209,6 +230,21 @@ def pareto_front(points: list[Point]) -> list[Point]:
     return pareto(points, lambda p: p.mean_ms, lambda p: p.accuracy)
 
 
+def judge_within(points: list[Point], reference: float, max_drop: float) -> tuple[list[Point], list[Point]]:
+    """(within the drop, not resolved): a point with a paired interval is within when the interval says so and
+    not resolved when it straddles -max_drop; one without (old records, the base itself) is judged on its value."""
+    ok, unresolved = [], []
+    for p in points:
+        verdict = p.gap.within(max_drop) if p.gap is not None else p.accuracy >= reference - max_drop
+        if verdict is None:
+            unresolved.append(p)
+        elif verdict:
+            ok.append(p)
+    if not ok:  # the base itself is always within
+        ok = [max(points, key=lambda p: p.accuracy)]
+    return ok, unresolved
+
+
 def verdict(report: Report, *, max_drop: float, budget_ms: float | None) -> list[str]:
     """Plain sentences: fastest within the accuracy drop, most accurate within the budget, CPU vs GPU."""
     scored = [p for p in report.points if p.accuracy is not None]
@@ -225,11 +261,19 @@ def verdict(report: Report, *, max_drop: float, budget_ms: float | None) -> list
             lines.append(f"**{model}**: every variant scores ~0 {metric} on {report.primary} (random weights built "
                          "from a model YAML?): latency only; no accuracy verdict.")
             continue
-        ok = [p for p in mine if p.accuracy >= reference - max_drop]
+        ok, unresolved = judge_within(mine, reference, max_drop)
         fastest = min(ok, key=lambda p: p.mean_ms)
         lines.append(f"**{model}**: fastest configuration within {max_drop:.3f} {metric} of "
                      f"{'base' if base else 'the best variant'} ({reference:.3f}): **{fastest.label}**, "
-                     f"{fastest.mean_ms:.2f} ms mean ({fastest.p99_ms:.2f} ms p99), {metric} {fastest.accuracy:.3f}.")
+                     f"{fastest.mean_ms:.2f} ms mean ({fastest.p99_ms:.2f} ms p99), {metric} {fastest.accuracy:.3f}"
+                     + (f"; paired difference from base {within_words(fastest.gap, max_drop)}." if fastest.gap
+                        else "."))
+        quicker = [p for p in unresolved if p.mean_ms < fastest.mean_ms]
+        if quicker:
+            q = min(quicker, key=lambda p: p.mean_ms)
+            lines.append(f"Faster but not resolved: **{q.label}** ({q.mean_ms:.2f} ms, {metric} {q.accuracy:.3f}), "
+                         f"{within_words(q.gap, max_drop)}; these images cannot say whether it is within "
+                         f"{max_drop:.3f} (more images would).")
         if budget_ms is not None:
             within = [p for p in mine if p.mean_ms <= budget_ms]
             if within:
@@ -433,17 +477,20 @@ def config_of_record(report: Report, record: dict[str, Any]) -> str:
 # ---- tables ---------------------------------------------------------------------------------------------
 
 def accuracy_table(report: Report, evaluation: str) -> list[list[str]]:
+    gap_label = f"{LABELS[report.gap_metric.split('.')[1]]} vs base (paired, points)"
     header = ["model", "variant", "runtime", *(f"Box {LABELS[m]}" for m in METRICS),
-              *(f"Pose {LABELS[m]}" for m in METRICS), "COCO AP / fidelity", "images"]
+              *(f"Pose {LABELS[m]}" for m in METRICS), "COCO AP / fidelity", "images", gap_label]
     rows = [header]
     for r in report.accuracy:
         if Report._evaluation_name(r) != evaluation:
             continue
         a, t = r["accuracy"], r["trial"]
-        extra = a.get("fidelity", (a.get("coco") or {}).get("AP"))
-        rows.append([t["model"], t["variant"], t["runtime"], *(f"{a['box'][m]:.3f}" for m in METRICS),
-                     *(f"{a['pose'][m]:.3f}" for m in METRICS), f"{extra:.3f}" if extra is not None else "-",
-                     str(a["images"])])
+        extra = with_interval(a, "coco", "AP") if (a.get("coco") or {}).get("AP") is not None else "-"
+        base = report.accuracy_of(t["model"], "base", t["runtime"], evaluation)
+        gap = report.gap(a, base)
+        rows.append([t["model"], t["variant"], t["runtime"], *(with_interval(a, "box", m) for m in METRICS),
+                     *(with_interval(a, "pose", m) for m in METRICS), extra, str(a["images"]),
+                     gap.describe() if gap else "-"])
     return rows
 
 

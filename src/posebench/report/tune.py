@@ -11,6 +11,23 @@ def _acc(row: dict[str, Any]) -> str:
     return " / ".join("-" if v is None else f"{v:.4f}" for v in row["accuracy"].values())
 
 
+def _gap(d: dict[str, Any] | None, tolerance: float | None) -> str:
+    """'-0.0031 [-0.0102, +0.0040]: not resolved' from a Difference's dict."""
+    if not d:
+        return "-"
+    low, high = d["interval"]
+    text = f"{d['difference']:+.4f} [{low:+.4f}, {high:+.4f}]"
+    if tolerance is None:
+        return text + ("" if d["resolved"] else ", not resolved")
+    if low >= -tolerance:
+        state = "within" + ("" if d["resolved"] else " (sign not resolved)")
+    elif high < -tolerance:
+        state = "below the floor"
+    else:
+        state = "not resolved"
+    return f"{text}: {state}"
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -51,7 +68,16 @@ def tune_markdown(summary: dict[str, Any]) -> str:
                   f"{winner['p50_ms']:.2f} ms, **{winner['x_vs_reference']:.2f}x** the reference's speed; "
                   f"{metrics} {_acc(winner)} ("
                   + ", ".join(f"{abs(c):.4f} {'below' if c > 0 else 'above'} the reference" for c in cost.values())
-                  + ").", "",
+                  + ").", ""]
+        tolerance = summary["goal"].get("tolerance")
+        if winner.get("comparison") and tolerance is not None:
+            lines += ["Paired with the reference on the same frames / images (95 % bootstrap interval of the "
+                      "difference): " + "; ".join(f"{name} {_gap(d, tolerance)}" for name, d in
+                                                   winner["comparison"].items()) + ".", ""]
+        if summary.get("faster_unresolved"):
+            lines += ["Faster, but not resolved (their intervals reach below the floor, so these frames cannot say "
+                      f"whether they are within {tolerance:g}): " + ", ".join(summary["faster_unresolved"]) + ".", ""]
+        lines += [
                   f"Why: it is the {'fastest' if 'tolerance' in summary['goal'] else 'most accurate'} candidate "
                   "that meets the goal in the fine rounds. Deploy it: "
                   f"`posebench bench --model {winner.get('deployment', '?')} --runtime {winner['runtime']} "
@@ -61,15 +87,18 @@ def tune_markdown(summary: dict[str, Any]) -> str:
     if summary.get("plot"):
         lines += [f"![p50 against accuracy, Pareto front dashed]({summary['plot']})", ""]
     lines += ["## Candidates", "",
-              f"| candidate | runtime | threads | {metrics} | p50 ms | x ref | rounds spread | stage | Pareto |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              f"| candidate | runtime | threads | {metrics} | vs reference (paired) | p50 ms | x ref | rounds spread | "
+              "stage | Pareto |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     rows = sorted(summary["rows"], key=lambda r: (r.get("p50_ms") is None, r.get("p50_ms") or 0, r["candidate"]))
     for r in rows:
         name = r["candidate"] + (" (reference)" if r["reference"] else "")
         stage = r["stage"] if r["stage"] != "dropped" else f"dropped: {r.get('dropped') or '-'}"
         x = "-" if r.get("x_vs_reference") is None else f"{r['x_vs_reference']:.2f}"
         spread = "-" if r.get("spread") is None else f"{r['spread']:.0%}"
-        lines.append(f"| {name} | {r['runtime']} | {r['threads']} | {_acc(r)} | {_ms(r.get('p50_ms'))} | {x} | "
+        gaps = "; ".join(_gap(d, summary["goal"].get("tolerance")) for d in (r.get("comparison") or {}).values()
+                         if d) or "-"
+        lines.append(f"| {name} | {r['runtime']} | {r['threads']} | {_acc(r)} | {gaps} | {_ms(r.get('p50_ms'))} | {x} | "
                      f"{spread} | {stage} | {'yes' if r.get('pareto') else ''} |")
     lines += ["", "Sizes tried: " + ", ".join(f"{h}x{w}" for h, w in summary["sizes"]) + ". A size whose fp32 "
               "accuracy is already under the floor is dropped before any compression is built at it.", ""]
