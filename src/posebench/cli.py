@@ -176,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--imgsz", type=int, default=None, help="fine-tuning image size (default: the recipe's)")
     comp.add_argument("--batch", type=_positive_int, default=None, help="fine-tuning batch size")
     comp.add_argument("--max-frames", type=_positive_int, default=200, help="frames used for pseudo-labels")
+    comp.add_argument("--judge", type=Path, default=None, metavar="YAML",
+                      help="the data YAML that will judge the result: refuse any learning input (--data, --calib, "
+                           "--pseudo-labels, --bn-calibrate) that shares an image with its val split")
     comp.add_argument("--json", type=Path, metavar="PATH", help="also write the compression record here")
     comp.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (model.pt, sparsity.json)")
 
@@ -466,6 +469,15 @@ def cmd_compress(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--epochs must be >= 0, got {args.epochs}")
     if args.imgsz is not None and (args.imgsz < 32 or args.imgsz % 32):
         raise InvalidInputError(f"--imgsz must be a positive multiple of 32, got {args.imgsz}")
+    if args.judge is not None:
+        from posebench.evaluate.disjoint import check_disjoint
+
+        if not args.judge.is_file():
+            raise InvalidInputError(f"--judge {args.judge} does not exist (a data YAML whose val split judges the model)")
+        for what, learn in (("--data", args.data), ("--calib", args.calib), ("--pseudo-labels", args.pseudo_labels),
+                            ("--bn-calibrate", args.bn_calibrate)):
+            if learn is not None:
+                check_disjoint(learn, args.judge, what=f"{what} ({'fine-tuning' if what == '--data' else 'learning'})")
     recipe = Recipe.load(args.recipe)
     source = resolve_model(args.model)
     options = CompressOptions(data=args.data, pseudo_labels=args.pseudo_labels, bn_source=args.bn_calibrate,

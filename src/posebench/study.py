@@ -20,6 +20,7 @@ from typing import Any
 
 
 from posebench.errors import InvalidInputError, PosebenchError, read_yaml_file
+from posebench.evaluate.disjoint import check_disjoint
 
 KEYS = {"name", "description", "models", "variants", "runtimes", "threads", "imgsz", "latency", "evaluation",
         "calibration", "finetune", "pseudo_labels", "bn_calibration", "epochs", "gpu_runtimes", "targets"}
@@ -27,7 +28,7 @@ LATENCY_KEYS = {"iters", "min_seconds", "warmup", "warmup_seconds", "max_seconds
                 "source", "pipelines"}
 PIPELINES = ("posebench", "ultralytics")
 LATENCY_MODES = {"model": ("model",), "e2e": ("e2e",), "both": ("model", "e2e")}
-EVAL_KEYS = {"data", "split", "reference", "source", "max_frames", "optional", "name"}
+EVAL_KEYS = {"data", "split", "reference", "source", "max_frames", "optional", "name", "runtimes"}
 
 
 class StudyError(InvalidInputError):
@@ -44,6 +45,7 @@ class Evaluation:
     reference: str | None = None  # a variant name of the same model, usually "base"
     source: Path | None = None
     max_frames: int = 60
+    runtimes: tuple[str, ...] = ()  # the runtimes this evaluation scores on (empty: every runtime of the study)
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,10 @@ def _parse(raw: Any, path: Path) -> Study:
             raise _fail(path, f"evaluation[{n}]", "must be a mapping")
         _unknown(path, ev, EVAL_KEYS, f"evaluation[{n}].")
         name = str(ev.get("name") or f"eval{n}")
+        on = ev.get("runtimes") or []
+        if not isinstance(on, list) or any(rt not in runtimes + gpu for rt in on):
+            raise _fail(path, f"evaluation[{n}].runtimes", f"must list runtimes of this study ({', '.join(runtimes)}), "
+                        f"got {on!r}")
         if "data" in ev:
             data = resolve(ev["data"], f"evaluation[{n}].data")
             if not data.is_file():
@@ -187,7 +193,8 @@ def _parse(raw: Any, path: Path) -> Study:
                     skipped.append(f"evaluation '{name}': {data} not found (optional)")
                     continue
                 raise _fail(path, f"evaluation[{n}].data", f"{data} does not exist")
-            evaluations.append(Evaluation(name=name, data=data, split=str(ev.get("split", "val"))))
+            evaluations.append(Evaluation(name=name, data=data, split=str(ev.get("split", "val")),
+                                          runtimes=tuple(on)))
         elif "reference" in ev:
             if ev["reference"] not in variants:
                 raise _fail(path, f"evaluation[{n}].reference", f"'{ev['reference']}' is not a variant of this study")
@@ -198,7 +205,7 @@ def _parse(raw: Any, path: Path) -> Study:
                     continue
                 raise _fail(path, f"evaluation[{n}].source", f"{source} does not exist")
             evaluations.append(Evaluation(name=name, reference=str(ev["reference"]), source=source,
-                                          max_frames=int(ev.get("max_frames", 60))))
+                                          max_frames=int(ev.get("max_frames", 60)), runtimes=tuple(on)))
         else:
             raise _fail(path, f"evaluation[{n}]", "needs 'data' (labels) or 'reference' + 'source' (label-free)")
 
@@ -225,11 +232,17 @@ def _parse(raw: Any, path: Path) -> Study:
     epochs = raw.get("epochs")
     if epochs is not None and (not isinstance(epochs, int) or epochs < 0):
         raise _fail(path, "epochs", "must be a whole number >= 0")
+    learning = {key: optional_path(key) for key in ("calibration", "finetune", "pseudo_labels", "bn_calibration")}
+    for key, source in learning.items():  # nothing learns from, is calibrated on or chosen on what judges it
+        for n, ev in enumerate(evaluations):
+            if source is not None and ev.data is not None:
+                try:
+                    check_disjoint(source, ev.data, what=key.replace("_", " "), judge_split=ev.split)
+                except InvalidInputError as exc:
+                    raise _fail(path, key, str(exc)) from None
     return Study(name=str(raw.get("name") or path.stem), models=models, variants=variants, runtimes=runtimes,
                  threads=tuple(threads), imgsz=imgsz, latency=latency, evaluations=tuple(evaluations),
-                 calibration=optional_path("calibration"), finetune=optional_path("finetune"),
-                 pseudo_labels=optional_path("pseudo_labels"), bn_calibration=optional_path("bn_calibration"),
-                 epochs=epochs, gpu_runtimes=gpu, targets=tuple(targets), skipped=tuple(skipped))
+                 **learning, epochs=epochs, gpu_runtimes=gpu, targets=tuple(targets), skipped=tuple(skipped))
 
 
 # ---- running --------------------------------------------------------------------------------------------
@@ -334,7 +347,8 @@ def latency_jobs(study: Study) -> list[LatencyJob]:
 def accuracy_jobs(study: Study) -> list[AccuracyJob]:
     """Every accuracy trial (the null runtime returns zeros: nothing to score)."""
     return [AccuracyJob(model, variant, ev, runtime) for model in study.models for variant in study.variants
-            for ev in study.evaluations for runtime in study.runtimes + study.gpu_runtimes if runtime != "null"]
+            for ev in study.evaluations for runtime in study.runtimes + study.gpu_runtimes
+            if runtime != "null" and (not ev.runtimes or runtime in ev.runtimes)]
 
 
 def build_job(study: Study, model: str, variant: str, out: Path, cache: Path) -> tuple[str | None, str | None]:
