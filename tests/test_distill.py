@@ -41,8 +41,14 @@ def test_distillation_without_labels_moves_the_pruned_model_toward_the_dense_one
     recipe = Recipe.from_yaml("modifiers:\n  - type: channel_pruning\n    ratio: 0.5\n    imgsz: 96\n"
                               "finetune:\n  epochs: 4\n  imgsz: 128\n  batch: 4\n  lr0: 0.01\n"
                               "distillation:\n  task: 0\n")
+    said: list[str] = []
     summary = compress(default_source, recipe, tmp_path,
-                       options=CompressOptions(data=mini / "coco-pose-mini.yaml", cache_dir=tmp_path / "cache"))
+                       options=CompressOptions(data=mini / "coco-pose-mini.yaml", cache_dir=tmp_path / "cache"),
+                       on_progress=said.append)
+    # the recovery says how it goes: each epoch with its time, the task and distillation losses and an ETA
+    epochs = [m for m in said if " done in " in m]
+    assert [m.split(" done")[0] for m in epochs] == [f"epoch {n}/4" for n in range(1, 5)], said
+    assert "kd_feat" in epochs[0] and "pose_loss" in epochs[0] and epochs[-1].endswith("ETA 0m00s"), epochs
     tuned = load_yolo(summary["checkpoint"]).model.float()
     after = _kd(tuned, dense, images)
     assert after < 0.95 * before, (before, after)  # measured: 2.31 -> 2.06

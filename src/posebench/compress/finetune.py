@@ -131,6 +131,73 @@ class FrozenBatchNorm:
                 module.eval()
 
 
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class RecoveryProgress:
+    """Trainer callbacks that say how a recovery goes, as it goes: epoch and batch, the running task and
+    distillation losses, seconds per batch and an ETA (every `every` seconds and at each epoch's end, with the
+    epoch's time). Lines, not a live bar: they read the same on a terminal and in a log. Picklable."""
+
+    def __init__(self, say: Any, every: float = 30.0):
+        self.say, self.every = say, every
+        self.batches = 0
+        self.started = self.epoch_started = self.last = 0.0
+
+    def register(self, yolo: Any) -> None:
+        yolo.add_callback("on_train_start", self.on_train_start)
+        yolo.add_callback("on_train_epoch_start", self.on_train_epoch_start)
+        yolo.add_callback("on_train_batch_end", self.on_train_batch_end)
+        yolo.add_callback("on_train_epoch_end", self.on_train_epoch_end)
+
+    def on_train_start(self, trainer: Any) -> None:
+        import time
+
+        self.started = self.last = time.perf_counter()
+        self.first_epoch = int(trainer.start_epoch)
+        if self.first_epoch:
+            self.say(f"resuming at epoch {self.first_epoch + 1}/{trainer.epochs}")
+
+    def on_train_epoch_start(self, trainer: Any) -> None:
+        import time
+
+        self.batches, self.epoch_started = 0, time.perf_counter()
+
+    def _losses(self, trainer: Any) -> str:
+        losses = trainer.tloss if isinstance(getattr(trainer, "tloss", None), dict) else {}
+        return " ".join(f"{k} {float(v):.3f}" for k, v in losses.items())
+
+    def _eta(self, trainer: Any, now: float) -> str:
+        per_batch = (now - self.started) / max(self._done(trainer), 1)
+        left = (trainer.epochs - trainer.epoch) * len(trainer.train_loader) - self.batches
+        return _duration(per_batch * max(left, 0))
+
+    def _done(self, trainer: Any) -> int:
+        return (trainer.epoch - self.first_epoch) * len(trainer.train_loader) + self.batches
+
+    def on_train_batch_end(self, trainer: Any) -> None:
+        import time
+
+        self.batches += 1
+        now = time.perf_counter()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        per_batch = (now - self.epoch_started) / self.batches
+        self.say(f"epoch {trainer.epoch + 1}/{trainer.epochs} batch {self.batches}/{len(trainer.train_loader)}: "
+                 f"{self._losses(trainer)}; {per_batch:.1f} s/batch, ETA {self._eta(trainer, now)}")
+
+    def on_train_epoch_end(self, trainer: Any) -> None:
+        import time
+
+        now = time.perf_counter()
+        self.last = now
+        self.say(f"epoch {trainer.epoch + 1}/{trainer.epochs} done in {_duration(now - self.epoch_started)}: "
+                 f"{self._losses(trainer)}; ETA {self._eta(trainer, now)}")
+
+
 STAGE_LIMIT = 1 << 30  # datasets below 1 GiB are copied before training
 
 
@@ -161,11 +228,13 @@ def stage_dataset(data_yaml: Path, dest: Path) -> Path:
 
 def train(yolo: Any, recipe: Recipe, *, data: Path, out_dir: Path, epochs: int, imgsz: int, batch: int,
           callbacks: PruningCallbacks | HeldZeros | None = None, device: str = "cpu", lr0: float | None = None,
-          trainer: type | None = None) -> Path:
+          trainer: type | None = None, say: Any = None) -> Path:
     """Fine-tune `yolo` in place with Ultralytics' trainer (or the `trainer` class given, e.g. for QAT);
-    returns the last checkpoint (final sparsity)."""
+    returns the last checkpoint (final sparsity). `say(message)` gets progress lines (`RecoveryProgress`)."""
     if callbacks is not None:
         callbacks.register(yolo)
+    if say is not None:
+        RecoveryProgress(say).register(yolo)
     if recipe.frozen_batchnorm():
         FrozenBatchNorm().register(yolo)
     ft = recipe.finetune

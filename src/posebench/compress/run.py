@@ -180,7 +180,7 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
                                                     if recipe.distillation.task == 0 else ""))
         last = train(yolo, recipe, data=data, out_dir=out_dir, epochs=epochs, imgsz=imgsz,
                      batch=options.batch or ft.batch, callbacks=PruningCallbacks(recipe), device=options.device,
-                     trainer=trainer_for(model) if channel_info else None)
+                     trainer=trainer_for(model) if channel_info else None, say=say)
         timings["finetune_s"] = time.perf_counter() - t0
         yolo = load_yolo(last)
         model = yolo.model.float()
@@ -347,7 +347,7 @@ def qat_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options:
                                                       if recipe.distillation.task == 0 else ""))
     last = train(yolo, recipe, data=data, out_dir=out_dir / "qat", epochs=q.epochs, imgsz=imgsz,
                  batch=options.batch or recipe.finetune.batch, lr0=q.lr0, callbacks=held,
-                 device=options.device, trainer=qat_trainer(model))
+                 device=options.device, trainer=qat_trainer(model), say=say)
     trained = yolo.trainer.ema.ema
     apply_masks_(trained, held.masks)
     float_checkpoint = out_dir / "model-qat.pt"  # the trained float weights (BatchNorm folded), no quantizers
