@@ -126,7 +126,7 @@ def test_a_channel_pruned_model_fine_tunes_as_itself(mini, tmp_path):
     ("  - type: channel_pruning\n    criterion: magnitude\n", "exactly one target"),
     ("  - type: channel_pruning\n    ratio: 0.3\n    macs: 0.5\n", "exactly one target"),
     ("  - type: channel_pruning\n    ratio: 0.99\n", r"ratio: 0.99 is outside"),
-    ("  - type: channel_pruning\n    ratio: 0.3\n    criterion: taylor\n", "must be one of magnitude, bn_scale"),
+    ("  - type: channel_pruning\n    ratio: 0.3\n    criterion: random\n", "must be one of magnitude, bn_scale, taylor"),
     ("  - type: channel_pruning\n    ratio: 0.3\n    exclude: ['(']\n", "bad regular expression"),
     ("  - type: channel_pruning\n    ratio: 0.3\n    allocation: sensitivity\n", "give macs, not ratio"),
     ("  - type: channel_pruning\n    macs: 0.7\n    allocation: greedy\n", "must be one of uniform, sensitivity"),
@@ -275,3 +275,44 @@ def test_compress_reconstructs_on_the_recovery_images_and_says_when_it_has_none(
     assert load_yolo(summary["checkpoint"]).model is not None
     with pytest.raises(InvalidInputError, match="reconstruct: true fits the pruned convs"):
         compress(resolve_model("default"), recipe, tmp_path / "none", options=CompressOptions())
+
+
+def test_taylor_prune_removes_the_channels_with_the_smallest_loss_gradient_product(mini, default_source):
+    """criterion: taylor ranks each channel by |sum p x dL/dp| of the task loss on labelled batches (conv row +
+    BatchNorm), and the prune keeps exactly the highest-ranked filters."""
+    from posebench.compress.taylor import loss_batches, taylor_importance_
+
+    net = load_yolo(default_source.path).model.float()
+    batches = loss_batches(mini / "coco-pose-mini.yaml", imgsz=160, batch=4, limit=2)
+    assert taylor_importance_(net, batches) == 8
+    groups = [g for g in find_groups(net) if len(g.producers) == 1 and not g.depthwise and g.tied is None
+              and g.producers[0][1].numel() == g.producers[0][0].conv.out_channels]  # the group is the whole conv
+    group = groups[len(groups) // 2]
+    block, rows = group.producers[0]
+    importance = block.conv.taylor_importance[rows]
+    magnitude = block.conv.weight.detach()[rows].flatten(1).norm(dim=1)
+    scale, shift = block.bn.weight.detach()[rows].clone(), block.bn.bias.detach()[rows].clone()
+    plan = ChannelPlan(ratio=0.5, criterion="taylor", round_to=1)
+    prune_channels_(net, plan, (160, 160))
+    kept = group.size - group.size // 2
+    expected = importance.argsort(descending=True)[:kept].sort().values
+    # the kept output channels are the highest-ranked ones (their BatchNorm rows move with them; the conv may also
+    # have lost input columns to another group)
+    assert block.conv.out_channels == kept and torch.equal(block.bn.weight.detach(), scale[expected])
+    assert torch.equal(block.bn.bias.detach(), shift[expected])
+    dropped = sorted(set(range(group.size)) - set(expected.tolist()))
+    assert importance[dropped].max() <= importance[expected].min()  # the smallest products went
+    by_magnitude = magnitude.argsort(descending=True)[:kept].sort().values
+    assert not torch.equal(expected, by_magnitude)  # a different ranking from the filters' norms
+    assert not any(hasattr(m, "taylor_importance") for m in net.modules())  # checkpoints do not carry it
+
+
+def test_taylor_without_labels_or_without_importance_is_refused(default_source, tmp_path):
+    from posebench.compress.run import CompressOptions, compress
+
+    recipe = Recipe.from_yaml("modifiers:\n  - type: channel_pruning\n    ratio: 0.25\n    criterion: taylor\n")
+    with pytest.raises(InvalidInputError, match="criterion: taylor ranks channels by the task loss's gradients"):
+        compress(default_source, recipe, tmp_path, options=CompressOptions(cache_dir=tmp_path / "c"))
+    net = load_yolo(default_source.path).model.float()
+    with pytest.raises(InvalidInputError, match="has no importance"):
+        prune_channels_(net, ChannelPlan(ratio=0.25, criterion="taylor"), (160, 160))

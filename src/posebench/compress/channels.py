@@ -34,7 +34,7 @@ from torch import nn
 from posebench.compress.reconstruct import KeptChannels
 from posebench.errors import InvalidInputError
 
-CRITERIA = ("magnitude", "bn_scale")
+CRITERIA = ("magnitude", "bn_scale", "taylor")
 ALLOCATIONS = ("uniform", "sensitivity")
 LEVELS = (0.25, 0.5, 0.75)  # fractions of a group's channels the sensitivity scan tries removing
 BRANCHES = ("cv2", "cv3", "cv4", "one2one_cv2", "one2one_cv3", "one2one_cv4")
@@ -174,7 +174,13 @@ def find_groups(net: nn.Module) -> list[ChannelGroup]:
 def _scores(group: ChannelGroup, criterion: str) -> torch.Tensor:
     total = torch.zeros(group.size)
     for block, rows in group.producers:
-        if criterion == "bn_scale":
+        if criterion == "taylor":  # |sum p x dL/dp| on the recovery loss (posebench.compress.taylor)
+            importance = getattr(block.conv, "taylor_importance", None)
+            if importance is None:
+                raise InvalidInputError(f"criterion: taylor: group {group.name} has no importance: run "
+                                        "posebench.compress.taylor.taylor_importance_ on labelled batches first")
+            total += importance[rows]
+        elif criterion == "bn_scale":
             total += block.bn.weight.detach().abs()[rows]
         else:
             total += block.conv.weight.detach().flatten(1).norm(dim=1)[rows]
@@ -408,6 +414,10 @@ def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = 
                   "mean_error_before": float(sum(e["error_before"] for e in errors) / max(len(errors), 1)),
                   "mean_error_after": float(sum(e["error_after"] for e in errors) / max(len(errors), 1)),
                   "per_conv": errors}
+    if plan.criterion == "taylor":
+        from posebench.compress.taylor import clear_
+
+        clear_(net)  # the importances described the channels before pruning; checkpoints must not carry them
     after_macs = conv_macs(net, imgsz)
     return {"ratio": ratio, "groups": table, "macs_before": before_macs, "macs_after": after_macs,
             "macs_kept": after_macs / before_macs, "params_before": int(before_params),

@@ -125,7 +125,9 @@ class ChannelPruningModifier:
     type: str = "channel_pruning"
     ratio: float | None = None
     macs: float | None = None
-    criterion: str = "magnitude"  # magnitude (L2 of the producing filters) | bn_scale (|BatchNorm scale|)
+    criterion: str = "magnitude"  # magnitude (L2 of the producing filters) | bn_scale (|BatchNorm scale|) |
+    #                               taylor (|weight x gradient| of the task loss on --data's labels)
+    taylor_batches: int = 8  # taylor: labelled batches the loss's gradients are summed over
     round_to: int = 16  # channel counts kept at multiples of this (8 can crash DeepSparse 1.8 on YOLO26)
     exclude: tuple[str, ...] = ()  # regexes on group names (e.g. "model.23.cv4" keeps the keypoint branch whole)
     imgsz: int = 640  # input size the MACs are counted at
@@ -467,7 +469,9 @@ class _Parser:
                                       allocation=self.choice(data, "allocation", path, "uniform", ALLOCATIONS),
                                       reconstruct=self._flag(data, "reconstruct", path, False),
                                       reconstruct_images=int(self.number(data, "reconstruct_images", path, 32, 1, 10000,
-                                                                         integer=True)))
+                                                                         integer=True)),
+                                      taylor_batches=int(self.number(data, "taylor_batches", path, 8, 1, 10000,
+                                                                     integer=True)))
 
     def ultralytics_export(self, data: dict, path: tuple) -> UltralyticsExport:
         data = self.keys(data, path, UltralyticsExport)

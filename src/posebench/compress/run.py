@@ -118,6 +118,16 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
         if structured.reconstruct:
             fit_images = _scan_images(image_source, structured.reconstruct_images, structured.imgsz, options.max_frames)
             say(f"reconstructing the pruned convs on {len(fit_images)} images from {image_source}")
+        if structured.criterion == "taylor":
+            if data is None or data.suffix.lower() not in (".yaml", ".yml"):
+                raise InvalidInputError("criterion: taylor ranks channels by the task loss's gradients: give labelled "
+                                        "data (--data DATA.yaml)")
+            from posebench.compress.taylor import loss_batches, taylor_importance_
+
+            batches = loss_batches(data, imgsz=structured.imgsz, batch=options.batch or recipe.finetune.batch,
+                                   limit=structured.taylor_batches)
+            used = taylor_importance_(model, batches)
+            say(f"Taylor importance from the task loss on {used} labelled images of {data}")
         channel_info = prune_channels_(model, structured.plan(), (structured.imgsz, structured.imgsz), images,
                                        fit_images, on_progress=_counting("reconstructed convs", say))
         say(f"channel pruning: {channel_info['macs_kept']:.1%} of the conv MACs and "
@@ -207,8 +217,9 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
             f"{export.imgsz[0]}x{export.imgsz[1]}")
         data_yaml = None
         if export.int8:
-            data_yaml = calibration_dataset(_frames(_calibration_source(export, options), export.calibration_images),
-                                            out_dir / "calibration", tuple(model.kpt_shape))
+            frames = _calibration_frames(_calibration_source(export, options), export.calibration_images)
+            data_yaml = calibration_dataset((("", image) for image in frames), out_dir / "calibration",
+                                            tuple(model.kpt_shape))
         artifact = ultralytics_export(checkpoint, fmt=export.format, imgsz=tuple(export.imgsz), int8=export.int8,
                                       data=data_yaml)
         summary["export"] = {"path": artifact.meta["source"], "format": export.format, "int8": export.int8,

@@ -1,0 +1,108 @@
+"""Taylor importance of output channels on the recovery loss (Molchanov et al., "Importance Estimation for
+Neural Network Pruning", CVPR 2019, first order).
+
+Removing channel j changes the loss by about -sum(p * dL/dp) over the channel's parameters p (its conv filter
+row and its BatchNorm scale and shift). The gradients are of the model's own task loss (Ultralytics' pose loss,
+as the trainer computes it) summed over labelled batches of the recovery set; the absolute product is stored on
+each Ultralytics Conv block as `taylor_importance` (one value per output channel), which
+`posebench.compress.channels` reads for `criterion: taylor`. Weights are not changed; BatchNorm statistics are
+kept (the blocks run in eval mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from posebench.errors import InvalidInputError
+
+ATTRIBUTE = "taylor_importance"
+
+
+def _blocks(net: nn.Module) -> list[nn.Module]:
+    return [m for m in net.modules() if hasattr(m, "conv") and hasattr(m, "bn") and isinstance(m.conv, nn.Conv2d)]
+
+
+def channel_importance(block: nn.Module) -> torch.Tensor:
+    """|sum of p x dL/dp| per output channel of one Conv block (filter row + BatchNorm scale and shift), from the
+    gradients accumulated in `.grad`; zeros where there is no gradient."""
+    total = torch.zeros(block.conv.out_channels)
+    for p, per_row in ((block.conv.weight, True), (block.bn.weight, False), (block.bn.bias, False)):
+        if p.grad is None:
+            continue
+        product = (p.detach() * p.grad.detach())
+        total += product.flatten(1).sum(1) if per_row else product
+    return total.abs()
+
+
+def loss_batches(data: Path, *, imgsz: int, batch: int, limit: int) -> list[dict]:
+    """Up to `limit` labelled batches of a data YAML's train split, as Ultralytics' trainer feeds them (letterboxed,
+    no augmentation, images in 0-1)."""
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data import build_dataloader, build_yolo_dataset
+    from ultralytics.data.utils import check_det_dataset
+
+    try:
+        spec = check_det_dataset(str(data))
+    except Exception as exc:  # Ultralytics raises several kinds for a bad data YAML
+        raise InvalidInputError(f"criterion: taylor needs a labelled data YAML (--data): {data}: {exc}") from None
+    cfg = get_cfg(overrides={"task": "pose", "imgsz": imgsz, "rect": False, "cache": False, "fraction": 1.0})
+    dataset = build_yolo_dataset(cfg, spec["train"], batch, spec, mode="val")
+    loader = build_dataloader(dataset, batch, workers=0, shuffle=False, pin_memory=False, device="cpu")
+    out = []
+    for item in loader:
+        item["img"] = item["img"].float() / 255
+        out.append(item)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def taylor_importance_(net: nn.Module, batches: list[dict],
+                       on_progress: Callable[[int, int], None] | None = None) -> int:
+    """Accumulate the task loss's gradients over `batches` and store each Conv block's channel importance as its
+    `taylor_importance` attribute; returns the images used. The model's weights and statistics are unchanged."""
+    from ultralytics.cfg import get_cfg
+
+    if not batches:
+        raise InvalidInputError("criterion: taylor got no labelled batch to take the loss's gradients on")
+    if getattr(net, "args", None) is None or isinstance(net.args, dict):
+        net.args = get_cfg(overrides=net.args if isinstance(net.args, dict) else None)  # the loss's gains
+    criterion = getattr(net, "criterion", None)
+    net.criterion = net.init_criterion()
+    was_training = net.training
+    net.train()
+    for m in net.modules():  # keep the BatchNorm statistics: eval mode normalises with them, grads still flow
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+    requires = {p: p.requires_grad for p in net.parameters()}
+    for p in net.parameters():
+        p.requires_grad_(True)
+        p.grad = None
+    images = 0
+    try:
+        for n, batch in enumerate(batches):
+            loss, _ = net.loss(batch)
+            loss.sum().backward()
+            images += int(batch["img"].shape[0])
+            if on_progress:
+                on_progress(n + 1, len(batches))
+        for block in _blocks(net):
+            setattr(block.conv, ATTRIBUTE, channel_importance(block))
+    finally:
+        for p, flag in requires.items():
+            p.grad = None
+            p.requires_grad_(flag)
+        net.criterion = criterion
+        net.train(was_training)
+    return images
+
+
+def clear_(net: nn.Module) -> None:
+    """Drop the stored importances (after pruning they no longer match the channels)."""
+    for block in _blocks(net):
+        if hasattr(block.conv, ATTRIBUTE):
+            delattr(block.conv, ATTRIBUTE)
