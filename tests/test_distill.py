@@ -100,3 +100,60 @@ def test_fine_tuning_keeps_batchnorm_statistics_frozen_unless_masks_move(mini, d
     assert not gradual.frozen_batchnorm()  # masks move: statistics must follow them
     with pytest.raises(RecipeError, match="batchnorm"):
         Recipe.from_yaml("finetune:\n  batchnorm: fixed\n")
+
+
+def test_recovery_interrupted_and_resumed_ends_where_an_uninterrupted_one_does(mini, tmp_path):
+    """A recovery killed mid-run (SIGKILL, after its second epoch was saved) and started again with the same command
+    resumes from Ultralytics' last.pt: the same epochs, each once, on the same learning-rate schedule, and the same
+    pruned model; a different recipe in that folder is refused."""
+    import csv
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: resumable\nmodifiers:\n  - type: channel_pruning\n    ratio: 0.5\n    imgsz: 96\n"
+                      "finetune:\n  epochs: 3\n  imgsz: 96\n  batch: 8\n  lr0: 0.01\n"
+                      "distillation:\n  task: 0\n")
+
+    def command(out):  # noqa: ANN001, ANN202
+        return [sys.executable, "-m", "posebench", "compress", "--recipe", str(recipe), "--data",
+                str(mini / "coco-pose-mini.yaml"), "--out", str(out)]
+
+    whole = subprocess.run(command(tmp_path / "whole"), capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert whole.returncode == 0, whole.stderr
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(command(cut), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO)
+    last = cut / "train" / "weights" / "last.pt"
+    for line in proc.stderr:  # the second epoch is over: wait for its checkpoint, then kill the run mid-epoch 3
+        if "epoch 2/3 done" in line:
+            break
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if torch.load(last, map_location="cpu", weights_only=False)["epoch"] == 1:
+                break
+        except Exception:  # not written yet, or being written
+            pass
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (cut / "model.pt").exists()
+    again = subprocess.run(command(cut), capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert again.returncode == 0, again.stderr
+    assert "resuming the interrupted recovery" in again.stderr and "resuming at epoch 3/3" in again.stderr
+    rows = lambda out: list(csv.DictReader(open(out / "train" / "results.csv")))  # noqa: E731
+    a, b = rows(tmp_path / "whole"), rows(cut)
+    assert [int(float(r["epoch"])) for r in b] == [1, 2, 3] == [int(float(r["epoch"])) for r in a]
+    lr = [k for k in a[0] if k.startswith("lr/")]
+    assert [float(r[k]) for r in b for k in lr] == pytest.approx([float(r[k]) for r in a for k in lr])
+    count = lambda out: sum(p.numel() for p in load_yolo(out / "model.pt").model.parameters())  # noqa: E731
+    assert count(cut) == count(tmp_path / "whole")
+    # the same folder with another recipe: refused, not mixed
+    (cut / "model.pt").unlink()
+    recipe.write_text(recipe.read_text().replace("ratio: 0.5", "ratio: 0.25"))
+    other = subprocess.run(command(cut), capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert other.returncode == 2 and "holds an interrupted recovery of another recipe" in other.stderr

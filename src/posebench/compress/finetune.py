@@ -228,7 +228,7 @@ def stage_dataset(data_yaml: Path, dest: Path) -> Path:
 
 def train(yolo: Any, recipe: Recipe, *, data: Path, out_dir: Path, epochs: int, imgsz: int, batch: int,
           callbacks: PruningCallbacks | HeldZeros | None = None, device: str = "cpu", lr0: float | None = None,
-          trainer: type | None = None, say: Any = None) -> Path:
+          trainer: type | None = None, say: Any = None, resume: Path | None = None) -> Path:
     """Fine-tune `yolo` in place with Ultralytics' trainer (or the `trainer` class given, e.g. for QAT);
     returns the last checkpoint (final sparsity). `say(message)` gets progress lines (`RecoveryProgress`)."""
     if callbacks is not None:
@@ -238,8 +238,13 @@ def train(yolo: Any, recipe: Recipe, *, data: Path, out_dir: Path, epochs: int, 
     if recipe.frozen_batchnorm():
         FrozenBatchNorm().register(yolo)
     ft = recipe.finetune
-    data = stage_dataset(data, out_dir / "data")
+    if resume is None:
+        data = stage_dataset(data, out_dir / "data")
+    else:  # Ultralytics' own resume: optimizer, EMA, epoch and schedule from last.pt; the data staged the first time
+        staged = out_dir / "data" / f"{data.stem}.posebench.yaml"
+        data = staged if staged.is_file() else data
     yolo.train(trainer=trainer, data=str(data), epochs=epochs, imgsz=imgsz, batch=batch,
+               **({"resume": str(resume)} if resume is not None else {}),
                lr0=ft.lr0 if lr0 is None else lr0, lrf=ft.lrf,
                optimizer=ft.optimizer, workers=ft.workers, device=device, project=str(out_dir.resolve()),
                name="train",

@@ -96,85 +96,94 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
         import copy
 
         teacher = copy.deepcopy(model).eval()  # the dense model, before any pruning
-    # 1. structured (channel) pruning, then one-shot magnitude modifiers at their final sparsity
-    channel_info = None
-    structured = recipe.channel_pruning()
-    if structured is not None:
-        from posebench.compress.channels import prune_channels_
+    resumed = interrupted_recovery(out_dir, recipe, epochs) if epochs else None
+    if resumed is not None:  # steps 1-3 ran before the interruption: the pruned, partly trained model is last.pt
+        say(f"resuming the interrupted recovery in {out_dir} from {resumed['last']}")
+        yolo = load_yolo(resumed["last"])
+        model = yolo.model.float()
+        channel_info, calibrated, pseudo_counts = (resumed["channel_info"], resumed["calibrated"],
+                                                   resumed["pseudo_counts"])
+        data = Path(resumed["data"])
+    else:
+        # 1. structured (channel) pruning, then one-shot magnitude modifiers at their final sparsity
+        channel_info = None
+        structured = recipe.channel_pruning()
+        if structured is not None:
+            from posebench.compress.channels import prune_channels_
 
+            t0 = time.perf_counter()
+            say(f"channel pruning ({structured.criterion}, " + (f"ratio {structured.ratio:g})" if structured.ratio is not None
+                                                                 else f"{structured.macs:.0%} of the MACs kept)"))
+            images = fit_images = None
+            image_source = pseudo or options.bn_source or options.calibration or data
+            if structured.allocation == "sensitivity" or structured.reconstruct:
+                if image_source is None:
+                    what = "allocation: sensitivity measures each group's damage" if structured.allocation == "sensitivity" \
+                        else "reconstruct: true fits the pruned convs to the dense model's outputs"
+                    raise InvalidInputError(f"{what} on images: give --pseudo-labels, --bn-calibrate, --calib or --data")
+            if structured.allocation == "sensitivity":
+                images = _scan_images(image_source, limit=options.max_frames)
+                say(f"channel sensitivity scan on {len(images)} images from {image_source}")
+            if structured.reconstruct:
+                fit_images = _scan_images(image_source, structured.reconstruct_images, structured.imgsz, options.max_frames)
+                say(f"reconstructing the pruned convs on {len(fit_images)} images from {image_source}")
+            if structured.criterion == "taylor":
+                if data is None or data.suffix.lower() not in (".yaml", ".yml"):
+                    raise InvalidInputError("criterion: taylor ranks channels by the task loss's gradients: give labelled "
+                                            "data (--data DATA.yaml)")
+                from posebench.compress.taylor import loss_batches, taylor_importance_
+
+                batches = loss_batches(data, imgsz=structured.imgsz, batch=options.batch or recipe.finetune.batch,
+                                       limit=structured.taylor_batches)
+                used = taylor_importance_(model, batches)
+                say(f"Taylor importance from the task loss on {used} labelled images of {data}")
+            channel_info = prune_channels_(model, structured.plan(), (structured.imgsz, structured.imgsz), images,
+                                           fit_images, on_progress=_counting("reconstructed convs", say))
+            say(f"channel pruning: {channel_info['macs_kept']:.1%} of the conv MACs and "
+                f"{channel_info['params_after'] / channel_info['params_before']:.1%} of the parameters kept")
+            timings["channel_prune_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        say(f"channel pruning ({structured.criterion}, " + (f"ratio {structured.ratio:g})" if structured.ratio is not None
-                                                             else f"{structured.macs:.0%} of the MACs kept)"))
-        images = fit_images = None
-        image_source = pseudo or options.bn_source or options.calibration or data
-        if structured.allocation == "sensitivity" or structured.reconstruct:
-            if image_source is None:
-                what = "allocation: sensitivity measures each group's damage" if structured.allocation == "sensitivity" \
-                    else "reconstruct: true fits the pruned convs to the dense model's outputs"
-                raise InvalidInputError(f"{what} on images: give --pseudo-labels, --bn-calibrate, --calib or --data")
-        if structured.allocation == "sensitivity":
-            images = _scan_images(image_source, limit=options.max_frames)
-            say(f"channel sensitivity scan on {len(images)} images from {image_source}")
-        if structured.reconstruct:
-            fit_images = _scan_images(image_source, structured.reconstruct_images, structured.imgsz, options.max_frames)
-            say(f"reconstructing the pruned convs on {len(fit_images)} images from {image_source}")
-        if structured.criterion == "taylor":
-            if data is None or data.suffix.lower() not in (".yaml", ".yml"):
-                raise InvalidInputError("criterion: taylor ranks channels by the task loss's gradients: give labelled "
-                                        "data (--data DATA.yaml)")
-            from posebench.compress.taylor import loss_batches, taylor_importance_
+        one_shot_ids = {i for i, m in enumerate(recipe.pruning()) if m.schedule == "one-shot"}
+        one_shot = [t for t in targets if t.modifier in one_shot_ids]
+        if one_shot:
+            say(f"one-shot pruning {len(one_shot)} tensors")
+            apply_masks_(model, compute_masks(model, one_shot, recipe))
+        timings["prune_s"] = time.perf_counter() - t0
 
-            batches = loss_batches(data, imgsz=structured.imgsz, batch=options.batch or recipe.finetune.batch,
-                                   limit=structured.taylor_batches)
-            used = taylor_importance_(model, batches)
-            say(f"Taylor importance from the task loss on {used} labelled images of {data}")
-        channel_info = prune_channels_(model, structured.plan(), (structured.imgsz, structured.imgsz), images,
-                                       fit_images, on_progress=_counting("reconstructed convs", say))
-        say(f"channel pruning: {channel_info['macs_kept']:.1%} of the conv MACs and "
-            f"{channel_info['params_after'] / channel_info['params_before']:.1%} of the parameters kept")
-        timings["channel_prune_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    one_shot_ids = {i for i, m in enumerate(recipe.pruning()) if m.schedule == "one-shot"}
-    one_shot = [t for t in targets if t.modifier in one_shot_ids]
-    if one_shot:
-        say(f"one-shot pruning {len(one_shot)} tensors")
-        apply_masks_(model, compute_masks(model, one_shot, recipe))
-    timings["prune_s"] = time.perf_counter() - t0
+        # 2. BatchNorm re-calibration (no labels)
+        bn = recipe.bn_recalibration
+        bn_source = options.bn_source or (Path(bn.source) if bn.source else None)
+        if bn_source is None and channel_info is not None and epochs and recipe.frozen_batchnorm() and \
+                "reconstruction" not in channel_info:  # reconstructed convs already reproduce the dense statistics
+            # removed channels change what later layers see: refresh the statistics that training will keep fixed
+            bn_source = data if data is not None and data.suffix.lower() in (".yaml", ".yml") else pseudo
+        calibrated = 0
+        if bn_source is not None:
+            from posebench.compress.recovery import recalibrate_bn_
 
-    # 2. BatchNorm re-calibration (no labels)
-    bn = recipe.bn_recalibration
-    bn_source = options.bn_source or (Path(bn.source) if bn.source else None)
-    if bn_source is None and channel_info is not None and epochs and recipe.frozen_batchnorm() and \
-            "reconstruction" not in channel_info:  # reconstructed convs already reproduce the dense statistics
-        # removed channels change what later layers see: refresh the statistics that training will keep fixed
-        bn_source = data if data is not None and data.suffix.lower() in (".yaml", ".yml") else pseudo
-    calibrated = 0
-    if bn_source is not None:
-        from posebench.compress.recovery import recalibrate_bn_
+            t0 = time.perf_counter()
+            say(f"re-calibrating BatchNorm on {bn_source}")
+            frames = _calibration_frames(bn_source, bn.images)
+            calibrated = recalibrate_bn_(model, frames, imgsz=(bn.imgsz, bn.imgsz), batch=bn.batch)
+            timings["bn_recalibration_s"] = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        say(f"re-calibrating BatchNorm on {bn_source}")
-        frames = _calibration_frames(bn_source, bn.images)
-        calibrated = recalibrate_bn_(model, frames, imgsz=(bn.imgsz, bn.imgsz), batch=bn.batch)
-        timings["bn_recalibration_s"] = time.perf_counter() - t0
+        # 3. fine-tuning through Ultralytics' trainer
+        pseudo_counts = None
+        if (epochs or qat) and data is None:
+            from posebench.compress.recovery import make_pseudo_dataset
+            from posebench.evaluate.validate import Predictor
+            from posebench.runtimes.pytorch import TorchBackend
 
-    # 3. fine-tuning through Ultralytics' trainer
-    pseudo_counts = None
-    if (epochs or qat) and data is None:
-        from posebench.compress.recovery import make_pseudo_dataset
-        from posebench.evaluate.validate import Predictor
-        from posebench.runtimes.pytorch import TorchBackend
-
-        t0 = time.perf_counter()
-        say(f"pseudo-labelling {pseudo} with the dense model")
-        dense = out_dir / "dense.pt"
-        materialize_checkpoint(source, dense)
-        with TorchBackend(dense, threads=max(1, _cores())) as backend:
-            # label at the dense model's own resolution, whatever size the fine-tuning uses
-            predictor = Predictor(backend, (options.label_imgsz,) * 2, tuple(model.kpt_shape))
-            data, pseudo_counts = make_pseudo_dataset(predictor, _frames(pseudo, options.max_frames),
-                                                      out_dir / "pseudo-labels")
-        timings["pseudo_label_s"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            say(f"pseudo-labelling {pseudo} with the dense model")
+            dense = out_dir / "dense.pt"
+            materialize_checkpoint(source, dense)
+            with TorchBackend(dense, threads=max(1, _cores())) as backend:
+                # label at the dense model's own resolution, whatever size the fine-tuning uses
+                predictor = Predictor(backend, (options.label_imgsz,) * 2, tuple(model.kpt_shape))
+                data, pseudo_counts = make_pseudo_dataset(predictor, _frames(pseudo, options.max_frames),
+                                                          out_dir / "pseudo-labels")
+            timings["pseudo_label_s"] = time.perf_counter() - t0
     if epochs:
         from posebench.compress.finetune import PruningCallbacks, train
 
@@ -188,9 +197,16 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
             distill_during_training(yolo, teacher, recipe.distillation)
             say("distilling from the dense model" + (" (no task loss: labels only feed the loader)"
                                                     if recipe.distillation.task == 0 else ""))
-        last = train(yolo, recipe, data=data, out_dir=out_dir, epochs=epochs, imgsz=imgsz,
-                     batch=options.batch or ft.batch, callbacks=PruningCallbacks(recipe), device=options.device,
-                     trainer=trainer_for(model) if channel_info else None, say=say)
+        if resumed is None:
+            write_recovery_state(out_dir, recipe, data=data, channel_info=channel_info, calibrated=calibrated,
+                                 pseudo_counts=pseudo_counts)
+        if resumed is not None and resumed["finished"]:
+            last = Path(resumed["last"])  # training had ended; what follows it had not
+        else:
+            last = train(yolo, recipe, data=data, out_dir=out_dir, epochs=epochs, imgsz=imgsz,
+                         batch=options.batch or ft.batch, callbacks=PruningCallbacks(recipe), device=options.device,
+                         trainer=trainer_for(model) if channel_info else None, say=say,
+                         resume=Path(resumed["last"]) if resumed else None)
         timings["finetune_s"] = time.perf_counter() - t0
         yolo = load_yolo(last)
         model = yolo.model.float()
@@ -240,6 +256,35 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
         timings["quantize_s"] = time.perf_counter() - t0
     (out_dir / "sparsity.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+RECOVERY_STATE = "recovery.json"
+
+
+def write_recovery_state(out_dir: Path, recipe: Recipe, **state: Any) -> None:
+    """What a resumed recovery needs besides Ultralytics' last.pt: the recipe it ran, its data, the pruning record."""
+    (out_dir / RECOVERY_STATE).write_text(json.dumps({"recipe": recipe.to_dict(), **{
+        k: (str(v) if isinstance(v, Path) else v) for k, v in state.items()}}, default=str))
+
+
+def interrupted_recovery(out_dir: Path, recipe: Recipe, epochs: int) -> dict[str, Any] | None:
+    """The state of a recovery in `out_dir` that was interrupted (a last.pt, no model.pt yet), or None to start
+    afresh. A different recipe in the same folder is refused rather than mixed."""
+    import torch
+
+    last = out_dir / "train" / "weights" / "last.pt"
+    state_path = out_dir / RECOVERY_STATE
+    if (out_dir / "model.pt").exists() or not last.is_file() or not state_path.is_file():
+        return None
+    state = json.loads(state_path.read_text())
+    if state.get("recipe") != recipe.to_dict():
+        raise InvalidInputError(f"{out_dir} holds an interrupted recovery of another recipe "
+                                f"({state.get('recipe', {}).get('name') or 'unnamed'}): resume it with the same "
+                                "recipe and options, or give a new --out")
+    checkpoint = torch.load(last, map_location="cpu", weights_only=False)
+    epoch = int(checkpoint.get("epoch", -1))
+    state.update(last=str(last), finished=epoch < 0 or epoch + 1 >= epochs)
+    return state
 
 
 def _counting(what: str, say: Progress, every: int = 10) -> Any:
