@@ -157,3 +157,31 @@ def test_recovery_interrupted_and_resumed_ends_where_an_uninterrupted_one_does(m
     recipe.write_text(recipe.read_text().replace("ratio: 0.5", "ratio: 0.25"))
     other = subprocess.run(command(cut), capture_output=True, text=True, timeout=600, cwd=REPO)
     assert other.returncode == 2 and "holds an interrupted recovery of another recipe" in other.stderr
+
+
+def test_a_gradual_channel_schedule_reaches_its_target_step_by_step(mini, default_source, tmp_path):
+    """channel_pruning with steps: 2 prunes to 85 % then 70 % of the original MACs, recovering after each step
+    (distilled from the original dense model); the final model keeps at most the target, and each step is smaller."""
+    from posebench.compress.channels import conv_macs
+    from posebench.compress.gradual import step_epochs, step_targets
+    from posebench.compress.run import CompressOptions, compress
+
+    assert step_targets(0.7, 3) == pytest.approx([0.9, 0.8, 0.7]) and step_epochs(5, 2) == [2, 3]
+    recipe = Recipe.from_yaml("name: gradual\nmodifiers:\n  - type: channel_pruning\n    macs: 0.7\n    steps: 2\n"
+                              "    imgsz: 96\nfinetune:\n  epochs: 2\n  imgsz: 96\n  batch: 8\n"
+                              "distillation:\n  task: 0\n")
+    said: list[str] = []
+    summary = compress(default_source, recipe, tmp_path,
+                       options=CompressOptions(data=mini / "coco-pose-mini.yaml", cache_dir=tmp_path / "cache"),
+                       on_progress=said.append)
+    dense = conv_macs(load_yolo(default_source.path).model.float(), (96, 96))
+    macs = [conv_macs(load_yolo(tmp_path / f"step-{k}" / "model.pt").model.float(), (96, 96)) for k in (1, 2)]
+    final = conv_macs(load_yolo(summary["checkpoint"]).model.float(), (96, 96))
+    assert dense > macs[0] > macs[1] == final
+    assert final / dense <= 0.70 + 1e-9 and final / dense > 0.6, final / dense  # reaches the target, not far below
+    assert [s["target"] for s in summary["steps"]] == pytest.approx([0.85, 0.70])
+    assert summary["macs_kept"] == pytest.approx(final / dense, rel=1e-6)
+    assert any("step 2/2" in m for m in said) and sum(" done in " in m for m in said) == 2
+    with pytest.raises(RecipeError, match="steps"):
+        Recipe.from_yaml("modifiers:\n  - type: channel_pruning\n    ratio: 0.3\n    steps: 2\n"
+                         "finetune:\n  epochs: 2\n")

@@ -128,6 +128,8 @@ class ChannelPruningModifier:
     criterion: str = "magnitude"  # magnitude (L2 of the producing filters) | bn_scale (|BatchNorm scale|) |
     #                               taylor (|weight x gradient| of the task loss on --data's labels)
     taylor_batches: int = 8  # taylor: labelled batches the loss's gradients are summed over
+    steps: int = 1  # > 1: gradual, prune a step then recover (the fine-tuning epochs split over the steps), repeat;
+    #                 the MACs kept fall linearly to `macs` (posebench.compress.gradual)
     round_to: int = 16  # channel counts kept at multiples of this (8 can crash DeepSparse 1.8 on YOLO26)
     exclude: tuple[str, ...] = ()  # regexes on group names (e.g. "model.23.cv4" keeps the keypoint branch whole)
     imgsz: int = 640  # input size the MACs are counted at
@@ -396,6 +398,10 @@ class _Parser:
         if gradual_end and finetune.epochs < gradual_end:
             raise self.fail(("finetune", "epochs"), f"a gradual schedule ends at epoch {gradual_end:g} but fine-tuning "
                                                     f"runs {finetune.epochs} epochs: set finetune.epochs >= {gradual_end:g}")
+        steps = max([m.steps for m in parsed if m.type == "channel_pruning"] + [1])
+        if steps > 1 and finetune.epochs < steps:
+            raise self.fail(("finetune", "epochs"), f"a gradual channel schedule of {steps} steps recovers after each "
+                                                    f"step: set finetune.epochs >= {steps}")
         version = self.number(data, "version", (), 1, 1, 1, integer=True)
         for key in ("name", "description"):
             if not isinstance(data.get(key, ""), str):
@@ -471,7 +477,15 @@ class _Parser:
                                       reconstruct_images=int(self.number(data, "reconstruct_images", path, 32, 1, 10000,
                                                                          integer=True)),
                                       taylor_batches=int(self.number(data, "taylor_batches", path, 8, 1, 10000,
-                                                                     integer=True)))
+                                                                     integer=True)),
+                                      steps=self._steps(data, path))
+
+    def _steps(self, data: dict, path: tuple) -> int:
+        steps = int(self.number(data, "steps", path, 1, 1, 100, integer=True))
+        if steps > 1 and "macs" not in data:
+            raise self.fail(path + ("steps",), "a gradual channel schedule lowers the MACs kept step by step: give "
+                                               "macs, not ratio")
+        return steps
 
     def ultralytics_export(self, data: dict, path: tuple) -> UltralyticsExport:
         data = self.keys(data, path, UltralyticsExport)

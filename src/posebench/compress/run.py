@@ -41,6 +41,7 @@ class CompressOptions:
     cache_dir: Path | None = None  # where fp32 exports are cached (default: ~/.cache/posebench/artifacts)
     device: str = "cpu"
     target_isa: str | None = None  # int8 target (overrides the recipe's target_isa; see posebench.isa)
+    teacher: Path | None = None  # distillation teacher checkpoint (default: the source model, before pruning)
 
 
 def _frames(source: Path, limit: int):  # noqa: ANN202 - a generator of (name, image)
@@ -69,6 +70,11 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
     if source.kind == "bundle":
         raise InvalidInputError(f"{source.spec} is already a compressed bundle; compress its checkpoint "
                                 f"({source.spec}/model.pt) instead")
+    channel = recipe.channel_pruning()
+    if channel is not None and channel.steps > 1:
+        from posebench.compress.gradual import compress_gradually
+
+        return compress_gradually(source, recipe, out_dir, options=options, on_progress=on_progress)
     if options.epochs is not None:
         recipe = recipe.with_epochs(options.epochs)
     if source.kind == "yaml":  # built as every posebench command builds it: fixed seed, the pose class count
@@ -95,7 +101,8 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
     if recipe.distillation.enabled and epochs:
         import copy
 
-        teacher = copy.deepcopy(model).eval()  # the dense model, before any pruning
+        teacher = (load_yolo(options.teacher).model.float().eval() if options.teacher is not None
+                   else copy.deepcopy(model).eval())  # the dense model, before any pruning
     resumed = interrupted_recovery(out_dir, recipe, epochs) if epochs else None
     if resumed is not None:  # steps 1-3 ran before the interruption: the pruned, partly trained model is last.pt
         say(f"resuming the interrupted recovery in {out_dir} from {resumed['last']}")
