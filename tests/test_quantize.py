@@ -356,3 +356,25 @@ def test_int8_ptq_accuracy_target_and_preset_effect(coco_pose_mini, default_sour
         assert fp32[rt] - scores["yolo-pose-float-head"][rt] <= 0.010, (rt, fp32, scores)
         assert fp32[rt] - scores["yolo-pose-float-coarse"][rt] <= 0.010, (rt, fp32, scores)
         assert fp32[rt] - scores["yolo-pose-float-decode"][rt] > fp32[rt] - scores["yolo-pose-float-head"][rt]
+
+
+def test_int8_float_parts_run_bf16_by_default_only_where_the_cpu_computes_bf16(int8_bundle, artifacts):
+    """OpenVINO's `inference_precision` defaults to auto: an int8 model's float parts in bf16 on a CPU with
+    AVX512_BF16 / AMX (as fast as Ultralytics' int8 export there), f32 elsewhere and for float models; a run can
+    still ask for either, and the record says what ran."""
+    from posebench.environment import bf16_arithmetic, cpu_flags
+    from posebench.runtimes.openvino import auto_precision
+
+    bundle = json.loads((int8_bundle / "bundle.json").read_text())
+    ir = int8_bundle / bundle["artifacts"]["openvino"]
+    fp32_ir = artifacts.get("openvino", SMALL)
+    assert auto_precision(ir, {"avx512_vnni", "amx_bf16"}) == "bf16" == auto_precision(ir, {"avx512_bf16"})
+    assert auto_precision(ir, {"avx2", "avx512_vnni"}) == "f32"
+    assert auto_precision(fp32_ir, {"amx_bf16"}) == "f32"
+    here = "bf16" if bf16_arithmetic(cpu_flags()) else "f32"
+    for artifact, options, expected in ((ir, {}, here), (ir, {"inference_precision": "f32"}, "f32"),
+                                        (fp32_ir, {}, "f32")):
+        with create_backend("openvino", artifact, threads=1, options=options) as backend:
+            assert ("bfloat16" if expected == "bf16" else "float32") in backend.info()["precision"]
+    assert backend_class("openvino").identity({"inference_precision": "f32"}) == {"inference_precision": "f32"}
+    assert backend_class("openvino").identity({}) == {}

@@ -15,15 +15,16 @@ from posebench.runtimes.base import Backend
 class OpenVINOBackend(Backend):
     """Runs an OpenVINO IR (.xml) or an ONNX file. options: `device` (default "CPU"), `streams` (default 1),
     `flush_denormals` (bool: the CPU plugin's denormals optimization, flush-to-zero), `inference_precision`
-    (f32 by default, bf16 / f16 to opt in to the plugin's reduced precision)."""
+    (auto by default: see `auto_precision`; f32, bf16 or f16 to choose)."""
 
     name = "openvino"
     artifact_format = "openvino"
     requires = ("openvino",)
     install_hint = "pip install openvino"
     # OpenVINO's CPU plugin runs "fp32" models in bf16 on CPUs with AVX512_BF16 or AMX unless told otherwise
-    # (found on an AMD Zen 4: 0.6 % output error against torch): posebench asks for f32 unless a run opts in.
-    identity_options = {"device": "CPU", "streams": 1, "flush_denormals": False, "inference_precision": "f32"}
+    # (found on an AMD Zen 4: 0.6 % output error against torch): posebench asks for f32 for float models unless a
+    # run opts in; an int8 model's float parts run bf16 there (`auto_precision`).
+    identity_options = {"device": "CPU", "streams": 1, "flush_denormals": False, "inference_precision": "auto"}
     input_layouts = ("nchw_float", "nhwc_u8_bgr")
     fuse_by_default = True  # the PrePostProcessor's conversion is compiled into the model: a tie or better
 
@@ -35,9 +36,11 @@ class OpenVINOBackend(Backend):
 
         core = ov.Core()
         self._device = self.options.get("device", "CPU")
-        precision = str(self.options.get("inference_precision", "f32"))
-        if precision not in ("f32", "bf16", "f16"):
-            raise InvalidInputError(f"openvino inference_precision must be f32, bf16 or f16, got {precision!r}")
+        precision = str(self.options.get("inference_precision", "auto"))
+        if precision not in ("auto", "f32", "bf16", "f16"):
+            raise InvalidInputError(f"openvino inference_precision must be auto, f32, bf16 or f16, got {precision!r}")
+        if precision == "auto":
+            precision = auto_precision(self.artifact)
         config = {
             hints.inference_precision: getattr(ov.Type, precision),
             hints.performance_mode: hints.PerformanceMode.LATENCY,
@@ -83,6 +86,32 @@ class OpenVINOBackend(Backend):
                 "effective_threads": int(cm.get_property(props.inference_num_threads)),
                 "streams": int(cm.get_property(props.num_streams)), "flush_denormals": self._ftz,
                 "precision": str(cm.get_property(props.hint.inference_precision))}
+
+
+def auto_precision(artifact: Path, isa: set[str] | None = None) -> str:
+    """The float precision an artifact runs with by default: bf16 for the float parts of an int8 model on a CPU
+    that computes bf16 (AVX512_BF16 or AMX, as its oneDNN kernels see it), where it is as fast as Ultralytics'
+    int8 export at posebench's accuracy (coco-pose-val: pose mAP50-95 0.505 in f32 and in bf16); f32 otherwise (a
+    float model stays exact unless a run asks for bf16)."""
+    from posebench.environment import bf16_arithmetic, cpu_flags
+
+    if not bf16_arithmetic(cpu_flags() if isa is None else isa):
+        return "f32"
+    try:
+        from posebench.export.artifact import read_metadata
+
+        precision = read_metadata(artifact).get("precision")
+    except Exception:  # an artifact made elsewhere, without posebench's metadata: read its weights' types
+        precision = "int8" if _has_int8_weights(artifact) else "fp32"
+    return "bf16" if precision == "int8" else "f32"
+
+
+def _has_int8_weights(artifact: Path) -> bool:
+    """Whether an IR holds FakeQuantize or integer weights (an int8 model made by another tool)."""
+    if artifact.suffix != ".xml" or not artifact.is_file():
+        return False
+    text = artifact.read_text(errors="ignore")
+    return 'type="FakeQuantize"' in text or 'element_type="i8"' in text
 
 
 def fuse_preprocessing(model: Any) -> Any:
