@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -87,6 +88,7 @@ def test_tune_finds_a_deployment_and_resumes(footage, tmp_path):
     assert deployed.kind in ("bundle", "artifact")
     assert tuple(ArtifactStore(deployed, tmp_path / "c").fixed_imgsz()) == tuple(winner["imgsz"])
     report = (out / "tune.md").read_text()
+    assert not re.search(r"(^|[\s`(])/(tmp|work|root|home)/", report)  # relative paths, never a machine's own
     assert winner["candidate"] in report and "Verdict" in report and "(reference)" in report
     assert (out / "tune-pareto.png").read_bytes()[:4] == b"\x89PNG" and "tune-pareto.png" in report
     # resumable: a second run measures nothing again

@@ -509,7 +509,8 @@ class Tuner:
                               "runtime": self.plan.reference_runtime}, "floor": floor,
                 "sizes": [list(s) for s in sizes], "rows": rows, "winner": winner,
                 "faster_unresolved": [r["candidate"] + f" on {r['runtime']}" for r in faster_unresolved],
-                "labels": str(self.plan.data) if self.plan.data else None, "environment": self.env}
+                "labels": str(self.plan.data) if self.plan.data else None, "environment": self.env,
+                "out": str(self.plan.out)}
 
     def _compare(self, row: dict[str, Any]) -> None:
         """Paired differences of a row from the reference on each evaluation (same frames / images, same

@@ -11,6 +11,18 @@ def _acc(row: dict[str, Any]) -> str:
     return " / ".join("-" if v is None else f"{v:.4f}" for v in row["accuracy"].values())
 
 
+def shown(path: str | None, out: str | None = None) -> str:
+    """A path as a report names it: relative to the tune's output folder when inside it, else to the working
+    folder; never a machine's absolute path."""
+    import os
+
+    if not path:
+        return "?"
+    if out and os.path.abspath(path).startswith(os.path.abspath(out) + os.sep):
+        return os.path.relpath(path, out)
+    return os.path.relpath(path)
+
+
 def _gap(d: dict[str, Any] | None, tolerance: float | None) -> str:
     """'-0.0031 [-0.0102, +0.0040]: not resolved' from a Difference's dict."""
     if not d:
@@ -38,7 +50,7 @@ def tune_markdown(summary: dict[str, Any]) -> str:
     metrics = " / ".join(["fidelity"] + (["pose mAP50-95"] if summary.get("labels") else []))
     calibration = summary["calibration"]
     ref = summary["reference"]
-    lines = [f"# posebench tune: {summary['model']} for {summary['footage']}", "",
+    lines = [f"# posebench tune: {summary['model']} for {shown(summary['footage'])}", "",
              f"Machine: {env.get('cpu_model')} ({ran_as(env)}), {env.get('usable_cores')} usable cores.",
              "", "## Question and data", "",
              ("Goal: the fastest deployment whose accuracy is within "
@@ -50,12 +62,12 @@ def tune_markdown(summary: dict[str, Any]) -> str:
                 if ref.get("runtime") else "") + ".",
              f"- Footage: {summary['frames']} frames of {summary['frame_hw'][1]}x{summary['frame_hw'][0]}. Frames "
              f"0-{summary['eval_from'] - 1} (every {calibration['stride']})"
-             + (f" and the images of {', '.join(calibration['extra'])}" if calibration["extra"] else "")
+             + (f" and the images of {', '.join(shown(e) for e in calibration['extra'])}" if calibration["extra"] else "")
              + " calibrate int8 and train pruned models; frames "
              f"{summary['eval_from']}-{summary['frames'] - 1} judge and nothing is fitted on them.",
              "- Fidelity: COCO keypoint AP of the candidate's poses against the dense fp32 model's at 640x640 on "
              "the judging frames (1.0 = the same poses)." +
-             (f" Labels: pose mAP50-95 on {summary['labels']}." if summary.get("labels") else ""),
+             (f" Labels: pose mAP50-95 on {shown(summary['labels'])}." if summary.get("labels") else ""),
              f"- Reference accuracy: {' / '.join(f'{k} {v:.4f}' for k, v in ref['accuracy'].items())}; floor: "
              + (", ".join(f"{k} {v:.4f}" for k, v in summary["floor"].items()) or "none (latency budget)") + ".",
              "- Latency: model-mode p50 at batch 1, every candidate in a fresh process, coarse then fine rounds "
@@ -80,7 +92,8 @@ def tune_markdown(summary: dict[str, Any]) -> str:
         lines += [
                   f"Why: it is the {'fastest' if 'tolerance' in summary['goal'] else 'most accurate'} candidate "
                   "that meets the goal in the fine rounds. Deploy it: "
-                  f"`posebench bench --model {winner.get('deployment', '?')} --runtime {winner['runtime']} "
+                  f"`posebench bench --model {shown(winner.get('deployment'), summary.get('out'))} "
+                  f"--runtime {winner['runtime']} "
                   f"--threads {winner['threads']}` (a bundle: its input size comes with it).", ""]
     else:
         lines += ["No candidate meets the goal: see the table for the closest ones.", ""]
