@@ -184,3 +184,15 @@ def test_sigterm_stops_the_measurement_child_too(tmp_path, cache_dir):
     for pid in kids:
         state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] if os.path.exists(f"/proc/{pid}") else "gone"
         assert state in ("gone", "Z"), f"measurement child {pid} still running ({state})"
+
+
+def test_a_bad_flag_value_prints_a_one_line_usage_and_the_error(capsys):
+    """Not argparse's 13-line usage block: the command, where the full usage is, and what is wrong."""
+    from posebench.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "--iters", "0"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["usage: posebench bench [options]  (posebench bench --help)",
+                   "posebench bench: error: argument --iters: must be at least 1, got 0"]

@@ -6,7 +6,7 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from posebench import __version__
 from posebench.errors import EXIT_INPUT, EXIT_NONE_SKIPPED, InvalidInputError, PosebenchError, exit_status
@@ -80,12 +80,21 @@ def _runtime_options(args: argparse.Namespace) -> dict[str, dict]:
             "tensorrt": {"precision": args.trt_precision}}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage on a bad flag or value (the full usage block is what --help is for)."""
+
+    def error(self, message: str) -> NoReturn:
+        positionals = " ".join(a.metavar or a.dest for a in self._positionals._group_actions)
+        self.exit(2, f"usage: {self.prog} [options] {positionals}".rstrip() + f"  ({self.prog} --help)\n"
+                     f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="posebench",
         description="Compress, export, run, validate and time Ultralytics pose models on every runtime.")
     parser.add_argument("--version", action="version", version=f"posebench {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     bench = sub.add_parser("bench", help="batch-1 latency on several runtimes and thread counts",
                            description="Batch-1 latency: warm-up, then timed runs until both --iters and "
