@@ -190,3 +190,28 @@ def test_tune_through_the_cli(footage, tmp_path):
                      "--native-imgsz", "160", "--threads", "1", "--eval-from", "5", "--budget-ms", "0.000001",
                      "--quick", "--out", str(out))
     assert result.returncode == 7 and "no candidate meets the goal" in result.stdout  # nothing new measured
+
+
+def test_tune_judges_its_winner_on_labels_it_never_chose_on(footage, mini, tmp_path):
+    """--judge scores the winner, the fp32 model at the winner's size and the reference on labels nothing was
+    chosen on, with intervals and paired differences; a choosing set that overlaps the judge is refused."""
+    from posebench.latency import LatencyProtocol
+
+    quick = LatencyProtocol(iters=5, min_seconds=0.05, warmup_iters=2, warmup_seconds=0.0)
+    judge = mini / "coco-pose-mini.yaml"
+    plan = TunePlan(source=resolve_model(None), footage=footage, out=tmp_path / "tune", runtimes=("openvino",),
+                    threads=(1,), sizes=((96, 160),), precisions=("fp32",), native=(160, 160), eval_from=5,
+                    tolerance=1.0, coarse=quick, fine=quick, finalists=1, judge=judge)
+    summary = Tuner(plan).run()
+    judged = summary["judged"]
+    assert set(judged["scores"]) == {"winner", "fp32 at the winner's size", "reference"}
+    assert all(s["images"] == 12 and s["interval"][0] <= s["map50_95"] <= s["interval"][1]
+               for s in judged["scores"].values())
+    # the winner is the fp32 model at 96x160: the same record, so no difference is made up for it
+    assert judged["scores"]["winner"]["candidate"] == "96x160-fp32" and "fp32 at the winner's size" not in \
+        judged["differences"]
+    ref = judged["differences"]["reference"]
+    assert ref["interval"][0] <= ref["difference"] <= ref["interval"][1]
+    assert "## Judged on" in (plan.out / "tune.md").read_text()
+    with pytest.raises(InvalidInputError, match="shares .* image"):
+        TunePlan(source=resolve_model(None), footage=footage, out=tmp_path, data=judge, judge=judge)

@@ -249,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--data", type=Path, default=None, metavar="YAML",
                       help="labelled Ultralytics data YAML: pose mAP50-95 must also stay within the tolerance")
     tune.add_argument("--split", default="val", help="split of --data (default: val)")
+    tune.add_argument("--judge", type=Path, default=None, metavar="YAML",
+                      help="labelled data YAML that only judges the winner at the end (pose mAP50-95 with intervals, "
+                           "paired against fp32 at its size and the reference); refused if it shares an image with "
+                           "--data or --extra-calibration")
     tune.add_argument("--runtime", default="auto", metavar="NAMES",
                       help="runtimes to consider (default auto: openvino, and on a CPU with bf16 arithmetic also "
                            "openvino[inference_precision=bf16])")
@@ -633,7 +637,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
                     reference_runtime=reference_runtime, threads=parse_threads(args.threads), sizes=sizes,
                     precisions=tuple(p.strip() for p in args.precisions.split(",") if p.strip()), macs=macs,
                     recovery_epochs=args.recovery_epochs, extra_calibration=tuple(args.extra_calibration),
-                    data=args.data, split=args.split, eval_from=args.eval_from, tolerance=args.tolerance,
+                    data=args.data, split=args.split, judge=args.judge, eval_from=args.eval_from,
+                    tolerance=args.tolerance,
                     budget_ms=args.budget_ms, native=parse_imgsz(args.native_imgsz), **quick)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), transient=True) as progress:

@@ -96,8 +96,9 @@ class TunePlan:
     macs: tuple[float, ...] = (1.0,)  # channel-pruning targets (fraction of conv MACs kept; 1 = none)
     recovery_epochs: int = 3
     extra_calibration: tuple[Path, ...] = ()  # images that also calibrate / train (never judge)
-    data: Path | None = None  # labelled Ultralytics data YAML: pose mAP50-95 also gates
+    data: Path | None = None  # labelled Ultralytics data YAML: pose mAP50-95 also gates (it chooses: never the judge)
     split: str = "val"
+    judge: Path | None = None  # labelled data YAML that only judges the winner at the end (its val split)
     eval_from: int | None = None  # first judging frame; default: the last quarter of the footage
     max_calibration: int = 300
     tolerance: float = 0.01  # accuracy below the reference's allowed
@@ -133,6 +134,16 @@ class TunePlan:
         if not _is_openvino(self.reference_runtime):
             raise InvalidInputError(f"the reference (Ultralytics' OpenVINO int8 export) runs on openvino, not "
                                     f"'{self.reference_runtime}'")
+        if self.judge is not None:
+            from posebench.evaluate.disjoint import check_disjoint
+
+            if not self.judge.is_file():
+                raise InvalidInputError(f"--judge {self.judge} does not exist (a labelled data YAML)")
+            for what, learn in [("--data (choosing)", self.data)] + [("--extra-calibration", e)
+                                                                     for e in self.extra_calibration]:
+                if learn is not None:
+                    check_disjoint(learn, self.judge, what=what, learn_split=self.split if learn == self.data
+                                   else "train")
         if self.coarse_rounds < 2 or self.fine_rounds < 2:
             raise InvalidInputError("latency is measured in at least 2 interleaved rounds (noise shows between them)")
 
@@ -406,6 +417,8 @@ class Tuner:
         summary = self._summary(sizes, candidates, survivors, coarse, fine, reference, floor, score)
         if summary["winner"]:
             summary["winner"]["deployment"] = str(self._deploy(summary["winner"]))
+            if plan.judge is not None:
+                summary["judged"] = self._judge(summary["winner"])
         from posebench.report.tune import tune_markdown, tune_plot
 
         png = tune_plot(summary)
@@ -527,6 +540,51 @@ class Tuner:
             row["comparison"][name] = d.to_dict() if d else None
             verdicts.append(d.within(self.plan.tolerance) if d else None)
         row["within"] = False if False in verdicts else (None if None in verdicts else True)
+
+    def _judged_record(self, candidate: Candidate, runtime: str) -> dict[str, Any]:
+        """The winner, the fp32 model at its size or the reference scored on the judging labels (recorded once)."""
+        from posebench.models import resolve_model
+        from posebench.val import ValPlan, run_val
+
+        key = f"tune|{candidate.name}|accuracy|judge|{runtime}"
+        if key not in self.done:
+            spec = self.build(candidate)
+            self.say(f"judging {candidate.name} on {runtime} with {self.plan.judge.name}", 0, 0)
+            if spec is None:
+                self._error("accuracy", candidate, runtime, max(self.plan.threads), key, self.errors[candidate],
+                            tune={"candidate": candidate.name})
+            else:
+                plan = ValPlan(source=resolve_model(spec), runtimes=(runtime,), imgsz=candidate.imgsz,
+                               threads=max(self.plan.threads), variant=candidate.name, cache_dir=self.cache,
+                               model_name=self.plan.source.name, data=self.plan.judge, split="val")
+                self._keep(run_val(plan, self._fresh()), key, tune={"candidate": candidate.name},
+                           evaluation_name="judge")
+        return self.done[key]
+
+    def _judge(self, winner: dict[str, Any]) -> dict[str, Any]:
+        """Final figures on the judging set: the winner, the fp32 model at the winner's input size and the reference,
+        pose mAP50-95 with intervals, and the winner's paired differences from the other two."""
+        from posebench.report.compare import difference
+
+        chosen = Candidate(tuple(winner["imgsz"]), winner["precision"], winner["macs"])
+        runs = {"winner": (chosen, winner["runtime"]),
+                "fp32 at the winner's size": (Candidate(tuple(winner["imgsz"])), winner["runtime"]),
+                "reference": (self.reference, self.plan.reference_runtime)}
+        records = {name: self._judged_record(c, rt) for name, (c, rt) in runs.items()}
+        out: dict[str, Any] = {"data": str(self.plan.judge), "scores": {}, "differences": {}}
+        for name, r in records.items():
+            if r.get("status") == "ok":
+                a = r["accuracy"]
+                out["scores"][name] = {"candidate": runs[name][0].name, "runtime": runs[name][1],
+                                       "map50_95": a["pose"]["map50_95"], "images": a["images"],
+                                       "interval": ((a.get("intervals") or {}).get("pose") or {}).get("map50_95")}
+        mine = records["winner"]
+        for name in ("fp32 at the winner's size", "reference"):
+            other = records[name]
+            if mine.get("status") == "ok" and other.get("status") == "ok" and mine is not other:
+                d = difference(mine["accuracy"], other["accuracy"], "pose.map50_95")
+                out["differences"][name] = d.to_dict() if d else None
+        return out
 
     def _deploy(self, winner: dict[str, Any]) -> Path:
         """Copy the winner to OUT/winner/: a bundle folder `bench`, `val` (and `stream`) take as --model."""

@@ -97,6 +97,19 @@ def tune_markdown(summary: dict[str, Any]) -> str:
                   f"--threads {winner['threads']}` (a bundle: its input size comes with it).", ""]
     else:
         lines += ["No candidate meets the goal: see the table for the closest ones.", ""]
+    judged = summary.get("judged")
+    if judged:
+        lines += [f"## Judged on {shown(judged['data'])} (pose mAP50-95, 95 % intervals; nothing was chosen on it)", "",
+                  "| deployment | candidate | runtime | pose mAP50-95 | images |", "|---|---|---|---|---|"]
+        for name, sc in judged["scores"].items():
+            interval = sc.get("interval")
+            value = f"{sc['map50_95']:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+            lines.append(f"| {name} | {sc['candidate']} | {sc['runtime']} | {value} | {sc['images']} |")
+        lines.append("")
+        for name, d in judged["differences"].items():
+            lines.append(f"- winner minus {name} (paired, same images): {_gap(d, None)}"
+                         + (", resolved" if d and d["resolved"] else ""))
+        lines.append("")
     if summary.get("plot"):
         lines += [f"![p50 against accuracy, Pareto front dashed]({summary['plot']})", ""]
     lines += ["## Candidates", "",
