@@ -12,7 +12,7 @@ DS_STAMP := $(DS_VENV)/.posebench-installed
 DEMO_OUT ?= runs/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test env clean bench-vendors qemu
+.PHONY: demo test test-fast env clean bench-vendors qemu
 
 env: $(STAMP) $(DS_STAMP)
 
@@ -46,6 +46,10 @@ qemu:
 
 test: env qemu
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# the unit tier: no test marked slow, data or train (markers in pyproject.toml); a few minutes on 2 cores
+test-fast: env
+	$(PY) -m pytest -q -m "not slow and not data and not train" $(PYTEST_ARGS)
 
 bench-vendors: env
 	$(PY) benchmarks/vendor_agreement.py

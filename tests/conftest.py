@@ -12,7 +12,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # The labelled data lives beside the project (../shared/data), never inside it.
 SHARED_DATA = Path(os.environ.get("POSEBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))
-IMGSZ = (160, 224)  # small and rectangular: tests stay fast and (height, width) order is exercised
+IMGSZ = (160, 224)
+DATA_FIXTURES = {"coco_pose_mini", "mini", "coco_pose_val"}  # tests using these need ../shared/data  # small and rectangular: tests stay fast and (height, width) order is exercised
 
 
 def run_cli(*args: str, timeout: float = 600) -> "subprocess.CompletedProcess[str]":
@@ -73,3 +74,11 @@ def mini(coco_pose_mini, tmp_path_factory) -> Path:
     text = (root / "coco-pose-mini.yaml").read_text()
     (root / "both.yaml").write_text(text.replace("val: images/val", "val: [images/val, images/train2017]"))
     return root
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tiers: a test that uses the shared data is marked `data` (slow and train are marked where they are
+    defined); `make test-fast` runs what is in none of the three."""
+    for item in items:
+        if DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.data)

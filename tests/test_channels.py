@@ -75,6 +75,7 @@ def test_removing_dead_channels_changes_nothing(family):
     assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in net.parameters())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_macs_target_is_met_and_the_pruned_model_runs_on_every_cpu_runtime(family, tmp_path):
     from posebench.compress.run import CompressOptions, compress
@@ -106,6 +107,8 @@ def test_macs_target_is_met_and_the_pruned_model_runs_on_every_cpu_runtime(famil
             assert float(np.abs(out - reference).max()) < 1e-3 * scale, runtime
 
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_a_channel_pruned_model_fine_tunes_as_itself(mini, tmp_path):
     """Ultralytics' trainer rebuilds a network from its YAML; posebench hands it the pruned model instead, so the
     fine-tuned checkpoint keeps the pruned channels (and learned weights, not a random re-initialisation)."""
@@ -163,6 +166,7 @@ def test_recipe_shipped_for_channels_round_trips():
     assert recipe.channel_pruning().macs == 0.70 and Recipe.from_yaml(recipe.to_yaml()) == recipe
 
 
+@pytest.mark.slow
 def test_sensitivity_allocation_spends_the_macs_where_they_hurt_least(default_source):
     """Each group pruned alone is scored by how far the head outputs move; the cheapest steps meet the target.
     Measured (yolo11n-pose, 160x160, the two Ultralytics images): uniform ratio 0.25 keeps 0.856 of the MACs at

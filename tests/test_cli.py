@@ -24,6 +24,7 @@ def sweep(tmp_path_factory, cache_dir):
     return result, out
 
 
+@pytest.mark.slow
 def test_bench_sweeps_every_cpu_runtime_and_thread_count(sweep):
     result, out = sweep
     assert result.returncode == 0, result.stderr
@@ -145,6 +146,7 @@ def test_env_command_lists_runtimes():
     assert "openvino     installed" in result.stdout
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_measurement_child_too(tmp_path, cache_dir):
     """`kill` (SIGTERM) on posebench ends its measurement child as Ctrl-C does: an orphan would go on loading the
     CPU and disturb whatever is timed next (it did, once, during a study)."""

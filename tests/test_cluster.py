@@ -65,6 +65,7 @@ def cluster(tmp_path):
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_a_study_on_a_cluster_places_trials_by_kind_one_per_node_and_survives_killed_driver_and_worker(
         cluster, tmp_path):
     scheduler_file, workers, env = cluster

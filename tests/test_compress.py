@@ -199,6 +199,7 @@ def _runs_everywhere(checkpoint: Path, tmp_path: Path) -> None:
         assert np.abs(out - ref).max() / np.abs(ref).max() < 1e-3, runtime
 
 
+@pytest.mark.slow
 def test_one_shot_cli_checkpoint_onnx_and_runtimes(tmp_path):
     recipe_path = REPO / "recipes" / "yolo-pose-oneshot-p50.yaml"
     result = run_cli("compress", "--recipe", str(recipe_path), "--out", str(tmp_path / "out"),
@@ -217,6 +218,8 @@ def test_one_shot_cli_checkpoint_onnx_and_runtimes(tmp_path):
 
 # ---- gradual pruning through the real trainer ----------------------------------------------------------
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_gradual_pruning_with_pseudo_labels_through_the_trainer(assets, tmp_path, default_source):
     from posebench.compress.run import CompressOptions, compress
 
@@ -233,6 +236,7 @@ def test_gradual_pruning_with_pseudo_labels_through_the_trainer(assets, tmp_path
     _runs_everywhere(Path(summary["checkpoint"]), tmp_path)
 
 
+@pytest.mark.train
 def test_gradual_schedule_updates_masks_during_training(assets, tmp_path, default_source):
     from posebench.compress.finetune import PruningCallbacks
     from posebench.compress.recovery import make_pseudo_dataset
@@ -258,6 +262,8 @@ def test_gradual_schedule_updates_masks_during_training(assets, tmp_path, defaul
     assert seen[0] < seen[1] == pytest.approx(0.6, abs=1e-3)  # sparsity rose during training, ended on target
 
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_fine_tuning_on_labelled_data(coco_pose_mini, tmp_path, default_source):
     from posebench.compress.run import CompressOptions, compress
 

@@ -70,6 +70,7 @@ evaluation:
     return out / "results.jsonl", gpu, sorted(r["latency"]["mean_ms"] for r in cpu_mean)[len(cpu_mean) // 2]
 
 
+@pytest.mark.slow
 def test_report_prices_every_configuration_and_names_the_cheapest_under_a_budget(stores, tmp_path):
     cpu, gpu, cpu_ms = stores
     prices = tmp_path / "prices.yaml"

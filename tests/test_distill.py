@@ -30,6 +30,8 @@ def _images(root, size: int = 128) -> torch.Tensor:
     return torch.from_numpy(np.concatenate([to_batch(letterbox(read_image(p), (size, size))[0]) for p in paths]))
 
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_distillation_without_labels_moves_the_pruned_model_toward_the_dense_one(mini, default_source, tmp_path):
     from posebench.compress.run import CompressOptions, compress
 
@@ -74,6 +76,8 @@ def test_distillation_block_round_trips():
     assert not Recipe.from_yaml("name: x\n").distillation.enabled
 
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_fine_tuning_keeps_batchnorm_statistics_frozen_unless_masks_move(mini, default_source, tmp_path):
     """Measured on the street video: one epoch of self-distillation at lr0 0.002 moved the dense model to fidelity
     0.65 with train-mode BatchNorm (batch statistics of a few mosaic images) and 0.87 frozen; frozen at 0.0002: 0.99."""
@@ -102,6 +106,8 @@ def test_fine_tuning_keeps_batchnorm_statistics_frozen_unless_masks_move(mini, d
         Recipe.from_yaml("finetune:\n  batchnorm: fixed\n")
 
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_recovery_interrupted_and_resumed_ends_where_an_uninterrupted_one_does(mini, tmp_path):
     """A recovery killed mid-run (SIGKILL, after its second epoch was saved) and started again with the same command
     resumes from Ultralytics' last.pt: the same epochs, each once, on the same learning-rate schedule, and the same
@@ -159,6 +165,8 @@ def test_recovery_interrupted_and_resumed_ends_where_an_uninterrupted_one_does(m
     assert other.returncode == 2 and "holds an interrupted recovery of another recipe" in other.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_a_gradual_channel_schedule_reaches_its_target_step_by_step(mini, default_source, tmp_path):
     """channel_pruning with steps: 2 prunes to 85 % then 70 % of the original MACs, recovering after each step
     (distilled from the original dense model); the final model keeps at most the target, and each step is smaller."""

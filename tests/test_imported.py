@@ -56,6 +56,7 @@ def test_bare_onnx_needs_kpt_shape_and_a_wrong_one_is_refused(artifacts, tmp_pat
     assert contradicts.returncode == 2 and "--kpt-shape" in contradicts.stderr
 
 
+@pytest.mark.slow
 def test_yolo_export_onnx_scores_like_posebench_own_export(exports, both, artifacts, tmp_path, cache_dir):
     """`yolo export format=onnx` and `format=openvino` of the embedded weights, validated by posebench (the ONNX on
     onnxruntime and, converted, openvino; the IR folder on openvino), score what posebench's own export of the same
@@ -79,6 +80,7 @@ def test_yolo_export_onnx_scores_like_posebench_own_export(exports, both, artifa
         assert value == pytest.approx(own["onnxruntime"], abs=0.005), (runtime, imported, own)
 
 
+@pytest.mark.slow
 def test_yolo_export_openvino_int8_folder_scores_like_ultralytics_val(exports, both, tmp_path, cache_dir):
     """The folder `yolo export format=openvino int8=True` writes (calibrated on coco-pose-mini), given as --model
     with no --imgsz: posebench's validator scores it as Ultralytics' own `val` of that folder does. Ultralytics
@@ -107,6 +109,7 @@ def test_yolo_export_openvino_int8_folder_scores_like_ultralytics_val(exports, b
     assert record["accuracy"]["box"]["map50_95"] == pytest.approx(reference.box.map, abs=0.005)
 
 
+@pytest.mark.slow
 def test_a_study_takes_imported_artifacts_and_model_options(artifacts, tmp_path):
     """`models:` in a study: an ONNX without metadata beside the study file (with its keypoint shape) and a YOLO26
     YAML asked for its one-to-many head, both timed on onnxruntime."""

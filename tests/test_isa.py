@@ -108,6 +108,7 @@ def _run_ort(paths: list[Path], emulated: bool) -> list[np.ndarray]:
     return [np.load(str(p) + tag + ".npy") for p in paths]
 
 
+@pytest.mark.slow
 @needs_qemu
 def test_non_vnni_kernels_saturate_and_the_avx2_bundle_does_not(tmp_path, cache_dir):
     """Under an AVX2 CPU model ONNX Runtime's int8 conv clips 8-bit weights (the saturation is real, and the

@@ -52,6 +52,7 @@ def _matched_distance(a, b) -> tuple[float, float, int]:
     return box, kpt, len(a) + len(b) - 2 * len(pairs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
 def test_fused_and_vectorised_paths_agree_with_the_validator_within_a_pixel(runtime, artifacts):
     from posebench.evaluate.validate import Predictor
@@ -89,6 +90,7 @@ def test_auto_preprocess_fuses_where_the_runtime_can_and_refuses_where_it_cannot
         resolve_preprocess("gpu", backend_class("torch"))
 
 
+@pytest.mark.slow
 def test_fused_path_scores_coco_pose_mini_as_the_validator(mini, tmp_path, cache_dir):
     """pose mAP50-95 through the fused path (OpenVINO's PrePostProcessor) equals the validator's within 0.002."""
     out = {}
@@ -104,6 +106,7 @@ def test_fused_path_scores_coco_pose_mini_as_the_validator(mini, tmp_path, cache
     assert abs(out["fused"] - out["reference"]) <= 0.002, out
 
 
+@pytest.mark.slow
 def test_bench_e2e_times_every_stage_on_real_frames(tmp_path, cache_dir):
     out = tmp_path / "e2e"
     proc = run_cli("bench", "--mode", "e2e", "--runtime", "openvino,torch", "--threads", "1", "--imgsz", "160,224",
@@ -156,6 +159,7 @@ def test_bench_e2e_bad_input_is_one_clear_line(tmp_path):
     assert proc.returncode != 0 and record["status"] == "error" and "cannot fuse" in record["error"]
 
 
+@pytest.mark.slow
 def test_study_times_end_to_end_beside_ultralytics_predict(tmp_path, cache_dir):
     """A study with `latency: {mode: both, pipelines: [posebench, ultralytics]}`: model mode, posebench's pipeline
     and Ultralytics' own predict around the same artifact (posebench's IR, given the metadata Ultralytics reads),

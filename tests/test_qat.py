@@ -23,6 +23,7 @@ SMALL = (160, 160)
 QAT = ("modifiers:\n  - type: quantization\n    method: qat\n    imgsz: 160\n    calibration_images: 8\n")
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("extra,message", [
     ("    method: ptq\n    epochs: 3\n", "epochs: only applies to method: qat"),
     ("    method: qat\n    precision: fp16\n", "method: qat trains int8 only"),
@@ -35,6 +36,7 @@ def test_broken_qat_modifier(extra, message):
         Recipe.from_yaml("modifiers:\n  - type: quantization\n" + extra)
 
 
+@pytest.mark.train
 def test_shipped_qat_recipes_round_trip_and_epochs_override():
     qat_only = Recipe.load(REPO / "recipes" / "int8-qat.yaml")
     pruned_qat = Recipe.load(REPO / "recipes" / "yolo-pose-p55-int8.yaml")
@@ -62,6 +64,7 @@ def test_onnx_style_names_are_the_exporters(artifacts):
     assert names["model.23.cv4.2.0.conv"] == "/model.23/cv4.2/cv4.2.0/conv/Conv"
 
 
+@pytest.mark.train
 def test_qat_without_training_data_is_refused(default_source, tmp_path):
     with pytest.raises(InvalidInputError, match="quantization-aware training needs data"):
         compress(default_source, Recipe.from_yaml(QAT), tmp_path)
@@ -79,6 +82,8 @@ def pruned_qat_bundle(coco_pose_mini, default_source, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_qat_qdq_onnx_runs_on_every_cpu_runtime(pruned_qat_bundle, coco_pose_mini):
     import onnx
 
@@ -115,6 +120,7 @@ def test_qat_qdq_onnx_runs_on_every_cpu_runtime(pruned_qat_bundle, coco_pose_min
         assert np.median(np.abs(out[:, :4] - outputs["onnxruntime"][:, :4])) < 1.0, runtime
 
 
+@pytest.mark.train
 def test_pruned_qat_keeps_its_sparsity_in_the_int8_weights(pruned_qat_bundle):
     per_layer = {r["name"]: r for r in json.loads((pruned_qat_bundle / "sparsity.json").read_text())["per_layer"]}
     int8 = onnx_weight_sparsity(pruned_qat_bundle / "model-int8.onnx")  # int8 initializers, read from the file

@@ -142,6 +142,7 @@ def test_head_index_of_yolov8_is_22(tmp_path):
     assert head_index(n.name for n in onnx.load(str(store.get("onnx", (64, 64)))).graph.node) == 22
 
 
+@pytest.mark.slow
 def test_int8_bundle_keeps_the_head_in_float_and_runs_on_every_cpu_runtime(int8_bundle, artifacts):
     bundle = json.loads((int8_bundle / "bundle.json").read_text())
     assert bundle["precision"] == "int8" and bundle["imgsz"] == list(SMALL)
@@ -197,6 +198,7 @@ def test_each_runtime_gets_its_own_int8_form(int8_bundle):
     assert meta["quantization"]["deepsparse_form"]["convinteger_convs"] == ops.count("ConvInteger")
 
 
+@pytest.mark.slow
 def test_deepsparse_compiles_its_form_and_falls_back_on_qdq(int8_bundle):
     """DeepSparse's own diagnostics: the QDQ ONNX runs 0 % in its engine (per-channel DequantizeLinear refused,
     weights behind DequantizeLinear not constant), the ConvInteger form 100 %."""
@@ -209,6 +211,7 @@ def test_deepsparse_compiles_its_form_and_falls_back_on_qdq(int8_bundle):
     assert form["percent"] == 100 and form["subgraphs"] == 1 and form["failure"] is None, form
 
 
+@pytest.mark.slow
 def test_deepsparse_form_matches_the_qdq_model(int8_bundle):
     """Same int8 weights and activation scales: DeepSparse on its form agrees with ONNX Runtime on the QDQ model
     within int8 tolerance (the form drops the QDQ model's extra re-quantization of conv outputs and SiLU)."""
@@ -234,6 +237,7 @@ def test_deepsparse_compatible_opset_imports(int8_bundle):
     assert {o.domain for o in model.opset_import} <= {"", "com.microsoft"}
 
 
+@pytest.mark.slow
 def test_bundle_through_bench_and_val_cli(int8_bundle, tmp_path):
     result = run_cli("bench", "--model", str(int8_bundle), "--imgsz", "160", "--runtime", "onnxruntime,torch,deepsparse",
                      "--threads", "1", "--iters", "3", "--min-seconds", "0", "--warmup", "1", "--warmup-seconds", "0",
@@ -251,6 +255,7 @@ def test_bundle_through_bench_and_val_cli(int8_bundle, tmp_path):
     assert wrong.returncode == EXIT_NONE_FAILED  # a wrong size is an error, not a skip
 
 
+@pytest.mark.slow
 def test_pruned_then_int8_keeps_its_sparsity(default_source, assets, tmp_path):
     pruning = Recipe.load(REPO / "recipes" / "yolo-pose-oneshot-p50.yaml")
     from dataclasses import replace
@@ -270,6 +275,7 @@ def test_pruned_then_int8_keeps_its_sparsity(default_source, assets, tmp_path):
     assert summary["bundle"]["sparsity"] > 0.4
 
 
+@pytest.mark.slow
 def test_fp16_bundle_matches_fp32(default_source, tmp_path, artifacts):
     compress(default_source, _recipe("fp16"), tmp_path)
     store = ArtifactStore(resolve_model(tmp_path), tmp_path / "cache")
@@ -297,6 +303,7 @@ def test_broken_quantization_modifier(extra, message):
         Recipe.from_yaml(text)
 
 
+@pytest.mark.slow
 def test_full_bias_correction_is_recorded_and_changes_only_the_biases(default_source, assets, int8_bundle, tmp_path):
     """`bias_correction: full` (NNCF, layer by layer) quantizes the same ops as the default one-pass correction,
     with other bias values, and says so in the IR's metadata. (Whether it is more faithful is a measurement:
@@ -319,6 +326,7 @@ def test_int8_without_calibration_images_is_refused(default_source, tmp_path):
 
 # ---- accuracy on real data: the issue's target ---------------------------------------------------------
 
+@pytest.mark.slow
 def test_int8_ptq_accuracy_target_and_preset_effect(coco_pose_mini, default_source, tmp_path):
     """Calibrated on street-video frames (disjoint from the evaluation images), scored on val+train2017."""
     import shutil

@@ -92,6 +92,7 @@ def test_frames_in_flight_multiply_throughput_and_keep_the_order(tmp_path, artif
         run_stream(pipeline, FrameSource(video), pace="max", inflight=0)
 
 
+@pytest.mark.slow
 def test_stream_cli_writes_skeletons_and_poses_and_skips_a_corrupt_frame(tmp_path, cache_dir):
     video = _corrupt_frame(_video(tmp_path / "clean.avi", 12), 5, tmp_path / "broken.avi")
     out = tmp_path / "out"
@@ -158,6 +159,7 @@ def test_stream_bad_source_is_one_clear_line(tmp_path, source, message):
     assert len(errors) == 1 and message in errors[0], proc.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_a_stream_with_the_summary_so_far(tmp_path, artifacts, cache_dir):
     import signal
     import subprocess

@@ -74,6 +74,7 @@ def _study_keys(store: Path) -> list[str]:
             and "study_key" in line]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_study_then_resume_loses_nothing_and_duplicates_nothing(tmp_path, assets):
     study = _study(tmp_path, assets)
     out = tmp_path / "out"
@@ -121,6 +122,7 @@ def test_sigkill_mid_study_then_resume_loses_nothing_and_duplicates_nothing(tmp_
     assert _study_keys(store) == keys
 
 
+@pytest.mark.slow
 def test_report_merges_machines_and_answers_under_a_budget(tmp_path, assets):
     study = _study(tmp_path, assets, **{"threads: [1, 2]": "threads: [2]",
                                         "runtimes: [onnxruntime, openvino]": "runtimes: [onnxruntime, deepsparse]"})
@@ -179,6 +181,7 @@ def test_report_bad_input(tmp_path):
     assert result.returncode == 2 and "no successful latency or accuracy record" in result.stderr
 
 
+@pytest.mark.slow
 def test_failing_trial_is_recorded_and_the_study_goes_on_and_can_be_retried(tmp_path, assets):
     gradual = REPO / "recipes" / "yolo-pose-p50.yaml"  # needs fine-tuning data the study does not give
     study = _study(tmp_path, assets, **{"runtimes: [onnxruntime, openvino]": "runtimes: [onnxruntime]",

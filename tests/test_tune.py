@@ -54,6 +54,7 @@ def test_footage_split_keeps_judging_frames_out(footage, tmp_path):
         TunePlan(source=resolve_model(None), footage=footage, out=tmp_path, precisions=("int4",))
 
 
+@pytest.mark.slow
 def test_tune_finds_a_deployment_and_resumes(footage, tmp_path):
     """A real search: 2 sizes x (fp32, Ultralytics int8) on OpenVINO, the reference at the native 160x160."""
     from posebench.latency import LatencyProtocol
@@ -113,6 +114,7 @@ def test_tune_finds_a_deployment_and_resumes(footage, tmp_path):
     assert Tuner(replace(plan, budget_ms=1e-6)).run()["winner"] is None
 
 
+@pytest.mark.slow
 def test_the_reference_runs_as_ultralytics_runs_it(footage, tmp_path):
     """On a CPU with bf16 arithmetic Ultralytics' OpenVINO runs float parts in bf16: the reference is scored and
     timed on its own OpenVINO spec, and every candidate's ratio is taken against it; fidelity's dense reference
@@ -176,6 +178,7 @@ def test_candidate_names_are_unique():
     assert names == {"384x640-fp32", "384x640-int8", "384x640-m75-int8", "640x640-int8-ultralytics"}
 
 
+@pytest.mark.slow
 def test_tune_through_the_cli(footage, tmp_path):
     """The command a user types: a tiny search ends with the winner and the report's path."""
     out = tmp_path / "cli"
@@ -192,6 +195,7 @@ def test_tune_through_the_cli(footage, tmp_path):
     assert result.returncode == 7 and "no candidate meets the goal" in result.stdout  # nothing new measured
 
 
+@pytest.mark.slow
 def test_tune_judges_its_winner_on_labels_it_never_chose_on(footage, mini, tmp_path):
     """--judge scores the winner, the fp32 model at the winner's size and the reference on labels nothing was
     chosen on, with intervals and paired differences; a choosing set that overlaps the judge is refused."""

@@ -140,6 +140,7 @@ def test_interval_shrinks_with_more_images():
     assert bootstrap_intervals(_matches(_population(60, seed=2)), resamples=300) == small  # seeded
 
 
+@pytest.mark.slow
 def test_interval_covers_the_population_value_about_95_percent_of_the_time():
     population = _population(20000, seed=7)
     truth = _map50_95(population)

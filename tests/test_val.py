@@ -28,6 +28,7 @@ def torch_scores(artifacts, mini) -> dict[str, dict]:
     return {name: _validate(artifacts, "torch", mini / f"{name}.yaml") for name in ("coco-pose-mini", "both")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["coco-pose-mini", "both"])
 def test_torch_runtime_matches_yolo_val(name, mini, torch_scores, default_source):
     from ultralytics import YOLO
@@ -43,6 +44,7 @@ def test_torch_runtime_matches_yolo_val(name, mini, torch_scores, default_source
     assert ours["images"] == (12 if name == "coco-pose-mini" else 42)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino", "deepsparse"])
 def test_every_runtime_scores_like_torch(runtime, artifacts, mini, torch_scores):
     ours = _validate(artifacts, runtime, mini / "both.yaml")
@@ -117,6 +119,7 @@ def test_fidelity_drops_for_a_perturbed_model(artifacts, frames, tmp_path):
     assert result["fidelity"] < 0.8, result["fidelity"]
 
 
+@pytest.mark.slow
 def test_fidelity_on_video_frames_through_the_cli(tmp_path, cache_dir):
     import cv2
 
@@ -149,6 +152,7 @@ def test_fidelity_on_video_frames_through_the_cli(tmp_path, cache_dir):
     assert result.returncode == 2 and "from frame 4 on" in result.stderr
 
 
+@pytest.mark.slow
 def test_val_and_bench_records_share_the_trial_identity(tmp_path, cache_dir):
     import ultralytics
 
@@ -231,6 +235,7 @@ def test_data_yaml_without_path_given_by_a_relative_path(mini, monkeypatch):
     assert len(load_dataset(staged).samples) == 12
 
 
+@pytest.mark.slow
 def test_val_on_the_judging_set_matches_yolo_val_of_the_same_onnx_with_intervals(coco_pose_val, artifacts, tmp_path):
     """The 750-image judging set: posebench's ONNX Runtime val and `yolo val` of the same ONNX agree (mAP50-95
     within 0.001), and every mAP is printed with its 95 % interval."""

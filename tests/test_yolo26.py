@@ -134,6 +134,7 @@ def _assert_same_detections(ours: np.ndarray, theirs: np.ndarray, runtime: str) 
     assert len(set(nearest.tolist())) == len(ours), f"{runtime}: detections matched twice"
 
 
+@pytest.mark.slow
 def test_study_runs_yolo26_end_to_end_beside_the_peer_export(tmp_path, cache_dir):
     """A study with yolo26n-pose (random weights): base, int8 PTQ, one-shot p50 and Ultralytics' own OpenVINO
     int8 export, on torch, onnxruntime and openvino; YOLO26 runs its NMS-free head throughout."""
@@ -217,6 +218,8 @@ def test_an_end_to_end_onnx_made_elsewhere_runs_on_openvino_too(yolo26_varied, t
     assert nearest.max() < 0.05
 
 
+@pytest.mark.slow
+@pytest.mark.train
 def test_qat_on_yolo26_trains_both_heads_and_exports_the_one_to_one_head(mini, tmp_path):
     """QAT keeps both branches of the end-to-end head while training (its loss needs both) and exports the
     NMS-free one: a QDQ ONNX and an OpenVINO IR with the (1, max_det, 6 + K*D) output, on every CPU runtime."""
