@@ -62,6 +62,14 @@ def _conv_block(m: Any) -> bool:
     return isinstance(getattr(m, "conv", None), nn.Conv2d) and isinstance(getattr(m, "bn", None), nn.BatchNorm2d)
 
 
+def conv_blocks(net: nn.Module) -> list[nn.Module]:
+    """Every Ultralytics Conv block (conv + BatchNorm) of `net`."""
+    return [m for m in net.modules() if _conv_block(m)]
+
+
+TAYLOR_ATTRIBUTE = "taylor_importance"  # per output channel, set on each block's conv by posebench.compress.taylor
+
+
 def _is_depthwise(m: Any) -> bool:
     return _conv_block(m) and m.conv.groups > 1 and m.conv.groups == m.conv.in_channels == m.conv.out_channels
 
@@ -175,7 +183,7 @@ def _scores(group: ChannelGroup, criterion: str) -> torch.Tensor:
     total = torch.zeros(group.size)
     for block, rows in group.producers:
         if criterion == "taylor":  # |sum p x dL/dp| on the recovery loss (posebench.compress.taylor)
-            importance = getattr(block.conv, "taylor_importance", None)
+            importance = getattr(block.conv, TAYLOR_ATTRIBUTE, None)
             if importance is None:
                 raise InvalidInputError(f"criterion: taylor: group {group.name} has no importance: run "
                                         "posebench.compress.taylor.taylor_importance_ on labelled batches first")
@@ -363,7 +371,7 @@ class ChannelPlan:
 
 def batchnorm_after(net: nn.Module) -> dict[int, nn.Module]:
     """id(conv) -> the BatchNorm that follows it in an Ultralytics Conv block."""
-    return {id(m.conv): m.bn for m in net.modules() if _conv_block(m)}
+    return {id(m.conv): m.bn for m in conv_blocks(net)}
 
 
 def select_groups(net: nn.Module, exclude: Iterable[str] = ()) -> list[ChannelGroup]:
@@ -414,10 +422,9 @@ def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = 
                   "mean_error_before": float(sum(e["error_before"] for e in errors) / max(len(errors), 1)),
                   "mean_error_after": float(sum(e["error_after"] for e in errors) / max(len(errors), 1)),
                   "per_conv": errors}
-    if plan.criterion == "taylor":
-        from posebench.compress.taylor import clear_
-
-        clear_(net)  # the importances described the channels before pruning; checkpoints must not carry them
+    for block in conv_blocks(net):  # importances described the channels before pruning; checkpoints must not carry them
+        if hasattr(block.conv, TAYLOR_ATTRIBUTE):
+            delattr(block.conv, TAYLOR_ATTRIBUTE)
     after_macs = conv_macs(net, imgsz)
     return {"ratio": ratio, "groups": table, "macs_before": before_macs, "macs_after": after_macs,
             "macs_kept": after_macs / before_macs, "params_before": int(before_params),

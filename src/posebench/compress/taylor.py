@@ -17,13 +17,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from posebench.compress.channels import TAYLOR_ATTRIBUTE, conv_blocks
 from posebench.errors import InvalidInputError
 
-ATTRIBUTE = "taylor_importance"
-
-
-def _blocks(net: nn.Module) -> list[nn.Module]:
-    return [m for m in net.modules() if hasattr(m, "conv") and hasattr(m, "bn") and isinstance(m.conv, nn.Conv2d)]
 
 
 def channel_importance(block: nn.Module) -> torch.Tensor:
@@ -90,8 +86,8 @@ def taylor_importance_(net: nn.Module, batches: list[dict],
             images += int(batch["img"].shape[0])
             if on_progress:
                 on_progress(n + 1, len(batches))
-        for block in _blocks(net):
-            setattr(block.conv, ATTRIBUTE, channel_importance(block))
+        for block in conv_blocks(net):
+            setattr(block.conv, TAYLOR_ATTRIBUTE, channel_importance(block))
     finally:
         for p, flag in requires.items():
             p.grad = None
@@ -99,10 +95,3 @@ def taylor_importance_(net: nn.Module, batches: list[dict],
         net.criterion = criterion
         net.train(was_training)
     return images
-
-
-def clear_(net: nn.Module) -> None:
-    """Drop the stored importances (after pruning they no longer match the channels)."""
-    for block in _blocks(net):
-        if hasattr(block.conv, ATTRIBUTE):
-            delattr(block.conv, ATTRIBUTE)

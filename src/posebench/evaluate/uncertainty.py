@@ -272,6 +272,13 @@ class Difference:
         state = "resolved" if self.resolved else "not resolved (the interval spans zero)"
         return f"{fmt(self.estimate)}{unit} [{fmt(self.low)}, {fmt(self.high)}], {state}"
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Difference:
+        """The inverse of `to_dict` (a record's or a summary's stored difference)."""
+        low, high = d["interval"]
+        return cls(d.get("metric", ""), float(d["difference"]), float(low), float(high),
+                   float(d.get("confidence", CONFIDENCE)), int(d.get("images", 0)), int(d.get("resamples", 0)))
+
     def to_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "difference": self.estimate, "interval": [self.low, self.high],
                 "confidence": self.confidence, "resolved": self.resolved, "images": self.images,

@@ -25,18 +25,16 @@ def shown(path: str | None, out: str | None = None) -> str:
 
 def _gap(d: dict[str, Any] | None, tolerance: float | None) -> str:
     """'-0.0031 [-0.0102, +0.0040]: not resolved' from a Difference's dict."""
+    from posebench.evaluate.uncertainty import Difference
+
     if not d:
         return "-"
-    low, high = d["interval"]
-    text = f"{d['difference']:+.4f} [{low:+.4f}, {high:+.4f}]"
+    diff = Difference.from_dict(d)
+    text = f"{diff.estimate:+.4f} [{diff.low:+.4f}, {diff.high:+.4f}]"
     if tolerance is None:
-        return text + ("" if d["resolved"] else ", not resolved")
-    if low >= -tolerance:
-        state = "within" + ("" if d["resolved"] else " (sign not resolved)")
-    elif high < -tolerance:
-        state = "below the floor"
-    else:
-        state = "not resolved"
+        return text + ("" if diff.resolved else ", not resolved")
+    state = {True: "within" + ("" if diff.resolved else " (sign not resolved)"), False: "below the floor",
+             None: "not resolved"}[diff.within(tolerance)]
     return f"{text}: {state}"
 
 
