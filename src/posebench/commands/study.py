@@ -78,7 +78,8 @@ def _print_study_tables(store: Path, *, metric: str = "map50", max_drop: float =
     """Mean latency per variant and runtime@threads (ms), and the verdict, in the terminal."""
     from rich.console import Console
 
-    from posebench.report.build import Report, verdict
+    from posebench.report.model import Report
+    from posebench.report.verdict import verdict
     from posebench.results import merge
     from posebench.tables import print_table
 

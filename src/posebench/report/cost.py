@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from posebench.errors import InvalidInputError, read_yaml_file
 
 DEFAULT_PRICES = Path(__file__).with_name("prices.yaml")

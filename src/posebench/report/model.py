@@ -1,0 +1,188 @@
+"""The records a report reads, combined once: latency rounds merged per trial, accuracy per evaluation,
+configurations as `Point`s (latency, accuracy, cost and the paired gap from base)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from posebench.errors import InvalidInputError
+from posebench.evaluate.uncertainty import Difference
+from posebench.report.compare import difference
+from posebench.report.cost import Cost, PriceRule, load_prices, price
+from posebench.results import runtime_label
+
+NOISY_SPREAD = 0.10  # rounds of one trial whose p50s differ by more than this are flagged
+
+METRICS = ("precision", "recall", "map50", "map50_95")
+LABELS = {"precision": "P", "recall": "R", "map50": "mAP50", "map50_95": "mAP50-95"}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One deployable configuration: a variant on a runtime, thread count and machine."""
+
+    model: str
+    variant: str
+    runtime: str
+    threads: int
+    machine: str
+    device: str  # "cpu" | "gpu"
+    mean_ms: float
+    p50_ms: float
+    p99_ms: float
+    accuracy: float | None  # pose mAP50 (or --metric) on the primary evaluation (None when not measured)
+    cost: Cost | None = None  # what it costs at its mean latency (None: no price rule for its machine)
+    gap: Difference | None = field(default=None, compare=False)  # accuracy - base's, paired interval (None: unknown)
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} / {self.runtime} @{self.threads} ({self.machine})"
+
+
+def machine_name(record: dict[str, Any]) -> str:
+    env = record.get("environment") or {}
+    cpu = str(env.get("cpu_model", "?")).replace("(R)", "").replace("(TM)", "").replace(" Processor", "")
+    gpus = f" + {env['gpus'][0]}" if env.get("gpus") and device_kind(record) == "gpu" else ""
+    # records made up for a test or an example (not measured) say so wherever their machine is named
+    return f"{cpu}, {env.get('usable_cores', '?')} cores{gpus}" + (" [synthetic]" if record.get("synthetic") else "")
+
+
+def device_kind(record: dict[str, Any]) -> str:
+    backend = record.get("backend") or {}
+    return "gpu" if record["trial"]["runtime"] == "tensorrt" or backend.get("device") == "gpu" else "cpu"
+
+
+class Report:
+    """Everything a report shows, computed once from the merged records."""
+
+    def __init__(self, records: list[dict[str, Any]], *, evaluation: str | None = None, metric: str = "map50",
+                 prices: list[PriceRule] | None = None):
+        if metric not in METRICS:
+            raise InvalidInputError(f"--metric must be one of {', '.join(METRICS)}, got '{metric}'")
+        self.metric = metric
+        self.prices = load_prices() if prices is None else prices
+        self.synthetic = any(r.get("synthetic") for r in records)
+        self.records = records
+        timed = [r for r in records if r.get("kind") == "latency" and r.get("status") == "ok"]
+        # model mode (the runtime call, the thesis's) and end-to-end records answer different questions
+        self.latency = combine_rounds([r for r in timed if r["trial"].get("mode", "model") == "model"])
+        self.e2e = combine_rounds([r for r in timed if r["trial"].get("mode") == "e2e"])
+        self.probes = [r for r in records if r.get("kind") == "probe"]
+        self.accuracy = [r for r in records if r.get("kind") == "accuracy" and r.get("status") == "ok"]
+        def key(r: dict[str, Any]) -> tuple[str, str]:
+            return r["kind"], r.get("study_key") or r["trial_id"]
+
+        succeeded = {key(r) for r in self.latency + self.e2e + self.accuracy}
+        self.failed = [r for r in records if r.get("kind") in ("latency", "accuracy") and r.get("status") != "ok"
+                       and key(r) not in succeeded]  # a failure later retried successfully is not shown
+        if not self.latency and not self.accuracy and not self.e2e:
+            raise InvalidInputError("the results hold no successful latency or accuracy record to report on")
+        names = []
+        for r in self.accuracy:
+            name = self._evaluation_name(r)
+            if name not in names:
+                names.append(name)
+        labelled = [n for n in names if any(self._evaluation_name(r) == n and r["evaluation"].get("mode") == "labels"
+                                           for r in self.accuracy)]
+        if evaluation is not None and evaluation not in names:
+            raise InvalidInputError(f"no evaluation named '{evaluation}' in the results (have: {', '.join(names)})")
+        self.evaluations = names
+        self.primary = evaluation or (labelled[0] if labelled else (names[0] if names else None))
+        self._gaps: dict[tuple[int, int], Difference | None] = {}
+        self.points = self._points()
+        self.e2e_points = self._points(self.e2e)
+        self.machines = list(dict.fromkeys(machine_name(r) for r in self.latency + self.e2e))
+
+    @staticmethod
+    def _evaluation_name(record: dict[str, Any]) -> str:
+        ev = record.get("evaluation", {})
+        if ev.get("name"):
+            return str(ev["name"])
+        if ev.get("mode") == "labels":
+            return f"{ev.get('dataset')}:{ev.get('split')}"
+        return f"fidelity:{Path(str(ev.get('source'))).name}"
+
+    def accuracy_of(self, model: str, variant: str, runtime: str | None, evaluation: str) -> dict | None:
+        """The accuracy record of a variant (on `runtime` if measured there, else on any runtime)."""
+        found = [r for r in self.accuracy if r["trial"]["model"] == model and r["trial"]["variant"] == variant
+                 and self._evaluation_name(r) == evaluation]
+        exact = [r for r in found if r["trial"]["runtime"] == runtime]
+        preferred = [r for r in found if r["trial"]["runtime"] == "onnxruntime"]
+        pick = (exact or preferred or found)
+        return pick[-1]["accuracy"] if pick else None
+
+    def _points(self, records: list[dict[str, Any]] | None = None) -> list[Point]:
+        points = []
+        for r in self.latency if records is None else records:
+            t = r["trial"]
+            acc = self.accuracy_of(t["model"], t["variant"], t["runtime"], self.primary) if self.primary else None
+            if t["runtime"] == "null":
+                continue
+            base = self.accuracy_of(t["model"], "base", t["runtime"], self.primary) if acc else None
+            points.append(Point(t["model"], t["variant"], runtime_label(t), t["threads"], machine_name(r), device_kind(r),
+                                r["latency"]["mean_ms"], r["latency"]["p50_ms"], r["latency"]["p99_ms"],
+                                acc["pose"][self.metric] if acc else None,
+                                price(self.prices, r.get("environment") or {}, device_kind(r), t["threads"],
+                                      r["latency"]["mean_ms"]),
+                                self.gap(acc, base)))
+        return points
+
+    @property
+    def gap_metric(self) -> str:
+        """The metric paired comparisons use: pose mAP50 / mAP50-95 as --metric says (mAP50-95 for P and R)."""
+        return "pose." + (self.metric if self.metric in ("map50", "map50_95") else "map50_95")
+
+    def gap(self, accuracy: dict | None, base: dict | None) -> Difference | None:
+        """accuracy - base's on the same images (paired bootstrap), computed once per pair of records."""
+        if accuracy is None or base is None or accuracy is base:
+            return None
+        key = (id(accuracy), id(base))
+        if key not in self._gaps:
+            self._gaps[key] = difference(accuracy, base, self.gap_metric)
+        return self._gaps[key]
+
+    def config(self, record: dict[str, Any]) -> str:
+        """'runtime@threads', with the machine when the results hold several."""
+        t = record["trial"]
+        return f"{runtime_label(t)}@{t['threads']}" + (f" ({machine_name(record)})" if len(self.machines) > 1 else "")
+
+    def variants(self) -> list[tuple[str, str]]:
+        seen: list[tuple[str, str]] = []
+        for r in self.latency + self.e2e + self.accuracy:
+            key = (r["trial"]["model"], r["trial"]["variant"])
+            if key not in seen:
+                seen.append(key)
+        return seen
+
+
+def combine_rounds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One latency record per trial and machine: the median of its rounds' statistics, with the rounds' p50s,
+    their spread ((max - min) / min) and a `noisy` flag when the spread exceeds 10 %. The roofline figures are
+    recomputed for the median p50."""
+    import statistics
+
+    from posebench.roofline import cpu_peak, roofline
+
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[(r["trial_id"], (r.get("environment") or {}).get("machine_id", "?"))].append(r)
+    combined = []
+    for group in groups.values():
+        group.sort(key=lambda r: (r.get("round", 1), r.get("created", "")))
+        last = dict(group[-1])
+        stats = [g["latency"] for g in group]
+        last["latency"] = {**stats[-1], **{k: statistics.median(s[k] for s in stats)
+                                          for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms") if k in stats[-1]}}
+        p50s = [s["p50_ms"] for s in stats]
+        last["rounds"] = p50s
+        last["spread"] = (max(p50s) - min(p50s)) / min(p50s) if len(p50s) > 1 and min(p50s) > 0 else None
+        last["noisy"] = bool(last["spread"] is not None and last["spread"] > NOISY_SPREAD)
+        ops = (last.get("artifact") or {}).get("ops")
+        if ops and last.get("compute"):
+            last["compute"] = roofline(ops, last["latency"]["p50_ms"],
+                                       cpu_peak(last.get("environment") or {}, last["trial"]["threads"]))
+        combined.append(last)
+    return sorted(combined, key=lambda r: r.get("created", ""))
