@@ -24,8 +24,9 @@ from pathlib import Path
 from side_by_side import interleaved_latency, ultralytics_openvino_int8
 
 from posebench.compress.recipe import Recipe
-from posebench.compress.run import CompressOptions, calibration_dataset, compress
-from posebench.environment import fingerprint
+from posebench.compress.images import calibration_dataset
+from posebench.compress.run import CompressOptions, compress
+from posebench.machine.environment import fingerprint
 from posebench.export import ArtifactStore
 from posebench.models import resolve_model
 

@@ -48,7 +48,7 @@ def artifacts(out: Path) -> dict[tuple[str, str], Path]:
     qdq = found[("int8", "deepsparse")].with_name("model-int8.onnx")
     models = {(v, "deepsparse"): found[(v, "deepsparse")] for v in VARIANTS}
     models[("int8 (QDQ ONNX)", "deepsparse")] = qdq
-    from posebench.isa import this_machine
+    from posebench.machine.isa import this_machine
 
     for variant in ("int8", "p50-int8", "p90-int8") if "vnni" not in this_machine() and this_machine() != "amx" else ():
         models[(f"{variant} (fast VNNI emulation)", "deepsparse")] = found[(variant, "deepsparse")]
@@ -108,7 +108,7 @@ def main() -> int:
     args = parser.parse_args()
     subprocess.run([sys.executable, "-m", "posebench", "study", str(STUDY), "--out", str(args.out)], check=True)
 
-    from posebench.environment import fingerprint
+    from posebench.machine.environment import fingerprint
     from posebench.export import read_metadata
     from posebench.runtimes.deepsparse import engine_coverage
 

@@ -31,7 +31,7 @@ def main() -> int:
     args = parser.parse_args()
     import numpy as np
 
-    from posebench.environment import fingerprint
+    from posebench.machine.environment import fingerprint
     from posebench.export.fp32 import checkpoint_artifact, export_fp32_onnx
     from posebench.latency import LatencyProtocol
     from posebench.models import resolve_model

@@ -17,7 +17,7 @@ from channel_pruning import SHARED, _pose_map, labelled_copy
 
 from posebench.compress.recipe import Recipe
 from posebench.compress.run import CompressOptions, compress
-from posebench.environment import fingerprint
+from posebench.machine.environment import fingerprint
 from posebench.export import ArtifactStore
 from posebench.models import resolve_model
 

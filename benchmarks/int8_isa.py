@@ -61,12 +61,12 @@ def main() -> int:
     from posebench.export import ArtifactStore
     from posebench.compress.recipe import Recipe
     from posebench.compress.run import CompressOptions, compress
-    from posebench.environment import fingerprint
+    from posebench.machine.environment import fingerprint
     from posebench.models import resolve_model
 
     if not (DATA / "coco-pose-mini").is_dir():
         sys.exit(f"needs the labelled data at {DATA / 'coco-pose-mini'}")
-    from posebench.isa import SATURATING, this_machine
+    from posebench.machine.isa import SATURATING, this_machine
 
     native_saturates = this_machine() in SATURATING
     qemu = shutil.which("qemu-x86_64")

@@ -16,7 +16,7 @@ from pathlib import Path
 from statistics import median
 
 from posebench.bench import measure_in_child
-from posebench.environment import fingerprint
+from posebench.machine.environment import fingerprint
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results"

@@ -27,7 +27,7 @@ from posebench.export import ArtifactStore
 from posebench.bench import measure_in_child
 from posebench.compress.recipe import Recipe
 from posebench.compress.run import CompressOptions, compress
-from posebench.environment import fingerprint
+from posebench.machine.environment import fingerprint
 from posebench.evaluate.data import load_dataset
 from posebench.evaluate.validate import Predictor, validate
 from posebench.models import default_model_path, resolve_model

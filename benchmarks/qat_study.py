@@ -32,7 +32,7 @@ from pathlib import Path
 from posebench.export import ArtifactStore
 from posebench.compress.recipe import Recipe
 from posebench.compress.run import CompressOptions, compress
-from posebench.environment import fingerprint
+from posebench.machine.environment import fingerprint
 from posebench.evaluate.data import load_dataset
 from posebench.evaluate.validate import Predictor, validate
 from posebench.models import resolve_model

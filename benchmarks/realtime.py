@@ -119,13 +119,14 @@ def main() -> None:
         raise SystemExit(f"{VIDEO} not found: this benchmark needs the project's shared data")
     from ultralytics import YOLO
 
-    from posebench.environment import bf16_arithmetic, fingerprint, ran_as
+    from posebench.machine.cpu import bf16_arithmetic
+    from posebench.machine.environment import fingerprint, ran_as
     from posebench.evaluate.validate import Predictor, fidelity, pseudo_truth
     from posebench.export import ArtifactStore
     from posebench.measure import fixed_input
     from posebench.models import resolve_model
     from posebench.pipeline import PREDICT_NMS, load_frames, open_pipeline
-    from posebench.stream import FrameSource, run_stream
+    from posebench.stream import FrameSource
     from posebench.ultralytics_adapter import openvino_as_the_capped_cpu
 
     work = args.work
@@ -313,7 +314,7 @@ def main() -> None:
 
 def markdown(s: dict) -> str:
     e, st, env = s["e2e"], s["stream"], s["environment"]
-    from posebench.environment import ran_as
+    from posebench.machine.environment import ran_as
 
     cap = env.get("onednn_max_cpu_isa")
     lines = [f"# Real time, end to end: posebench against Ultralytics' predict ({env['cpu_model']}, {ran_as(env)}, "

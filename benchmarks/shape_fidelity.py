@@ -28,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     if not VIDEO.is_file():
         raise SystemExit(f"{VIDEO} not found: this benchmark needs the project's shared data")
-    from posebench.environment import fingerprint
+    from posebench.machine.environment import fingerprint
     from posebench.evaluate.validate import fidelity, pseudo_truth
     from posebench.export import ArtifactStore
     from posebench.models import resolve_model

@@ -20,7 +20,7 @@ from pathlib import Path
 from channel_pruning import SHARED
 
 from posebench.models import resolve_model
-from posebench.environment import fingerprint
+from posebench.machine.environment import fingerprint
 from posebench.tune import TunePlan, default_runtimes, tune, ultralytics_openvino
 
 

@@ -23,7 +23,7 @@ from statistics import median
 
 from posebench.export import ArtifactStore
 from posebench.bench import measure_in_child
-from posebench.environment import fingerprint
+from posebench.machine.environment import fingerprint
 from posebench.models import resolve_model
 from posebench.runtimes.deepsparse import find_deepsparse_python
 

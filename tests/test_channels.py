@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from posebench.compress.channels import ChannelPlan, apply_removals_, conv_macs, find_groups, prune_channels_
+from posebench.compress.channel_groups import conv_macs, find_groups
+from posebench.compress.channels import ChannelPlan, apply_removals_, prune_channels_
 from posebench.compress.recipe import Recipe, RecipeError
 from posebench.errors import InvalidInputError
 from posebench.ultralytics_adapter import build_pose_model, load_yolo
@@ -171,7 +172,7 @@ def test_sensitivity_allocation_spends_the_macs_where_they_hurt_least(default_so
     """Each group pruned alone is scored by how far the head outputs move; the cheapest steps meet the target.
     Measured (yolo11n-pose, 160x160, the two Ultralytics images): uniform ratio 0.25 keeps 0.856 of the MACs at
     output damage 0.875; sensitivity at macs 0.8 keeps 0.794 at 0.274."""
-    from posebench.compress.run import _scan_images
+    from posebench.compress.images import scan_images as _scan_images
     from ultralytics.utils import ASSETS
 
     images = _scan_images(Path(ASSETS), imgsz=160)
@@ -199,7 +200,7 @@ def test_reconstruction_restores_what_a_pruned_channel_carried():
     copies' weights fold into the channels that stay). Without the fit the output is far off."""
     from ultralytics.nn.modules import Conv
 
-    from posebench.compress.channels import ChannelGroup
+    from posebench.compress.channel_groups import ChannelGroup
     from posebench.compress.reconstruct import reconstruct_
 
     torch.manual_seed(0)
@@ -236,7 +237,7 @@ def test_reconstruction_brings_a_pruned_pose_model_back_toward_the_dense_one(def
     """The real yolo11n-pose pruned by a quarter of every group's channels: fitted on Ultralytics' two sample
     images, judged on their mirror images, its head outputs move much less from the dense model's than without
     the fit, and every fitted conv's error drops. Needs no labels."""
-    from posebench.compress.run import _scan_images
+    from posebench.compress.images import scan_images as _scan_images
     from ultralytics.utils import ASSETS
 
     images = _scan_images(Path(ASSETS), imgsz=160)

@@ -170,7 +170,7 @@ def test_recovery_interrupted_and_resumed_ends_where_an_uninterrupted_one_does(m
 def test_a_gradual_channel_schedule_reaches_its_target_step_by_step(mini, default_source, tmp_path):
     """channel_pruning with steps: 2 prunes to 85 % then 70 % of the original MACs, recovering after each step
     (distilled from the original dense model); the final model keeps at most the target, and each step is smaller."""
-    from posebench.compress.channels import conv_macs
+    from posebench.compress.channel_groups import conv_macs
     from posebench.compress.gradual import step_epochs, step_targets
     from posebench.compress.run import CompressOptions, compress
 

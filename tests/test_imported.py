@@ -89,7 +89,7 @@ def test_yolo_export_openvino_int8_folder_scores_like_ultralytics_val(exports, b
     Ultralytics runs, which posebench selects with `openvino[inference_precision=bf16]`."""
     from ultralytics import YOLO
 
-    from posebench.environment import bf16_arithmetic, cpu_flags
+    from posebench.machine.cpu import bf16_arithmetic, cpu_flags
     from posebench.ultralytics_adapter import openvino_as_the_capped_cpu
 
     runtime = "openvino[inference_precision=bf16]" if bf16_arithmetic(cpu_flags()) else "openvino"

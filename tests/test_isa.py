@@ -15,7 +15,7 @@ import pytest
 
 from posebench.bench import artifact_warnings
 from posebench.errors import InvalidInputError
-from posebench.isa import SATURATING, choose_int8, int8_mismatch, int8_target_of, this_machine
+from posebench.machine.isa import SATURATING, choose_int8, int8_mismatch, int8_target_of, this_machine
 
 QEMU = shutil.which("qemu-x86_64")
 QEMU_CPU = "Haswell-noTSX"  # AVX2 + FMA, no AVX-512, no VNNI
@@ -169,7 +169,8 @@ def _compress_small(recipe: Path, calib: Path, out: Path, target: str, cache_dir
 def test_onednn_isa_cap_is_what_the_machine_is_recorded_as(monkeypatch):
     """Under ONEDNN_MAX_CPU_ISA OpenVINO and torch run the capped kernels, so the record says what the machine ran
     as (flags, int8 path) and what it is; a misspelt cap is refused rather than recorded as something else."""
-    from posebench.environment import capped_flags, fingerprint
+    from posebench.machine.cpu import capped_flags
+    from posebench.machine.environment import fingerprint
 
     zen4 = {"sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
             "lm", "ht"}
@@ -195,18 +196,18 @@ def test_ultralytics_openvino_compiles_in_f32_under_a_cap_without_bf16(artifacts
     bf16 from CPUID on a bf16 CPU and fail. The scoped fix hands compiles the f32 hint and puts OpenVINO back."""
     import openvino as ov
 
-    import posebench.environment
+    import posebench.machine.cpu
     from posebench.ultralytics_adapter import openvino_as_the_capped_cpu
 
     xml = str(artifacts.get("openvino", (160, 160)))
     original = ov.Core.compile_model
     # the cap as posebench reads it, not the variable: oneDNN reads that once per process, and would keep the rest
     # of this test session on AVX2 kernels
-    monkeypatch.setattr(posebench.environment, "onednn_isa_cap", lambda: "AVX2")
+    monkeypatch.setattr(posebench.machine.cpu, "onednn_isa_cap", lambda: "AVX2")
     with openvino_as_the_capped_cpu():
         compiled = ov.Core().compile_model(xml, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
         assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
     assert ov.Core.compile_model is original
-    monkeypatch.setattr(posebench.environment, "onednn_isa_cap", lambda: None)
+    monkeypatch.setattr(posebench.machine.cpu, "onednn_isa_cap", lambda: None)
     with openvino_as_the_capped_cpu():
         assert ov.Core.compile_model is original  # no cap: nothing touched

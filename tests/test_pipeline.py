@@ -187,7 +187,7 @@ latency: {{mode: both, pipelines: [posebench, ultralytics], source: {ASSETS}, it
     assert len({r["trial_id"] for r in timed}) == 3 and len(timed) == 6  # 3 trials x 2 interleaved rounds
     ultra = next(r for r in timed if (r["trial"].get("pipeline") or {}).get("pipeline") == "ultralytics")
     assert ultra["pipeline"]["pipeline"] == "ultralytics" and ultra["stages"]["infer"]["p50_ms"] > 0
-    from posebench.environment import bf16_arithmetic, cpu_flags
+    from posebench.machine.cpu import bf16_arithmetic, cpu_flags
 
     bf16 = bf16_arithmetic(cpu_flags())  # Ultralytics sets no precision hint on OpenVINO
     assert ultra["pipeline"]["openvino_inference_precision"] == ("bf16" if bf16 else "f32")

@@ -16,7 +16,7 @@ from posebench.compress.quantize import canonical_node_name, IgnoredScope, head_
 from posebench.compress.recipe import Recipe, RecipeError
 from posebench.compress.run import CompressOptions, compress
 from posebench.errors import EXIT_NONE_FAILED, EXIT_PARTIAL_SKIPPED, InvalidInputError
-from posebench.isa import SATURATING, this_machine
+from posebench.machine.isa import SATURATING, this_machine
 from posebench.measure import fixed_input
 from posebench.models import resolve_model
 from posebench.runtimes import backend_class, create_backend
@@ -370,7 +370,7 @@ def test_int8_float_parts_run_bf16_by_default_only_where_the_cpu_computes_bf16(i
     """OpenVINO's `inference_precision` defaults to auto: an int8 model's float parts in bf16 on a CPU with
     AVX512_BF16 / AMX (as fast as Ultralytics' int8 export there), f32 elsewhere and for float models; a run can
     still ask for either, and the record says what ran."""
-    from posebench.environment import bf16_arithmetic, cpu_flags
+    from posebench.machine.cpu import bf16_arithmetic, cpu_flags
     from posebench.runtimes.openvino import auto_precision
 
     bundle = json.loads((int8_bundle / "bundle.json").read_text())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posebench.denormals import census, has_denormals
+from posebench.machine.denormals import census, has_denormals
 from posebench.report import thesis
-from posebench.roofline import Peak, count_ops, cpu_peak, roofline, thesis_peak
+from posebench.machine.roofline import Peak, count_ops, cpu_peak, roofline, thesis_peak
 
 
 def _conv_model(path, *, quantized: bool = False, weight_scale: float = 1.0):
@@ -74,7 +74,7 @@ def test_denormal_census_finds_subnormal_activations(tmp_path):
 def test_openvino_ir_is_counted_like_its_onnx(artifacts):
     """An imported OpenVINO IR has no ONNX: its count comes from the IR and agrees with the ONNX's."""
     from conftest import IMGSZ
-    from posebench.roofline import count_ops_openvino
+    from posebench.machine.roofline import count_ops_openvino
 
     onnx_ops = count_ops(artifacts.get("onnx", IMGSZ))
     ir_ops = count_ops_openvino(artifacts.get("openvino", IMGSZ))
@@ -101,7 +101,7 @@ def test_openvino_ir_is_counted_like_its_onnx(artifacts):
     ("GenuineIntel", 6, 0xAF, 16, "Sierra Forest (E-cores)"),
 ])
 def test_each_known_core_has_its_fp32_flop_per_cycle(vendor, family, model, flops, core):
-    from posebench.microarch import Identity, lookup
+    from posebench.machine.microarch import Identity, lookup
 
     found, how = lookup(Identity(vendor, family, model))
     assert found is not None and found.name == core and found.fp32_per_cycle == flops, how
@@ -125,7 +125,7 @@ def test_zen5_is_not_read_as_zen4_and_the_thesis_genoa_is_unchanged():
 
 
 def test_a_masked_or_unknown_identity_falls_back_to_the_isa_upper_bound():
-    from posebench.microarch import Identity, lookup
+    from posebench.machine.microarch import Identity, lookup
 
     # this project's Intel VM reports model 167 (Rocket Lake, a client core without AMX) next to AMX flags
     core, how = lookup(Identity("GenuineIntel", 6, 167), {"avx512f", "amx_tile"})
@@ -144,8 +144,8 @@ def test_a_masked_or_unknown_identity_falls_back_to_the_isa_upper_bound():
 def test_the_measured_probe_keeps_the_peak_above_what_this_core_does():
     """The clock comes from an FMA-bound probe (ONNX Runtime's SGEMM, one thread), so a peak is never below a
     figure this machine measures, whatever its identity table says."""
-    from posebench.environment import fingerprint
-    from posebench.roofline import SGEMM_EFFICIENCY, sgemm_gflops_one_core
+    from posebench.machine.environment import fingerprint
+    from posebench.machine.roofline import SGEMM_EFFICIENCY, sgemm_gflops_one_core
 
     rate = sgemm_gflops_one_core()
     assert rate > 1.0  # it runs

@@ -8,7 +8,6 @@ so an interrupted sweep keeps what it measured.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from posebench.export import DEFAULT_CACHE, ArtifactStore, read_metadata
-from posebench.environment import fingerprint
+from posebench.machine.environment import fingerprint
 from posebench.errors import InvalidInputError, PosebenchError, RuntimeUnavailableError, failure
 from posebench.latency import LatencyProtocol
 from posebench.models import ModelSource
@@ -57,7 +56,9 @@ class BenchPlan:
             raise InvalidInputError(f"--pipeline must be 'posebench' or 'ultralytics', got '{self.pipeline}'")
         if not self.threads or any(not isinstance(t, int) or t < 1 for t in self.threads):
             raise InvalidInputError(f"threads must be positive whole numbers, got {list(self.threads)}")
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        from posebench.machine.cpu import usable_cores
+
+        cores = usable_cores()
         if max(self.threads) > cores:
             warnings.warn(f"{max(self.threads)} threads requested but only {cores} cores are usable here: "
                           "threads will share cores and latency will not reflect a real deployment", stacklevel=2)
@@ -123,7 +124,7 @@ def runtime_options(plan_options: dict[str, dict[str, Any]], spec: str) -> tuple
 
 def artifact_warnings(meta: dict[str, Any] | None, env: dict[str, Any], runtime: str) -> list[str]:
     """What a reader of this record must know about the artifact on this machine (int8 path mismatch)."""
-    from posebench.isa import SATURATING, int8_mismatch
+    from posebench.machine.isa import SATURATING, int8_mismatch
 
     meta = meta or {}
     if meta.get("precision") != "int8" or runtime in ("torch", "tensorrt", "null"):
@@ -145,8 +146,8 @@ def artifact_warnings(meta: dict[str, Any] | None, env: dict[str, Any], runtime:
 
 
 def denormal_census(artifacts: ArtifactStore, imgsz: tuple[int, int]) -> dict[str, Any] | None:
-    """Subnormal floats in the model's weights and activations on the fixed input (see `posebench.denormals`)."""
-    from posebench.denormals import census
+    """Subnormal floats in the model's weights and activations on the fixed input (see `posebench.machine.denormals`)."""
+    from posebench.machine.denormals import census
     from posebench.measure import fixed_input
 
     try:
@@ -161,13 +162,13 @@ def denormal_census(artifacts: ArtifactStore, imgsz: tuple[int, int]) -> dict[st
 def artifact_ops(artifacts: ArtifactStore, imgsz: tuple[int, int]) -> dict[str, float] | None:
     """Operations per inference, counted on the model's ONNX (a bundle's own, QDQ int8 included; the OpenVINO IR
     and the checkpoint do the same work). None if it cannot be counted."""
-    from posebench.roofline import count_ops
+    from posebench.machine.roofline import count_ops
 
     try:
         return count_ops(artifacts.get("onnx", imgsz))
     except RuntimeUnavailableError:  # no ONNX of this model: an imported OpenVINO IR is counted as it is
         try:
-            from posebench.roofline import count_ops_openvino
+            from posebench.machine.roofline import count_ops_openvino
 
             return count_ops_openvino(artifacts.get("openvino", imgsz))
         except Exception:  # an engine, or openvino missing: no count
@@ -194,7 +195,7 @@ def measure_in_child(spec: dict[str, Any]) -> dict[str, Any]:
 def run_bench(plan: BenchPlan, store: ResultStore,
               on_progress: Callable[[str, int, int], None] | None = None) -> list[dict[str, Any]]:
     """Measure every (runtime, threads) of `plan`; append each record to `store` as it is made."""
-    from posebench.roofline import cpu_peak, roofline
+    from posebench.machine.roofline import cpu_peak, roofline
 
     env = fingerprint()
     artifacts = ArtifactStore(plan.source, plan.cache_dir)

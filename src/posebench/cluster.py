@@ -141,7 +141,7 @@ def _scratch_path(out: Path, key: str) -> Path:
 
 def _latency_task(study: Study, job: LatencyJob, built: tuple[str | None, str | None], out: Path,
                   name: str) -> list[dict[str, Any]]:
-    from posebench.environment import fingerprint
+    from posebench.machine.environment import fingerprint
 
     def work() -> list[dict[str, Any]]:
         return run_latency_job(study, job, built[0], built[1], cache=_node_cache(out),
@@ -153,7 +153,7 @@ def _latency_task(study: Study, job: LatencyJob, built: tuple[str | None, str | 
 
 def _accuracy_task(study: Study, job: AccuracyJob, built: tuple[str | None, str | None],
                    reference: tuple[str | None, str | None] | None, out: Path, name: str) -> list[dict[str, Any]]:
-    from posebench.environment import fingerprint
+    from posebench.machine.environment import fingerprint
 
     def work() -> list[dict[str, Any]]:
         return run_accuracy_job(study, job, built[0], built[1], reference[0] if reference else None,
@@ -172,7 +172,7 @@ def connect(settings: ClusterSettings) -> tuple[Any, Any]:
         from distributed import Client, LocalCluster
     except ImportError as exc:
         raise ClusterError("--executor dask needs Dask: pip install 'dask[distributed]'") from exc
-    from posebench.environment import fingerprint, machine_kinds
+    from posebench.machine.environment import fingerprint, machine_kinds
 
     try:
         if settings.address or settings.scheduler_file:
@@ -357,7 +357,7 @@ def serve_worker(address: str | None, *, scheduler_file: Path | None = None, kin
         from distributed import Worker
     except ImportError as exc:
         raise ClusterError("posebench worker needs Dask: pip install 'dask[distributed]'") from exc
-    from posebench.environment import fingerprint, machine_kinds
+    from posebench.machine.environment import fingerprint, machine_kinds
 
     if node:
         os.environ[NODE_ENV] = node

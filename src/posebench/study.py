@@ -66,7 +66,7 @@ class Study:
     bn_calibration: Path | None = None
     epochs: int | None = None  # overrides every recipe's fine-tuning epochs (schedules scale)
     gpu_runtimes: tuple[str, ...] = ()
-    # hardware kinds every latency trial is timed on (`posebench.environment.machine_kinds`: avx2, avx512_vnni,
+    # hardware kinds every latency trial is timed on (`posebench.machine.environment.machine_kinds`: avx2, avx512_vnni,
     # cuda...; GPU runtimes on the cuda* kinds, CPU runtimes on the others); empty: the machine that runs it
     targets: tuple[str, ...] = ()
     skipped: tuple[str, ...] = field(default_factory=tuple)  # what was left out and why (missing optional data)
@@ -455,7 +455,7 @@ def run_accuracy_job(study: Study, job: AccuracyJob, spec: str | None, build_err
 
 def targets_elsewhere(study: Study, env: dict[str, Any]) -> list[str]:
     """The study's targets this machine is not: a local run leaves their trials for a cluster run."""
-    from posebench.environment import machine_kinds
+    from posebench.machine.environment import machine_kinds
 
     here = set(machine_kinds(env))
     return sorted({t for t in study.targets if t not in here})
@@ -468,7 +468,7 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
     With `retry_failed`, trials whose record is an error run again (the old record stays; reports use the
     newest record of a trial). Trials for `targets` this machine is not are left for a cluster run
     (`posebench.cluster`), and said so."""
-    from posebench.environment import fingerprint, machine_kinds
+    from posebench.machine.environment import fingerprint, machine_kinds
     from posebench.results import ResultStore, new_record
 
     report = on_progress or (lambda what, done, total: None)
@@ -497,7 +497,7 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
 
     def probe(when: str) -> None:
         """The quietness probe before and after the latency rounds (once per study run and moment)."""
-        from posebench.probe import run_probe
+        from posebench.machine.probe import run_probe
 
         if not study.latency.get("probe", True):
             return

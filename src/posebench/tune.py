@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posebench.environment import bf16_arithmetic
+from posebench.machine.cpu import bf16_arithmetic
 from posebench.errors import InvalidInputError, PosebenchError
 from posebench.latency import LatencyProtocol
 from posebench.models import ModelSource
@@ -181,7 +181,7 @@ class Tuner:
     """Runs a `TunePlan` (resumable: records in OUT/results.jsonl, builds under OUT/builds)."""
 
     def __init__(self, plan: TunePlan, on_progress: Progress | None = None):
-        from posebench.environment import fingerprint
+        from posebench.machine.environment import fingerprint
         from posebench.results import ResultStore
 
         self.plan = plan
@@ -202,7 +202,7 @@ class Tuner:
     def calibration_folder(self) -> Path:
         """Frames before `eval_from` (every n-th, at most `max_calibration`) and the extra images, as an image
         folder: it calibrates int8 and trains pruned models; it never judges."""
-        from posebench.compress.run import calibration_dataset
+        from posebench.compress.images import calibration_dataset
         from posebench.evaluate.validate import iter_frames
 
         folder = self.plan.out / "calibration"

@@ -27,7 +27,7 @@ def openvino_as_the_capped_cpu() -> Iterator[None]:
     precision hint. Ultralytics passes none: OpenVINO then picks bf16 from the CPU's own flags, and bf16 kernels do
     not exist under the cap (the compile fails), where a CPU without bf16 picks f32 itself. Open it around the call
     that loads an Ultralytics OpenVINO model (its first predict or val); without a cap it changes nothing."""
-    from posebench.environment import bf16_arithmetic, cpu_flags, onednn_isa_cap
+    from posebench.machine.cpu import bf16_arithmetic, cpu_flags, onednn_isa_cap
 
     if onednn_isa_cap() is None or bf16_arithmetic(cpu_flags()):
         yield

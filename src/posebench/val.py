@@ -14,7 +14,7 @@ from typing import Any
 
 from posebench.export import DEFAULT_CACHE, ArtifactStore, read_metadata
 from posebench.bench import artifact_warnings, runtime_options
-from posebench.environment import fingerprint
+from posebench.machine.environment import fingerprint
 from posebench.errors import InvalidInputError, PosebenchError, failure
 from posebench.evaluate.data import load_dataset
 from posebench.evaluate.postprocess import NMSConfig

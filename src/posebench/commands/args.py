@@ -116,13 +116,7 @@ def print_warnings(records: list[dict]) -> None:
 @contextmanager
 def progress_bar(*, remaining: bool = False, transient: bool = True) -> Iterator[ShowProgress]:
     """A rich progress bar; yields `show(what, done, total)`, the callback posebench's long jobs take."""
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn()]

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     from posebench.compress.recipe import Recipe
     from posebench.compress.run import CompressOptions, compress
-    from posebench.environment import fingerprint
+    from posebench.machine.environment import fingerprint
     from posebench.models import resolve_model
     from posebench.results import write_json
 

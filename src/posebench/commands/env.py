@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     """Run `posebench env`; returns the exit status."""
     import json
 
-    from posebench.environment import fingerprint
+    from posebench.machine.environment import fingerprint
     from posebench.runtimes import REGISTRY, backend_class
 
     env = fingerprint()

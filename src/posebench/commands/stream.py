@@ -5,13 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from posebench.commands.args import (
-    add_model_args,
-    add_output_args,
-    model_source,
-    non_negative_float,
-    runtime_options,
-)
+from posebench.commands.args import add_model_args, add_output_args, model_source, non_negative_float, runtime_options
 from posebench.errors import InvalidInputError
 
 
@@ -52,14 +46,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from posebench.bench import parse_threads
-    from posebench.environment import fingerprint
     from posebench.evaluate.postprocess import NMSConfig
-    from posebench.export import (
-        DEFAULT_CACHE,
-        ArtifactStore,
-        parse_imgsz,
-        read_metadata,
-    )
+    from posebench.export import DEFAULT_CACHE, ArtifactStore, parse_imgsz, read_metadata
+    from posebench.machine.environment import fingerprint
     from posebench.models import default_variant
     from posebench.pipeline import open_pipeline, resolve_preprocess
     from posebench.results import ResultStore, make_trial, new_record, write_json

@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `posebench study`; returns the exit status."""
-    from posebench.environment import fingerprint
+    from posebench.machine.environment import fingerprint
     from posebench.report.build import build_report
     from posebench.results import latest_per_trial, merge
     from posebench.study import Study, run_study, targets_elsewhere

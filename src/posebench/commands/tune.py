@@ -65,9 +65,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run `posebench tune`; returns the exit status."""
     from posebench.bench import parse_threads
-    from posebench.environment import fingerprint
     from posebench.export import parse_imgsz
     from posebench.latency import LatencyProtocol
+    from posebench.machine.environment import fingerprint
     from posebench.models import resolve_model
     from posebench.runtimes import parse_runtimes
     from posebench.tune import TunePlan, default_runtimes, tune, ultralytics_openvino

@@ -22,161 +22,28 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from posebench.compress.channel_groups import (
+    TAYLOR_ATTRIBUTE,
+    ChannelGroup,
+    batchnorm_after,
+    conv_blocks,
+    conv_macs,
+    select_groups,
+)
 from posebench.compress.reconstruct import KeptChannels
 from posebench.errors import InvalidInputError
 
 CRITERIA = ("magnitude", "bn_scale", "taylor")
 ALLOCATIONS = ("uniform", "sensitivity")
 LEVELS = (0.25, 0.5, 0.75)  # fractions of a group's channels the sensitivity scan tries removing
-BRANCHES = ("cv2", "cv3", "cv4", "one2one_cv2", "one2one_cv3", "one2one_cv4")
-
-
-@dataclass
-class ChannelGroup:
-    """`size` channels that must be removed together. Channel j is row `rows[j]` of each producer (an Ultralytics
-    Conv: conv + BatchNorm; several when residual adds tie their outputs), passes through `depthwise` convs whole,
-    and is input column `cols[j]` of each consumer conv (a consumer may read the group more than once, e.g. SPPF's
-    concatenated max-pools)."""
-
-    name: str
-    producers: list[tuple[Any, torch.Tensor]]
-    consumers: list[tuple[nn.Conv2d, torch.Tensor]]
-    depthwise: list[Any] = field(default_factory=list)
-    tied: str | None = None  # a group that must keep as many channels (C2f's other half: chunk(2) splits evenly)
-
-    @property
-    def size(self) -> int:
-        return int(self.producers[0][1].numel())
-
-
-def _conv_block(m: Any) -> bool:
-    return isinstance(getattr(m, "conv", None), nn.Conv2d) and isinstance(getattr(m, "bn", None), nn.BatchNorm2d)
-
-
-def conv_blocks(net: nn.Module) -> list[nn.Module]:
-    """Every Ultralytics Conv block (conv + BatchNorm) of `net`."""
-    return [m for m in net.modules() if _conv_block(m)]
-
-
-TAYLOR_ATTRIBUTE = "taylor_importance"  # per output channel, set on each block's conv by posebench.compress.taylor
-
-
-def _is_depthwise(m: Any) -> bool:
-    return _conv_block(m) and m.conv.groups > 1 and m.conv.groups == m.conv.in_channels == m.conv.out_channels
-
-
-def _rows(block: Any, start: int = 0, size: int | None = None) -> tuple[Any, torch.Tensor]:
-    size = block.conv.out_channels - start if size is None else size
-    return block, torch.arange(start, start + size)
-
-
-def _cols(conv: nn.Conv2d, start: int, size: int) -> tuple[nn.Conv2d, torch.Tensor]:
-    return conv, torch.arange(start, start + size)
-
-
-def _flatten(seq: nn.Module) -> list[Any]:
-    """A head branch's layers in call order: Conv / DWConv blocks and the final bare Conv2d."""
-    if _conv_block(seq) or isinstance(seq, nn.Conv2d):
-        return [seq]
-    out = []
-    for child in seq.children():
-        out += _flatten(child)
-    return out
-
-
-def _plain_conv_block(m: Any) -> bool:
-    return _conv_block(m) and m.conv.groups == 1
-
-
-def _chain(name: str, head: tuple[Any, torch.Tensor], blocks: list[Any],
-           readers: list[tuple[nn.Conv2d, int] | None], size: int) -> list[ChannelGroup] | None:
-    """The channel groups of `head` (a producer's rows) flowing through `blocks` in sequence (Bottlenecks, C3k),
-    block k's input also read by `readers[k]` (conv, column offset, or None), the last output by `readers[-1]`. A
-    residual Bottleneck ties its output to its input (one group); anything else starts a new group. None when a
-    block is of a kind posebench does not know the couplings of (e.g. attention): the chain stays whole."""
-    groups: list[ChannelGroup] = []
-    producers = [head]
-    consumers = [_cols(readers[0][0], readers[0][1], size)] if readers[0] else []
-    for k, block in enumerate(blocks):
-        kind = type(block).__name__
-        if kind == "Bottleneck" and _plain_conv_block(block.cv1):
-            inputs = [block.cv1.conv]
-        elif kind in ("C3k", "C3") and _plain_conv_block(block.cv1) and _plain_conv_block(block.cv2):
-            inputs = [block.cv1.conv, block.cv2.conv]
-        else:
-            return None
-        consumers += [_cols(conv, 0, size) for conv in inputs]
-        out_block = block.cv2 if kind == "Bottleneck" else block.cv3
-        if kind == "Bottleneck" and block.add:
-            producers.append(_rows(out_block))
-        else:
-            groups.append(ChannelGroup(f"{name}.{k}.in" if k else name, producers, consumers))
-            producers, consumers = [_rows(out_block)], []
-        if readers[k + 1]:
-            consumers.append(_cols(readers[k + 1][0], readers[k + 1][1], size))
-    groups.append(ChannelGroup(f"{name}.out" if groups else name, producers, consumers))
-    return groups
-
-
-def find_groups(net: nn.Module) -> list[ChannelGroup]:
-    """Every prunable channel group of an Ultralytics pose network (see the module doc)."""
-    groups: list[ChannelGroup] = []
-    for name, m in net.named_modules():
-        kind = type(m).__name__
-        if kind == "Bottleneck" and _plain_conv_block(m.cv1) and _plain_conv_block(m.cv2):
-            groups.append(ChannelGroup(f"{name}.cv1", [_rows(m.cv1)], [_cols(m.cv2.conv, 0, m.cv1.conv.out_channels)]))
-        elif kind == "SPPF" and _plain_conv_block(m.cv1):
-            c = m.cv1.conv.out_channels
-            groups.append(ChannelGroup(f"{name}.cv1", [_rows(m.cv1)],
-                                       [_cols(m.cv2.conv, r * c, c) for r in range(m.cv2.conv.in_channels // c)]))
-        elif kind in ("C2f", "C3k2") and _plain_conv_block(m.cv1) and _plain_conv_block(m.cv2):
-            c = m.cv1.conv.out_channels // 2  # chunk(2): both halves must keep the same count
-            readers = [(m.cv2.conv, (1 + k) * c) for k in range(len(m.m) + 1)]
-            chain = _chain(f"{name}.b", _rows(m.cv1, c, c), list(m.m), readers, c)
-            if chain:  # an opaque block (attention) holds half b whole, and so half a too
-                chain[0].tied = f"{name}.a"
-                groups += [ChannelGroup(f"{name}.a", [_rows(m.cv1, 0, c)], [_cols(m.cv2.conv, 0, c)],
-                                        tied=chain[0].name), *chain]
-        elif kind in ("C3", "C3k") and _plain_conv_block(m.cv1) and _plain_conv_block(m.cv2):
-            c = m.cv1.conv.out_channels
-            groups.append(ChannelGroup(f"{name}.cv2", [_rows(m.cv2)], [_cols(m.cv3.conv, c, c)]))
-            readers = [None] * len(m.m) + [(m.cv3.conv, 0)]  # only the last output reaches cv3
-            groups += _chain(f"{name}.cv1", _rows(m.cv1), list(m.m), readers, c) or []
-    head_name, head = f"model.{len(net.model) - 1}", net.model[-1]
-    for branch in BRANCHES:
-        levels = getattr(head, branch, None)
-        if levels is None:
-            continue
-        for level, seq in enumerate(levels):
-            layers = _flatten(seq)
-            extra = [getattr(head, f"{branch}_{suffix}", None) for suffix in ("kpts", "sigma")]
-            tails = [e[level] for e in extra if e is not None]  # Pose26: cv4 ends in a Conv, then these read it
-            if tails:
-                layers = layers + [tails]
-            for i, layer in enumerate(layers[:-1]):
-                if not _plain_conv_block(layer):
-                    continue
-                j, dws = i + 1, []
-                while j < len(layers) and not isinstance(layers[j], list) and _is_depthwise(layers[j]):
-                    dws.append(layers[j])
-                    j += 1
-                if j >= len(layers):
-                    break
-                nxt = layers[j]
-                readers = nxt if isinstance(nxt, list) else [nxt.conv if _conv_block(nxt) else nxt]
-                size = layer.conv.out_channels
-                groups.append(ChannelGroup(f"{head_name}.{branch}.{level}.{i}", [_rows(layer)],
-                                           [_cols(conv, 0, size) for conv in readers], dws))
-    return groups
 
 
 def _scores(group: ChannelGroup, criterion: str) -> torch.Tensor:
@@ -312,26 +179,6 @@ def _fix_attributes(net: nn.Module) -> None:
             m.c = m.cv1.conv.out_channels // 2
 
 
-def conv_macs(net: nn.Module, imgsz: tuple[int, int]) -> int:
-    """Multiply-accumulates of every convolution for one image at `imgsz` (eval-mode forward)."""
-    total = [0]
-
-    def count(conv: nn.Conv2d, _inputs: Any, output: torch.Tensor) -> None:
-        k = conv.kernel_size[0] * conv.kernel_size[1]
-        total[0] += int(output.numel() * conv.in_channels // conv.groups * k)
-
-    handles = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, nn.Conv2d)]
-    was_training = net.training
-    try:
-        with torch.no_grad():
-            net.eval()(torch.zeros(1, 3, *imgsz))
-    finally:
-        for handle in handles:
-            handle.remove()
-        net.train(was_training)
-    return total[0]
-
-
 def _keep_count(channels: int, ratio: float, round_to: int) -> int:
     kept = channels * (1.0 - ratio)
     kept = max(round_to, int(math.ceil(kept / round_to) * round_to)) if round_to > 1 else max(1, int(math.ceil(kept)))
@@ -367,20 +214,6 @@ class ChannelPlan:
                                     "reconstruct fits what compensate estimates, choose one")
         if self.criterion not in CRITERIA:
             raise InvalidInputError(f"unknown channel-pruning criterion '{self.criterion}'; known: {', '.join(CRITERIA)}")
-
-
-def batchnorm_after(net: nn.Module) -> dict[int, nn.Module]:
-    """id(conv) -> the BatchNorm that follows it in an Ultralytics Conv block."""
-    return {id(m.conv): m.bn for m in conv_blocks(net)}
-
-
-def select_groups(net: nn.Module, exclude: Iterable[str] = ()) -> list[ChannelGroup]:
-    """The groups not excluded by name (a group tied to an excluded one is excluded with it)."""
-    patterns = [re.compile(p) for p in exclude]
-    groups = find_groups(net)
-    out = {g.name for g in groups if any(p.search(g.name) for p in patterns)}
-    out |= {g.name for g in groups if g.tied in out}
-    return [g for g in groups if g.name not in out]
 
 
 def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = (640, 640),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,9 @@ def step_recipe(recipe: Recipe, *, relative_macs: float, epochs: int, last: bool
 
 
 def compress_gradually(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Any,
-                       on_progress: Any = None) -> dict[str, Any]:
-    """Run a gradual channel schedule; returns the last step's summary with every step's record under "steps"."""
-    from posebench.compress.run import compress
-
+                       compress_step: Callable[..., dict[str, Any]], on_progress: Any = None) -> dict[str, Any]:
+    """Run a gradual channel schedule, each step through `compress_step` (`posebench.compress.run.compress`, one
+    shot); returns the last step's summary with every step's record under "steps"."""
     say = on_progress or (lambda message: None)
     channel = recipe.channel_pruning()
     targets = step_targets(channel.macs, channel.steps)
@@ -61,7 +61,7 @@ def compress_gradually(source: ModelSource, recipe: Recipe, out_dir: Path, *, op
             summary = json.loads(done.read_text())
             say(f"step {k} was done before: {folder}")
         else:
-            summary = compress(current, step, folder, options=replace(options, epochs=None, teacher=teacher),
+            summary = compress_step(current, step, folder, options=replace(options, epochs=None, teacher=teacher),
                                on_progress=lambda m, k=k: say(f"[step {k}] {m}"))
         if teacher is None and (folder / "source.pt").is_file():
             teacher = folder / "source.pt"

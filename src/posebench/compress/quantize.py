@@ -23,7 +23,7 @@ import numpy as np
 
 from posebench.errors import InvalidInputError, RuntimeNotInstalledError
 from posebench.evaluate.preprocess import letterbox, to_batch
-from posebench.isa import Int8Choice
+from posebench.machine.isa import Int8Choice
 
 # Ignored-scope presets: regexes on node names, "{head}" is the index of the model's last module (the
 # Pose head: 22 in YOLOv8, 23 in YOLO11 and YOLO26). Ultralytics exports keep torch module paths as node names.
@@ -117,7 +117,7 @@ class PTQConfig:
 
     @classmethod
     def for_target(cls, choice: Int8Choice, **settings: Any) -> PTQConfig:
-        """Settings for an int8 target (see `posebench.isa.choose_int8`)."""
+        """Settings for an int8 target (see `posebench.machine.isa.choose_int8`)."""
         return cls(reduce_range=choice.reduce_range, overflow_fix=choice.overflow_fix, **settings)
 
     def __post_init__(self) -> None:
@@ -220,8 +220,13 @@ def quantized_onnx_nodes(path: Path) -> list[str]:
 def quantize_onnx(fp32: Path, out: Path, batches: list[np.ndarray], config: PTQConfig) -> dict[str, Any]:
     """QDQ int8 ONNX with ONNX Runtime; returns what was quantized and what was kept in float."""
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):

@@ -104,7 +104,7 @@ class QuantizationModifier:
     calibration_images: int = 128
     calibration_method: str = "MinMax"  # ONNX Runtime calibrator: MinMax | Entropy | Percentile
     per_channel: bool = True
-    reduce_range: bool | None = None  # 7-bit weights; None ("auto"): chosen for target_isa (see posebench.isa)
+    reduce_range: bool | None = None  # 7-bit weights; None ("auto"): chosen for target_isa (see posebench.machine.isa)
     target_isa: str = "auto"  # int8 kernels the artifacts are built for: auto (this machine) | avx2 | avx512 | ...
     ignored_preset: str = "yolo-pose-float-head"  # see posebench.compress.quantize.PRESETS
     ignored_add: tuple[str, ...] = ()  # node-name regexes also kept in float
@@ -511,7 +511,7 @@ class _Parser:
 
     def quantization(self, data: dict, path: tuple) -> QuantizationModifier:
         from posebench.compress.quantize import CALIBRATION_METHODS, PRESETS
-        from posebench.isa import INT8_TARGETS
+        from posebench.machine.isa import INT8_TARGETS
 
         data = self.keys(data, path, QuantizationModifier)
         size = self.size(data, path)

@@ -92,7 +92,7 @@ def reconstruct_(pruned: nn.Module, dense: nn.Module, kept: dict[str, KeptChanne
     dense.eval()
     names = {id(m): name for name, m in pruned.named_modules()}
     dense_modules = dict(dense.named_modules())
-    from posebench.compress.channels import batchnorm_after
+    from posebench.compress.channel_groups import batchnorm_after
 
     batchnorm = batchnorm_after(pruned)
     targets = [conv for conv in _forward_order(pruned, images[:1])

@@ -10,52 +10,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from posebench.compress.prune import (apply_masks_, compute_masks, overall_sparsity, resolve_targets,
-                                      sparsity_table)
+from posebench.compress.bundles import qat_bundle, quantize_bundle
+from posebench.compress.images import calibration_dataset, calibration_frames, calibration_source, scan_images
+from posebench.compress.options import CompressOptions, Progress
+from posebench.compress.prune import apply_masks_, compute_masks, overall_sparsity, resolve_targets, sparsity_table
 from posebench.compress.recipe import Recipe
 from posebench.errors import InvalidInputError
 from posebench.models import ModelSource, materialize_checkpoint
 from posebench.ultralytics_adapter import load_yolo, use_end2end
-
-Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class CompressOptions:
-    """Command-line overrides of the recipe (None = as the recipe says)."""
-
-    data: Path | None = None
-    pseudo_labels: Path | None = None
-    bn_source: Path | None = None
-    epochs: int | None = None
-    imgsz: int | None = None
-    batch: int | None = None
-    max_frames: int = 200  # pseudo-labelling: frames taken from a video / folder
-    label_imgsz: int = 640  # pseudo-labelling: input size of the dense model
-    calibration: Path | None = None  # int8 calibration images / video / data YAML (overrides the recipe)
-    cache_dir: Path | None = None  # where fp32 exports are cached (default: ~/.cache/posebench/artifacts)
-    device: str = "cpu"
-    target_isa: str | None = None  # int8 target (overrides the recipe's target_isa; see posebench.isa)
-    teacher: Path | None = None  # distillation teacher checkpoint (default: the source model, before pruning)
-
-
-def _frames(source: Path, limit: int):  # noqa: ANN202 - a generator of (name, image)
-    from posebench.evaluate.validate import iter_frames
-
-    stride = 1
-    if source.is_file() and source.suffix.lower() in (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v"):
-        import cv2
-
-        capture = cv2.VideoCapture(str(source))
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        capture.release()
-        stride = max(1, total // limit) if limit and total else 1
-    return iter_frames(source, max_frames=limit, stride=stride)
 
 
 def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: CompressOptions = CompressOptions(),
@@ -74,7 +39,8 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
     if channel is not None and channel.steps > 1:
         from posebench.compress.gradual import compress_gradually
 
-        return compress_gradually(source, recipe, out_dir, options=options, on_progress=on_progress)
+        return compress_gradually(source, recipe, out_dir, options=options, compress_step=compress,
+                                  on_progress=on_progress)
     if options.epochs is not None:
         recipe = recipe.with_epochs(options.epochs)
     if source.kind == "yaml":  # built as every posebench command builds it: fixed seed, the pose class count
@@ -129,10 +95,10 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
                         else "reconstruct: true fits the pruned convs to the dense model's outputs"
                     raise InvalidInputError(f"{what} on images: give --pseudo-labels, --bn-calibrate, --calib or --data")
             if structured.allocation == "sensitivity":
-                images = _scan_images(image_source, limit=options.max_frames)
+                images = scan_images(image_source, limit=options.max_frames)
                 say(f"channel sensitivity scan on {len(images)} images from {image_source}")
             if structured.reconstruct:
-                fit_images = _scan_images(image_source, structured.reconstruct_images, structured.imgsz, options.max_frames)
+                fit_images = scan_images(image_source, structured.reconstruct_images, structured.imgsz, options.max_frames)
                 say(f"reconstructing the pruned convs on {len(fit_images)} images from {image_source}")
             if structured.criterion == "taylor":
                 if data is None or data.suffix.lower() not in (".yaml", ".yml"):
@@ -170,7 +136,7 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
 
             t0 = time.perf_counter()
             say(f"re-calibrating BatchNorm on {bn_source}")
-            frames = _calibration_frames(bn_source, bn.images)
+            frames = calibration_frames(bn_source, bn.images)
             calibrated = recalibrate_bn_(model, frames, imgsz=(bn.imgsz, bn.imgsz), batch=bn.batch)
             timings["bn_recalibration_s"] = time.perf_counter() - t0
 
@@ -179,16 +145,17 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
         if (epochs or qat) and data is None:
             from posebench.compress.recovery import make_pseudo_dataset
             from posebench.evaluate.validate import Predictor
+            from posebench.machine.cpu import usable_cores
             from posebench.runtimes.pytorch import TorchBackend
 
             t0 = time.perf_counter()
             say(f"pseudo-labelling {pseudo} with the dense model")
             dense = out_dir / "dense.pt"
             materialize_checkpoint(source, dense)
-            with TorchBackend(dense, threads=max(1, _cores())) as backend:
+            with TorchBackend(dense, threads=max(1, usable_cores())) as backend:
                 # label at the dense model's own resolution, whatever size the fine-tuning uses
                 predictor = Predictor(backend, (options.label_imgsz,) * 2, tuple(model.kpt_shape))
-                data, pseudo_counts = make_pseudo_dataset(predictor, _frames(pseudo, options.max_frames),
+                data, pseudo_counts = make_pseudo_dataset(predictor, frames(pseudo, options.max_frames),
                                                           out_dir / "pseudo-labels")
             timings["pseudo_label_s"] = time.perf_counter() - t0
     if epochs:
@@ -240,7 +207,7 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
             f"{export.imgsz[0]}x{export.imgsz[1]}")
         data_yaml = None
         if export.int8:
-            frames = _calibration_frames(_calibration_source(export, options), export.calibration_images)
+            frames = calibration_frames(calibration_source(export, options), export.calibration_images)
             data_yaml = calibration_dataset((("", image) for image in frames), out_dir / "calibration",
                                             tuple(model.kpt_shape))
         artifact = ultralytics_export(checkpoint, fmt=export.format, imgsz=tuple(export.imgsz), int8=export.int8,
@@ -300,172 +267,3 @@ def _counting(what: str, say: Progress, every: int = 10) -> Any:
         if done % every == 0 or done == total:
             say(f"{what}: {done}/{total}")
     return report
-
-
-def _scan_images(source: Path, count: int = 8, imgsz: int = 320, limit: int | None = None) -> Any:
-    """A float batch (letterboxed, 0-1) of `count` images spread over the first `limit` of `source` (default
-    50 x count), for the channel sensitivity scan and the reconstruction."""
-    import numpy as np
-    import torch
-
-    from posebench.evaluate.preprocess import letterbox, to_batch
-
-    limit = limit or 50 * count
-    available = sum(1 for _ in _calibration_frames(source, limit))  # a first pass counts, keeps nothing
-    n = min(count, available)
-    wanted = {round(i * (available - 1) / max(n - 1, 1)) for i in range(n)}  # spread over the source
-    images = [to_batch(letterbox(image, (imgsz, imgsz))[0])
-              for k, image in enumerate(_calibration_frames(source, limit)) if k in wanted]
-    if not images:
-        raise InvalidInputError(f"{source}: no readable image for the channel sensitivity scan")
-    return torch.from_numpy(np.concatenate(images))
-
-
-def _calibration_frames(source: Path, limit: int):  # noqa: ANN202 - a generator of images
-    """Images for int8 calibration from a folder, an image, a video, or a data YAML's train split."""
-    if source.suffix.lower() in (".yaml", ".yml"):
-        from posebench.evaluate.data import load_dataset
-        from posebench.evaluate.validate import read_image
-
-        dataset = load_dataset(source, split="train")
-        return (read_image(s.image) for s in dataset.samples[:limit])
-    return (image for _, image in _frames(source, limit))
-
-
-def _fp32_exports(checkpoint: Path, head: str, imgsz: tuple[int, int], options: CompressOptions) -> tuple[Any, Any]:
-    """posebench's fp32 ONNX and OpenVINO IR of `checkpoint` (cached), exported with the source's head."""
-    from posebench.export import DEFAULT_CACHE, ArtifactStore
-    from posebench.models import resolve_model
-
-    spec = str(checkpoint) if head == "auto" else f"{checkpoint}[head={head}]"
-    store = ArtifactStore(resolve_model(spec), options.cache_dir or DEFAULT_CACHE)
-    return store.artifact("onnx", imgsz), store.artifact("openvino", imgsz)
-
-
-def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options: CompressOptions,
-                    say: Progress, *, name: str, head: str = "auto") -> dict[str, Any]:
-    """Export the checkpoint, quantize ONNX and OpenVINO IR (PTQ) or convert to fp16; describe both in OUT/bundle.json."""
-    from posebench.compress.quantize import IgnoredScope, PTQConfig, calibration_batches
-    from posebench.export.bundle import write_bundle
-    from posebench.export.quantized import fp16, ptq_int8
-    from posebench.isa import choose_int8
-
-    imgsz = (int(q.imgsz[0]), int(q.imgsz[1]))
-    fp32_onnx, fp32_ir = _fp32_exports(checkpoint, head, imgsz, options)
-    if q.precision == "int8":
-        source = _calibration_source(q, options)
-        target = choose_int8(options.target_isa or q.target_isa, q.reduce_range)
-        say(f"int8 target {target.target}: {target.reason}")
-        config = PTQConfig.for_target(target, calibration_method=q.calibration_method, images=q.calibration_images,
-                                      per_channel=q.per_channel, bias_correction=q.bias_correction,
-                                      ignored_scope=IgnoredScope(q.ignored_preset, q.ignored_add, q.ignored_remove))
-        batches = calibration_batches(_calibration_frames(source, q.calibration_images), imgsz, q.calibration_images)
-        say(f"calibrating on {len(batches)} images from {source}: ONNX Runtime QDQ, then NNCF for OpenVINO")
-        settings = {"method": "ptq", "calibration_source": str(source), "calibration_images": len(batches),
-                    "calibration_method": q.calibration_method, "per_channel": q.per_channel,
-                    "reduce_range": target.reduce_range, "ignored_preset": q.ignored_preset,
-                    "ignored_add": list(q.ignored_add), "ignored_remove": list(q.ignored_remove),
-                    "bias_correction": q.bias_correction, "int8_target": target.to_dict()}
-        artifacts = ptq_int8(fp32_onnx, fp32_ir, out_dir, batches, config, settings)
-    else:
-        artifacts = fp16(fp32_onnx, fp32_ir, out_dir)
-    return write_bundle(out_dir, artifacts, name=name, variant=recipe.name or q.precision,
-                        method="ptq" if q.precision == "int8" else None, checkpoint=checkpoint,
-                        recipe=recipe.to_dict())
-
-
-def qat_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options: CompressOptions, say: Progress, *,
-               name: str, data: Path, imgsz: int, head: str = "auto") -> dict[str, Any]:
-    """Quantization-aware training of the checkpoint (NNCF, Ultralytics' trainer), then QDQ ONNX + OpenVINO IR."""
-    import shutil
-
-    from posebench.compress.finetune import HeldZeros, train
-    from posebench.compress.prune import apply_masks_
-    from posebench.compress.qat import prepare_qat, qat_trainer
-    from posebench.compress.quantize import IgnoredScope, calibration_batches
-    from posebench.export.bundle import write_bundle
-    from posebench.export.quantized import qat_int8
-    from posebench.isa import SATURATING, choose_int8
-
-    size = (int(q.imgsz[0]), int(q.imgsz[1]))
-    source = _calibration_source(q, options, fallback=data)
-    batches = calibration_batches(_calibration_frames(source, q.calibration_images), size, q.calibration_images)
-    yolo = load_yolo(checkpoint)
-    teacher = None
-    if recipe.distillation.enabled:  # the float model (this step's input) teaches its own fake-quantized copy
-        import copy
-
-        teacher = copy.deepcopy(yolo.model).float().eval()
-    say(f"QAT: inserting fake-quantizers (NNCF), initial ranges from {len(batches)} images of {source}")
-    scope = IgnoredScope(q.ignored_preset, q.ignored_add, q.ignored_remove)
-    model, prepared = prepare_qat(yolo.model, batches, scope)
-    held = HeldZeros(model)  # a pruned input (this recipe's pruning, or an earlier step's) stays exactly as sparse
-    say(f"QAT: fine-tuning {q.epochs} epochs on {data}" + (f" (zeros of {len(held.masks)} sparse tensors held)"
-                                                           if held.masks else ""))
-    if teacher is not None:
-        from posebench.compress.distill import distill_during_training
-
-        distill_during_training(yolo, teacher, recipe.distillation)
-        say("QAT: distilling from the float model" + (" (no task loss: labels only feed the loader)"
-                                                      if recipe.distillation.task == 0 else ""))
-    last = train(yolo, recipe, data=data, out_dir=out_dir / "qat", epochs=q.epochs, imgsz=imgsz,
-                 batch=options.batch or recipe.finetune.batch, lr0=q.lr0, callbacks=held,
-                 device=options.device, trainer=qat_trainer(model), say=say)
-    trained = yolo.trainer.ema.ema
-    apply_masks_(trained, held.masks)
-    float_checkpoint = out_dir / "model-qat.pt"  # the trained float weights (BatchNorm folded), no quantizers
-    shutil.copyfile(last, float_checkpoint)
-    target = choose_int8(options.target_isa or q.target_isa, False)
-    if target.target in SATURATING:
-        target = replace(target, reason=f"{target.target} has no VNNI; QAT keeps full 8-bit weights (NNCF), which its "
-                         "u8 x s8 kernels can saturate through onnxruntime / deepsparse: deploy the OpenVINO IR "
-                         "(oneDNN halves weights there) or an int8 PTQ bundle, which gets 7-bit weights")
-    settings = {"method": "qat", "int8_target": target.to_dict(), "epochs": q.epochs, "lr0": q.lr0,
-                "data": str(data), "imgsz_train": imgsz, "sparse_tensors_held": len(held.masks),
-                "calibration_source": str(source), "calibration_images": len(batches),
-                "quantizers": prepared["quantizers"], "ignored_preset": q.ignored_preset,
-                "distillation": recipe.distillation.enabled,
-                "ignored_add": list(q.ignored_add), "ignored_remove": list(q.ignored_remove)}
-    say("QAT: exporting QDQ ONNX (checked against the fake-quantized model) and OpenVINO IR")
-    # metadata (sparsity, shapes, head) from the fp32 export of the trained weights; the IR comes from the QDQ ONNX
-    fp32_onnx, _ = _fp32_exports(float_checkpoint, head, size, options)
-    float_nodes = prepared["float_convs"] + ["box/keypoint decode (every op after the prediction convs)"]
-    artifacts = qat_int8(trained, fp32_onnx, out_dir, batches[0], end2end=bool(fp32_onnx.meta["end2end"]),
-                         float_nodes=float_nodes, tool=prepared["tool"], settings=settings)
-    return write_bundle(out_dir, artifacts, name=name, variant=recipe.name or q.precision, method="qat",
-                        checkpoint=float_checkpoint, recipe=recipe.to_dict())
-
-
-def calibration_dataset(frames: Any, folder: Path, kpt_shape: tuple[int, int]) -> Path:
-    """Calibration images as the unlabelled Ultralytics pose dataset its int8 exporter reads (the val split)."""
-    import cv2
-    import yaml
-
-    images = folder / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    count = 0
-    for count, (_, image) in enumerate(frames, 1):
-        cv2.imwrite(str(images / f"{count:06d}.jpg"), image)
-    if not count:
-        raise InvalidInputError("the calibration source holds no readable images or frames")
-    spec = {"path": str(folder.resolve()), "train": "images", "val": "images", "kpt_shape": list(kpt_shape),
-            "names": {0: "person"}}
-    path = folder / "calibration.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-def _calibration_source(q: Any, options: CompressOptions, fallback: Path | None = None) -> Path:
-    source = options.calibration or (Path(q.calibration_source) if q.calibration_source else fallback)
-    if source is None:
-        raise InvalidInputError("int8 quantization needs calibration images: give --calib IMAGES_OR_VIDEO "
-                                "(or a data YAML), or set calibration_source in the recipe")
-    if not source.exists():
-        raise InvalidInputError(f"calibration source {source} does not exist")
-    return source
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -17,9 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from posebench.compress.channels import TAYLOR_ATTRIBUTE, conv_blocks
+from posebench.compress.channel_groups import TAYLOR_ATTRIBUTE, conv_blocks
 from posebench.errors import InvalidInputError
-
 
 
 def channel_importance(block: nn.Module) -> torch.Tensor:

@@ -116,7 +116,7 @@ def build_report(paths: list[Path], out: Path, *, max_drop: float = 0.01, budget
             sections.append(("Thesis Table 4.2 beside this run (DeepSparse)", f"{note}\n\n{markdown_table(beside)}",
                              f"<p>{html.escape(note)}</p>{html_table(beside)}"))
         plaus = thesis_plausibility()
-        from posebench.roofline import thesis_peak
+        from posebench.machine.roofline import thesis_peak
 
         how = ("Each published latency against the fastest its machine could run the model (work / peak). Peaks, "
                "generous on purpose: " + "; ".join(f"{c}: {thesis_peak(c).basis}" for c in

@@ -164,7 +164,7 @@ def combine_rounds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     recomputed for the median p50."""
     import statistics
 
-    from posebench.roofline import cpu_peak, roofline
+    from posebench.machine.roofline import cpu_peak, roofline
 
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:

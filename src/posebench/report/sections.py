@@ -6,14 +6,7 @@ import html
 from collections import defaultdict
 from typing import Any
 
-from posebench.report.model import (
-    LABELS,
-    METRICS,
-    NOISY_SPREAD,
-    Point,
-    Report,
-    machine_name,
-)
+from posebench.report.model import LABELS, METRICS, NOISY_SPREAD, Point, Report, machine_name
 from posebench.results import runtime_label
 from posebench.tables import with_interval
 
@@ -80,7 +73,7 @@ def latency_table(report: Report) -> list[list[str]]:
 def rounds_table(report: Report) -> list[list[str]]:
     """Per configuration: p50 of each round and their spread (flagged > 10 %), work per inference, achieved
     GOP/s and the fraction of the machine's peak (flagged beyond it), and warnings (int8 path mismatch)."""
-    from posebench.denormals import has_denormals
+    from posebench.machine.denormals import has_denormals
 
     rows = [["model", "variant", "runtime@threads", "machine", "p50 per round (ms)", "spread", "GOP / inference",
              "achieved GOP/s", "% of peak", "notes"]]
@@ -143,7 +136,7 @@ def peak_notes(report: Report) -> list[str]:
 
 def probe_lines(report: Report) -> list[str]:
     """The quietness probes of each study in the results, and whether the machine was noisy."""
-    from posebench.probe import quietness
+    from posebench.machine.probe import quietness
 
     lines = []
     for study in dict.fromkeys(p.get("study") for p in report.probes):
@@ -155,8 +148,8 @@ def probe_lines(report: Report) -> list[str]:
 
 def thesis_plausibility() -> list[list[str]]:
     """Each published thesis latency against the peak of its machine, with the arithmetic."""
+    from posebench.machine.roofline import thesis_peak
     from posebench.report import thesis
-    from posebench.roofline import thesis_peak
 
     rows = [["variant (thesis)", "configuration", "published ms", "work assumed (GOP)", "fastest possible ms",
              "x peak", "verdict"]]

@@ -40,7 +40,7 @@ LATENCY_MS = {  # variant: {configuration: ms}
 }
 
 # Work per inference of YOLOv8s-pose at 512x512: 2 x multiply-accumulates of its Conv/MatMul nodes, counted by
-# `posebench.roofline.count_ops` on posebench's ONNX export of yolov8s-pose.yaml (tests/test_roofline.py checks it).
+# `posebench.machine.roofline.count_ops` on posebench's ONNX export of yolov8s-pose.yaml (tests/test_roofline.py checks it).
 YOLOV8S_POSE_512_GOPS = 19.319
 
 

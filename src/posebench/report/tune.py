@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from posebench.environment import ran_as
+from posebench.machine.environment import ran_as
 
 
 def _acc(row: dict[str, Any]) -> str:

@@ -93,7 +93,7 @@ def auto_precision(artifact: Path, isa: set[str] | None = None) -> str:
     that computes bf16 (AVX512_BF16 or AMX, as its oneDNN kernels see it), where it is as fast as Ultralytics'
     int8 export at posebench's accuracy (coco-pose-val: pose mAP50-95 0.505 in f32 and in bf16); f32 otherwise (a
     float model stays exact unless a run asks for bf16)."""
-    from posebench.environment import bf16_arithmetic, cpu_flags
+    from posebench.machine.cpu import bf16_arithmetic, cpu_flags
 
     if not bf16_arithmetic(cpu_flags() if isa is None else isa):
         return "f32"

@@ -42,7 +42,7 @@ def _workload(seconds: float) -> dict[str, Any]:
 def run_probe(threads: int, seconds: float = 1.0) -> dict[str, Any]:
     """Time the reference workload on `threads` threads in a fresh process."""
     env = {**os.environ, **{k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
-    proc = subprocess.run([sys.executable, "-m", "posebench.probe", str(seconds)], env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "posebench.machine.probe", str(seconds)], env=env, capture_output=True,
                           text=True, check=True)
     return {"threads": threads, "workload": f"float32 matmul {SIZE}^3 (numpy BLAS)", "seconds": seconds,
             **json.loads(proc.stdout)}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from posebench.microarch import Identity, lookup, read_identity
+from posebench.machine.microarch import Identity, lookup, read_identity
 
 INT8_PER_FP32 = {"amx": None, "avx512_vnni": 4.0, "avx_vnni": 4.0, "avx512": 4 / 3, "avx2": 4 / 3, "generic": 1.0}
 AMX_INT8_PER_CYCLE = 2048.0
@@ -168,10 +168,10 @@ def clock_ghz(isa: set[str] | list[str] | None = None, cpu_model: str = "",
     import json
     import socket
 
-    from posebench.environment import _cpuinfo
+    from posebench.machine.cpu import cpuinfo
 
     reported, source = reported_clock_ghz()
-    model, flags = _cpuinfo()
+    model, flags = cpuinfo()
     isa = set(isa) if isa is not None else flags
     cpu_model = cpu_model or model
     identity = read_identity() if identity == "read" else identity
@@ -197,7 +197,7 @@ def clock_ghz(isa: set[str] | list[str] | None = None, cpu_model: str = "",
 
 def fp32_per_cycle(isa: set[str] | list[str], cpu_model: str, identity: Identity | None = None) -> tuple[float, str]:
     """fp32 operations per cycle and core, with the reasoning: from the core's CPUID identity when it is known
-    (`posebench.microarch`), else the ISA's upper bound; records made before identities were kept (no identity)
+    (`posebench.machine.microarch`), else the ISA's upper bound; records made before identities were kept (no identity)
     keep the vendor-name rule they were made with."""
     isa = set(isa)
     if identity is not None:
@@ -239,8 +239,8 @@ class Peak:
 
 
 def cpu_peak(env: dict[str, Any], threads: int, *, clock: tuple[float, str] | None = None) -> Peak:
-    """Peak of `threads` cores of the machine described by a fingerprint (`posebench.environment`)."""
-    from posebench.isa import int8_target_of
+    """Peak of `threads` cores of the machine described by a fingerprint (`posebench.machine.environment`)."""
+    from posebench.machine.isa import int8_target_of
 
     isa = set(env.get("isa", []))
     if clock is None:

@@ -42,7 +42,7 @@ def int8_target_of(flags: Iterable[str]) -> str:
 
 def this_machine() -> str:
     """This CPU's int8 kernel family."""
-    from posebench.environment import cpu_flags
+    from posebench.machine.cpu import cpu_flags
 
     return int8_target_of(cpu_flags())
 
