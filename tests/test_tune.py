@@ -158,18 +158,30 @@ def test_tune_cli_refuses_bad_input(footage, tmp_path):
     assert result.returncode == 2 and "multiples of 32" in result.stderr
 
 
-def test_each_int8_precision_builds_with_its_ignored_scope(footage, tmp_path):
-    from posebench.compress.recipe import Recipe
-    from posebench.tune import Tuner
+def test_each_int8_precision_builds_with_its_ignored_scope():
+    from posebench.tune_build import candidate_recipes
 
-    tuner = Tuner(TunePlan(source=resolve_model(None), footage=footage, out=tmp_path), lambda *a: None)
     presets = {}
     for precision in ("int8", "int8-coarse", "int8-fast"):
-        [(label, path)] = tuner._recipes(Candidate((384, 640), precision), 16)
-        q = Recipe.load(path).quantization()
+        [(label, recipe)] = candidate_recipes(Candidate((384, 640), precision), calibration_images=16, recovery_epochs=3)
+        q = recipe.quantization()
         presets[label] = (q.ignored_preset, q.bias_correction)
     assert presets == {"int8": ("yolo-pose-float-head", "fast"), "int8-coarse": ("yolo-pose-float-coarse", "full"),
                        "int8-fast": ("yolo-pose-float-kpt-out", "fast")}
+
+
+def test_candidate_recipes_are_recipes_a_file_could_hold():
+    """Built as objects, each recipe says the same once written and read back (what OUT/recipes/ shows)."""
+    from posebench.compress.recipe import Recipe
+    from posebench.tune_build import candidate_recipes
+
+    steps = candidate_recipes(Candidate((384, 640), "int8-ultralytics", 0.75), calibration_images=16, recovery_epochs=2)
+    assert [label for label, _ in steps] == ["m75", "int8-ultralytics"]
+    for _, recipe in steps:
+        assert Recipe.from_yaml(recipe.to_yaml()) == recipe
+    pruning = steps[0][1]
+    assert pruning.channel_pruning().macs == 0.75 and pruning.finetune.epochs == 2 and pruning.distillation.enabled
+    assert pruning.distillation.task == 0.0  # distillation only: the footage has no labels
 
 
 def test_candidate_names_are_unique():

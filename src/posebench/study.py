@@ -10,242 +10,14 @@ with its error and the study goes on.
 
 from __future__ import annotations
 
-import difflib
-import json
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-from posebench.errors import InvalidInputError, PosebenchError, read_yaml_file
-from posebench.evaluate.disjoint import check_disjoint
-
-KEYS = {"name", "description", "models", "variants", "runtimes", "threads", "imgsz", "latency", "evaluation",
-        "calibration", "finetune", "pseudo_labels", "bn_calibration", "epochs", "gpu_runtimes", "targets"}
-LATENCY_KEYS = {"iters", "min_seconds", "warmup", "warmup_seconds", "max_seconds", "rounds", "probe", "mode",
-                "source", "pipelines"}
-PIPELINES = ("posebench", "ultralytics")
-LATENCY_MODES = {"model": ("model",), "e2e": ("e2e",), "both": ("model", "e2e")}
-EVAL_KEYS = {"data", "split", "reference", "source", "max_frames", "optional", "name", "runtimes"}
-
-
-class StudyError(InvalidInputError):
-    """A study file is malformed; the message names the key."""
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """One accuracy check: against labels (`data`) or label-free against the `reference` variant's output."""
-
-    name: str
-    data: Path | None = None
-    split: str = "val"
-    reference: str | None = None  # a variant name of the same model, usually "base"
-    source: Path | None = None
-    max_frames: int = 60
-    runtimes: tuple[str, ...] = ()  # the runtimes this evaluation scores on (empty: every runtime of the study)
-
-
-@dataclass(frozen=True)
-class Study:
-    """A parsed, validated study file (paths resolved against the file's folder)."""
-
-    name: str
-    models: tuple[str, ...]
-    variants: dict[str, tuple[Path, ...]]  # variant -> recipes applied in order
-    runtimes: tuple[str, ...]
-    threads: tuple[int, ...]
-    imgsz: tuple[int, int]
-    latency: dict[str, float]
-    evaluations: tuple[Evaluation, ...]
-    calibration: Path | None = None
-    finetune: Path | None = None  # labelled data YAML for recovery fine-tuning
-    pseudo_labels: Path | None = None  # images / video for label-free recovery
-    bn_calibration: Path | None = None
-    epochs: int | None = None  # overrides every recipe's fine-tuning epochs (schedules scale)
-    gpu_runtimes: tuple[str, ...] = ()
-    # hardware kinds every latency trial is timed on (`posebench.machine.environment.machine_kinds`: avx2, avx512_vnni,
-    # cuda...; GPU runtimes on the cuda* kinds, CPU runtimes on the others); empty: the machine that runs it
-    targets: tuple[str, ...] = ()
-    skipped: tuple[str, ...] = field(default_factory=tuple)  # what was left out and why (missing optional data)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Study:
-        path = Path(path)
-        return _parse(read_yaml_file(path, what="study file", error=StudyError), path)
-
-
-def _fail(path: Path, key: str, message: str) -> StudyError:
-    return StudyError(f"{path}: '{key}': {message}")
-
-
-def _unknown(path: Path, data: dict, known: set[str], where: str) -> None:
-    for key in data:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), sorted(known), n=1)
-            hint = f' (did you mean "{close[0]}"?)' if close else f" (known: {', '.join(sorted(known))})"
-            raise _fail(path, f"{where}{key}", f"unknown key{hint}")
-
-
-def _parse(raw: Any, path: Path) -> Study:
-    from posebench.export import parse_imgsz
-    from posebench.runtimes import parse_runtimes
-
-    if not isinstance(raw, dict):
-        raise StudyError(f"{path}: a study is a mapping of settings")
-    _unknown(path, raw, KEYS, "")
-    base = path.parent
-
-    def resolve(value: Any, key: str) -> Path:
-        if not isinstance(value, str):
-            raise _fail(path, key, f"must be a path, got {value!r}")
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else (base / p).resolve()
-
-    for key in ("models", "variants", "runtimes"):
-        if key not in raw:
-            raise _fail(path, key, "missing (required)")
-    models = raw["models"]
-    if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
-        raise _fail(path, "models", "must be a list of checkpoints, model YAMLs or exported artifacts (.onnx, "
-                                    ".xml, *_openvino_model, .engine); 'default' = the embedded model")
-
-    def model_spec(text: str) -> str:  # a file relative to the study; options ('[head=one2many]') kept
-        from posebench.models import split_model_spec
-
-        try:
-            spec, _ = split_model_spec(text)
-        except PosebenchError as exc:
-            raise _fail(path, "models", str(exc)) from exc
-        options = text.strip()[len(spec):] if text.strip().startswith(spec) else ""
-        if spec == "default" or spec.endswith((".yaml", ".yml")) and not (base / spec).exists():
-            return spec + options
-        return str(resolve(spec, "models")) + options
-
-    models = tuple(model_spec(m) for m in models)
-    variants_raw = raw["variants"]
-    if not isinstance(variants_raw, dict) or not variants_raw:
-        raise _fail(path, "variants", "must map variant names to a recipe, a list of recipes, or null (base)")
-    variants = {}
-    for name, recipes in variants_raw.items():
-        recipes = [] if recipes is None else [recipes] if isinstance(recipes, str) else recipes
-        if not isinstance(recipes, list):
-            raise _fail(path, f"variants.{name}", "must be a recipe path, a list of them, or null")
-        resolved = tuple(resolve(r, f"variants.{name}") for r in recipes)
-        for r in resolved:
-            if not r.is_file():
-                raise _fail(path, f"variants.{name}", f"recipe {r} does not exist")
-        variants[str(name)] = resolved
-    def names(value: Any) -> str:  # YAML reads an unquoted `null` runtime as None
-        items = value if isinstance(value, list) else [value]
-        return ",".join("null" if v is None else str(v) for v in items)
-
-    try:
-        runtimes = tuple(parse_runtimes(names(raw["runtimes"])))
-        gpu = tuple(parse_runtimes(names(raw["gpu_runtimes"]))) if raw.get("gpu_runtimes") else ()
-    except PosebenchError as exc:
-        raise _fail(path, "runtimes", str(exc)) from exc
-    threads = raw.get("threads", [1, 2])
-    threads = [threads] if isinstance(threads, int) else threads
-    if not isinstance(threads, list) or not threads or not all(isinstance(t, int) and t > 0 for t in threads):
-        raise _fail(path, "threads", "must be a list of positive whole numbers")
-    try:
-        imgsz = parse_imgsz(raw.get("imgsz", 640))
-    except PosebenchError as exc:
-        raise _fail(path, "imgsz", str(exc)) from exc
-    latency = raw.get("latency") or {}
-    if not isinstance(latency, dict):
-        raise _fail(path, "latency", "must be a mapping (iters, min_seconds, warmup, warmup_seconds, max_seconds)")
-    _unknown(path, latency, LATENCY_KEYS, "latency.")
-    rounds = latency.get("rounds", 2)
-    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 2:
-        raise _fail(path, "latency.rounds", f"must be a whole number >= 2 (interleaved rounds expose a noisy "
-                                            f"machine), got {rounds!r}")
-    if latency.get("mode", "model") not in LATENCY_MODES:
-        raise _fail(path, "latency.mode", f"must be one of {', '.join(LATENCY_MODES)} (model: the runtime call, as the "
-                                          f"thesis; e2e: frame in, poses out), got {latency.get('mode')!r}")
-    pipelines = latency.get("pipelines", ["posebench"])
-    if not isinstance(pipelines, list) or not pipelines or any(p not in PIPELINES for p in pipelines):
-        raise _fail(path, "latency.pipelines", f"must be a list of {', '.join(PIPELINES)} (end-to-end timing: "
-                                               f"ultralytics = its own predict as the reference), got {pipelines!r}")
-    if latency.get("source") is not None:
-        frames = resolve(str(latency["source"]), "latency.source")
-        if not frames.exists():
-            raise _fail(path, "latency.source", f"{frames} not found (a video or an image folder for e2e timing)")
-        latency = {**latency, "source": str(frames)}
-    skipped = []
-    evaluations = []
-    for n, ev in enumerate(raw.get("evaluation") or []):
-        if not isinstance(ev, dict):
-            raise _fail(path, f"evaluation[{n}]", "must be a mapping")
-        _unknown(path, ev, EVAL_KEYS, f"evaluation[{n}].")
-        name = str(ev.get("name") or f"eval{n}")
-        on = ev.get("runtimes") or []
-        if not isinstance(on, list) or any(rt not in runtimes + gpu for rt in on):
-            raise _fail(path, f"evaluation[{n}].runtimes", f"must list runtimes of this study ({', '.join(runtimes)}), "
-                        f"got {on!r}")
-        if "data" in ev:
-            data = resolve(ev["data"], f"evaluation[{n}].data")
-            if not data.is_file():
-                if ev.get("optional"):
-                    skipped.append(f"evaluation '{name}': {data} not found (optional)")
-                    continue
-                raise _fail(path, f"evaluation[{n}].data", f"{data} does not exist")
-            evaluations.append(Evaluation(name=name, data=data, split=str(ev.get("split", "val")),
-                                          runtimes=tuple(on)))
-        elif "reference" in ev:
-            if ev["reference"] not in variants:
-                raise _fail(path, f"evaluation[{n}].reference", f"'{ev['reference']}' is not a variant of this study")
-            source = resolve(ev.get("source", ""), f"evaluation[{n}].source") if ev.get("source") else None
-            if source is None or not source.exists():
-                if ev.get("optional"):
-                    skipped.append(f"evaluation '{name}': {source} not found (optional)")
-                    continue
-                raise _fail(path, f"evaluation[{n}].source", f"{source} does not exist")
-            evaluations.append(Evaluation(name=name, reference=str(ev["reference"]), source=source,
-                                          max_frames=int(ev.get("max_frames", 60)), runtimes=tuple(on)))
-        else:
-            raise _fail(path, f"evaluation[{n}]", "needs 'data' (labels) or 'reference' + 'source' (label-free)")
-
-    def optional_path(key: str) -> Path | None:
-        if raw.get(key) is None:
-            return None
-        p = resolve(raw[key], key)
-        if not p.exists():
-            skipped.append(f"{key}: {p} not found")
-            return None
-        return p
-
-    targets = raw.get("targets") or []
-    targets = [targets] if isinstance(targets, str) else targets
-    if not isinstance(targets, list) or not all(isinstance(t, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", t)
-                                                for t in targets) or len(set(targets)) != len(targets):
-        raise _fail(path, "targets", "must be a list of distinct hardware kinds (avx2, avx512_vnni, cuda, or your "
-                                     "own labels given to `posebench worker --kind`)")
-    if targets and gpu and not any(is_gpu_kind(t) for t in targets):
-        raise _fail(path, "targets", f"the study has gpu_runtimes but no GPU target (cuda...) to time them on: "
-                                     f"{targets}")
-    if targets and runtimes and all(is_gpu_kind(t) for t in targets):
-        raise _fail(path, "targets", f"every target is a GPU kind: the CPU runtimes have nowhere to run: {targets}")
-    epochs = raw.get("epochs")
-    if epochs is not None and (not isinstance(epochs, int) or epochs < 0):
-        raise _fail(path, "epochs", "must be a whole number >= 0")
-    learning = {key: optional_path(key) for key in ("calibration", "finetune", "pseudo_labels", "bn_calibration")}
-    for key, source in learning.items():  # nothing learns from, is calibrated on or chosen on what judges it
-        for n, ev in enumerate(evaluations):
-            if source is not None and ev.data is not None:
-                try:
-                    check_disjoint(source, ev.data, what=key.replace("_", " "), judge_split=ev.split)
-                except InvalidInputError as exc:
-                    raise _fail(path, key, str(exc)) from None
-    return Study(name=str(raw.get("name") or path.stem), models=models, variants=variants, runtimes=runtimes,
-                 threads=tuple(threads), imgsz=imgsz, latency=latency, evaluations=tuple(evaluations),
-                 **learning, epochs=epochs, gpu_runtimes=gpu, targets=tuple(targets), skipped=tuple(skipped))
-
-
-# ---- running --------------------------------------------------------------------------------------------
+from posebench.errors import PosebenchError
+from posebench.study_file import (  # noqa: F401 - a study's file is part of its interface
+    LATENCY_MODES, Evaluation, Study, StudyError, is_gpu_kind)
 
 Progress = Callable[[str, int, int], None]
 
@@ -257,33 +29,16 @@ def done_keys(records: list[dict[str, Any]], *, retry_failed: bool = False) -> s
 
 def build_variant(study: Study, model: str, variant: str, out: Path, cache: Path) -> str:
     """Apply the variant's recipes in order; returns the model spec to run (checkpoint or bundle)."""
+    from posebench.compress.chain import ChainInputs, apply_recipes
     from posebench.compress.recipe import Recipe
-    from posebench.compress.run import CompressOptions, compress
-    from posebench.models import resolve_model
 
-    spec = model
-    recipes = study.variants[variant]
-    for n, recipe_path in enumerate(recipes):
-        step_dir = out / f"{n}-{recipe_path.stem}"
-        marker = step_dir / "done.json"
-        if marker.is_file():
-            spec = json.loads(marker.read_text())["spec"]
-            continue
-        recipe = Recipe.load(recipe_path)
-        if recipe.quantization() or recipe.ultralytics_export():  # static artifacts: built at the study's size
-            recipe = replace(recipe, modifiers=tuple(
-                replace(m, imgsz=study.imgsz) if m.type in ("quantization", "ultralytics_export") else m
-                for m in recipe.modifiers))
-        one_shot_pruning = bool(recipe.pruning()) and not recipe.finetune.epochs
-        options = CompressOptions(data=study.finetune, pseudo_labels=None if study.finetune else study.pseudo_labels,
-                                  bn_source=study.bn_calibration if one_shot_pruning else None,
-                                  epochs=study.epochs if recipe.finetune.epochs or recipe.qat() else None,
-                                  calibration=study.calibration, cache_dir=cache)
-        summary = compress(resolve_model(None if spec == "default" else spec), recipe, step_dir, options=options)
-        spec = (summary["export"]["path"] if "export" in summary else str(step_dir) if "bundle" in summary
-                else summary["checkpoint"])
-        marker.write_text(json.dumps({"spec": spec, "summary_timings": summary["timings"]}))
-    return spec
+    steps = []
+    for n, path in enumerate(study.variants[variant]):
+        done = out / f"{n}-{path.stem}" / "done.json"  # a finished step is read back, its recipe not even parsed
+        steps.append((path.stem, None if done.is_file() else Recipe.load(path)))
+    inputs = ChainInputs(finetune=study.finetune, pseudo_labels=study.pseudo_labels, bn_calibration=study.bn_calibration,
+                         calibration=study.calibration, epochs=study.epochs, imgsz=study.imgsz, cache=cache)
+    return apply_recipes(model, steps, out, inputs)
 
 
 @dataclass(frozen=True)
@@ -316,11 +71,6 @@ class AccuracyJob:
     @property
     def key(self) -> str:
         return f"{self.model}|{self.variant}|accuracy|{self.evaluation.name}|{self.runtime}"
-
-
-def is_gpu_kind(kind: str) -> bool:
-    """Whether a hardware kind names a GPU ('cuda', 'cuda-h100'...): GPU runtimes are timed there, CPU ones elsewhere."""
-    return kind.startswith("cuda")
 
 
 def latency_modes(study: Study) -> list[tuple[str, str]]:

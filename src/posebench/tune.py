@@ -24,157 +24,26 @@ The winner is copied to `OUT/winner/` (a bundle, or the exported folder) that `b
 from __future__ import annotations
 
 import json
-import math
-import shutil
 import statistics
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from posebench.machine.cpu import bf16_arithmetic
-from posebench.errors import InvalidInputError, PosebenchError
-from posebench.latency import LatencyProtocol
-from posebench.models import ModelSource
+from posebench.errors import PosebenchError
 from posebench.runtimes.base import runtime_name
-
-Progress = Callable[[str, int, int], None]
-PRECISIONS = ("fp32", "int8", "int8-coarse", "int8-fast", "int8-ultralytics")
-# precision -> (ignored-scope preset, bias correction) of posebench's int8 PTQ:
-# int8: the decode and the keypoint branch in float (the default preset);
-# int8-coarse: P4/P5 neck outputs and head branches in float, P3 int8, biases corrected layer by layer (384x640,
-# street video: fidelity 0.984-0.993 where int8 has 0.970-0.982, at 0.95-1.00x its time without bf16);
-# int8-fast: the keypoint branch's 3x3 convs in int8 too, only its last 1x1 convs and the decode float
-# (measured at 384x640 on AVX2: 29.2 vs 35.2 ms, fidelity 0.958 vs 0.981)
-INT8_PRESETS = {"int8": ("yolo-pose-float-head", "fast"), "int8-coarse": ("yolo-pose-float-coarse", "full"),
-                "int8-fast": ("yolo-pose-float-kpt-out", "fast")}
-NATIVE = (640, 640)
-
-
-def ultralytics_openvino(isa: Iterable[str]) -> str:
-    """The OpenVINO runtime spec that runs an IR as Ultralytics' `predict` does on a CPU with these ISA flags: it
-    compiles with no precision hint, so on a CPU with bf16 arithmetic the float parts run in bf16 (posebench's
-    openvino asks for f32 unless told otherwise)."""
-    return "openvino[inference_precision=bf16]" if bf16_arithmetic(isa) else "openvino"
-
-
-def default_runtimes(isa: Iterable[str]) -> tuple[str, ...]:
-    """OpenVINO in f32, and on a CPU with bf16 arithmetic also with its float parts in bf16."""
-    return tuple(dict.fromkeys(("openvino", ultralytics_openvino(isa))))
-
-
-def _is_openvino(spec: str) -> bool:
-    return runtime_name(spec) == "openvino"
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One deployment: input size, channel-pruning ratio and precision (the runtime and threads are measured)."""
-
-    imgsz: tuple[int, int]
-    precision: str = "fp32"  # fp32 | int8 / int8-fast (posebench PTQ) | int8-ultralytics (yolo export int8, NNCF)
-    macs: float = 1.0  # fraction of the conv MACs channel pruning keeps (1 = no pruning)
-
-    @property
-    def name(self) -> str:
-        parts = [f"{self.imgsz[0]}x{self.imgsz[1]}"] + ([f"m{round(self.macs * 100)}"] if self.macs < 1 else [])
-        return "-".join(parts + [self.precision])
-
-
-@dataclass(frozen=True)
-class TunePlan:
-    """What to tune, on what footage, for which goal."""
-
-    source: ModelSource
-    footage: Path  # a video or a folder of images: the deployment's own
-    out: Path
-    runtimes: tuple[str, ...] = ("openvino",)
-    threads: tuple[int, ...] = (2,)
-    sizes: tuple[tuple[int, int], ...] = ()  # () = candidates from the footage's aspect ratio
-    native: tuple[int, int] = NATIVE  # the dense model's size: fidelity's reference and the int8 export's size
-    precisions: tuple[str, ...] = PRECISIONS
-    macs: tuple[float, ...] = (1.0,)  # channel-pruning targets (fraction of conv MACs kept; 1 = none)
-    recovery_epochs: int = 3
-    extra_calibration: tuple[Path, ...] = ()  # images that also calibrate / train (never judge)
-    data: Path | None = None  # labelled Ultralytics data YAML: pose mAP50-95 also gates (it chooses: never the judge)
-    split: str = "val"
-    judge: Path | None = None  # labelled data YAML that only judges the winner at the end (its val split)
-    eval_from: int | None = None  # first judging frame; default: the last quarter of the footage
-    max_calibration: int = 300
-    tolerance: float = 0.01  # accuracy below the reference's allowed
-    budget_ms: float | None = None  # instead: the most accurate candidate within this p50
-    coarse: LatencyProtocol = field(default_factory=lambda: LatencyProtocol(iters=50, min_seconds=2.0, warmup_iters=10,
-                                                                             warmup_seconds=1.0))
-    fine: LatencyProtocol = field(default_factory=lambda: LatencyProtocol(iters=200, min_seconds=6.0,
-                                                                           warmup_iters=20, warmup_seconds=2.0))
-    coarse_rounds: int = 2
-    fine_rounds: int = 3
-    finalists: int = 3
-    # where the reference (Ultralytics' int8 IR) is scored and timed: an OpenVINO spec; `ultralytics_openvino(isa)`
-    # is how Ultralytics itself runs it on the machine
-    reference_runtime: str = "openvino"
-
-    def __post_init__(self) -> None:
-        unknown = [p for p in self.precisions if p not in PRECISIONS]
-        if unknown or not self.precisions:
-            raise InvalidInputError(f"precisions must be among {', '.join(PRECISIONS)}, got {', '.join(unknown) or 'none'}")
-        if any(not 0.05 <= m <= 1 for m in self.macs):
-            raise InvalidInputError(f"channel-pruning targets (fraction of the MACs kept) must be in [0.05, 1], got "
-                                    f"{list(self.macs)}")
-        if not self.footage.exists():
-            raise InvalidInputError(f"footage {self.footage} does not exist: give the video or image folder the "
-                                    "deployment will see")
-        if self.tolerance < 0:
-            raise InvalidInputError(f"the accuracy tolerance must be >= 0, got {self.tolerance}")
-        if self.budget_ms is not None and self.budget_ms <= 0:
-            raise InvalidInputError(f"the latency budget must be > 0 ms, got {self.budget_ms}")
-        if self.source.kind in ("artifact", "bundle"):
-            raise InvalidInputError(f"{self.source.spec}: tune compresses and exports the model itself; give a "
-                                    "PyTorch checkpoint (.pt) or a model YAML")
-        if not _is_openvino(self.reference_runtime):
-            raise InvalidInputError(f"the reference (Ultralytics' OpenVINO int8 export) runs on openvino, not "
-                                    f"'{self.reference_runtime}'")
-        if self.judge is not None:
-            from posebench.evaluate.disjoint import check_disjoint
-
-            if not self.judge.is_file():
-                raise InvalidInputError(f"--judge {self.judge} does not exist (a labelled data YAML)")
-            for what, learn in [("--data (choosing)", self.data)] + [("--extra-calibration", e)
-                                                                     for e in self.extra_calibration]:
-                if learn is not None:
-                    check_disjoint(learn, self.judge, what=what, learn_split=self.split if learn == self.data
-                                   else "train")
-        if self.coarse_rounds < 2 or self.fine_rounds < 2:
-            raise InvalidInputError("latency is measured in at least 2 interleaved rounds (noise shows between them)")
-
-
-def candidate_sizes(frame_hw: tuple[int, int], native: int = 640) -> tuple[tuple[int, int], ...]:
-    """Input sizes worth trying for frames of `frame_hw`: the native square, smaller squares, and for every long
-    side the short side the footage's aspect ratio needs (rounded up to the stride, 32): 16:9 at 640 -> 384x640."""
-    h, w = frame_hw
-    sizes: list[tuple[int, int]] = []
-    for long in range(native, 256 - 1, -64):
-        short = min(long, math.ceil(long * min(h, w) / max(h, w) / 32) * 32)
-        matched = (short, long) if w >= h else (long, short)
-        for size in ((long, long), matched):
-            if size not in sizes:
-                sizes.append(size)
-    return tuple(sizes)
-
-
-def footage_split(footage: Path, eval_from: int | None) -> tuple[int, int, tuple[int, int]]:
-    """(frames in the footage, first judging frame, frame height and width)."""
-    from posebench.evaluate.validate import iter_frames
-
-    count, shape = 0, None
-    for _, image in iter_frames(footage):
-        count += 1
-        shape = shape or image.shape[:2]
-    first = count - max(1, count // 4) if eval_from is None else eval_from
-    if not 0 < first < count:
-        raise InvalidInputError(f"{footage} has {count} frames: the first judging frame must be in 1..{count - 1} "
-                                f"(frames before it calibrate and train, the rest judge), got {first}")
-    return count, first, (int(shape[0]), int(shape[1]))
+from posebench.tune_build import CandidateBuilder, candidate_recipes  # noqa: F401 - part of tune's interface
+from posebench.tune_plan import (  # noqa: F401 - part of tune's interface
+    INT8_PRESETS,
+    NATIVE,
+    PRECISIONS,
+    Candidate,
+    Progress,
+    TunePlan,
+    candidate_sizes,
+    default_runtimes,
+    footage_split,
+    is_openvino,
+    ultralytics_openvino,
+)
 
 
 class Tuner:
@@ -193,93 +62,11 @@ class Tuner:
         self.cache = plan.out / "cache"
         self.env = fingerprint()
         self.frames, self.eval_from, self.frame_hw = footage_split(plan.footage, plan.eval_from)
-        self.specs: dict[Candidate, str | None] = {}
-        self.errors: dict[Candidate, str] = {}
+        self.builder = CandidateBuilder(plan, self.eval_from, self.cache, self.say)
+        self.build = self.builder.build  # each candidate built once (OUT/builds)
+        self.errors = self.builder.errors  # why a candidate could not be built
         self.dropped: dict[Candidate, str] = {}
         self.reference = Candidate(plan.native, "int8-ultralytics")  # Ultralytics' own int8 export
-
-    # ---- data -------------------------------------------------------------------------------------------------
-    def calibration_folder(self) -> Path:
-        """Frames before `eval_from` (every n-th, at most `max_calibration`) and the extra images, as an image
-        folder: it calibrates int8 and trains pruned models; it never judges."""
-        from posebench.compress.images import calibration_dataset
-        from posebench.evaluate.validate import iter_frames
-
-        folder = self.plan.out / "calibration"
-        marker = folder / "frames.json"
-        if marker.is_file():
-            return folder / "images"
-        stride = max(1, math.ceil(self.eval_from / self.plan.max_calibration))
-
-        def frames():  # noqa: ANN202 - frames 0, stride, ... below eval_from, then the extra images
-            yield from iter_frames(self.plan.footage, stride=stride, max_frames=math.ceil(self.eval_from / stride))
-            for extra in self.plan.extra_calibration:
-                yield from iter_frames(extra)
-
-        calibration_dataset(frames(), folder, (17, 3))
-        marker.write_text(json.dumps({"footage": str(self.plan.footage), "frames_before": self.eval_from,
-                                      "stride": stride, "extra": [str(p) for p in self.plan.extra_calibration]}))
-        return folder / "images"
-
-    # ---- building ---------------------------------------------------------------------------------------------
-    def _recipe(self, name: str, text: str) -> Path:
-        path = self.plan.out / "recipes" / f"{name}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return path
-
-    def _recipes(self, candidate: Candidate, calibration_images: int) -> list[tuple[str, Path]]:
-        steps = []
-        if candidate.macs < 1:
-            # lr0 0.0005: measured on the street video, 0.002 moves even the unpruned model away from itself
-            # (self-distillation, one epoch: fidelity 0.9955 -> 0.87 with BatchNorm frozen), 0.0002 keeps it (0.993)
-            label = f"m{round(candidate.macs * 100)}"
-            steps.append((label, self._recipe(label, (
-                f"name: {label}\ndescription: channel pruning to {candidate.macs:.0%} of the conv MACs, spread over "
-                "the groups by a damage scan, recovered by distillation from the dense model on the calibration "
-                f"frames\nmodifiers:\n  - type: channel_pruning\n    macs: {candidate.macs}\n"
-                f"    allocation: sensitivity\nfinetune:\n  epochs: {self.plan.recovery_epochs}\n  batch: 8\n"
-                "  lr0: 0.0005\ndistillation:\n  task: 0\n"))))
-        if candidate.precision in INT8_PRESETS:
-            label, (preset, correction) = candidate.precision, INT8_PRESETS[candidate.precision]
-            steps.append((label, self._recipe(label, (
-                f"name: {label}\ndescription: posebench int8 PTQ ({preset})\nmodifiers:\n  - type: quantization\n"
-                f"    precision: int8\n    calibration_images: {calibration_images}\n"
-                f"    ignored_preset: {preset}\n    bias_correction: {correction}\n"))))
-        elif candidate.precision == "int8-ultralytics":
-            steps.append(("int8-ultralytics", self._recipe("int8-ultralytics", (
-                "name: int8-ultralytics\ndescription: Ultralytics' own OpenVINO int8 export (NNCF)\nmodifiers:\n"
-                "  - type: ultralytics_export\n    format: openvino\n    int8: true\n"
-                f"    calibration_images: {calibration_images}\n"))))
-        return steps
-
-    def build(self, candidate: Candidate) -> str | None:
-        """The model spec of `candidate` (checkpoint, bundle or exported IR), built once; None if it failed."""
-        from posebench.study import Study, build_variant
-
-        if candidate in self.specs:
-            return self.specs[candidate]
-        calibration = self.calibration_folder()
-        spec = self.plan.source.spec
-        chain = ""
-        try:
-            for label, recipe in self._recipes(candidate, min(self.plan.max_calibration,
-                                                              len(list(calibration.iterdir())))):
-                chain = f"{chain}-{label}" if chain else label
-                sized = label.startswith("int8")  # static artifacts depend on the size; pruning does not
-                folder = self.plan.out / "builds" / (f"{chain}-{candidate.imgsz[0]}x{candidate.imgsz[1]}"
-                                                     if sized else chain)
-                self.say(f"building {candidate.name}: {label}", 0, 0)
-                study = Study(name="tune", models=(spec,), variants={label: (recipe,)}, runtimes=self.plan.runtimes,
-                              threads=self.plan.threads, imgsz=candidate.imgsz, latency={}, evaluations=(),
-                              calibration=calibration, pseudo_labels=calibration)
-                spec = build_variant(study, spec, label, folder, self.cache)
-        except PosebenchError as exc:
-            self.errors[candidate], spec = f"building {candidate.name} failed: {exc}", None
-        except Exception as exc:  # recorded; the search goes on without it
-            self.errors[candidate], spec = f"building {candidate.name} failed: {type(exc).__name__}: {exc}", None
-        self.specs[candidate] = spec
-        return spec
 
     # ---- measuring --------------------------------------------------------------------------------------------
     def _keep(self, records: list[dict[str, Any]], key: str, **extra: Any) -> list[dict[str, Any]]:
@@ -376,7 +163,7 @@ class Tuner:
             """Accuracy on every runtime, the worst of them (a deployment is only as good as its runtime)."""
             runtimes = plan.runtimes
             if candidate.precision == "int8-ultralytics":  # an IR: OpenVINO only
-                runtimes = tuple(rt for rt in plan.runtimes if _is_openvino(rt)) or (plan.reference_runtime,)
+                runtimes = tuple(rt for rt in plan.runtimes if is_openvino(rt)) or (plan.reference_runtime,)
             per = [self.accuracy(candidate, rt) for rt in runtimes]  # recorded once, then read back
             return {k: min((p[k] for p in per if p.get(k) is not None), default=None) for k in per[0]}
 
@@ -416,7 +203,7 @@ class Tuner:
         fine = self._timed(sorted(finalists, key=lambda c: c.name), configs, "fine", plan.fine_rounds)
         summary = self._summary(sizes, candidates, survivors, coarse, fine, reference, floor, score)
         if summary["winner"]:
-            summary["winner"]["deployment"] = str(self._deploy(summary["winner"]))
+            summary["winner"]["deployment"] = str(self.builder.deploy(summary["winner"]))
             if plan.judge is not None:
                 summary["judged"] = self._judge(summary["winner"])
         from posebench.report.tune import tune_markdown, tune_plot
@@ -442,7 +229,7 @@ class Tuner:
         the median over rounds of the reference's p50 / the candidate's p50 in the same round."""
         ref_rt = self.plan.reference_runtime
         triples = [(c, rt, t) for rt, t in configs for c in candidates if c != self.reference
-                   and (c.precision != "int8-ultralytics" or _is_openvino(rt))]  # Ultralytics' int8 is an IR
+                   and (c.precision != "int8-ultralytics" or is_openvino(rt))]  # Ultralytics' int8 is an IR
         triples += [(self.reference, ref_rt, t) for t in sorted({t for _, t in configs}) if self.reference in candidates]
         # Ratios are only fair between measurements interleaved together: a resumed run reuses a stage's records
         # only if it times the same line-up (an interrupted run); another line-up (new candidates) is timed afresh.
@@ -476,7 +263,7 @@ class Tuner:
         rows = []
         for candidate in [Candidate(s) for s in sizes] + [c for c in candidates if c.precision != "fp32" or c.macs < 1]:
             for runtime, threads in [(rt, t) for rt in self.plan.runtimes for t in self.plan.threads]:
-                if candidate.precision == "int8-ultralytics" and not _is_openvino(runtime):
+                if candidate.precision == "int8-ultralytics" and not is_openvino(runtime):
                     continue
                 if candidate == self.reference and runtime != self.plan.reference_runtime:
                     continue
@@ -586,40 +373,6 @@ class Tuner:
                 out["differences"][name] = d.to_dict() if d else None
         return out
 
-    def _deploy(self, winner: dict[str, Any]) -> Path:
-        """Copy the winner to OUT/winner/: a bundle folder `bench`, `val` (and `stream`) take as --model."""
-        from posebench.export import ArtifactStore
-        from posebench.export.artifact import Artifact
-        from posebench.export.bundle import write_bundle
-        from posebench.models import resolve_model
-
-        candidate = Candidate(tuple(winner["imgsz"]), winner["precision"], winner["macs"])
-        spec = Path(self.build(candidate) or "")  # recorded builds are cached: nothing is rebuilt
-        dest = self.plan.out / "winner"
-        if dest.exists():
-            shutil.rmtree(dest)
-        source = resolve_model(str(spec) if str(spec) != "default" else None)
-        if source.kind == "bundle":
-            shutil.copytree(spec, dest)
-            return dest
-        if source.kind == "artifact":  # Ultralytics' IR folder
-            folder = spec.parent if spec.suffix == ".xml" else spec
-            shutil.copytree(folder, dest / folder.name)
-            return dest / folder.name
-        dest.mkdir(parents=True)
-        store = ArtifactStore(source, self.cache)
-        copied = []
-        for fmt in ("onnx", "openvino"):
-            artifact = store.artifact(fmt, candidate.imgsz)
-            files = [artifact.path] + ([artifact.path.with_suffix(".bin")] if fmt == "openvino" else [])
-            for f in files + [Path(f"{artifact.path}.meta.json")]:
-                shutil.copyfile(f, dest / f.name)
-            copied.append(Artifact.load(dest / artifact.path.name))
-        checkpoint = dest / "model.pt"
-        shutil.copyfile(store.checkpoint(), checkpoint)
-        write_bundle(dest, tuple(copied), name=self.plan.source.name, variant=candidate.name, method=None,
-                     checkpoint=checkpoint, recipe={"tune": candidate.name})
-        return dest
 
 
 def _score(record: dict[str, Any]) -> float:
