@@ -192,9 +192,9 @@ def measure_in_child(spec: dict[str, Any]) -> dict[str, Any]:
                 "error_type": "WorkerCrashed"}
 
 
-def run_bench(plan: BenchPlan, store: ResultStore,
+def run_bench(plan: BenchPlan, store: ResultStore | None,
               on_progress: Callable[[str, int, int], None] | None = None) -> list[dict[str, Any]]:
-    """Measure every (runtime, threads) of `plan`; append each record to `store` as it is made."""
+    """Measure every (runtime, threads) of `plan`; append each record to `store` as it is made (None: returned only, for a caller that adds its own fields first)."""
     from posebench.machine.roofline import cpu_peak, roofline
 
     env = fingerprint()
@@ -257,7 +257,8 @@ def run_bench(plan: BenchPlan, store: ResultStore,
                 environment=env, **({"compute": compute} if compute else {}),
                 **({"warnings": notes} if notes else {}), **result,
             )
-            store.append(record)
+            if store is not None:
+                store.append(record)
             records.append(record)
             done += 1
     if on_progress:

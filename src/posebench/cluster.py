@@ -135,17 +135,12 @@ def _build_task(study: Study, model: str, variant: str, out: Path) -> tuple[str 
     return spec, error
 
 
-def _scratch_path(out: Path, key: str) -> Path:
-    return out / ".cluster" / "scratch" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.jsonl"
-
-
 def _latency_task(study: Study, job: LatencyJob, built: tuple[str | None, str | None], out: Path,
                   name: str) -> list[dict[str, Any]]:
     from posebench.machine.environment import fingerprint
 
     def work() -> list[dict[str, Any]]:
-        return run_latency_job(study, job, built[0], built[1], cache=_node_cache(out),
-                               scratch=_scratch_path(out, job.key), env=fingerprint(), name=name)
+        return run_latency_job(study, job, built[0], built[1], cache=_node_cache(out), env=fingerprint(), name=name)
 
     records, where = _exclusively(out, job.key, work)
     return [{**r, "executor": where} for r in records]
@@ -157,8 +152,7 @@ def _accuracy_task(study: Study, job: AccuracyJob, built: tuple[str | None, str 
 
     def work() -> list[dict[str, Any]]:
         return run_accuracy_job(study, job, built[0], built[1], reference[0] if reference else None,
-                                cache=_node_cache(out), scratch=_scratch_path(out, job.key), env=fingerprint(),
-                                name=name)
+                                cache=_node_cache(out), env=fingerprint(), name=name)
 
     records, where = _exclusively(out, job.key, work)
     return [{**r, "executor": where} for r in records]
@@ -207,20 +201,15 @@ def _required(job: LatencyJob | AccuracyJob, study: Study) -> str:
 
 
 def _failure(study: Study, job: LatencyJob | AccuracyJob, reason: str) -> dict[str, Any]:
-    from posebench.results import make_trial, new_record
+    """The record of a job the cluster could not run (no worker of its kind, a worker lost)."""
+    from posebench.study import unrun_record
 
     threads = job.threads if isinstance(job, LatencyJob) else study.threads[-1]
-    trial = make_trial(model=model_name(job.model), source_id="", variant=job.variant, runtime=job.runtime,
-                       threads=threads, imgsz=study.imgsz, fmt="-")
-    record = new_record("latency" if isinstance(job, LatencyJob) else "accuracy", trial, status="error",
-                        error=reason, environment=None, executor={"executor": "dask", "node": None})
-    if isinstance(job, LatencyJob):
-        record["round"] = job.round_no
-        if job.target:
-            record["target"] = job.target
-    else:
-        record["evaluation"] = {"name": job.evaluation.name}
-    return record
+    kind = "latency" if isinstance(job, LatencyJob) else "accuracy"
+    extra = ({"round": job.round_no, **({"target": job.target} if job.target else {})} if isinstance(job, LatencyJob)
+             else {"evaluation": {"name": job.evaluation.name}})
+    return unrun_record(study, kind, model_name(job.model), job.variant, job.runtime, threads, reason, None,
+                        executor={"executor": "dask", "node": None}, **extra)
 
 
 def run_study_on_cluster(study: Study, out: Path, settings: ClusterSettings, *, on_progress: Progress | None = None,

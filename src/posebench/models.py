@@ -17,6 +17,21 @@ from posebench.errors import InvalidInputError, ModelNotFoundError, RuntimeNotIn
 DEFAULT_MODEL_NAME = "yolo11n-pose.pt"
 BUILD_SEED = 0  # architectures built from YAML get this seed, so their random weights are reproducible
 BUNDLE_FILE = "bundle.json"  # what `posebench compress` writes into a quantized variant's folder
+CARD_FILE = "card.yaml"  # a shipped model's card (recipe, data, epochs, MACs, parameters, accuracy, speed)
+
+
+def shipped_models_dir() -> Path:
+    """Where the compressed models that ship with posebench live: the repository's models/ folder (or
+    $POSEBENCH_MODELS)."""
+    return Path(os.environ.get("POSEBENCH_MODELS") or Path(__file__).resolve().parents[2] / "models")
+
+
+def shipped_models() -> dict[str, Path]:
+    """name -> folder of every shipped model (a folder of models/ holding model.pt and card.yaml)."""
+    root = shipped_models_dir()
+    if not root.is_dir():
+        return {}
+    return {d.name: d for d in sorted(root.iterdir()) if (d / "model.pt").is_file() and (d / CARD_FILE).is_file()}
 
 
 def default_model_path() -> Path:
@@ -157,6 +172,14 @@ def _resolve_base(spec: str) -> ModelSource:
         return ModelSource(spec="default", kind="checkpoint", path=path, name=path.stem)
     text = str(spec)
     path = Path(text).expanduser()
+    if not path.exists() and not path.suffix and len(path.parts) == 1:  # a bare name: a model shipped in models/
+        shipped = shipped_models()
+        if text in shipped:
+            return ModelSource(spec=text, kind="checkpoint", path=(shipped[text] / "model.pt").resolve(), name=text)
+        from posebench.errors import did_you_mean
+
+        raise ModelNotFoundError(f"'{text}' is neither a file nor a shipped model.{did_you_mean(text, shipped)} "
+                                 f"Shipped models ({shipped_models_dir()}): {', '.join(shipped) or 'none'}")
     if not (path / BUNDLE_FILE).is_file():
         from posebench.export.imported import find_artifact
 

@@ -61,6 +61,16 @@ def new_record(kind: str, trial: dict[str, Any], **fields: Any) -> dict[str, Any
     }
 
 
+def failure_record(kind: str, *, model: str, variant: str, runtime: str, threads: int, imgsz: Any, reason: str,
+                   environment: dict[str, Any] | None, **fields: Any) -> dict[str, Any]:
+    """The record of a trial that did not run: 'skipped' when the reason says so (no GPU here), else 'error' (its
+    variant did not build, its worker vanished...). Its trial has no artifact (format '-')."""
+    trial = make_trial(model=model, source_id="", variant=variant, runtime=runtime, threads=threads, imgsz=imgsz,
+                       fmt="-")
+    status = "skipped" if reason.startswith("skipped") else "error"
+    return new_record(kind, trial, status=status, error=reason, environment=environment, **fields)
+
+
 class ResultStore:
     """An append-only JSON-lines file of records."""
 

@@ -124,34 +124,17 @@ def _source(spec: str | None) -> Any:
     return resolve_model(None if spec in (None, "default") else spec) if spec else None
 
 
-def _placeholder(study: Study, name: str, variant: str, runtime: str, threads: int) -> dict[str, Any]:
-    from posebench.results import make_trial
-
-    return make_trial(model=name, source_id="", variant=variant, runtime=runtime, threads=threads,
-                      imgsz=study.imgsz, fmt="-")
-
-
 def unrun_record(study: Study, kind: str, name: str, variant: str, runtime: str, threads: int, reason: str,
-                 env: dict[str, Any]) -> dict[str, Any]:
+                 env: dict[str, Any] | None, **fields: Any) -> dict[str, Any]:
     """The record of a trial that could not run: 'skipped' (no GPU here) or 'error' (its variant did not build)."""
-    from posebench.results import new_record
+    from posebench.results import failure_record
 
-    status = "skipped" if reason.startswith("skipped") else "error"
-    return new_record(kind, _placeholder(study, name, variant, runtime, threads), status=status, error=reason,
-                      environment=env)
-
-
-def _scratch(path: Path) -> Any:
-    """Each trial's records pass through a scratch store, then into the study's."""
-    from posebench.results import ResultStore
-
-    store = ResultStore(path)
-    store.path.unlink(missing_ok=True)
-    return store
+    return failure_record(kind, model=name, variant=variant, runtime=runtime, threads=threads, imgsz=study.imgsz,
+                          reason=reason, environment=env, **fields)
 
 
 def run_latency_job(study: Study, job: LatencyJob, spec: str | None, build_error: str | None, *, cache: Path,
-                    scratch: Path, env: dict[str, Any], name: str | None = None) -> list[dict[str, Any]]:
+                    env: dict[str, Any], name: str | None = None) -> list[dict[str, Any]]:
     """Time one latency trial (or record why it cannot run); returns its records, each marked with its round."""
     from posebench.bench import BenchPlan, run_bench
     from posebench.latency import LatencyProtocol
@@ -169,7 +152,7 @@ def run_latency_job(study: Study, job: LatencyJob, spec: str | None, build_error
     plan = BenchPlan(source=_source(spec), runtimes=(job.runtime,), threads=(job.threads,), imgsz=study.imgsz,
                      protocol=protocol, variant=job.variant, cache_dir=cache, model_name=name, mode=job.mode[0],
                      frames=frames, pipeline=job.mode[1])
-    records = run_bench(plan, _scratch(scratch))
+    records = run_bench(plan, None)
     for record in records:
         record["round"] = job.round_no
         if job.target:
@@ -178,7 +161,7 @@ def run_latency_job(study: Study, job: LatencyJob, spec: str | None, build_error
 
 
 def run_accuracy_job(study: Study, job: AccuracyJob, spec: str | None, build_error: str | None,
-                     reference: str | None, *, cache: Path, scratch: Path, env: dict[str, Any],
+                     reference: str | None, *, cache: Path, env: dict[str, Any],
                      name: str | None = None) -> list[dict[str, Any]]:
     """Score one accuracy trial (or record why it cannot run); returns its records."""
     from posebench.evaluate.postprocess import NMSConfig
@@ -197,7 +180,7 @@ def run_accuracy_job(study: Study, job: AccuracyJob, spec: str | None, build_err
                        reference=_source(reference) if ev.reference else None,
                        reference_runtime="onnxruntime" if "onnxruntime" in study.runtimes else "torch",
                        frames=ev.source, max_frames=ev.max_frames, model_name=name)
-        records = run_val(plan, _scratch(scratch))
+        records = run_val(plan, None)
     for record in records:
         record.setdefault("evaluation", {})["name"] = ev.name
     return records
@@ -280,8 +263,7 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
              f"{job.threads}{' (Ultralytics predict)' if job.mode[1] == 'ultralytics' else ''}, "
              f"round {job.round_no}/{rounds}")
         spec, build_error = built[(job.model, job.variant)]
-        keep(run_latency_job(study, job, spec, build_error, cache=cache, scratch=out / ".trial.jsonl", env=env,
-                             name=names[job.model]), job.key)
+        keep(run_latency_job(study, job, spec, build_error, cache=cache, env=env, name=names[job.model]), job.key)
     if pending:
         probe("after")
 
@@ -293,8 +275,8 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
         tick(f"[{k}/{total}] accuracy '{job.evaluation.name}' of {job.variant} on {job.runtime}")
         spec, build_error = built[(job.model, job.variant)]
         reference = built[(job.model, job.evaluation.reference)][0] if job.evaluation.reference else None
-        keep(run_accuracy_job(study, job, spec, build_error, reference, cache=cache, scratch=out / ".trial.jsonl",
-                              env=env, name=names[job.model]), job.key)
+        keep(run_accuracy_job(study, job, spec, build_error, reference, cache=cache, env=env,
+                              name=names[job.model]), job.key)
     report("done", total, total)
     return written
 

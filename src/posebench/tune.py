@@ -78,20 +78,13 @@ class Tuner:
             self.done[key] = records[-1]
         return records
 
-    def _fresh(self):  # noqa: ANN202 - a scratch results store for one trial
-        from posebench.results import ResultStore
-
-        tmp = ResultStore(self.plan.out / ".trial.jsonl")
-        tmp.path.unlink(missing_ok=True)
-        return tmp
-
     def _error(self, kind: str, candidate: Candidate, runtime: str, threads: int, key: str, reason: str,
                **extra: Any) -> None:
-        from posebench.results import make_trial, new_record
+        from posebench.results import failure_record
 
-        trial = make_trial(model=self.plan.source.name, source_id="", variant=candidate.name, runtime=runtime,
-                           threads=threads, imgsz=candidate.imgsz, fmt="-")
-        self._keep([new_record(kind, trial, status="error", error=reason, environment=self.env)], key, **extra)
+        self._keep([failure_record(kind, model=self.plan.source.name, variant=candidate.name, runtime=runtime,
+                                   threads=threads, imgsz=candidate.imgsz, reason=reason, environment=self.env)],
+                   key, **extra)
 
     def accuracy(self, candidate: Candidate, runtime: str) -> dict[str, float | None]:
         """Fidelity on the judging frames (and pose mAP50-95 with labels) of `candidate` on `runtime`."""
@@ -117,7 +110,7 @@ class Tuner:
                                        "reference_runtime": runtime_name(runtime),  # full precision
                                        "reference_imgsz": self.plan.native, "frames": self.plan.footage, "max_frames": 0,
                                        "first_frame": self.eval_from}))
-                    self._keep(run_val(plan, self._fresh()), key, tune={"candidate": candidate.name},
+                    self._keep(run_val(plan, None), key, tune={"candidate": candidate.name},
                                evaluation_name=name)
             record = self.done[key]
             scores[name] = _score(record) if record.get("status") == "ok" else None
@@ -147,7 +140,7 @@ class Tuner:
                 plan = BenchPlan(source=resolve_model(spec), runtimes=(runtime,), threads=(threads,),
                                  imgsz=candidate.imgsz, protocol=self.plan.coarse if stage == "coarse" else self.plan.fine,
                                  variant=candidate.name, cache_dir=self.cache, model_name=self.plan.source.name)
-                self._keep(run_bench(plan, self._fresh()), key, tune={"candidate": candidate.name, "stage": stage},
+                self._keep(run_bench(plan, None), key, tune={"candidate": candidate.name, "stage": stage},
                            round=round_no)
         record = self.done[key]
         return float(record["latency"]["p50_ms"]) if record.get("status") == "ok" else None
@@ -344,7 +337,7 @@ class Tuner:
                 plan = ValPlan(source=resolve_model(spec), runtimes=(runtime,), imgsz=candidate.imgsz,
                                threads=max(self.plan.threads), variant=candidate.name, cache_dir=self.cache,
                                model_name=self.plan.source.name, data=self.plan.judge, split="val")
-                self._keep(run_val(plan, self._fresh()), key, tune={"candidate": candidate.name},
+                self._keep(run_val(plan, None), key, tune={"candidate": candidate.name},
                            evaluation_name="judge")
         return self.done[key]
 

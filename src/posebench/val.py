@@ -77,8 +77,9 @@ def _predictor(store: ArtifactStore, spec: str, plan: ValPlan,
                      preprocess=path), meta
 
 
-def run_val(plan: ValPlan, store: ResultStore, on_progress: Progress | None = None) -> list[dict[str, Any]]:
-    """Validate on every runtime of the plan; each record is appended to `store` as soon as it exists."""
+def run_val(plan: ValPlan, store: ResultStore | None, on_progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Validate on every runtime of the plan; each record is appended to `store` as soon as it exists (None:
+    returned only, for a caller that adds its own fields first)."""
     report = on_progress or (lambda what, done, total: None)
     env = fingerprint()
     artifacts = ArtifactStore(plan.source, plan.cache_dir)
@@ -133,7 +134,8 @@ def run_val(plan: ValPlan, store: ResultStore, on_progress: Progress | None = No
                        "reference_imgsz": list(ref_imgsz), "first_frame": plan.first_frame,
                        "ref_conf": plan.ref_conf, "frames": len(frames)})
         record = new_record("accuracy", trial, evaluation=evaluation, environment=env, **outcome)
-        store.append(record)
+        if store is not None:
+            store.append(record)
         records.append(record)
     return records
 
