@@ -137,3 +137,41 @@ def test_bad_imgsz(text):
 def test_missing_model(tmp_path):
     with pytest.raises(ModelNotFoundError):
         resolve_model(tmp_path / "absent.pt")
+
+
+def _shipped() -> list[str]:
+    from posebench.models import shipped_models
+
+    return sorted(shipped_models())
+
+
+def test_models_ship_with_the_repository():
+    assert _shipped(), "models/ holds no shipped model (a folder with model.pt and card.yaml)"
+
+
+@pytest.mark.parametrize("name", _shipped())
+def test_a_shipped_model_loads_by_name_and_matches_its_card(name):
+    """`--model NAME` finds models/NAME/model.pt; its bytes, conv MACs at 640 and parameter count are the card's."""
+    import yaml
+
+    from posebench.compress.channel_groups import conv_macs
+    from posebench.models import file_sha256
+    from posebench.ultralytics_adapter import load_yolo
+
+    source = resolve_model(name)
+    assert source.kind == "checkpoint" and source.name == name and source.path.name == "model.pt"
+    card = yaml.safe_load((source.path.parent / "card.yaml").read_text())
+    assert card["name"] == name and file_sha256(source.path) == card["sha256"]
+    net = load_yolo(source.path).model.float()
+    assert sum(p.numel() for p in net.parameters()) == card["parameters"]
+    assert conv_macs(net, (640, 640)) == card["conv_macs_640"]
+    dense = load_yolo(default_model_path()).model.float()
+    assert card["macs_kept"] == pytest.approx(card["conv_macs_640"] / conv_macs(dense, (640, 640)), abs=1e-4)
+    assert 0 < card["accuracy"]["fp32"]["pose_map50_95"] <= 1 and card["accuracy"]["fp32"]["images"] == 750
+
+
+def test_an_unknown_name_lists_the_shipped_models(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no file of that name here
+    names = _shipped()
+    with pytest.raises(ModelNotFoundError, match="Shipped models"):
+        resolve_model((names[0] + "x") if names else "no-such-model")

@@ -231,3 +231,17 @@ def test_tune_judges_its_winner_on_labels_it_never_chose_on(footage, mini, tmp_p
     assert "## Judged on" in (plan.out / "tune.md").read_text()
     with pytest.raises(InvalidInputError, match="shares .* image"):
         TunePlan(source=resolve_model(None), footage=footage, out=tmp_path, data=judge, judge=judge)
+
+
+def test_a_shipped_model_is_a_candidate_of_its_own(footage, tmp_path):
+    """--models puts a shipped checkpoint in the search: its own name, read back from a summary row; an unknown name
+    is refused before anything runs."""
+    from posebench.models import shipped_models
+
+    name = sorted(shipped_models())[0]
+    c = Candidate((384, 640), "int8", 1.0, name)
+    assert c.name == f"384x640-{name}-int8" and c.compressed and not Candidate((384, 640)).compressed
+    assert Candidate.of_row({"imgsz": [384, 640], "precision": "int8", "macs": 1.0, "start": name}) == c
+    assert Candidate.of_row({"imgsz": [384, 640], "precision": "fp32", "macs": 1.0}) == Candidate((384, 640))
+    with pytest.raises(InvalidInputError, match="not shipped"):
+        TunePlan(source=resolve_model(None), footage=footage, out=tmp_path, models=("no-such-model",))

@@ -178,8 +178,9 @@ class Tuner:
         # 2. sizes, in fp32
         kept_sizes = [s for s in sizes if passes(Candidate(s))]
         # 3. compression at the surviving sizes
-        candidates = [Candidate(s, p, m) for s in kept_sizes for m in plan.macs for p in plan.precisions]
-        survivors = [c for c in candidates if (c.precision == "fp32" and c.macs == 1) or passes(c)]
+        candidates = [Candidate(s, p, m, start) for s in kept_sizes for start in ("", *plan.models) for m in plan.macs
+                      for p in plan.precisions]
+        survivors = [c for c in candidates if not c.compressed or passes(c)]
         if self.reference not in survivors:
             survivors.append(self.reference)
         # 4. coarse latency, interleaved rounds
@@ -254,7 +255,7 @@ class Tuner:
                  coarse: dict, fine: dict, reference: dict[str, float | None], floor: dict[str, float],
                  score: Callable[[Candidate], dict[str, float | None]]) -> dict[str, Any]:
         rows = []
-        for candidate in [Candidate(s) for s in sizes] + [c for c in candidates if c.precision != "fp32" or c.macs < 1]:
+        for candidate in [Candidate(s) for s in sizes] + [c for c in candidates if c.compressed]:
             for runtime, threads in [(rt, t) for rt in self.plan.runtimes for t in self.plan.threads]:
                 if candidate.precision == "int8-ultralytics" and not is_openvino(runtime):
                     continue
@@ -263,7 +264,8 @@ class Tuner:
                 key = (candidate, runtime, threads)
                 timing = fine.get(key) or coarse.get(key)
                 rows.append({"candidate": candidate.name, "imgsz": list(candidate.imgsz),
-                             "precision": candidate.precision, "macs": candidate.macs, "runtime": runtime,
+                             "precision": candidate.precision, "macs": candidate.macs, "start": candidate.start,
+                             "runtime": runtime,
                              "threads": threads, "accuracy": self.recorded_accuracy(candidate, runtime), "stage": "fine" if key in fine else
                              "coarse" if key in coarse else "dropped",
                              "dropped": self.dropped.get(candidate) or self.errors.get(candidate),
@@ -346,7 +348,7 @@ class Tuner:
         pose mAP50-95 with intervals, and the winner's paired differences from the other two."""
         from posebench.report.compare import difference
 
-        chosen = Candidate(tuple(winner["imgsz"]), winner["precision"], winner["macs"])
+        chosen = Candidate.of_row(winner)
         runs = {"winner": (chosen, winner["runtime"]),
                 "fp32 at the winner's size": (Candidate(tuple(winner["imgsz"])), winner["runtime"]),
                 "reference": (self.reference, self.plan.reference_runtime)}

@@ -93,6 +93,10 @@ class CandidateBuilder:
         images = min(self.plan.max_calibration, len(list(calibration.iterdir())))
         spec = self.plan.source.spec
         chain = ""
+        if candidate.start:  # a shipped model: its checkpoint is where the recipes start
+            from posebench.models import resolve_model
+
+            spec, chain = str(resolve_model(candidate.start).path), candidate.start
         try:
             for label, recipe in candidate_recipes(candidate, calibration_images=images,
                                                    recovery_epochs=self.plan.recovery_epochs):
@@ -119,7 +123,7 @@ class CandidateBuilder:
         from posebench.export.bundle import write_bundle
         from posebench.models import resolve_model
 
-        candidate = Candidate(tuple(winner["imgsz"]), winner["precision"], winner["macs"])
+        candidate = Candidate.of_row(winner)
         spec = Path(self.build(candidate) or "")  # recorded builds are cached: nothing is rebuilt
         dest = self.plan.out / "winner"
         if dest.exists():

@@ -51,11 +51,23 @@ class Candidate:
     imgsz: tuple[int, int]
     precision: str = "fp32"  # fp32 | int8 / int8-fast (posebench PTQ) | int8-ultralytics (yolo export int8, NNCF)
     macs: float = 1.0  # fraction of the conv MACs channel pruning keeps (1 = no pruning)
+    start: str = ""  # a model shipped in models/ to start from instead of the plan's source ("" = the source)
 
     @property
     def name(self) -> str:
-        parts = [f"{self.imgsz[0]}x{self.imgsz[1]}"] + ([f"m{round(self.macs * 100)}"] if self.macs < 1 else [])
+        parts = [f"{self.imgsz[0]}x{self.imgsz[1]}"] + ([self.start] if self.start else []) \
+            + ([f"m{round(self.macs * 100)}"] if self.macs < 1 else [])
         return "-".join(parts + [self.precision])
+
+    @property
+    def compressed(self) -> bool:
+        """Whether this is more than the source model at its size in fp32 (what the size stage already scored)."""
+        return self.precision != "fp32" or self.macs < 1 or bool(self.start)
+
+    @classmethod
+    def of_row(cls, row: dict) -> Candidate:
+        """The candidate a summary row describes."""
+        return cls(tuple(row["imgsz"]), row["precision"], row["macs"], row.get("start", ""))
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,7 @@ class TunePlan:
     native: tuple[int, int] = NATIVE  # the dense model's size: fidelity's reference and the int8 export's size
     precisions: tuple[str, ...] = PRECISIONS
     macs: tuple[float, ...] = (1.0,)  # channel-pruning targets (fraction of conv MACs kept; 1 = none)
+    models: tuple[str, ...] = ()  # shipped models (models/, e.g. recovered channel-pruned ones) searched beside them
     recovery_epochs: int = 3
     extra_calibration: tuple[Path, ...] = ()  # images that also calibrate / train (never judge)
     data: Path | None = None  # labelled Ultralytics data YAML: pose mAP50-95 also gates (it chooses: never the judge)
@@ -98,6 +111,13 @@ class TunePlan:
         if any(not 0.05 <= m <= 1 for m in self.macs):
             raise InvalidInputError(f"channel-pruning targets (fraction of the MACs kept) must be in [0.05, 1], got "
                                     f"{list(self.macs)}")
+        if self.models:
+            from posebench.models import shipped_models
+
+            unknown_models = [m for m in self.models if m not in shipped_models()]
+            if unknown_models:
+                raise InvalidInputError(f"--models: {', '.join(unknown_models)} not shipped (models/ has: "
+                                        f"{', '.join(shipped_models()) or 'none'})")
         if not self.footage.exists():
             raise InvalidInputError(f"footage {self.footage} does not exist: give the video or image folder the "
                                     "deployment will see")

@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       help="channel-pruning targets, the fraction of the conv MACs kept, 1 = no pruning (default: 1); "
                            "each spread over the groups by a damage scan and recovered by distillation from the dense "
                            "model on the calibration frames (--recovery-epochs)")
+    tune.add_argument("--models", default="", metavar="NAME[,NAME...]",
+                      help="models shipped in models/ (e.g. recovered channel-pruned ones) also searched, at every size "
+                           "and precision; fidelity and the reference stay the --model's (default: none)")
     tune.add_argument("--recovery-epochs", type=positive_int, default=3, help="distillation epochs (default: 3)")
     tune.add_argument("--extra-calibration", type=Path, nargs="*", default=(), metavar="IMAGES",
                       help="more images that calibrate and train (never judge)")
@@ -87,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     plan = TunePlan(source=resolve_model(args.model), footage=args.source, out=args.out, runtimes=runtimes,
                     reference_runtime=reference_runtime, threads=parse_threads(args.threads), sizes=sizes,
                     precisions=tuple(p.strip() for p in args.precisions.split(",") if p.strip()), macs=macs,
+                    models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
                     recovery_epochs=args.recovery_epochs, extra_calibration=tuple(args.extra_calibration),
                     data=args.data, split=args.split, judge=args.judge, eval_from=args.eval_from,
                     tolerance=args.tolerance,
