@@ -126,6 +126,37 @@ def test_a_channel_pruned_model_fine_tunes_as_itself(mini, tmp_path):
     assert summary["epochs"] == 1
 
 
+def test_a_pruned_checkpoint_is_told_apart_from_its_yaml(default_source, tmp_path):
+    """What decides whether a checkpoint can go through Ultralytics' own trainer (which rebuilds it from the YAML)."""
+    from posebench.ultralytics_adapter import differs_from_its_yaml
+
+    dense = load_yolo(default_source.path).model.float()
+    assert not differs_from_its_yaml(dense)
+    pruned = copy.deepcopy(dense)
+    prune_channels_(pruned, ChannelPlan(ratio=0.25), (96, 96))
+    assert differs_from_its_yaml(pruned)
+
+
+@pytest.mark.slow
+@pytest.mark.train
+def test_an_already_pruned_checkpoint_fine_tunes_as_itself(mini, tmp_path):
+    """A shipped (channel-pruned) model given to a recipe that only fine-tunes: the checkpoint that comes back keeps
+    its channels and its weights' scale, not a network rebuilt from the YAML with its pruned layers random."""
+    from posebench.compress.run import CompressOptions, compress
+    from posebench.models import resolve_model, shipped_models
+
+    name = sorted(shipped_models())[-1]
+    before = load_yolo(shipped_models()[name] / "model.pt").model.float()
+    recipe = Recipe.from_yaml("finetune:\n  epochs: 1\n  imgsz: 96\n  batch: 4\n  lr0: 0.00001\n  batchnorm: frozen\n")
+    summary = compress(resolve_model(name), recipe, tmp_path,
+                       options=CompressOptions(data=mini / "coco-pose-mini.yaml", cache_dir=tmp_path / "cache"))
+    after = load_yolo(summary["checkpoint"]).model.float()
+    assert sum(p.numel() for p in after.parameters()) == sum(p.numel() for p in before.parameters())
+    drift = max(float((a - b).abs().max()) for a, b in zip(after.state_dict().values(), before.state_dict().values())
+                if a.is_floating_point())
+    assert drift < 0.05  # lr 1e-5 for one epoch of a few images: the weights barely move (random ones would not match)
+
+
 @pytest.mark.parametrize("text, message", [
     ("  - type: channel_pruning\n    criterion: magnitude\n", "exactly one target"),
     ("  - type: channel_pruning\n    ratio: 0.3\n    macs: 0.5\n", "exactly one target"),

@@ -221,6 +221,16 @@ def fold_batchnorm(net: Any) -> Any:
     return net
 
 
+def differs_from_its_yaml(model: Any) -> bool:
+    """Whether a network's tensors differ in shape from what its own YAML builds (a channel-pruned checkpoint):
+    Ultralytics' trainer would rebuild it from the YAML and keep only the tensors whose shapes match."""
+    import copy
+
+    fresh = type(model)(copy.deepcopy(model.yaml), nc=model.model[-1].nc, verbose=False).state_dict()
+    mine = model.state_dict()
+    return fresh.keys() != mine.keys() or any(fresh[k].shape != v.shape for k, v in mine.items())
+
+
 def trainer_for(model: Any) -> type:
     """A PoseTrainer class that trains `model` itself. Ultralytics' own trainer rebuilds the network from its YAML
     and copies the weights whose shapes match: a channel-pruned model would come back unpruned and random."""

@@ -163,7 +163,7 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
 
         t0 = time.perf_counter()
         say(f"fine-tuning {epochs} epochs on {data}")
-        from posebench.ultralytics_adapter import trainer_for
+        from posebench.ultralytics_adapter import differs_from_its_yaml, trainer_for
 
         if teacher is not None:
             from posebench.compress.distill import distill_during_training
@@ -179,7 +179,8 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
         else:
             last = train(yolo, recipe, data=data, out_dir=out_dir, epochs=epochs, imgsz=imgsz,
                          batch=options.batch or ft.batch, callbacks=PruningCallbacks(recipe), device=options.device,
-                         trainer=trainer_for(model) if channel_info else None, say=say,
+                         trainer=trainer_for(model) if channel_info or differs_from_its_yaml(model) else None,
+                         say=say,
                          resume=Path(resumed["last"]) if resumed else None)
         timings["finetune_s"] = time.perf_counter() - t0
         yolo = load_yolo(last)
