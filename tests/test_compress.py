@@ -65,6 +65,7 @@ BROKEN = [
      r"line 3: modifiers\[0\]\.mask: must be one of unstructured, block4"),
     ("modifiers: [\n", r"not valid YAML"),
     ("bn_recalibration: {imgsz: 100}\n", r"line 1: bn_recalibration\.imgsz: must be a multiple of 32"),
+    ("bn_recalibration: {before_finetune: maybe}\n", r"bn_recalibration\.before_finetune: must be true or false"),
 ]
 
 
@@ -312,3 +313,12 @@ def test_broken_recipe_through_the_cli_names_the_line(tmp_path):
                    "        sparsity: 0.5\n        exlude: [model.0.*]\n")
     result = run_cli("compress", "--recipe", str(bad), "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "line 6" in result.stderr and 'did you mean "exclude"' in result.stderr
+
+
+def test_the_shipped_recovery_recipe_keeps_batchnorm_as_it_is():
+    """The recipe behind the shipped 80 % model: no re-calibration before its BatchNorm-frozen distillation."""
+    recipe = Recipe.load(REPO / "recipes" / "yolo-pose-channels-m80-recovered.yaml")
+    assert recipe.bn_recalibration.before_finetune is False and recipe.frozen_batchnorm()
+    assert recipe.distillation.enabled and recipe.distillation.task == 0.0
+    assert Recipe.from_yaml(recipe.to_yaml()) == recipe
+    assert Recipe.from_yaml("finetune: {epochs: 1}\n").bn_recalibration.before_finetune is True  # the default

@@ -174,3 +174,7 @@ class BNRecalibration:
     images: int = 64  # calibration images (frames) used
     batch: int = 8
     imgsz: int = 640
+    # after channel pruning, before fine-tuning with BatchNorm frozen: refresh the statistics on the fine-tuning data
+    # first (true), or keep the model's own (false: measured better on coco-pose-recovery, 80 % of the MACs, see
+    # benchmarks/results/recovery-curve)
+    before_finetune: bool = True

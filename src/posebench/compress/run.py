@@ -127,7 +127,7 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
         bn = recipe.bn_recalibration
         bn_source = options.bn_source or (Path(bn.source) if bn.source else None)
         if bn_source is None and channel_info is not None and epochs and recipe.frozen_batchnorm() and \
-                "reconstruction" not in channel_info:  # reconstructed convs already reproduce the dense statistics
+                bn.before_finetune and "reconstruction" not in channel_info:  # reconstructed convs already reproduce the dense statistics
             # removed channels change what later layers see: refresh the statistics that training will keep fixed
             bn_source = data if data is not None and data.suffix.lower() in (".yaml", ".yml") else pseudo
         calibrated = 0
