@@ -17,10 +17,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from posebench.export import DEFAULT_CACHE, ArtifactStore, read_metadata
-from posebench.machine.environment import fingerprint
 from posebench.errors import InvalidInputError, PosebenchError, RuntimeUnavailableError, failure
+from posebench.export import DEFAULT_CACHE, ArtifactStore, read_metadata
 from posebench.latency import LatencyProtocol
+from posebench.machine.environment import fingerprint
 from posebench.models import ModelSource
 from posebench.results import ResultStore, make_trial, new_record
 from posebench.runtimes import backend_class

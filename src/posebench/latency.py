@@ -47,6 +47,25 @@ class LatencyProtocol:
     def to_dict(self) -> dict[str, Any]:
         return {"version": PROTOCOL_VERSION, "mode": "model", **asdict(self)}
 
+    @classmethod
+    def from_study(cls, latency: dict[str, Any]) -> LatencyProtocol:
+        """A study file's `latency:` block (iters, min_seconds, warmup, warmup_seconds, max_seconds); what it leaves
+        out is the default protocol's."""
+        d = cls()
+        return cls(iters=int(latency.get("iters", d.iters)), min_seconds=float(latency.get("min_seconds", d.min_seconds)),
+                   warmup_iters=int(latency.get("warmup", d.warmup_iters)),
+                   warmup_seconds=float(latency.get("warmup_seconds", d.warmup_seconds)),
+                   max_seconds=float(latency.get("max_seconds", d.max_seconds)))
+
+
+# The one home of the protocols posebench times with: `bench` and studies default to the thesis's; `tune` times a
+# coarse stage then a fine one, and `tune --quick` shorter versions of both (a smoke run, not a verdict).
+DEFAULT_PROTOCOL = LatencyProtocol()
+TUNE_COARSE = LatencyProtocol(iters=50, min_seconds=2.0, warmup_iters=10, warmup_seconds=1.0)
+TUNE_FINE = LatencyProtocol(iters=200, min_seconds=6.0, warmup_iters=20, warmup_seconds=2.0)
+QUICK_COARSE = LatencyProtocol(iters=10, min_seconds=0.2, warmup_iters=3, warmup_seconds=0.1)
+QUICK_FINE = LatencyProtocol(iters=20, min_seconds=0.5, warmup_iters=5, warmup_seconds=0.2)
+
 
 @dataclass(frozen=True)
 class LatencyStats:

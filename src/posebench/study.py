@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from posebench.errors import PosebenchError
-from posebench.study_file import (  # noqa: F401 - a study's file is part of its interface
-    LATENCY_MODES, Evaluation, Study, StudyError, is_gpu_kind)
+from posebench.study_file import LATENCY_MODES, Evaluation, Study, StudyError, is_gpu_kind  # noqa: F401 - a study's file is part of its interface
 
 Progress = Callable[[str, int, int], None]
 
@@ -143,11 +142,7 @@ def run_latency_job(study: Study, job: LatencyJob, spec: str | None, build_error
     if build_error or (job.runtime in study.gpu_runtimes and not _gpu_available()):
         return [unrun_record(study, "latency", name, job.variant, job.runtime, job.threads,
                              build_error or "skipped: no GPU on this machine", env)]
-    protocol = LatencyProtocol(iters=int(study.latency.get("iters", 2000)),
-                               min_seconds=float(study.latency.get("min_seconds", 10.0)),
-                               warmup_iters=int(study.latency.get("warmup", 50)),
-                               warmup_seconds=float(study.latency.get("warmup_seconds", 2.0)),
-                               max_seconds=float(study.latency.get("max_seconds", 0.0)))
+    protocol = LatencyProtocol.from_study(study.latency)
     frames = Path(study.latency["source"]) if study.latency.get("source") and job.mode[0] == "e2e" else None
     plan = BenchPlan(source=_source(spec), runtimes=(job.runtime,), threads=(job.threads,), imgsz=study.imgsz,
                      protocol=protocol, variant=job.variant, cache_dir=cache, model_name=name, mode=job.mode[0],

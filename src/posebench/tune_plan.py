@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from posebench.errors import InvalidInputError
-from posebench.latency import LatencyProtocol
+from posebench.latency import TUNE_COARSE, TUNE_FINE, LatencyProtocol
 from posebench.machine.cpu import bf16_arithmetic
 from posebench.models import ModelSource
 from posebench.runtimes.base import runtime_name
@@ -93,10 +93,8 @@ class TunePlan:
     max_calibration: int = 300
     tolerance: float = 0.01  # accuracy below the reference's allowed
     budget_ms: float | None = None  # instead: the most accurate candidate within this p50
-    coarse: LatencyProtocol = field(default_factory=lambda: LatencyProtocol(iters=50, min_seconds=2.0, warmup_iters=10,
-                                                                             warmup_seconds=1.0))
-    fine: LatencyProtocol = field(default_factory=lambda: LatencyProtocol(iters=200, min_seconds=6.0,
-                                                                           warmup_iters=20, warmup_seconds=2.0))
+    coarse: LatencyProtocol = TUNE_COARSE
+    fine: LatencyProtocol = TUNE_FINE
     coarse_rounds: int = 2
     fine_rounds: int = 3
     finalists: int = 3

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posebench.export import DEFAULT_CACHE, ArtifactStore, read_metadata
 from posebench.bench import artifact_warnings, runtime_options
-from posebench.machine.environment import fingerprint
 from posebench.errors import InvalidInputError, PosebenchError, failure
 from posebench.evaluate.data import load_dataset
 from posebench.evaluate.postprocess import NMSConfig
 from posebench.evaluate.validate import Predictor, fidelity, iter_frames, pseudo_truth, validate
+from posebench.export import DEFAULT_CACHE, ArtifactStore, read_metadata
+from posebench.machine.environment import fingerprint
 from posebench.models import ModelSource
 from posebench.pipeline import backend_input, resolve_preprocess
 from posebench.results import ResultStore, make_trial, new_record
@@ -143,8 +143,8 @@ def run_val(plan: ValPlan, store: ResultStore | None, on_progress: Progress | No
 def compare_to_baseline(records: list[dict[str, Any]], baseline: dict[str, Any], name: str) -> list[str]:
     """Add to each record its paired difference from `baseline` (scored on the same images): pose and box
     mAP50-95 and mAP50, COCO keypoint AP; returns one printable line per record."""
-    from posebench.report.compare import matches_of
     from posebench.evaluate.uncertainty import paired_differences
+    from posebench.report.compare import matches_of
 
     if baseline.get("status") != "ok":
         return [f"baseline {name}: {baseline.get('status')}: {baseline.get('error')}"]

@@ -17,6 +17,7 @@ from posebench.commands.args import (
     runtime_options,
 )
 from posebench.errors import InvalidInputError, exit_status
+from posebench.latency import DEFAULT_PROTOCOL
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,13 +27,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                        "--min-seconds are reached; each runtime x threads in a fresh process.")
     add_model_args(bench, runtime_default="all", threads_help="thread counts to sweep (default: 1,2)",
                    threads_default="1,2")
-    bench.add_argument("--iters", type=positive_int, default=2000, help="minimum timed runs (default: 2000)")
-    bench.add_argument("--min-seconds", type=non_negative_float, default=10.0,
-                       help="minimum timed duration (default: 10)")
-    bench.add_argument("--warmup", type=int, default=50, help="minimum warm-up runs (default: 50)")
-    bench.add_argument("--warmup-seconds", type=non_negative_float, default=2.0,
-                       help="minimum warm-up duration (default: 2)")
-    bench.add_argument("--max-seconds", type=non_negative_float, default=0.0,
+    d = DEFAULT_PROTOCOL
+    bench.add_argument("--iters", type=positive_int, default=d.iters, help=f"minimum timed runs (default: {d.iters})")
+    bench.add_argument("--min-seconds", type=non_negative_float, default=d.min_seconds,
+                       help=f"minimum timed duration (default: {d.min_seconds:g})")
+    bench.add_argument("--warmup", type=int, default=d.warmup_iters,
+                       help=f"minimum warm-up runs (default: {d.warmup_iters})")
+    bench.add_argument("--warmup-seconds", type=non_negative_float, default=d.warmup_seconds,
+                       help=f"minimum warm-up duration (default: {d.warmup_seconds:g})")
+    bench.add_argument("--max-seconds", type=non_negative_float, default=d.max_seconds,
                        help="cap on the timed phase per measurement, 0 = none (capped runs are flagged)")
     bench.add_argument("--mode", default="model", choices=["model", "e2e"],
                        help="model: the runtime call on one fixed tensor (default, as the thesis); e2e: decoded "

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     """Run `posebench tune`; returns the exit status."""
     from posebench.bench import parse_threads
     from posebench.export import parse_imgsz
-    from posebench.latency import LatencyProtocol
+    from posebench.latency import QUICK_COARSE, QUICK_FINE
     from posebench.machine.environment import fingerprint
     from posebench.models import resolve_model
     from posebench.runtimes import parse_runtimes
@@ -80,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         raise InvalidInputError(f"--macs takes fractions separated by commas (e.g. 1,0.75), got '{args.macs}'")
     sizes = () if args.sizes == "auto" else tuple(parse_imgsz(s) for s in args.sizes.split(",") if s.strip())
-    quick = {"coarse": LatencyProtocol(iters=10, min_seconds=0.2, warmup_iters=3, warmup_seconds=0.1),
-             "fine": LatencyProtocol(iters=20, min_seconds=0.5, warmup_iters=5, warmup_seconds=0.2),
+    quick = {"coarse": QUICK_COARSE, "fine": QUICK_FINE,
              "finalists": 2} if args.quick else {}
     isa = fingerprint().get("isa") or []
     runtimes = default_runtimes(isa) if args.runtime == "auto" else tuple(parse_runtimes(args.runtime))

@@ -13,7 +13,6 @@ from posebench.export.artifact import Artifact
 from posebench.models import BUNDLE_FILE, file_sha256
 
 
-
 def write_bundle(out_dir: Path, artifacts: tuple[Artifact, ...], *, name: str, variant: str, method: str | None,
                  checkpoint: Path, recipe: dict[str, Any]) -> dict[str, Any]:
     """Describe `artifacts` (all in `out_dir`, one per format or runtime-specific form, same precision and size) in
