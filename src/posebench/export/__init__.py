@@ -10,16 +10,8 @@
 Ultralytics itself is reached only through `posebench.ultralytics_adapter`.
 """
 
-from posebench.export.artifact import (
-                                       DEFAULT_CACHE,
-                                       FORMATS,
-                                       Artifact,
-                                       meta_path,
-                                       onnx_weight_sparsity,
-                                       parse_imgsz,
-                                       read_metadata,
-                                       write_metadata,
-)
+from posebench.export.artifact import (DEFAULT_CACHE, FORMATS, Artifact, meta_path, onnx_weight_sparsity,
+                                       parse_imgsz, read_metadata, write_metadata)
 from posebench.export.store import ArtifactStore
 
 __all__ = ["DEFAULT_CACHE", "FORMATS", "Artifact", "ArtifactStore", "meta_path", "onnx_weight_sparsity",
