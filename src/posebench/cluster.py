@@ -37,19 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from posebench.errors import PosebenchError
-from posebench.study import (
-    AccuracyJob,
-    LatencyJob,
-    Study,
-    accuracy_jobs,
-    build_job,
-    done_keys,
-    is_gpu_kind,
-    latency_jobs,
-    model_name,
-    run_accuracy_job,
-    run_latency_job,
-)
+from posebench.study import (AccuracyJob, LatencyJob, Study, accuracy_jobs, build_job, done_keys, is_gpu_kind,
+                             latency_jobs, model_name, run_accuracy_job, run_latency_job)
 
 ANY = "posebench"  # the resource every posebench worker has
 NODE_ENV = "POSEBENCH_NODE"  # a worker's node name (its machine), set by `posebench worker`

@@ -5,16 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from posebench.commands.args import (
-    add_model_args,
-    add_output_args,
-    input_size,
-    model_source,
-    positive_int,
-    print_warnings,
-    progress_bar,
-    runtime_options,
-)
+from posebench.commands.args import (add_model_args, add_output_args, input_size, model_source, positive_int,
+                                     print_warnings, progress_bar, runtime_options)
 from posebench.errors import InvalidInputError, exit_status
 
 

@@ -30,14 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from posebench.compress.channel_groups import (
-    TAYLOR_ATTRIBUTE,
-    ChannelGroup,
-    batchnorm_after,
-    conv_blocks,
-    conv_macs,
-    select_groups,
-)
+from posebench.compress.channel_groups import (TAYLOR_ATTRIBUTE, ChannelGroup, batchnorm_after, conv_blocks, conv_macs,
+                                               select_groups)
 from posebench.compress.reconstruct import KeptChannels
 from posebench.errors import InvalidInputError
 

@@ -37,13 +37,8 @@ import torch
 
 from posebench.compress.quantize import IgnoredScope, quantized_onnx_nodes
 from posebench.errors import InvalidInputError, RuntimeNotInstalledError
-from posebench.ultralytics_adapter import (
-    fold_batchnorm,
-    has_one2one_head,
-    keep_one_head,
-    pose_trainer_class,
-    set_onnx_export_mode,
-)
+from posebench.ultralytics_adapter import (fold_batchnorm, has_one2one_head, keep_one_head, pose_trainer_class,
+                                           set_onnx_export_mode)
 
 # NNCF compiles its torch extension on first use and gives up after 60 s: a busy 2-core machine can take longer
 # (seen: the QAT tests erred with multiprocessing.TimeoutError while another job trained). The user's value wins.

@@ -8,18 +8,9 @@ import re
 from dataclasses import fields
 from typing import Any
 
-from posebench.compress.modifiers import (
-    EXPORT_FORMATS,
-    BNRecalibration,
-    ChannelPruningModifier,
-    Distillation,
-    FineTune,
-    PruneGroup,
-    PruningModifier,
-    QuantizationModifier,
-    RecipeError,
-    UltralyticsExport,
-)
+from posebench.compress.modifiers import (EXPORT_FORMATS, BNRecalibration, ChannelPruningModifier, Distillation,
+                                          FineTune, PruneGroup, PruningModifier, QuantizationModifier, RecipeError,
+                                          UltralyticsExport)
 
 
 class RecipeParser:

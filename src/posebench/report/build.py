@@ -17,22 +17,9 @@ from posebench.errors import InvalidInputError
 from posebench.report.cost import load_prices
 from posebench.report.model import LABELS, NOISY_SPREAD, Report
 from posebench.report.plots import plots
-from posebench.report.sections import (
-    accuracy_table,
-    cost_notes,
-    cost_table,
-    e2e_table,
-    environments,
-    html_table,
-    latency_table,
-    markdown_table,
-    peak_notes,
-    probe_lines,
-    rounds_table,
-    thesis_beside,
-    thesis_plausibility,
-    thesis_tables,
-)
+from posebench.report.sections import (accuracy_table, cost_notes, cost_table, e2e_table, environments, html_table,
+                                       latency_table, markdown_table, peak_notes, probe_lines, rounds_table,
+                                       thesis_beside, thesis_plausibility, thesis_tables)
 from posebench.report.verdict import pareto_front, verdict
 from posebench.results import merge
 
