@@ -46,7 +46,8 @@ def study_rows(store: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     rows = []
     for variant, acc in accuracy.items():
         ratios = [peer[k] / v for k, v in rounds.get(variant, {}).items() if k in peer and v]
-        rows.append({"label": variant, "macs_kept": ops.get(variant, 0) / ops["base"] if ops.get("base") else None,
+        pruned = variant.startswith("m")  # the dense rows (base, int8, the peer's export) keep every MAC
+        rows.append({"label": variant, "macs_kept": ops.get(variant, 0) / ops["base"] if pruned and ops.get("base") else 1.0,
                      "arm": "none (one shot)" if variant.startswith("m") else "dense", "epochs": 0,
                      "precision": "int8" if variant.endswith("int8") else "fp32", **acc,
                      "p50_ms": statistics.median(rounds[variant].values()) if rounds.get(variant) else None,
@@ -61,6 +62,28 @@ def arm_row(spec: str) -> dict[str, Any]:
             "precision": record["trial"].get("precision", "fp32"), **_accuracy(record), "p50_ms": None, "x_peer": None}
 
 
+def trends(rows: list[dict[str, Any]], goal: float) -> list[str]:
+    """A least-squares line through every trained arm with three or more epochs: points per epoch, and the epochs
+    it would need to reach `goal` if it kept that pace (a trend, not a promise)."""
+    import numpy as np
+
+    arms: dict[tuple[float, str], list[tuple[int, float]]] = defaultdict(list)
+    for r in rows:
+        if r["epochs"] and r["precision"] == "fp32":
+            arms[(r["macs_kept"], r["arm"])].append((r["epochs"], r["map50_95"]))
+    lines = []
+    for (macs, arm), points in arms.items():
+        if len(points) < 3:
+            continue
+        x, y = np.array(points, dtype=float).T
+        slope, intercept = np.polyfit(x, y, 1)
+        need = (goal - intercept) / slope if slope > 0 else float("inf")
+        lines.append(f"{arm} at {macs:.1%} of the MACs: {slope * 100:+.2f} points per epoch over epochs "
+                     f"{int(x.min())}-{int(x.max())}; at that pace {goal:.3f} comes at epoch {need:.0f}"
+                     if need != float("inf") else f"{arm} at {macs:.1%}: no upward trend")
+    return lines
+
+
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     def ci(r: dict[str, Any]) -> str:
         return f" [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" if r.get("ci") else ""
@@ -70,7 +93,8 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     for r in sorted(rows, key=lambda r: (-(r["macs_kept"] or 0), r["arm"], r["epochs"], r["precision"])):
         lines.append(f"| {r['label']} | {r['macs_kept']:.1%} | {r['arm']} | {r['epochs']} | {r['precision']} | "
                      f"{r['map50_95']:.3f}{ci(r)} | " + (f"{r['x_peer']:.2f}" if r.get("x_peer") else "-") + " |")
-    return "\n".join(lines) + "\n"
+    fits = trends(rows, goal=0.494)
+    return "\n".join(lines) + "\n" + ("\nTrend: " + "; ".join(fits) + ".\n" if fits else "")
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
