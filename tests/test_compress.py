@@ -241,7 +241,7 @@ def test_gradual_pruning_with_pseudo_labels_through_the_trainer(assets, tmp_path
 def test_gradual_schedule_updates_masks_during_training(assets, tmp_path, default_source):
     from posebench.compress.finetune import PruningCallbacks
     from posebench.compress.recovery import make_pseudo_dataset
-    from posebench.compress.images import frames as _frames
+    from posebench.compress.images import source_frames as _frames
     from posebench.evaluate.validate import Predictor
     from posebench.runtimes.pytorch import TorchBackend
 

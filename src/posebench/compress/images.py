@@ -10,7 +10,7 @@ from posebench.compress.options import CompressOptions
 from posebench.errors import InvalidInputError
 
 
-def frames(source: Path, limit: int):  # noqa: ANN202 - a generator of (name, image)
+def source_frames(source: Path, limit: int):  # noqa: ANN202 - a generator of (name, image)
     from posebench.evaluate.validate import iter_frames
 
     stride = 1
@@ -51,7 +51,7 @@ def calibration_frames(source: Path, limit: int):  # noqa: ANN202 - a generator 
 
         dataset = load_dataset(source, split="train")
         return (read_image(s.image) for s in dataset.samples[:limit])
-    return (image for _, image in frames(source, limit))
+    return (image for _, image in source_frames(source, limit))
 
 
 def calibration_dataset(frames: Any, folder: Path, kpt_shape: tuple[int, int]) -> Path:

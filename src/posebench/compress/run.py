@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from posebench.compress.bundles import qat_bundle, quantize_bundle
-from posebench.compress.images import calibration_dataset, calibration_frames, calibration_source, scan_images
+from posebench.compress.images import (calibration_dataset, calibration_frames, calibration_source, scan_images,
+                                      source_frames)
 from posebench.compress.options import CompressOptions, Progress
 from posebench.compress.prune import apply_masks_, compute_masks, overall_sparsity, resolve_targets, sparsity_table
 from posebench.compress.recipe import Recipe
@@ -155,7 +156,7 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
             with TorchBackend(dense, threads=max(1, usable_cores())) as backend:
                 # label at the dense model's own resolution, whatever size the fine-tuning uses
                 predictor = Predictor(backend, (options.label_imgsz,) * 2, tuple(model.kpt_shape))
-                data, pseudo_counts = make_pseudo_dataset(predictor, frames(pseudo, options.max_frames),
+                data, pseudo_counts = make_pseudo_dataset(predictor, source_frames(pseudo, options.max_frames),
                                                           out_dir / "pseudo-labels")
             timings["pseudo_label_s"] = time.perf_counter() - t0
     if epochs:
