@@ -43,8 +43,8 @@ def artifacts(out: Path) -> dict[tuple[str, str], Path]:
 
     found: dict[tuple[str, str], Path] = {}
     for r in ResultStore(out / "results.jsonl").read():
-        if r.get("kind") == "latency" and r.get("status") == "ok" and r["trial"]["threads"] == 2:
-            found[(r["trial"]["variant"], r["trial"]["runtime"])] = Path(r["artifact"]["path"])
+        if r.kind == "latency" and r.ok and r.identity.threads == 2:
+            found[(r.identity.variant, r.identity.runtime)] = Path(r.artifact["path"])
     qdq = found[("int8", "deepsparse")].with_name("model-int8.onnx")
     models = {(v, "deepsparse"): found[(v, "deepsparse")] for v in VARIANTS}
     models[("int8 (QDQ ONNX)", "deepsparse")] = qdq

@@ -17,6 +17,7 @@ import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from posebench.results import merge
@@ -24,23 +25,21 @@ from posebench.results import merge
 PEER = "ultralytics-int8"
 
 
-def _accuracy(record: dict[str, Any]) -> dict[str, Any]:
-    a = record["accuracy"]
+def _accuracy(a: Mapping[str, Any]) -> dict[str, Any]:
     return {"map50_95": a["pose"]["map50_95"], "ci": (a.get("intervals") or {}).get("pose", {}).get("map50_95")}
 
 
 def study_rows(store: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One row per study variant: accuracy on the judging set, conv work kept and p50 against the peer per round."""
     records = merge([store])
-    accuracy = {r["trial"]["variant"]: _accuracy(r) for r in records
-                if r.get("kind") == "accuracy" and r.get("status") == "ok"}
+    accuracy = {r.identity.variant: _accuracy(r.accuracy) for r in records if r.kind == "accuracy" and r.ok}
     rounds: dict[str, dict[int, float]] = defaultdict(dict)
     ops: dict[str, float] = {}
     for r in records:
-        if r.get("kind") == "latency" and r.get("status") == "ok":
-            variant = r["trial"]["variant"]
-            rounds[variant][r.get("round", 1)] = r["latency"]["p50_ms"]
-            work = (r.get("artifact") or {}).get("ops") or {}
+        if r.kind == "latency" and r.ok:
+            variant = r.identity.variant
+            rounds[variant][r.round or 1] = r.latency["p50_ms"]
+            work = (r.artifact or {}).get("ops") or {}
             ops[variant] = float(work.get("float_ops", 0)) + float(work.get("int8_ops", 0))
     peer = rounds.get(PEER, {})
     rows = []
@@ -59,7 +58,7 @@ def arm_row(spec: str) -> dict[str, Any]:
     label, macs, arm, epochs, path = spec.split("|")
     [record] = [r for r in json.loads(Path(path).read_text()) if r.get("kind") == "accuracy"][:1]
     return {"label": label, "macs_kept": float(macs), "arm": arm, "epochs": int(epochs),
-            "precision": record["trial"].get("precision", "fp32"), **_accuracy(record), "p50_ms": None, "x_peer": None}
+            "precision": record["trial"].get("precision", "fp32"), **_accuracy(record["accuracy"]), "p50_ms": None, "x_peer": None}
 
 
 def trends(rows: list[dict[str, Any]], goal: float) -> list[str]:

@@ -48,7 +48,7 @@ def test_results_store_matches_the_json_output(sweep):
     from posebench.results import ResultStore
 
     stored = ResultStore(out / "results.jsonl").read()
-    assert [r["id"] for r in stored] == [r["id"] for r in json.loads((out / "records.json").read_text())]
+    assert [r.id for r in stored] == [r["id"] for r in json.loads((out / "records.json").read_text())]
 
 
 def test_openvino_runs_the_requested_thread_count(sweep):
@@ -130,7 +130,10 @@ def test_nothing_measured_exits_non_zero(tmp_path, cache_dir):
 
 
 def test_exit_status_tells_skipped_from_crashed():
-    ok, skipped, crashed = {"status": "ok"}, {"status": "skipped"}, {"status": "error"}
+    from posebench.record import Failure, Record
+
+    ok = Record("latency", "t", None)
+    skipped, crashed = (Record("latency", "t", None, failure=Failure.of(why)) for why in ("skipped: no GPU", "crashed"))
     assert exit_status([ok, ok]) == EXIT_OK
     assert exit_status([ok, skipped]) == EXIT_PARTIAL_SKIPPED
     assert exit_status([ok, skipped, crashed]) == EXIT_PARTIAL_FAILED

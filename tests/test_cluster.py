@@ -91,7 +91,7 @@ latency: {iters: 25, min_seconds: 0.5, warmup: 1, warmup_seconds: 0, rounds: 2, 
     _wait(lambda: sum(r["status"] == "ok" for r in _records(out)) >= 2 or first.poll() is not None, "two trials")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
-    before = {r["study_key"] for r in _records(out)}
+    before = {r["trial_id"] for r in _records(out) if "trial_id" in r}
     assert len(before) >= 2
 
     # 2. restart it; kill the n2 worker that runs one of its trials, mid-trial
@@ -115,7 +115,7 @@ latency: {iters: 25, min_seconds: 0.5, warmup: 1, warmup_seconds: 0, rounds: 2, 
     assert second.returncode in (0, 4), output  # 4: some trials failed (sim-c has no worker)
 
     records = [r for r in _records(out) if r["kind"] == "latency"]
-    keys = [r["study_key"] for r in records]
+    keys = [r["trial_id"] for r in records]
     assert len(keys) == len(set(keys)) == 12, keys  # 2 threads x 2 rounds x 3 targets, each exactly once
     assert before <= set(keys)
     by_target: dict[str, list[dict]] = {}

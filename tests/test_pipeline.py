@@ -184,7 +184,8 @@ latency: {{mode: both, pipelines: [posebench, ultralytics], source: {ASSETS}, it
     kinds = {(r["trial"].get("mode", "model"), (r["trial"].get("pipeline") or {}).get("pipeline", "posebench"))
              for r in timed}
     assert kinds == {("model", "posebench"), ("e2e", "posebench"), ("e2e", "ultralytics")}
-    assert len({r["trial_id"] for r in timed}) == 3 and len(timed) == 6  # 3 trials x 2 interleaved rounds
+    assert len({json.dumps(r["trial"], sort_keys=True) for r in timed}) == 3  # 3 configurations
+    assert len({r["trial_id"] for r in timed}) == len(timed) == 6  # x 2 interleaved rounds, each a trial of its own
     ultra = next(r for r in timed if (r["trial"].get("pipeline") or {}).get("pipeline") == "ultralytics")
     assert ultra["pipeline"]["pipeline"] == "ultralytics" and ultra["stages"]["infer"]["p50_ms"] > 0
     from posebench.machine.cpu import bf16_arithmetic, cpu_flags

@@ -69,9 +69,9 @@ def test_shipped_studies_parse():
         assert study.variants and study.runtimes
 
 
-def _study_keys(store: Path) -> list[str]:
-    return [json.loads(line)["study_key"] for line in store.read_text().splitlines() if line.strip()
-            and "study_key" in line]
+def _trial_ids(store: Path) -> list[str]:
+    return [json.loads(line)["trial_id"] for line in store.read_text().splitlines() if line.strip()
+            and "trial_id" in line]
 
 
 @pytest.mark.slow
@@ -82,15 +82,15 @@ def test_sigkill_mid_study_then_resume_loses_nothing_and_duplicates_nothing(tmp_
     proc = subprocess.Popen([sys.executable, "-m", "posebench", "study", str(study), "--out", str(out)],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
-    while time.time() < deadline and (not store.is_file() or len(_study_keys(store)) < 3):
+    while time.time() < deadline and (not store.is_file() or len(_trial_ids(store)) < 3):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: the study and its measurement children
     proc.wait()
-    before = _study_keys(store)
+    before = _trial_ids(store)
     assert 3 <= len(before) < 20, "the kill should land half-way"
     result = run_cli("study", str(study), "--out", str(out))
     assert result.returncode == 0, result.stderr
-    keys = _study_keys(store)
+    keys = _trial_ids(store)
     expected = {f"default|{v}|latency|{rt}|{t}{r}" for v in ("base", "p50") for rt in ("onnxruntime", "openvino")
                 for t in (1, 2) for r in ("", "|r2")} | {f"default|{v}|accuracy|fidelity|{rt}" for v in ("base", "p50")
                                     for rt in ("onnxruntime", "openvino")}
@@ -119,7 +119,7 @@ def test_sigkill_mid_study_then_resume_loses_nothing_and_duplicates_nothing(tmp_
     # a re-run with nothing left to do writes nothing new
     again = run_cli("study", str(study), "--out", str(out))
     assert again.returncode == 0 and "0 new records" in again.stdout
-    assert _study_keys(store) == keys
+    assert _trial_ids(store) == keys
 
 
 @pytest.mark.slow

@@ -102,14 +102,14 @@ def test_tune_finds_a_deployment_and_resumes(footage, tmp_path):
 
     def fine_records() -> list[dict]:
         rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-        return [r for r in rows if r.get("kind") == "latency" and r.get("tune", {}).get("stage") == "fine"]
+        return [r for r in rows if r.get("kind") == "latency" and "|fine|" in r["trial_id"]]
 
     before = len(fine_records())
     generous = Tuner(replace(plan, budget_ms=1e6, tolerance=0.01)).run()
     assert generous["winner"]["candidate"] == "160x160-fp32" and generous["floor"] == {}
     # another line-up in the fine rounds: the reference is timed again beside it, never compared across runs
     new = fine_records()[before:]
-    assert sorted({r["tune"]["candidate"] for r in new}) == ["160x160-fp32", "160x160-int8-ultralytics"]
+    assert sorted({r["trial"]["variant"] for r in new}) == ["160x160-fp32", "160x160-int8-ultralytics"]
     assert len(new) == 2 * plan.fine_rounds
     assert Tuner(replace(plan, budget_ms=1e-6)).run()["winner"] is None
 
@@ -138,7 +138,7 @@ def test_the_reference_runs_as_ultralytics_runs_it(footage, tmp_path):
     rows = {(r["candidate"], r["runtime"]) for r in summary["rows"]}
     assert rows == {("96x160-fp32", "openvino"), ("160x160-int8-ultralytics", spec)}
     records = [json.loads(line) for line in (plan.out / "results.jsonl").read_text().splitlines()]
-    ref_latency = [r for r in records if r.get("kind") == "latency" and r["tune"]["candidate"].endswith("ultralytics")]
+    ref_latency = [r for r in records if r.get("kind") == "latency" and r["trial"]["variant"].endswith("ultralytics")]
     assert ref_latency and all(r["trial"]["options"] == {"flush_denormals": True} for r in ref_latency)
     accuracy = [r for r in records if r.get("kind") == "accuracy"]
     assert accuracy and all(r["evaluation"]["reference_runtime"] == "openvino" for r in accuracy)

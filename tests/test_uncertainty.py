@@ -188,13 +188,13 @@ def test_matches_round_trip_through_a_record():
 # ---- the wording of a report and of tune ---------------------------------------------------------------------
 
 def _records(tmp_path, variant_images: list[tuple], base_images: list[tuple]) -> list[dict]:
-    from posebench.results import make_trial, new_record
+    from posebench.record import Identity, Record
 
     env = {"cpu_model": "Test CPU", "usable_cores": 2, "machine_id": "test00000000", "isa": ["avx2", "fma"]}
     records = []
     for variant, images, ms in (("base", base_images, 20.0), ("p50", variant_images, 10.0)):
-        trial = make_trial(model="m", source_id="s", variant=variant, runtime="onnxruntime", threads=2,
-                           imgsz=(64, 64), fmt="onnx")
+        trial = Identity(model="m", source_id="s", variant=variant, runtime="onnxruntime", threads=2,
+                         imgsz=(64, 64), format="onnx")
         m = _matches(images)
         tp = np.concatenate([i[0] for i in images])
         conf = np.concatenate([i[1] for i in images])
@@ -203,14 +203,14 @@ def _records(tmp_path, variant_images: list[tuple], base_images: list[tuple]) ->
         accuracy = {"box": s, "pose": s, "coco": None, "images": m.images, "instances": int(target.size),
                     "intervals": bootstrap_intervals(m, resamples=200), "matches": m.to_payload(),
                     "wall_seconds": 1.0}
-        records.append(new_record("accuracy", trial, status="ok", accuracy=accuracy, environment=env,
-                                  evaluation={"mode": "labels", "dataset": "synthetic", "split": "val"},
-                                  synthetic=True))
-        records.append(new_record("latency", trial, status="ok", environment=env, synthetic=True,
-                                  latency={"mean_ms": ms, "p50_ms": ms, "p90_ms": ms, "p99_ms": ms, "std_ms": 0.1,
-                                           "count": 10}))
+        records.append(Record("accuracy", f"m|{variant}|accuracy", trial, accuracy=accuracy, environment=env,
+                              evaluation={"mode": "labels", "dataset": "synthetic", "split": "val"},
+                              extra={"synthetic": True}))
+        records.append(Record("latency", f"m|{variant}|latency", trial, environment=env, extra={"synthetic": True},
+                              latency={"mean_ms": ms, "p50_ms": ms, "p90_ms": ms, "p99_ms": ms, "std_ms": 0.1,
+                                       "count": 10}))
     path = tmp_path / "results.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    path.write_text("".join(json.dumps(r.to_json()) + "\n" for r in records))
     return records
 
 

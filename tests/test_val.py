@@ -165,8 +165,9 @@ def test_val_and_bench_records_share_the_trial_identity(tmp_path, cache_dir):
     from posebench.results import ResultStore
 
     records = ResultStore(tmp_path / "results.jsonl").read()
-    assert {r["kind"] for r in records} == {"accuracy", "latency"}
-    assert len({r["trial_id"] for r in records}) == 1
+    assert {r.kind for r in records} == {"accuracy", "latency"}
+    assert len({r.identity.config_id for r in records}) == 1  # one configuration, two trials
+    assert len({r.trial_id for r in records}) == 2
 
 
 # --- bad data: one clear message, never silently mis-scored -------------------------------------------------

@@ -22,9 +22,11 @@ from posebench.export import DEFAULT_CACHE, ArtifactStore, read_metadata
 from posebench.latency import LatencyProtocol
 from posebench.machine.environment import fingerprint
 from posebench.models import ModelSource
-from posebench.results import ResultStore, make_trial, new_record
+from posebench.record import Failure, Identity, Record
+from posebench.results import ResultStore
 from posebench.runtimes import backend_class
 from posebench.runtimes.base import parse_runtime_spec
+from posebench.trial import Trial
 
 
 @dataclass(frozen=True)
@@ -75,9 +77,9 @@ def parse_threads(text: str) -> tuple[int, ...]:
     return values
 
 
-def trial_of(plan: BenchPlan, runtime: str, threads: int, meta: dict[str, Any] | None,
-             options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The identity of one measurement: what was run (runtime options that change it included), not how long."""
+def identity_of(plan: BenchPlan, runtime: str, threads: int, meta: dict[str, Any] | None,
+                options: dict[str, Any] | None = None) -> Identity:
+    """What one measurement runs (runtime options that change it included), not how long it takes."""
     cls = backend_class(runtime)
     identity = cls.identity(options)
     pipeline = None
@@ -90,10 +92,17 @@ def trial_of(plan: BenchPlan, runtime: str, threads: int, meta: dict[str, Any] |
         from posebench.pipeline import resolve_preprocess
 
         pipeline = {"preprocess": resolve_preprocess(plan.preprocess, cls), "source": e2e_source(plan).name}
-    return make_trial(model=plan.model_name or plan.source.name, source_id=plan.source.identity(), variant=plan.variant,
-                      runtime=runtime, threads=threads, imgsz=plan.imgsz, fmt=cls.artifact_format,
-                      precision=identity.get("precision") or (meta or {}).get("precision", "fp32"), options=identity,
-                      mode=plan.mode, pipeline=pipeline)
+    return Identity(model=plan.model_name or plan.source.name, source_id=plan.source.identity(), variant=plan.variant,
+                    runtime=runtime, threads=threads, imgsz=tuple(plan.imgsz), format=cls.artifact_format,
+                    precision=identity.get("precision") or (meta or {}).get("precision", "fp32"), options=identity,
+                    mode=plan.mode, pipeline=pipeline)
+
+
+def plan_trial(plan: BenchPlan, spec: str, threads: int) -> Trial:
+    """The trial `bench` runs for one runtime spec and thread count of its plan."""
+    return Trial("latency", model=plan.model_name or plan.source.name, variant=plan.variant, runtime=spec,
+                 threads=threads, imgsz=tuple(plan.imgsz), mode=plan.mode, pipeline=plan.pipeline,
+                 protocol=plan.protocol, frames=plan.frames)
 
 
 def e2e_source(plan: BenchPlan) -> Path:
@@ -193,8 +202,11 @@ def measure_in_child(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_bench(plan: BenchPlan, store: ResultStore | None,
-              on_progress: Callable[[str, int, int], None] | None = None) -> list[dict[str, Any]]:
-    """Measure every (runtime, threads) of `plan`; append each record to `store` as it is made (None: returned only, for a caller that adds its own fields first)."""
+              on_progress: Callable[[str, int, int], None] | None = None, *,
+              trial: Trial | None = None) -> list[Record]:
+    """Measure every (runtime, threads) of `plan`; append each record to `store` as it is made (None: returned only).
+    `trial`: the one trial a study or tune asks for (its plan has one runtime and one thread count); its id, round,
+    target and study go into the record."""
     from posebench.machine.roofline import cpu_peak, roofline
 
     env = fingerprint()
@@ -205,7 +217,7 @@ def run_bench(plan: BenchPlan, store: ResultStore | None,
     e2e = e2e_spec(plan) if plan.mode == "e2e" else None
     protocol = {**plan.protocol.to_dict(), "mode": plan.mode,
                 **({"source": e2e["source"], "max_frames": plan.max_frames, "nms": e2e["nms"]} if e2e else {})}
-    records: list[dict[str, Any]] = []
+    records: list[Record] = []
     total = len(plan.runtimes) * len(plan.threads)
     done = 0
     ops: dict[str, float] | None = None
@@ -232,11 +244,11 @@ def run_bench(plan: BenchPlan, store: ResultStore | None,
             if on_progress:
                 on_progress(f"{spec_text} @ {threads} thread{'s' if threads > 1 else ''}", done, total)
             try:
-                trial = trial_of(plan, runtime, threads, meta, options)
+                identity = identity_of(plan, runtime, threads, meta, options)
                 trial_error = None
             except PosebenchError as exc:  # e2e on a runtime that cannot take the asked pre-processing path
-                trial = trial_of(replace(plan, preprocess="auto", pipeline="posebench"), runtime, threads, meta,
-                                 options)
+                identity = identity_of(replace(plan, preprocess="auto", pipeline="posebench"), runtime, threads, meta,
+                                       options)
                 trial_error = failure(exc)
             if error is None and trial_error is None:
                 spec = {"runtime": runtime, "artifact": str(artifact), "threads": threads, "imgsz": list(plan.imgsz),
@@ -248,15 +260,17 @@ def run_bench(plan: BenchPlan, store: ResultStore | None,
             if result.get("status") == "ok" and runtime != "null" and plan.mode == "model" and str(
                     (result.get("backend") or {}).get("device", "cpu")).lower() == "cpu":
                 compute = roofline(ops, result["latency"].get("p50_ms"), cpu_peak(env, threads))
-            record = new_record(
-                "latency", trial, protocol=protocol,
+            asked = trial or plan_trial(plan, spec_text, threads)
+            record = Record(
+                "latency", asked.id, identity, failure=failure_of(result), environment=env,
+                study=asked.study or None, round=asked.round, target=asked.target, protocol=protocol,
                 artifact={"path": str(artifact) if artifact else None, "form": (meta or {}).get("form"),
                           "sparsity": (meta or {}).get("sparsity"),
                           "size_bytes": _artifact_size(artifact), "ops": ops if runtime != "null" else None,
                           "denormals": subnormals if runtime != "null" else None},
-                environment=env, **({"compute": compute} if compute else {}),
-                **({"warnings": notes} if notes else {}), **result,
-            )
+                compute=compute, warnings=tuple(notes), latency=result.get("latency"), backend=result.get("backend"),
+                extra={k: v for k, v in result.items() if k not in ("status", "error", "error_type", "latency",
+                                                                   "backend")})
             if store is not None:
                 store.append(record)
             records.append(record)
@@ -264,6 +278,13 @@ def run_bench(plan: BenchPlan, store: ResultStore | None,
     if on_progress:
         on_progress("done", done, total)
     return records
+
+
+def failure_of(result: dict[str, Any]) -> Failure | None:
+    """The failure a measurement's result dict describes (None when its status is "ok")."""
+    if result.get("status", "ok") == "ok":
+        return None
+    return Failure(str(result["status"]), str(result.get("error", "")), result.get("error_type"))
 
 
 def _artifact_size(artifact: Path | None) -> int | None:

@@ -37,8 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from posebench.errors import PosebenchError
-from posebench.study import (AccuracyJob, LatencyJob, Study, accuracy_jobs, build_job, done_keys, is_gpu_kind,
-                             latency_jobs, model_name, run_accuracy_job, run_latency_job)
+from posebench.record import Record
+from posebench.study import (Study, accuracy_trials, build_job, done_ids, is_gpu_kind, latency_trials, model_name,
+                             reference_of)
+from posebench.trial import Built, Trial
 
 ANY = "posebench"  # the resource every posebench worker has
 NODE_ENV = "POSEBENCH_NODE"  # a worker's node name (its machine), set by `posebench worker`
@@ -118,33 +120,22 @@ def _check_shared(out: str) -> str:
     return node_name()
 
 
-def _build_task(study: Study, model: str, variant: str, out: Path) -> tuple[str | None, str | None]:
+def _build_task(study: Study, model: str, variant: str, out: Path) -> Built:
     key = f"{model}|{variant}|build"
-    (spec, error), _ = _exclusively(out, key, lambda: build_job(study, model, variant, out, _node_cache(out)))
-    return spec, error
+    built, _ = _exclusively(out, key, lambda: build_job(study, model, variant, out, _node_cache(out)))
+    return built
 
 
-def _latency_task(study: Study, job: LatencyJob, built: tuple[str | None, str | None], out: Path,
-                  name: str) -> list[dict[str, Any]]:
+def _trial_task(trial: Trial, built: Built, reference: Built | None, out: Path) -> Record:
+    """One trial on this worker, holding its node: its record says where and when it ran."""
     from posebench.machine.environment import fingerprint
+    from posebench.runner import run_trial
 
-    def work() -> list[dict[str, Any]]:
-        return run_latency_job(study, job, built[0], built[1], cache=_node_cache(out), env=fingerprint(), name=name)
+    def work() -> Record:
+        return run_trial(trial, built, cache=_node_cache(out), environment=fingerprint(), reference=reference)
 
-    records, where = _exclusively(out, job.key, work)
-    return [{**r, "executor": where} for r in records]
-
-
-def _accuracy_task(study: Study, job: AccuracyJob, built: tuple[str | None, str | None],
-                   reference: tuple[str | None, str | None] | None, out: Path, name: str) -> list[dict[str, Any]]:
-    from posebench.machine.environment import fingerprint
-
-    def work() -> list[dict[str, Any]]:
-        return run_accuracy_job(study, job, built[0], built[1], reference[0] if reference else None,
-                                cache=_node_cache(out), env=fingerprint(), name=name)
-
-    records, where = _exclusively(out, job.key, work)
-    return [{**r, "executor": where} for r in records]
+    record, where = _exclusively(out, trial.id, work)
+    return record.with_fields(executor=where)
 
 
 # ---- the driver ---------------------------------------------------------------------------------------------
@@ -181,28 +172,23 @@ def _trains(study: Study, variant: str) -> bool:
     return any(r.finetune.epochs or r.qat() for r in recipes)
 
 
-def _required(job: LatencyJob | AccuracyJob, study: Study) -> str:
-    if isinstance(job, LatencyJob):
-        return kind_resource(job.target) if job.target else ANY
-    if job.runtime in study.gpu_runtimes and any(is_gpu_kind(t) for t in study.targets):
+def _required(trial: Trial, study: Study) -> str:
+    if trial.kind == "latency":
+        return kind_resource(trial.target) if trial.target else ANY
+    if trial.gpu and any(is_gpu_kind(t) for t in study.targets):
         return kind_resource(next(t for t in study.targets if is_gpu_kind(t)))
     return ANY
 
 
-def _failure(study: Study, job: LatencyJob | AccuracyJob, reason: str) -> dict[str, Any]:
-    """The record of a job the cluster could not run (no worker of its kind, a worker lost)."""
-    from posebench.study import unrun_record
+def _failure(trial: Trial, reason: str) -> Record:
+    """The record of a trial the cluster could not run (no worker of its kind, a worker lost)."""
+    from posebench.runner import failed
 
-    threads = job.threads if isinstance(job, LatencyJob) else study.threads[-1]
-    kind = "latency" if isinstance(job, LatencyJob) else "accuracy"
-    extra = ({"round": job.round_no, **({"target": job.target} if job.target else {})} if isinstance(job, LatencyJob)
-             else {"evaluation": {"name": job.evaluation.name}})
-    return unrun_record(study, kind, model_name(job.model), job.variant, job.runtime, threads, reason, None,
-                        executor={"executor": "dask", "node": None}, **extra)
+    return failed(trial, reason, None, executor={"executor": "dask", "node": None})
 
 
 def run_study_on_cluster(study: Study, out: Path, settings: ClusterSettings, *, on_progress: Progress | None = None,
-                         retry_failed: bool = False) -> list[dict[str, Any]]:
+                         retry_failed: bool = False) -> list[Record]:
     """Run every trial of `study` not yet in OUT/results.jsonl on a Dask cluster; returns the records written now."""
     from distributed import wait
 
@@ -214,11 +200,12 @@ def run_study_on_cluster(study: Study, out: Path, settings: ClusterSettings, *, 
     (out / ".cluster").mkdir(exist_ok=True)
     (out / ".cluster" / "shared").write_text(json.dumps({"driver": socket.gethostname(), "at": time.time()}))
     store = ResultStore(out / "results.jsonl")
-    done = done_keys(store.read(), retry_failed=retry_failed)
-    jobs: list[LatencyJob | AccuracyJob] = [*latency_jobs(study), *accuracy_jobs(study)]
-    todo = [j for j in jobs if j.key not in done]
-    total, finished = len(jobs), len(jobs) - len(todo)
-    written: list[dict[str, Any]] = []
+    done = done_ids(store.read(), retry_failed=retry_failed)
+    names = {model: model_name(model) for model in study.models}
+    trials = [*latency_trials(study, names), *accuracy_trials(study, names)]
+    todo = [t for t in trials if t.id not in done]
+    total, finished = len(trials), len(trials) - len(todo)
+    written: list[Record] = []
     if not todo:
         report("done", total, total)
         return written
@@ -233,9 +220,7 @@ def run_study_on_cluster(study: Study, out: Path, settings: ClusterSettings, *, 
                 raise ClusterError(f"checking the workers failed: {type(answer).__name__}: {answer}") from answer
         if all(isinstance(answer, OSError) for answer in answers.values()):  # a closed comm: a worker that just died
             raise ClusterError("checking the workers failed: no worker answered")
-        names = {model: model_name(model) for model in study.models}
-        needed = {(j.model, j.variant) for j in todo} | {(j.model, j.evaluation.reference) for j in todo
-                                                         if isinstance(j, AccuracyJob) and j.evaluation.reference}
+        needed = {(t.model, t.variant) for t in todo} | {reference_of(t) for t in todo if reference_of(t)}
         # builds first, in parallel over the nodes; then the trials as independent tasks, so the scheduler spreads
         # them over every worker of their kind (a trial depending on a build's future would follow that build's
         # worker instead)
@@ -249,39 +234,33 @@ def run_study_on_cluster(study: Study, out: Path, settings: ClusterSettings, *, 
             building[mv] = client.submit(_build_task, study, mv[0], mv[1], out, resources={ANY: 1}, pure=False,
                                          workers=prefer, allow_other_workers=prefer is not None)
         wait(list(building.values()))
-        built: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        built: dict[tuple[str, str], Built] = {}
         for mv, future in building.items():
             exc = future.exception() if future.status == "error" else None
             built[mv] = future.result() if future.status == "finished" else \
-                (None, f"building variant '{mv[1]}' failed on the cluster: {type(exc).__name__}: {exc}")
+                Built(None, f"building variant '{mv[1]}' failed on the cluster: {type(exc).__name__}: {exc}")
         futures = {}
-        for job in todo:
-            if isinstance(job, LatencyJob):
-                future = client.submit(_latency_task, study, job, built[(job.model, job.variant)], out,
-                                       names[job.model], resources={_required(job, study): 1}, pure=False,
-                                       priority=-job.round_no)
-            else:
-                reference = built[(job.model, job.evaluation.reference)] if job.evaluation.reference else None
-                future = client.submit(_accuracy_task, study, job, built[(job.model, job.variant)], reference, out,
-                                       names[job.model], resources={_required(job, study): 1}, pure=False,
-                                       priority=-1000)
-            futures[future] = job
+        for trial in todo:
+            reference = reference_of(trial)
+            future = client.submit(_trial_task, trial, built[(trial.model, trial.variant)],
+                                   built[reference] if reference else None, out,
+                                   resources={_required(trial, study): 1}, pure=False,
+                                   priority=-trial.round if trial.kind == "latency" else -1000)
+            futures[future] = trial
         pending = set(futures)
         orphaned_since: dict[str, float] = {}
 
-        def keep(job: LatencyJob | AccuracyJob, records: list[dict[str, Any]]) -> None:
+        def keep(trial: Trial, record: Record) -> None:
             nonlocal finished
             finished += 1
-            if job.key in done:  # never twice, whatever happens
+            if trial.id in done:  # never twice, whatever happens
                 return
-            done.add(job.key)
-            for record in records:
-                record["study_key"], record["study"] = job.key, study.name
-                store.append(record)
-                written.append(record)
-            status = ", ".join(sorted({r.get("status", "?") for r in records}))
-            where = (records[0].get("executor") or {}).get("node") if records else None
-            report(f"[{finished}/{total}] {job.key} -> {status}" + (f" on {where}" if where else ""), finished, total)
+            done.add(trial.id)
+            store.append(record)
+            written.append(record)
+            where = (record.executor or {}).get("node")
+            report(f"[{finished}/{total}] {trial.id} -> {record.status}" + (f" on {where}" if where else ""),
+                   finished, total)
 
         report(f"{len(todo)} trials submitted to {client.scheduler.address}", finished, total)
         while pending:
@@ -291,15 +270,15 @@ def run_study_on_cluster(study: Study, out: Path, settings: ClusterSettings, *, 
                 pass
             for future in [f for f in pending if f.done()]:
                 pending.discard(future)
-                job = futures[future]
+                trial = futures[future]
                 if future.status == "finished":
-                    keep(job, future.result())
+                    keep(trial, future.result())
                 else:
                     exc = future.exception() if future.status == "error" else None
                     reason = (f"the trial's worker was lost and so was every retry ({type(exc).__name__}: {exc})"
                               if type(exc).__name__ == "KilledWorker" else
                               f"{type(exc).__name__}: {exc}" if exc else f"trial {future.status}")
-                    keep(job, [_failure(study, job, reason)])
+                    keep(trial, _failure(trial, reason))
             # a trial whose kind has no worker left would wait forever: fail it after orphan_seconds
             have = set()
             for worker in client.scheduler_info(n_workers=-1)["workers"].values():
@@ -314,10 +293,10 @@ def run_study_on_cluster(study: Study, out: Path, settings: ClusterSettings, *, 
                 if now - since >= settings.orphan_seconds:
                     future.cancel()
                     pending.discard(future)
-                    keep(futures[future], [_failure(study, futures[future],
-                                                    f"no worker with resource '{need}' in the cluster for "
-                                                    f"{settings.orphan_seconds:.0f} s (start one: posebench worker "
-                                                    f"ADDRESS --kind {need.removeprefix('kind-')})")])
+                    keep(futures[future], _failure(futures[future],
+                                                   f"no worker with resource '{need}' in the cluster for "
+                                                   f"{settings.orphan_seconds:.0f} s (start one: posebench worker "
+                                                   f"ADDRESS --kind {need.removeprefix('kind-')})"))
         report("done", total, total)
         return written
     finally:

@@ -63,9 +63,9 @@ EXIT_NONE_FAILED = 6  # nothing succeeded: at least one trial crashed
 EXIT_GOAL_MISSED = 7  # tune: everything ran, but no candidate meets the accuracy tolerance or latency budget
 
 
-def exit_status(records: Iterable[dict]) -> int:
-    """The exit status for the trials behind `records` (status "ok", "skipped" or "error")."""
-    statuses = [r.get("status") for r in records]
+def exit_status(records: Iterable[Any]) -> int:
+    """The exit status for the trials behind `records` (`posebench.record.Record`s: "ok", "skipped" or "error")."""
+    statuses = [r.status for r in records]
     ok = statuses.count("ok")
     crashed = any(s not in ("ok", "skipped") for s in statuses)
     if ok == len(statuses):

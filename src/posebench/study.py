@@ -11,19 +11,21 @@ with its error and the study goes on.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from posebench.errors import PosebenchError
-from posebench.study_file import LATENCY_MODES, Evaluation, Study, StudyError, is_gpu_kind  # noqa: F401 - a study's file is part of its interface
+from posebench.record import Record
+from posebench.study_file import LATENCY_MODES, Study, StudyError, is_gpu_kind  # noqa: F401 - a study's file is part of its interface
+from posebench.trial import Built, Evaluation, Trial  # noqa: F401 - a study's trials are part of its interface
 
 Progress = Callable[[str, int, int], None]
 
 
-def done_keys(records: list[dict[str, Any]], *, retry_failed: bool = False) -> set[str]:
+def done_ids(records: list[Record], *, retry_failed: bool = False) -> set[str]:
     """Trials already recorded (errored ones too, unless they are to be retried)."""
-    return {r["study_key"] for r in records if "study_key" in r and not (retry_failed and r.get("status") == "error")}
+    return {r.trial_id for r in records if r.trial_id and not (retry_failed and r.status == "error")}
 
 
 def build_variant(study: Study, model: str, variant: str, out: Path, cache: Path) -> str:
@@ -40,74 +42,54 @@ def build_variant(study: Study, model: str, variant: str, out: Path, cache: Path
     return apply_recipes(model, steps, out, inputs)
 
 
-@dataclass(frozen=True)
-class LatencyJob:
-    """One latency trial of a study: a (model, variant, runtime, threads, mode) in one round, on one hardware kind."""
-
-    model: str
-    variant: str
-    runtime: str
-    threads: int
-    mode: tuple[str, str]  # (model | e2e, posebench | ultralytics)
-    round_no: int
-    target: str | None = None  # the hardware kind it must run on (a study's `targets`), None: wherever it runs
-
-    @property
-    def key(self) -> str:
-        return _latency_key(self.model, self.variant, self.runtime, self.threads, self.round_no, self.mode) + \
-            (f"|@{self.target}" if self.target else "")
-
-
-@dataclass(frozen=True)
-class AccuracyJob:
-    """One accuracy trial of a study: a (model, variant) scored on one runtime by one evaluation."""
-
-    model: str
-    variant: str
-    evaluation: Evaluation
-    runtime: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.model}|{self.variant}|accuracy|{self.evaluation.name}|{self.runtime}"
-
-
 def latency_modes(study: Study) -> list[tuple[str, str]]:
     """(mode, pipeline) pairs: model mode once; end to end once per pipeline (posebench's, Ultralytics' predict)."""
     return [(mode, pipeline) for mode in LATENCY_MODES[study.latency.get("mode", "model")]
             for pipeline in (study.latency.get("pipelines", ["posebench"]) if mode == "e2e" else ["posebench"])]
 
 
-def latency_jobs(study: Study) -> list[LatencyJob]:
-    """Every latency trial, round-major: round r of every configuration comes before round r+1 (interleaving)."""
+def latency_trials(study: Study, names: dict[str, str] | None = None) -> list[Trial]:
+    """Every latency trial, round-major: round r of every configuration comes before round r+1 (interleaving).
+    `names`: the name each model goes by in records (default: as the study names it)."""
+    from posebench.latency import LatencyProtocol
+
+    protocol = LatencyProtocol.from_study(study.latency)
+    source = Path(study.latency["source"]) if study.latency.get("source") else None
     runtimes = study.runtimes + study.gpu_runtimes
     configs = [(model, variant, runtime, threads, mode) for model in study.models for variant in study.variants
                for runtime in runtimes for threads in study.threads for mode in latency_modes(study)
                if mode[1] == "posebench" or runtime in ("torch", "onnxruntime", "openvino")]
-    jobs = []
+    trials = []
     for round_no in range(1, int(study.latency.get("rounds", 2)) + 1):
-        for model, variant, runtime, threads, mode in configs:
+        for model, variant, runtime, threads, (mode, pipeline) in configs:
             gpu = runtime in study.gpu_runtimes
             targets = [t for t in study.targets if is_gpu_kind(t) == gpu] if study.targets else [None]
-            jobs += [LatencyJob(model, variant, runtime, threads, mode, round_no, t) for t in targets]
-    return jobs
+            trials += [Trial("latency", model, variant, runtime, threads, study.imgsz, mode=mode, pipeline=pipeline,
+                             round=round_no, target=target, study=study.name, model_name=(names or {}).get(model, ""),
+                             protocol=protocol, frames=source if mode == "e2e" else None, gpu=gpu)
+                       for target in targets]
+    return trials
 
 
-def accuracy_jobs(study: Study) -> list[AccuracyJob]:
+def accuracy_trials(study: Study, names: dict[str, str] | None = None) -> list[Trial]:
     """Every accuracy trial (the null runtime returns zeros: nothing to score)."""
-    return [AccuracyJob(model, variant, ev, runtime) for model in study.models for variant in study.variants
+    reference_runtime = "onnxruntime" if "onnxruntime" in study.runtimes else "torch"
+    return [Trial("accuracy", model, variant, runtime, study.threads[-1], study.imgsz,
+                  evaluation=replace(ev, reference_runtime=reference_runtime), study=study.name,
+                  model_name=(names or {}).get(model, ""), gpu=runtime in study.gpu_runtimes)
+            for model in study.models for variant in study.variants
             for ev in study.evaluations for runtime in study.runtimes + study.gpu_runtimes
             if runtime != "null" and (not ev.runtimes or runtime in ev.runtimes)]
 
 
-def build_job(study: Study, model: str, variant: str, out: Path, cache: Path) -> tuple[str | None, str | None]:
-    """Build one variant (cached under OUT/variants); returns (model spec, None) or (None, why it failed)."""
+def build_job(study: Study, model: str, variant: str, out: Path, cache: Path) -> Built:
+    """Build one variant (cached under OUT/variants): the model to run, or why it failed."""
     try:
-        return build_variant(study, model, variant, out / "variants" / Path(model).stem / variant, cache), None
+        return Built(build_variant(study, model, variant, out / "variants" / Path(model).stem / variant, cache))
     except PosebenchError as exc:
-        return None, f"building variant '{variant}' failed: {exc}"
+        return Built(None, f"building variant '{variant}' failed: {exc}")
     except Exception as exc:  # recorded, the study goes on
-        return None, f"building variant '{variant}' failed: {type(exc).__name__}: {exc}"
+        return Built(None, f"building variant '{variant}' failed: {type(exc).__name__}: {exc}")
 
 
 def model_name(model: str) -> str:
@@ -117,68 +99,10 @@ def model_name(model: str) -> str:
     return resolve_model(None if model == "default" else model).name
 
 
-def _source(spec: str | None) -> Any:
-    from posebench.models import resolve_model
-
-    return resolve_model(None if spec in (None, "default") else spec) if spec else None
-
-
-def unrun_record(study: Study, kind: str, name: str, variant: str, runtime: str, threads: int, reason: str,
-                 env: dict[str, Any] | None, **fields: Any) -> dict[str, Any]:
-    """The record of a trial that could not run: 'skipped' (no GPU here) or 'error' (its variant did not build)."""
-    from posebench.results import failure_record
-
-    return failure_record(kind, model=name, variant=variant, runtime=runtime, threads=threads, imgsz=study.imgsz,
-                          reason=reason, environment=env, **fields)
-
-
-def run_latency_job(study: Study, job: LatencyJob, spec: str | None, build_error: str | None, *, cache: Path,
-                    env: dict[str, Any], name: str | None = None) -> list[dict[str, Any]]:
-    """Time one latency trial (or record why it cannot run); returns its records, each marked with its round."""
-    from posebench.bench import BenchPlan, run_bench
-    from posebench.latency import LatencyProtocol
-
-    name = name or model_name(job.model)
-    if build_error or (job.runtime in study.gpu_runtimes and not _gpu_available()):
-        return [unrun_record(study, "latency", name, job.variant, job.runtime, job.threads,
-                             build_error or "skipped: no GPU on this machine", env)]
-    protocol = LatencyProtocol.from_study(study.latency)
-    frames = Path(study.latency["source"]) if study.latency.get("source") and job.mode[0] == "e2e" else None
-    plan = BenchPlan(source=_source(spec), runtimes=(job.runtime,), threads=(job.threads,), imgsz=study.imgsz,
-                     protocol=protocol, variant=job.variant, cache_dir=cache, model_name=name, mode=job.mode[0],
-                     frames=frames, pipeline=job.mode[1])
-    records = run_bench(plan, None)
-    for record in records:
-        record["round"] = job.round_no
-        if job.target:
-            record["target"] = job.target
-    return records
-
-
-def run_accuracy_job(study: Study, job: AccuracyJob, spec: str | None, build_error: str | None,
-                     reference: str | None, *, cache: Path, env: dict[str, Any],
-                     name: str | None = None) -> list[dict[str, Any]]:
-    """Score one accuracy trial (or record why it cannot run); returns its records."""
-    from posebench.evaluate.postprocess import NMSConfig
-    from posebench.val import ValPlan, run_val
-
-    name = name or model_name(job.model)
-    ev = job.evaluation
-    reason = build_error or ("skipped: no GPU on this machine" if job.runtime in study.gpu_runtimes
-                             and not _gpu_available() else None) or \
-        (f"reference variant '{ev.reference}' is not built" if ev.reference and not reference else None)
-    if reason:
-        records = [unrun_record(study, "accuracy", name, job.variant, job.runtime, study.threads[-1], reason, env)]
-    else:
-        plan = ValPlan(source=_source(spec), runtimes=(job.runtime,), imgsz=study.imgsz, threads=study.threads[-1],
-                       nms=NMSConfig(), variant=job.variant, cache_dir=cache, data=ev.data, split=ev.split,
-                       reference=_source(reference) if ev.reference else None,
-                       reference_runtime="onnxruntime" if "onnxruntime" in study.runtimes else "torch",
-                       frames=ev.source, max_frames=ev.max_frames, model_name=name)
-        records = run_val(plan, None)
-    for record in records:
-        record.setdefault("evaluation", {})["name"] = ev.name
-    return records
+def reference_of(trial: Trial) -> tuple[str, str] | None:
+    """The (model, variant) an accuracy trial is scored against, if it has one."""
+    ev = trial.evaluation
+    return (trial.model, ev.reference) if ev is not None and ev.reference else None
 
 
 def targets_elsewhere(study: Study, env: dict[str, Any]) -> list[str]:
@@ -190,38 +114,32 @@ def targets_elsewhere(study: Study, env: dict[str, Any]) -> list[str]:
 
 
 def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
-              retry_failed: bool = False) -> list[dict[str, Any]]:
+              retry_failed: bool = False) -> list[Record]:
     """Run every trial not yet recorded in OUT/results.jsonl on this machine; returns the records written now.
 
     With `retry_failed`, trials whose record is an error run again (the old record stays; reports use the
     newest record of a trial). Trials for `targets` this machine is not are left for a cluster run
     (`posebench.cluster`), and said so."""
     from posebench.machine.environment import fingerprint, machine_kinds
-    from posebench.results import ResultStore, new_record
+    from posebench.results import ResultStore
+    from posebench.runner import run_trial
 
     report = on_progress or (lambda what, done, total: None)
     out.mkdir(parents=True, exist_ok=True)
     store = ResultStore(out / "results.jsonl")
-    done = done_keys(store.read(), retry_failed=retry_failed)
+    done = done_ids(store.read(), retry_failed=retry_failed)
     cache = out / "cache"
     env = fingerprint()
     here = set(machine_kinds(env))
-    lat_jobs = [j for j in latency_jobs(study) if j.target is None or j.target in here]
-    acc_jobs = accuracy_jobs(study)
-    total = len(lat_jobs) + len(acc_jobs)
-    written: list[dict[str, Any]] = []
-    k = 0
+    names = {model: model_name(model) for model in study.models}
+    timed = [t for t in latency_trials(study, names) if t.target is None or t.target in here]
+    trials = timed + accuracy_trials(study, names)
+    total = len(trials)
+    written: list[Record] = []
 
-    def tick(what: str) -> None:
-        report(what, k, total)
-
-    def keep(records: list[dict[str, Any]], skey: str) -> None:
-        for record in records:
-            record["study_key"], record["study"] = skey, study.name
-            store.append(record)
-            written.append(record)
-
-    probe_threads = max(study.threads)
+    def keep(record: Record) -> None:
+        store.append(record)
+        written.append(record)
 
     def probe(when: str) -> None:
         """The quietness probe before and after the latency rounds (once per study run and moment)."""
@@ -229,65 +147,35 @@ def run_study(study: Study, out: Path, *, on_progress: Progress | None = None,
 
         if not study.latency.get("probe", True):
             return
-        tick(f"quietness probe ({when})")
-        record = {**new_record("probe", {"study": study.name, "when": when}, status="ok", environment=env),
-                  "when": when, "probe": run_probe(probe_threads)}
-        record.pop("trial_id"), record.pop("trial")
-        record["study"] = study.name
-        store.append(record)
-        written.append(record)
+        report(f"quietness probe ({when})", 0, total)
+        keep(Record("probe", None, None, environment=env, study=study.name,
+                    extra={"when": when, "probe": run_probe(max(study.threads))}))
 
     # 1. build every variant once
-    built: dict[tuple[str, str], tuple[str | None, str | None]] = {}
-    names = {model: model_name(model) for model in study.models}
+    built: dict[tuple[str, str], Built] = {}
     for model in study.models:
         for variant in study.variants:
-            tick(f"building {variant} of {Path(model).name}")
+            report(f"building {variant} of {Path(model).name}", 0, total)
             built[(model, variant)] = build_job(study, model, variant, out, cache)
 
-    # 2. latency, in interleaved rounds: round r measures every configuration before round r+1 starts
-    pending = [job for job in lat_jobs if job.key not in done]
+    # 2. latency, in interleaved rounds: round r measures every configuration before round r+1 starts; 3. accuracy
+    pending = [t for t in timed if t.id not in done]
     if pending:
         probe("before")
     rounds = int(study.latency.get("rounds", 2))
-    for job in lat_jobs:
-        k += 1
-        if job.key in done:
+    for k, trial in enumerate(trials, 1):
+        if trial.id in done:
             continue
-        tick(f"[{k}/{total}] {'end-to-end ' if job.mode[0] == 'e2e' else ''}latency {job.variant} on {job.runtime} @ "
-             f"{job.threads}{' (Ultralytics predict)' if job.mode[1] == 'ultralytics' else ''}, "
-             f"round {job.round_no}/{rounds}")
-        spec, build_error = built[(job.model, job.variant)]
-        keep(run_latency_job(study, job, spec, build_error, cache=cache, env=env, name=names[job.model]), job.key)
-    if pending:
-        probe("after")
-
-    # 3. accuracy
-    for job in acc_jobs:
-        k += 1
-        if job.key in done:
-            continue
-        tick(f"[{k}/{total}] accuracy '{job.evaluation.name}' of {job.variant} on {job.runtime}")
-        spec, build_error = built[(job.model, job.variant)]
-        reference = built[(job.model, job.evaluation.reference)][0] if job.evaluation.reference else None
-        keep(run_accuracy_job(study, job, spec, build_error, reference, cache=cache, env=env,
-                              name=names[job.model]), job.key)
+        if trial.kind == "latency":
+            report(f"[{k}/{total}] {'end-to-end ' if trial.mode == 'e2e' else ''}latency {trial.variant} on "
+                   f"{trial.runtime} @ {trial.threads}{' (Ultralytics predict)' if trial.pipeline == 'ultralytics' else ''}"
+                   f", round {trial.round}/{rounds}", k, total)
+        else:
+            report(f"[{k}/{total}] accuracy '{trial.evaluation.name}' of {trial.variant} on {trial.runtime}", k, total)
+        reference = reference_of(trial)
+        keep(run_trial(trial, built[(trial.model, trial.variant)], cache=cache, environment=env,
+                       reference=built[reference] if reference else None))
+        if trial.kind == "latency" and trial is pending[-1]:
+            probe("after")
     report("done", total, total)
     return written
-
-
-def _latency_key(model: str, variant: str, runtime: str, threads: int, round_no: int,
-                 mode: tuple[str, str] = ("model", "posebench")) -> str:
-    """A latency trial's key in the study (round 1 of model mode keeps the key studies had before rounds and
-    end-to-end timing existed)."""
-    return f"{model}|{variant}|latency|{runtime}|{threads}" + (f"|r{round_no}" if round_no > 1 else "") + \
-        (f"|{mode[0]}" if mode[0] != "model" else "") + (f"|{mode[1]}" if mode[1] != "posebench" else "")
-
-
-def _gpu_available() -> bool:
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except ImportError:
-        return False

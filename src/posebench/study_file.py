@@ -11,6 +11,7 @@ from typing import Any
 
 from posebench.errors import InvalidInputError, PosebenchError, read_yaml_file
 from posebench.evaluate.disjoint import check_disjoint
+from posebench.trial import Evaluation
 
 KEYS = {"name", "description", "models", "variants", "runtimes", "threads", "imgsz", "latency", "evaluation",
         "calibration", "finetune", "pseudo_labels", "bn_calibration", "epochs", "gpu_runtimes", "targets"}
@@ -28,19 +29,6 @@ def is_gpu_kind(kind: str) -> bool:
 
 class StudyError(InvalidInputError):
     """A study file is malformed; the message names the key."""
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """One accuracy check: against labels (`data`) or label-free against the `reference` variant's output."""
-
-    name: str
-    data: Path | None = None
-    split: str = "val"
-    reference: str | None = None  # a variant name of the same model, usually "base"
-    source: Path | None = None
-    max_frames: int = 60
-    runtimes: tuple[str, ...] = ()  # the runtimes this evaluation scores on (empty: every runtime of the study)
 
 
 @dataclass(frozen=True)

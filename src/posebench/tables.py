@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from posebench.evaluate.uncertainty import format_interval
-from posebench.results import runtime_label
+from posebench.record import Record
 
 COLUMNS = ("runtime", "threads", "mean ms", "p50 ms", "p90 ms", "p99 ms", "std ms", "runs", "vs torch", "status")
 
@@ -15,34 +15,32 @@ def _ms(value: float) -> str:
     return f"{value:.3f}" if value >= 1 else f"{value:.4g}"
 
 
-def latency_rows(records: list[dict[str, Any]]) -> list[list[str]]:
+def latency_rows(records: list[Record]) -> list[list[str]]:
     """One row per latency record; 'vs torch' is torch's mean at the same threads / this mean."""
-    torch_mean = {r["trial"]["threads"]: r["latency"]["mean_ms"] for r in records
-                  if r["trial"]["runtime"] == "torch" and r.get("status") == "ok"}
+    torch_mean = {r.identity.threads: r.latency["mean_ms"] for r in records
+                  if r.identity.runtime == "torch" and r.ok}
     rows = []
     for r in records:
-        t = r["trial"]
-        if r.get("status") != "ok":
-            rows.append([runtime_label(t), str(t["threads"]), *["-"] * 7,
-                         f"{r.get('status', 'error')}: " + str(r.get("error", ""))])
+        t = r.identity
+        if not r.ok:
+            rows.append([t.label, str(t.threads), *["-"] * 7, f"{r.status}: {r.error}"])
             continue
-        lat = r["latency"]
-        ref = torch_mean.get(t["threads"])
-        speedup = f"{ref / lat['mean_ms']:.2f}x" if ref and t["runtime"] != "null" else "-"
-        status = "ok" + (" (capped)" if lat.get("capped") else "") + (" (warning: see below)" if r.get("warnings")
-                                                                      else "")
-        rows.append([runtime_label(t), str(t["threads"]), _ms(lat['mean_ms']), _ms(lat['p50_ms']),
+        lat = r.latency
+        ref = torch_mean.get(t.threads)
+        speedup = f"{ref / lat['mean_ms']:.2f}x" if ref and t.runtime != "null" else "-"
+        status = "ok" + (" (capped)" if lat.get("capped") else "") + (" (warning: see below)" if r.warnings else "")
+        rows.append([t.label, str(t.threads), _ms(lat['mean_ms']), _ms(lat['p50_ms']),
                      _ms(lat['p90_ms']), _ms(lat['p99_ms']), _ms(lat['std_ms']), str(lat["count"]),
                      speedup, status])
     return rows
 
 
-def title_of(records: list[dict[str, Any]]) -> str:
+def title_of(records: list[Record]) -> str:
     if not records:
         return "latency"
-    t, env = records[0]["trial"], records[0].get("environment", {})
-    h, w = t["imgsz"]
-    return (f"batch-1 latency: {t['model']} ({t['variant']}) at {h}x{w} on {env.get('cpu_model', '?')}, "
+    t, env = records[0].identity, records[0].environment or {}
+    h, w = t.imgsz
+    return (f"batch-1 latency: {t.model} ({t.variant}) at {h}x{w} on {env.get('cpu_model', '?')}, "
             f"{env.get('usable_cores', '?')} cores")
 
 
@@ -66,17 +64,17 @@ def markdown_table(title: str, columns: tuple[str, ...], rows: list[list[str]]) 
     return lines + ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
 
 
-def print_latency_table(records: list[dict[str, Any]]) -> None:
+def print_latency_table(records: list[Record]) -> None:
     """Print the latency table to the terminal."""
     print_table(title_of(records), COLUMNS, latency_rows(records), left=("runtime", "status"))
 
 
-def latency_markdown(records: list[dict[str, Any]]) -> str:
+def latency_markdown(records: list[Record]) -> str:
     """The same table as Markdown, with the protocol and environment underneath."""
     lines = markdown_table(title_of(records), COLUMNS, latency_rows(records))
-    lines += [f"- warning ({runtime_label(r['trial'])}): {w}" for r in records for w in r.get("warnings", [])]
+    lines += [f"- warning ({r.identity.label}): {w}" for r in records for w in r.warnings]
     if records:
-        p, env = records[0]["protocol"], records[0]["environment"]
+        p, env = records[0].protocol, records[0].environment
         lines += ["", f"Protocol: {p}", "",
                   f"Environment: {env['cpu_model']}, {env['usable_cores']} usable cores, ISA {', '.join(env['isa'])}; "
                   f"versions {env['versions']}"]
@@ -93,16 +91,15 @@ def with_interval(accuracy: dict[str, Any], group: str, metric: str) -> str:
     return format_interval(float(accuracy[group][metric]), interval)
 
 
-def accuracy_rows(records: list[dict[str, Any]]) -> list[list[str]]:
+def accuracy_rows(records: list[Record]) -> list[list[str]]:
     """One row per accuracy record, with the thesis's Table 4.1 columns plus COCO keypoint AP."""
     rows = []
     for r in records:
-        label = f"{runtime_label(r['trial'])} ({r['trial']['variant']})" + (" (int8 warning)" if r.get("warnings")
-                                                                            else "")
-        if r.get("status") != "ok":
-            rows.append([label, *["-"] * (len(ACCURACY_COLUMNS) - 2), "error: " + str(r.get("error", ""))])
+        label = f"{r.identity.label} ({r.identity.variant})" + (" (int8 warning)" if r.warnings else "")
+        if not r.ok:
+            rows.append([label, *["-"] * (len(ACCURACY_COLUMNS) - 2), f"error: {r.error}"])
             continue
-        a = r["accuracy"]
+        a = r.accuracy
         coco = a.get("coco") or {}
         cells = [with_interval(a, group, metric) for group in ("box", "pose")
                  for metric in ("precision", "recall", "map50", "map50_95")]
@@ -113,19 +110,19 @@ def accuracy_rows(records: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
-def accuracy_title(records: list[dict[str, Any]]) -> str:
+def accuracy_title(records: list[Record]) -> str:
     if not records:
         return "accuracy"
-    t, ev = records[0]["trial"], records[0].get("evaluation", {})
+    t, ev = records[0].identity, records[0].evaluation or {}
     against = (f"{ev.get('dataset')} ({ev.get('split')})" if ev.get("mode") == "labels"
                else f"reference {ev.get('reference')} on {Path(str(ev.get('source'))).name}, label-free")
-    return f"accuracy: {t['model']} at {t['imgsz'][0]}x{t['imgsz'][1]} against {against}"
+    return f"accuracy: {t.model} at {t.imgsz[0]}x{t.imgsz[1]} against {against}"
 
 
-def print_accuracy_table(records: list[dict[str, Any]]) -> None:
+def print_accuracy_table(records: list[Record]) -> None:
     """Print the accuracy table (thesis Table 4.1 layout) to the terminal."""
     print_table(accuracy_title(records), ACCURACY_COLUMNS, accuracy_rows(records), left=("runtime",), width=160)
 
 
-def accuracy_markdown(records: list[dict[str, Any]]) -> str:
+def accuracy_markdown(records: list[Record]) -> str:
     return "\n".join(markdown_table(accuracy_title(records), ACCURACY_COLUMNS, accuracy_rows(records))) + "\n"

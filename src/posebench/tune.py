@@ -29,7 +29,9 @@ from collections.abc import Callable
 from typing import Any
 
 from posebench.errors import PosebenchError
+from posebench.record import Record
 from posebench.runtimes.base import runtime_name
+from posebench.trial import Built, Evaluation, Trial
 from posebench.tune_build import CandidateBuilder, candidate_recipes  # noqa: F401 - part of tune's interface
 from posebench.tune_plan import (  # noqa: F401 - part of tune's interface
     INT8_PRESETS,
@@ -58,7 +60,7 @@ class Tuner:
         plan.out.mkdir(parents=True, exist_ok=True)
         self.store = ResultStore(plan.out / "results.jsonl")
         self.records = self.store.read()
-        self.done = {r["study_key"]: r for r in self.records if "study_key" in r}
+        self.done = {r.trial_id: r for r in self.records if r.trial_id}
         self.cache = plan.out / "cache"
         self.env = fingerprint()
         self.frames, self.eval_from, self.frame_hw = footage_split(plan.footage, plan.eval_from)
@@ -69,81 +71,62 @@ class Tuner:
         self.reference = Candidate(plan.native, "int8-ultralytics")  # Ultralytics' own int8 export
 
     # ---- measuring --------------------------------------------------------------------------------------------
-    def _keep(self, records: list[dict[str, Any]], key: str, **extra: Any) -> list[dict[str, Any]]:
-        for record in records:
-            record.update(study_key=key, study=f"tune:{self.plan.out.name}", **extra)
+    def trial(self, candidate: Candidate, runtime: str, threads: int | None = None, *,
+              evaluation: Evaluation | None = None, stage: str = "", round_no: int = 1) -> Trial:
+        """The trial of `candidate` on `runtime`: latency (a `stage`, a round) or accuracy (an `evaluation`)."""
+        protocol = self.plan.coarse if stage.startswith("coarse") else self.plan.fine
+        return Trial("accuracy" if evaluation else "latency", self.plan.source.name, candidate.name, runtime,
+                     threads or max(self.plan.threads), candidate.imgsz, evaluation=evaluation, stage=stage,
+                     round=round_no, study=f"tune:{self.plan.out.name}", protocol=protocol)
+
+    def evaluation(self, name: str, runtime: str) -> Evaluation:
+        """fidelity (label-free, against the dense model at its native size on the judging frames), labels (the
+        plan's data) or judge (the judging set)."""
+        if name == "fidelity":
+            return Evaluation("fidelity", reference=self.plan.source.name, source=self.plan.footage, max_frames=0,
+                              first_frame=self.eval_from, reference_imgsz=self.plan.native,
+                              reference_runtime=runtime_name(runtime))  # the reference in full precision
+        if name == "judge":
+            return Evaluation("judge", data=self.plan.judge, split="val")
+        return Evaluation("labels", data=self.plan.data, split=self.plan.split)
+
+    def measured(self, candidate: Candidate, trial: Trial) -> Record:
+        """The record of `trial` (run now if it has none yet)."""
+        from posebench.runner import run_trial
+
+        if trial.id not in self.done:
+            spec = self.build(candidate)
+            self.say(f"{trial.kind} of {candidate.name} on {trial.runtime}"
+                     + (f" ({trial.evaluation.name})" if trial.evaluation else ""), 0, 0)
+            record = run_trial(trial, Built(spec, self.errors.get(candidate)), cache=self.cache,
+                               environment=self.env, reference=Built(self.plan.source.spec))
             self.store.append(record)
             self.records.append(record)
-        if records:
-            self.done[key] = records[-1]
-        return records
+            self.done[trial.id] = record
+        return self.done[trial.id]
 
-    def _error(self, kind: str, candidate: Candidate, runtime: str, threads: int, key: str, reason: str,
-               **extra: Any) -> None:
-        from posebench.results import failure_record
+    def accuracy_record(self, candidate: Candidate, runtime: str, name: str, *, run: bool = True) -> Record | None:
+        """`candidate`'s record on `runtime` by evaluation `name` (None when it has none and `run` is False)."""
+        trial = self.trial(candidate, runtime, evaluation=self.evaluation(name, runtime))
+        return self.measured(candidate, trial) if run else self.done.get(trial.id)
 
-        self._keep([failure_record(kind, model=self.plan.source.name, variant=candidate.name, runtime=runtime,
-                                   threads=threads, imgsz=candidate.imgsz, reason=reason, environment=self.env)],
-                   key, **extra)
+    def evaluations(self) -> tuple[str, ...]:
+        return ("fidelity", "labels") if self.plan.data else ("fidelity",)
 
     def accuracy(self, candidate: Candidate, runtime: str) -> dict[str, float | None]:
         """Fidelity on the judging frames (and pose mAP50-95 with labels) of `candidate` on `runtime`."""
-        from posebench.models import resolve_model
-        from posebench.val import ValPlan, run_val
-
-        scores: dict[str, float | None] = {}
-        evaluations = [("fidelity", None)] + ([("labels", self.plan.data)] if self.plan.data else [])
-        for name, data in evaluations:
-            key = f"tune|{candidate.name}|accuracy|{name}|{runtime}"
-            if key not in self.done:
-                spec = self.build(candidate)
-                self.say(f"accuracy '{name}' of {candidate.name} on {runtime}", 0, 0)
-                if spec is None:
-                    self._error("accuracy", candidate, runtime, self.plan.threads[-1], key, self.errors[candidate],
-                                tune={"candidate": candidate.name})
-                else:
-                    plan = ValPlan(source=resolve_model(spec), runtimes=(runtime,), imgsz=candidate.imgsz,
-                                   threads=max(self.plan.threads), variant=candidate.name, cache_dir=self.cache,
-                                   model_name=self.plan.source.name,
-                                   **({"data": data, "split": self.plan.split} if data else
-                                      {"reference": self.plan.source,
-                                       "reference_runtime": runtime_name(runtime),  # full precision
-                                       "reference_imgsz": self.plan.native, "frames": self.plan.footage, "max_frames": 0,
-                                       "first_frame": self.eval_from}))
-                    self._keep(run_val(plan, None), key, tune={"candidate": candidate.name},
-                               evaluation_name=name)
-            record = self.done[key]
-            scores[name] = _score(record) if record.get("status") == "ok" else None
-        return scores
+        return {name: _score(self.accuracy_record(candidate, runtime, name)) for name in self.evaluations()}
 
     def recorded_accuracy(self, candidate: Candidate, runtime: str) -> dict[str, float | None]:
         """What was recorded for `candidate` on `runtime` (None where nothing was); measures nothing."""
-        out: dict[str, float | None] = {}
-        for name in ("fidelity", "labels") if self.plan.data else ("fidelity",):
-            record = self.done.get(f"tune|{candidate.name}|accuracy|{name}|{runtime}")
-            out[name] = _score(record) if record and record.get("status") == "ok" else None
-        return out
+        return {name: _score(self.accuracy_record(candidate, runtime, name, run=False)) for name in self.evaluations()}
 
     def latency(self, candidate: Candidate, runtime: str, threads: int, stage: str, round_no: int,
                 lineup: str = "") -> float | None:
         """Model-mode p50 (ms) of one measurement, recorded once per `lineup` (what it is interleaved with)."""
-        from posebench.bench import BenchPlan, run_bench
-        from posebench.models import resolve_model
-
-        key = f"tune|{candidate.name}|latency|{runtime}|{threads}|{stage}{lineup}|r{round_no}"
-        if key not in self.done:
-            spec = self.build(candidate)
-            if spec is None:
-                self._error("latency", candidate, runtime, threads, key, self.errors[candidate],
-                            tune={"candidate": candidate.name, "stage": stage}, round=round_no)
-            else:
-                plan = BenchPlan(source=resolve_model(spec), runtimes=(runtime,), threads=(threads,),
-                                 imgsz=candidate.imgsz, protocol=self.plan.coarse if stage == "coarse" else self.plan.fine,
-                                 variant=candidate.name, cache_dir=self.cache, model_name=self.plan.source.name)
-                self._keep(run_bench(plan, None), key, tune={"candidate": candidate.name, "stage": stage},
-                           round=round_no)
-        record = self.done[key]
-        return float(record["latency"]["p50_ms"]) if record.get("status") == "ok" else None
+        record = self.measured(candidate, self.trial(candidate, runtime, threads, stage=f"{stage}{lineup}",
+                                                     round_no=round_no))
+        return float(record.latency["p50_ms"]) if record.ok else None
 
     # ---- the search -------------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -315,33 +298,13 @@ class Tuner:
 
         verdicts, row["comparison"] = [], {}
         for name in row["accuracy"]:
-            mine = self.done.get(f"tune|{row['candidate']}|accuracy|{name}|{row['runtime']}")
-            ref = self.done.get(f"tune|{self.reference.name}|accuracy|{name}|{self.plan.reference_runtime}")
-            ok = mine and ref and mine.get("status") == "ok" and ref.get("status") == "ok"
-            d = difference(mine["accuracy"], ref["accuracy"], METRIC_OF_SCORE[name]) if ok else None
+            mine = self.accuracy_record(Candidate.of_row(row), row["runtime"], name, run=False)
+            ref = self.accuracy_record(self.reference, self.plan.reference_runtime, name, run=False)
+            ok = mine and ref and mine.ok and ref.ok
+            d = difference(mine.accuracy, ref.accuracy, METRIC_OF_SCORE[name]) if ok else None
             row["comparison"][name] = d.to_dict() if d else None
             verdicts.append(d.within(self.plan.tolerance) if d else None)
         row["within"] = False if False in verdicts else (None if None in verdicts else True)
-
-    def _judged_record(self, candidate: Candidate, runtime: str) -> dict[str, Any]:
-        """The winner, the fp32 model at its size or the reference scored on the judging labels (recorded once)."""
-        from posebench.models import resolve_model
-        from posebench.val import ValPlan, run_val
-
-        key = f"tune|{candidate.name}|accuracy|judge|{runtime}"
-        if key not in self.done:
-            spec = self.build(candidate)
-            self.say(f"judging {candidate.name} on {runtime} with {self.plan.judge.name}", 0, 0)
-            if spec is None:
-                self._error("accuracy", candidate, runtime, max(self.plan.threads), key, self.errors[candidate],
-                            tune={"candidate": candidate.name})
-            else:
-                plan = ValPlan(source=resolve_model(spec), runtimes=(runtime,), imgsz=candidate.imgsz,
-                               threads=max(self.plan.threads), variant=candidate.name, cache_dir=self.cache,
-                               model_name=self.plan.source.name, data=self.plan.judge, split="val")
-                self._keep(run_val(plan, None), key, tune={"candidate": candidate.name},
-                           evaluation_name="judge")
-        return self.done[key]
 
     def _judge(self, winner: dict[str, Any]) -> dict[str, Any]:
         """Final figures on the judging set: the winner, the fp32 model at the winner's input size and the reference,
@@ -352,26 +315,29 @@ class Tuner:
         runs = {"winner": (chosen, winner["runtime"]),
                 "fp32 at the winner's size": (Candidate(tuple(winner["imgsz"])), winner["runtime"]),
                 "reference": (self.reference, self.plan.reference_runtime)}
-        records = {name: self._judged_record(c, rt) for name, (c, rt) in runs.items()}
+        records = {name: self.accuracy_record(c, rt, "judge") for name, (c, rt) in runs.items()}
         out: dict[str, Any] = {"data": str(self.plan.judge), "scores": {}, "differences": {}}
         for name, r in records.items():
-            if r.get("status") == "ok":
-                a = r["accuracy"]
+            if r.ok:
+                a = r.accuracy
                 out["scores"][name] = {"candidate": runs[name][0].name, "runtime": runs[name][1],
                                        "map50_95": a["pose"]["map50_95"], "images": a["images"],
                                        "interval": ((a.get("intervals") or {}).get("pose") or {}).get("map50_95")}
         mine = records["winner"]
         for name in ("fp32 at the winner's size", "reference"):
             other = records[name]
-            if mine.get("status") == "ok" and other.get("status") == "ok" and mine is not other:
-                d = difference(mine["accuracy"], other["accuracy"], "pose.map50_95")
+            if mine.ok and other.ok and mine is not other:
+                d = difference(mine.accuracy, other.accuracy, "pose.map50_95")
                 out["differences"][name] = d.to_dict() if d else None
         return out
 
 
 
-def _score(record: dict[str, Any]) -> float:
-    accuracy = record["accuracy"]
+def _score(record: Record | None) -> float | None:
+    """Fidelity, or pose mAP50-95 with labels (None: no successful record)."""
+    if record is None or not record.ok:
+        return None
+    accuracy = record.accuracy
     return float(accuracy["fidelity"]) if "fidelity" in accuracy else float(accuracy["pose"]["map50_95"])
 
 

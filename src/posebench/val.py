@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posebench.bench import artifact_warnings, runtime_options
+from posebench.bench import artifact_warnings, failure_of, runtime_options
 from posebench.errors import InvalidInputError, PosebenchError, failure
 from posebench.evaluate.data import load_dataset
 from posebench.evaluate.postprocess import NMSConfig
@@ -21,8 +21,10 @@ from posebench.export import DEFAULT_CACHE, ArtifactStore, read_metadata
 from posebench.machine.environment import fingerprint
 from posebench.models import ModelSource
 from posebench.pipeline import backend_input, resolve_preprocess
-from posebench.results import ResultStore, make_trial, new_record
+from posebench.record import Identity, Record
+from posebench.results import ResultStore
 from posebench.runtimes import backend_class, create_backend
+from posebench.trial import Evaluation, Trial
 
 Progress = Callable[[str, int, int], None]
 
@@ -77,9 +79,11 @@ def _predictor(store: ArtifactStore, spec: str, plan: ValPlan,
                      preprocess=path), meta
 
 
-def run_val(plan: ValPlan, store: ResultStore | None, on_progress: Progress | None = None) -> list[dict[str, Any]]:
+def run_val(plan: ValPlan, store: ResultStore | None, on_progress: Progress | None = None, *,
+            trial: Trial | None = None) -> list[Record]:
     """Validate on every runtime of the plan; each record is appended to `store` as soon as it exists (None:
-    returned only, for a caller that adds its own fields first)."""
+    returned only). `trial`: the one trial a study or tune asks for (its plan has one runtime); its id, evaluation
+    name and study go into the record."""
     report = on_progress or (lambda what, done, total: None)
     env = fingerprint()
     artifacts = ArtifactStore(plan.source, plan.cache_dir)
@@ -120,43 +124,56 @@ def run_val(plan: ValPlan, store: ResultStore | None, on_progress: Progress | No
         except PosebenchError as exc:
             outcome = failure(exc)
         identity = backend_class(runtime).identity(options)
-        trial = make_trial(model=plan.model_name or plan.source.name, source_id=plan.source.identity(), variant=plan.variant,
-                           runtime=runtime, threads=plan.threads, imgsz=plan.imgsz,
-                           fmt=backend_class(runtime).artifact_format, options=identity,
-                           precision=identity.get("precision") or (meta or {}).get("precision", "fp32"))
+        ran = Identity(model=plan.model_name or plan.source.name, source_id=plan.source.identity(),
+                       variant=plan.variant, runtime=runtime, threads=plan.threads, imgsz=tuple(plan.imgsz),
+                       format=backend_class(runtime).artifact_format, options=identity,
+                       precision=identity.get("precision") or (meta or {}).get("precision", "fp32"))
         notes = artifact_warnings(meta, env, runtime)
-        if notes:
-            outcome["warnings"] = notes
         evaluation = ({"mode": "labels", "data": str(plan.data), "split": plan.split, "dataset": dataset.name}
                       if mode == "labels" else
                       {"mode": "reference", "reference": plan.reference.spec, "reference_id": plan.reference.identity(),
                        "reference_runtime": plan.reference_runtime, "source": str(plan.frames),
                        "reference_imgsz": list(ref_imgsz), "first_frame": plan.first_frame,
                        "ref_conf": plan.ref_conf, "frames": len(frames)})
-        record = new_record("accuracy", trial, evaluation=evaluation, environment=env, **outcome)
+        asked = trial or plan_trial(plan, spec, evaluation)
+        if trial is not None:
+            evaluation["name"] = trial.evaluation.name
+        record = Record("accuracy", asked.id, ran, failure=failure_of(outcome), environment=env,
+                        study=asked.study or None, evaluation=evaluation, accuracy=outcome.get("accuracy"),
+                        backend=outcome.get("backend"), artifact=outcome.get("artifact"), warnings=tuple(notes))
         if store is not None:
             store.append(record)
         records.append(record)
     return records
 
 
-def compare_to_baseline(records: list[dict[str, Any]], baseline: dict[str, Any], name: str) -> list[str]:
-    """Add to each record its paired difference from `baseline` (scored on the same images): pose and box
-    mAP50-95 and mAP50, COCO keypoint AP; returns one printable line per record."""
+def plan_trial(plan: ValPlan, spec: str, evaluation: dict[str, Any]) -> Trial:
+    """The trial `val` runs for one runtime spec of its plan (its evaluation named after the data or the frames)."""
+    name = (f"{evaluation['dataset']}:{evaluation['split']}" if evaluation["mode"] == "labels" else
+            f"fidelity:{Path(str(evaluation['source'])).name}")
+    return Trial("accuracy", model=plan.model_name or plan.source.name, variant=plan.variant, runtime=spec,
+                 threads=plan.threads, imgsz=tuple(plan.imgsz), evaluation=Evaluation(name))
+
+
+def compare_to_baseline(records: list[Record], baseline: Record, name: str) -> tuple[list[Record], list[str]]:
+    """Each record with its paired difference from `baseline` (scored on the same images) added: pose and box
+    mAP50-95 and mAP50, COCO keypoint AP; and one printable line per record compared."""
     from posebench.evaluate.uncertainty import paired_differences
     from posebench.report.compare import matches_of
 
-    if baseline.get("status") != "ok":
-        return [f"baseline {name}: {baseline.get('status')}: {baseline.get('error')}"]
+    if not baseline.ok:
+        return records, [f"baseline {name}: {baseline.status}: {baseline.error}"]
     lines = []
-    reference = matches_of(baseline["accuracy"])
+    reference = matches_of(baseline.accuracy)
+    compared = []
     for r in records:
-        if r.get("status") != "ok" or reference is None:
+        if not r.ok or reference is None:
+            compared.append(r)
             continue
-        differences = paired_differences(matches_of(r["accuracy"]), reference)
-        r["comparison"] = {"baseline": name, "baseline_record": baseline["id"],
-                           "differences": {k: d.to_dict() for k, d in differences.items()}}
+        differences = paired_differences(matches_of(r.accuracy), reference)
+        compared.append(r.with_fields(comparison={"baseline": name, "baseline_record": baseline.id,
+                                                  "differences": {k: d.to_dict() for k, d in differences.items()}}))
         main = [f"{k} {differences[k].describe()}" for k in ("pose.map50_95", "pose.map50", "coco.AP")
                 if k in differences]
-        lines.append(f"{r['trial']['runtime']} minus baseline {name} (paired, same images): " + "; ".join(main))
-    return lines
+        lines.append(f"{r.identity.runtime} minus baseline {name} (paired, same images): " + "; ".join(main))
+    return compared, lines

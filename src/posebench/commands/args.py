@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from posebench.models import ModelSource
+    from posebench.record import Record
 
 ShowProgress = Callable[[str, int, "int | None"], None]
 
@@ -106,9 +107,9 @@ def input_size(args: argparse.Namespace, source: "ModelSource") -> tuple[int, in
     return parse_imgsz(ArtifactStore(source, args.cache_dir or DEFAULT_CACHE).fixed_imgsz() or 640)
 
 
-def print_warnings(records: list[dict]) -> None:
+def print_warnings(records: list[Record]) -> None:
     """Each distinct warning of the records, once, on stderr."""
-    for text in dict.fromkeys(w for r in records for w in r.get("warnings", [])):
+    for text in dict.fromkeys(w for r in records for w in r.warnings):
         print(f"warning: {text}", file=sys.stderr)
 
 

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     (args.out / "latency.md").write_text(latency_markdown(records))
     if args.json:
         write_json(args.json, records)
-    failed = [r for r in records if r.get("status") != "ok"]
+    failed = [r for r in records if not r.ok]
     print(f"{len(records) - len(failed)} of {len(records)} measurements ok; records in {store.path}"
           + (f" and {args.json}" if args.json else "") + f"; table in {args.out / 'latency.md'}")
     print_warnings(records)

@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     from posebench.machine.environment import fingerprint
     from posebench.models import default_variant
     from posebench.pipeline import open_pipeline, resolve_preprocess
-    from posebench.results import ResultStore, make_trial, new_record, write_json
+    from posebench.record import Identity, Record
+    from posebench.results import ResultStore, write_json
     from posebench.runtimes import backend_class, parse_runtimes
     from posebench.runtimes.base import parse_runtime_spec
     from posebench.stream import FrameSource, matched_imgsz, run_stream
@@ -110,13 +111,14 @@ def run(args: argparse.Namespace) -> int:
     finally:
         frames.close()
     summary = stats.to_dict()
-    trial = make_trial(model=model.name, source_id=model.identity(), variant=args.variant or default_variant(model),
-                       runtime=runtime, threads=threads[0], imgsz=imgsz, fmt=cls.artifact_format,
-                       precision=meta.get("precision", "fp32"), options=cls.identity(options), mode="stream",
-                       pipeline={"preprocess": resolve_preprocess(args.preprocess, cls), "source": frames.name,
-                                 **({"inflight": args.inflight} if args.inflight > 1 else {})})
-    record = new_record("stream", trial, status="ok", stream=summary, pipeline=pipeline.describe(),
-                        artifact={"path": str(artifact), "form": meta.get("form")}, environment=fingerprint())
+    ran = Identity(model=model.name, source_id=model.identity(), variant=args.variant or default_variant(model),
+                   runtime=runtime, threads=threads[0], imgsz=tuple(imgsz), format=cls.artifact_format,
+                   precision=meta.get("precision", "fp32"), options=cls.identity(options), mode="stream",
+                   pipeline={"preprocess": resolve_preprocess(args.preprocess, cls), "source": frames.name,
+                             **({"inflight": args.inflight} if args.inflight > 1 else {})})
+    record = Record("stream", ran.config_id, ran, environment=fingerprint(),
+                    artifact={"path": str(artifact), "form": meta.get("form")},
+                    extra={"stream": summary, "pipeline": pipeline.describe()})
     store = ResultStore(args.out / "results.jsonl")
     store.append(record)
     if args.json:

@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"study '{study.name}': no trial runs on this machine (its targets: {', '.join(study.targets)}); "
               f"run it with --executor dask on a cluster that has them", file=sys.stderr)
         return EXIT_NONE_SKIPPED
-    written = [r for r in written if r.get("kind") != "probe"]  # trial records; probes are reported separately
-    failed = [r for r in written if r.get("status") != "ok"]
+    written = [r for r in written if r.kind != "probe"]  # trial records; probes are reported separately
+    failed = [r for r in written if not r.ok]
     md, page = build_report([out / "results.jsonl"], out / "report", max_drop=args.max_drop, budget_ms=args.budget_ms,
                             metric=args.metric, prices=args.prices)
     _print_study_tables(out / "results.jsonl", metric=args.metric, max_drop=args.max_drop, budget_ms=args.budget_ms)

@@ -96,28 +96,28 @@ def run(args: argparse.Namespace) -> int:
         with progress_bar() as show:
             baseline = run_val(baseline_plan, store,
                                lambda what, done, total: show(f"baseline: {what}", done, total))[0]
-        comparisons = compare_to_baseline(records, baseline, args.baseline)
+        records, comparisons = compare_to_baseline(records, baseline, args.baseline)
         records = records + [baseline]
     print_accuracy_table(records)
     (args.out / "accuracy.md").write_text(accuracy_markdown(records))
     if args.json:
         write_json(args.json, records)
     for r in records:
-        if r["status"] == "ok":
-            a = r["accuracy"]
+        if r.ok:
+            a = r.accuracy
             coco = f", COCO AP {with_interval(a, 'coco', 'AP')}" if a.get("coco") else ""
             if "fidelity" in a:
                 coco = (f", fidelity {with_interval(a, 'coco', 'AP')} (COCO keypoint AP against the reference; "
                         "1.0 = same poses)")
             ci = " (95 % intervals: bootstrap over images)" if a.get("intervals") else ""
-            who = ("baseline " if args.baseline and r is records[-1] else "") + r["trial"]["runtime"]
+            who = ("baseline " if args.baseline and r is records[-1] else "") + r.identity.runtime
             print(f"{who}: pose mAP50 {with_interval(a, 'pose', 'map50')} mAP50-95 "
                   f"{with_interval(a, 'pose', 'map50_95')}, box mAP50 {with_interval(a, 'box', 'map50')} mAP50-95 "
                   f"{with_interval(a, 'box', 'map50_95')}{coco} on {a['images']} "
                   f"images ({a['instances']} instances) in {a['wall_seconds']:.1f} s{ci}"
                   + (f"; {len(a['skipped'])} input(s) left out: {'; '.join(a['skipped'])}" if a.get("skipped") else ""))
         else:
-            print(f"{r['trial']['runtime']}: {r['status']}: {r['error']}")
+            print(f"{r.identity.runtime}: {r.status}: {r.error}")
     for line in comparisons:
         print(line)
     print(f"records in {store.path}" + (f" and {args.json}" if args.json else ""))

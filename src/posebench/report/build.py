@@ -38,7 +38,7 @@ def build_report(paths: list[Path], out: Path, *, max_drop: float = 0.01, budget
     figures = plots(report)
     sections: list[tuple[str, str, str]] = []  # (title, markdown, html)
     lines = verdict(report, max_drop=max_drop, budget_ms=budget_ms)
-    few = sorted({r["accuracy"]["images"] for r in report.accuracy if Report._evaluation_name(r) == report.primary})
+    few = sorted({r.accuracy["images"] for r in report.accuracy if Report._evaluation_name(r) == report.primary})
     if few and few[0] < 20:
         lines.append(f"Caution: the primary evaluation ({report.primary}) has only {few[0]} images; accuracy "
                      "differences of a few points are within its noise.")
@@ -84,7 +84,7 @@ def build_report(paths: list[Path], out: Path, *, max_drop: float = 0.01, budget
                                                                                else "")))
     if report.failed:
         rows = [["kind", "variant", "runtime", "status", "reason"]] + [
-            [r["kind"], r["trial"]["variant"], r["trial"]["runtime"], r.get("status", ""), str(r.get("error", ""))[:300]]
+            [r.kind, r.identity.variant, r.identity.runtime, r.status, str(r.error or "")[:300]]
             for r in report.failed]
         sections.append(("Skipped or failed trials", markdown_table(rows), html_table(rows)))
     rows = environments(report)

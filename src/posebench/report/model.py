@@ -4,15 +4,14 @@ configurations as `Point`s (latency, accuracy, cost and the paired gap from base
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from posebench.errors import InvalidInputError
 from posebench.evaluate.uncertainty import Difference
+from posebench.record import Record
 from posebench.report.compare import difference
 from posebench.report.cost import Cost, PriceRule, load_prices, price
-from posebench.results import runtime_label
 
 NOISY_SPREAD = 0.10  # rounds of one trial whose p50s differ by more than this are flagged
 
@@ -42,42 +41,39 @@ class Point:
         return f"{self.variant} / {self.runtime} @{self.threads} ({self.machine})"
 
 
-def machine_name(record: dict[str, Any]) -> str:
-    env = record.get("environment") or {}
+def machine_name(record: Record) -> str:
+    env = record.environment or {}
     cpu = str(env.get("cpu_model", "?")).replace("(R)", "").replace("(TM)", "").replace(" Processor", "")
     gpus = f" + {env['gpus'][0]}" if env.get("gpus") and device_kind(record) == "gpu" else ""
     # records made up for a test or an example (not measured) say so wherever their machine is named
-    return f"{cpu}, {env.get('usable_cores', '?')} cores{gpus}" + (" [synthetic]" if record.get("synthetic") else "")
+    return f"{cpu}, {env.get('usable_cores', '?')} cores{gpus}" + (" [synthetic]" if record.extra.get("synthetic") else "")
 
 
-def device_kind(record: dict[str, Any]) -> str:
-    backend = record.get("backend") or {}
-    return "gpu" if record["trial"]["runtime"] == "tensorrt" or backend.get("device") == "gpu" else "cpu"
+def device_kind(record: Record) -> str:
+    backend = record.backend or {}
+    return "gpu" if record.identity.runtime == "tensorrt" or backend.get("device") == "gpu" else "cpu"
 
 
 class Report:
     """Everything a report shows, computed once from the merged records."""
 
-    def __init__(self, records: list[dict[str, Any]], *, evaluation: str | None = None, metric: str = "map50",
+    def __init__(self, records: list[Record], *, evaluation: str | None = None, metric: str = "map50",
                  prices: list[PriceRule] | None = None):
         if metric not in METRICS:
             raise InvalidInputError(f"--metric must be one of {', '.join(METRICS)}, got '{metric}'")
         self.metric = metric
         self.prices = load_prices() if prices is None else prices
-        self.synthetic = any(r.get("synthetic") for r in records)
+        self.synthetic = any(r.extra.get("synthetic") for r in records)
         self.records = records
-        timed = [r for r in records if r.get("kind") == "latency" and r.get("status") == "ok"]
+        timed = [r for r in records if r.kind == "latency" and r.ok]
         # model mode (the runtime call, the thesis's) and end-to-end records answer different questions
-        self.latency = combine_rounds([r for r in timed if r["trial"].get("mode", "model") == "model"])
-        self.e2e = combine_rounds([r for r in timed if r["trial"].get("mode") == "e2e"])
-        self.probes = [r for r in records if r.get("kind") == "probe"]
-        self.accuracy = [r for r in records if r.get("kind") == "accuracy" and r.get("status") == "ok"]
-        def key(r: dict[str, Any]) -> tuple[str, str]:
-            return r["kind"], r.get("study_key") or r["trial_id"]
-
-        succeeded = {key(r) for r in self.latency + self.e2e + self.accuracy}
-        self.failed = [r for r in records if r.get("kind") in ("latency", "accuracy") and r.get("status") != "ok"
-                       and key(r) not in succeeded]  # a failure later retried successfully is not shown
+        self.latency = combine_rounds([r for r in timed if r.identity.mode == "model"])
+        self.e2e = combine_rounds([r for r in timed if r.identity.mode == "e2e"])
+        self.probes = [r for r in records if r.kind == "probe"]
+        self.accuracy = [r for r in records if r.kind == "accuracy" and r.ok]
+        succeeded = {(r.kind, r.trial_id) for r in self.latency + self.e2e + self.accuracy}
+        self.failed = [r for r in records if r.kind in ("latency", "accuracy") and not r.ok
+                       and (r.kind, r.trial_id) not in succeeded]  # a failure later retried successfully is not shown
         if not self.latency and not self.accuracy and not self.e2e:
             raise InvalidInputError("the results hold no successful latency or accuracy record to report on")
         names = []
@@ -85,7 +81,7 @@ class Report:
             name = self._evaluation_name(r)
             if name not in names:
                 names.append(name)
-        labelled = [n for n in names if any(self._evaluation_name(r) == n and r["evaluation"].get("mode") == "labels"
+        labelled = [n for n in names if any(self._evaluation_name(r) == n and r.evaluation.get("mode") == "labels"
                                            for r in self.accuracy)]
         if evaluation is not None and evaluation not in names:
             raise InvalidInputError(f"no evaluation named '{evaluation}' in the results (have: {', '.join(names)})")
@@ -97,8 +93,8 @@ class Report:
         self.machines = list(dict.fromkeys(machine_name(r) for r in self.latency + self.e2e))
 
     @staticmethod
-    def _evaluation_name(record: dict[str, Any]) -> str:
-        ev = record.get("evaluation", {})
+    def _evaluation_name(record: Record) -> str:
+        ev = record.evaluation or {}
         if ev.get("name"):
             return str(ev["name"])
         if ev.get("mode") == "labels":
@@ -107,26 +103,26 @@ class Report:
 
     def accuracy_of(self, model: str, variant: str, runtime: str | None, evaluation: str) -> dict | None:
         """The accuracy record of a variant (on `runtime` if measured there, else on any runtime)."""
-        found = [r for r in self.accuracy if r["trial"]["model"] == model and r["trial"]["variant"] == variant
+        found = [r for r in self.accuracy if r.identity.model == model and r.identity.variant == variant
                  and self._evaluation_name(r) == evaluation]
-        exact = [r for r in found if r["trial"]["runtime"] == runtime]
-        preferred = [r for r in found if r["trial"]["runtime"] == "onnxruntime"]
+        exact = [r for r in found if r.identity.runtime == runtime]
+        preferred = [r for r in found if r.identity.runtime == "onnxruntime"]
         pick = (exact or preferred or found)
-        return pick[-1]["accuracy"] if pick else None
+        return pick[-1].accuracy if pick else None
 
-    def _points(self, records: list[dict[str, Any]] | None = None) -> list[Point]:
+    def _points(self, records: list[Record] | None = None) -> list[Point]:
         points = []
         for r in self.latency if records is None else records:
-            t = r["trial"]
-            acc = self.accuracy_of(t["model"], t["variant"], t["runtime"], self.primary) if self.primary else None
-            if t["runtime"] == "null":
+            t = r.identity
+            acc = self.accuracy_of(t.model, t.variant, t.runtime, self.primary) if self.primary else None
+            if t.runtime == "null":
                 continue
-            base = self.accuracy_of(t["model"], "base", t["runtime"], self.primary) if acc else None
-            points.append(Point(t["model"], t["variant"], runtime_label(t), t["threads"], machine_name(r), device_kind(r),
-                                r["latency"]["mean_ms"], r["latency"]["p50_ms"], r["latency"]["p99_ms"],
+            base = self.accuracy_of(t.model, "base", t.runtime, self.primary) if acc else None
+            points.append(Point(t.model, t.variant, t.label, t.threads, machine_name(r), device_kind(r),
+                                r.latency["mean_ms"], r.latency["p50_ms"], r.latency["p99_ms"],
                                 acc["pose"][self.metric] if acc else None,
-                                price(self.prices, r.get("environment") or {}, device_kind(r), t["threads"],
-                                      r["latency"]["mean_ms"]),
+                                price(self.prices, r.environment or {}, device_kind(r), t.threads,
+                                      r.latency["mean_ms"]),
                                 self.gap(acc, base)))
         return points
 
@@ -144,45 +140,41 @@ class Report:
             self._gaps[key] = difference(accuracy, base, self.gap_metric)
         return self._gaps[key]
 
-    def config(self, record: dict[str, Any]) -> str:
+    def config(self, record: Record) -> str:
         """'runtime@threads', with the machine when the results hold several."""
-        t = record["trial"]
-        return f"{runtime_label(t)}@{t['threads']}" + (f" ({machine_name(record)})" if len(self.machines) > 1 else "")
+        t = record.identity
+        return f"{t.label}@{t.threads}" + (f" ({machine_name(record)})" if len(self.machines) > 1 else "")
 
     def variants(self) -> list[tuple[str, str]]:
         seen: list[tuple[str, str]] = []
         for r in self.latency + self.e2e + self.accuracy:
-            key = (r["trial"]["model"], r["trial"]["variant"])
+            key = (r.identity.model, r.identity.variant)
             if key not in seen:
                 seen.append(key)
         return seen
 
 
-def combine_rounds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One latency record per trial and machine: the median of its rounds' statistics, with the rounds' p50s,
-    their spread ((max - min) / min) and a `noisy` flag when the spread exceeds 10 %. The roofline figures are
-    recomputed for the median p50."""
+def combine_rounds(records: list[Record]) -> list[Record]:
+    """One latency record per configuration and machine: the median of its rounds' statistics, with each round's
+    p50 in `rounds` (its `spread` flags a noisy trial beyond 10 %). The roofline figures are recomputed for the
+    median p50."""
     import statistics
 
     from posebench.machine.roofline import cpu_peak, roofline
 
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for r in records:
-        groups[(r["trial_id"], (r.get("environment") or {}).get("machine_id", "?"))].append(r)
+        groups[(r.identity.config_id, (r.environment or {}).get("machine_id", "?"))].append(r)
     combined = []
     for group in groups.values():
-        group.sort(key=lambda r: (r.get("round", 1), r.get("created", "")))
-        last = dict(group[-1])
-        stats = [g["latency"] for g in group]
-        last["latency"] = {**stats[-1], **{k: statistics.median(s[k] for s in stats)
-                                          for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms") if k in stats[-1]}}
-        p50s = [s["p50_ms"] for s in stats]
-        last["rounds"] = p50s
-        last["spread"] = (max(p50s) - min(p50s)) / min(p50s) if len(p50s) > 1 and min(p50s) > 0 else None
-        last["noisy"] = bool(last["spread"] is not None and last["spread"] > NOISY_SPREAD)
-        ops = (last.get("artifact") or {}).get("ops")
-        if ops and last.get("compute"):
-            last["compute"] = roofline(ops, last["latency"]["p50_ms"],
-                                       cpu_peak(last.get("environment") or {}, last["trial"]["threads"]))
-        combined.append(last)
-    return sorted(combined, key=lambda r: r.get("created", ""))
+        group.sort(key=lambda r: (r.round or 1, r.created))
+        last = group[-1]
+        stats = [g.latency for g in group]
+        latency = {**stats[-1], **{k: statistics.median(s[k] for s in stats)
+                                   for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms") if k in stats[-1]}}
+        compute = last.compute
+        ops = (last.artifact or {}).get("ops")
+        if ops and compute:
+            compute = roofline(ops, latency["p50_ms"], cpu_peak(last.environment or {}, last.identity.threads))
+        combined.append(replace(last, latency=latency, compute=compute, rounds=tuple(s["p50_ms"] for s in stats)))
+    return sorted(combined, key=lambda r: r.created)

@@ -120,7 +120,7 @@ def plots(report: Report) -> dict[str, tuple[str, bytes]]:
         out["cost"] = ("Latency against cost per million frames, per configuration (prices: see Cost per frame).",
                        png_bytes(fig))
     if report.e2e:
-        rows = [(f"{r['trial']['model']}/{r['trial']['variant']}\n{config_of_record(report, r)}", r.get("stages") or {})
+        rows = [(f"{r.identity.model}/{r.identity.variant}\n{config_of_record(report, r)}", r.extra.get("stages") or {})
                 for r in report.e2e]
         fig, ax = plt.subplots(figsize=(max(7, len(rows) * 1.1), 4.2))
         bottom = [0.0] * len(rows)

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import html
 from collections import defaultdict
-from typing import Any
 
+from posebench.record import Identity, Record
 from posebench.report.model import LABELS, METRICS, NOISY_SPREAD, Point, Report, machine_name
-from posebench.results import runtime_label
 from posebench.tables import with_interval
 
 
 def p90_of(report: Report, point: Point) -> float:
     for r in report.latency:
-        t = r["trial"]
-        if (t["model"], t["variant"], runtime_label(t), t["threads"], machine_name(r)) == \
+        t = r.identity
+        if (t.model, t.variant, t.label, t.threads, machine_name(r)) == \
                 (point.model, point.variant, point.runtime, point.threads, point.machine):
-            return float(r["latency"].get("p90_ms", point.p50_ms))
+            return float(r.latency.get("p90_ms", point.p50_ms))
     return point.p50_ms
 
 
@@ -24,14 +23,14 @@ def slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
 
 
-def pipeline_name(trial: dict[str, Any]) -> str:
+def pipeline_name(identity: Identity) -> str:
     """'fused' / 'vectorised' / 'reference' (posebench's pipeline, by pre-processing path) or 'ultralytics'."""
-    pipeline = trial.get("pipeline") or {}
+    pipeline = identity.pipeline or {}
     return str(pipeline.get("preprocess") or pipeline.get("pipeline") or "-")
 
 
-def config_of_record(report: Report, record: dict[str, Any]) -> str:
-    return f"{report.config(record)}, {pipeline_name(record['trial'])}"
+def config_of_record(report: Report, record: Record) -> str:
+    return f"{report.config(record)}, {pipeline_name(record.identity)}"
 
 
 # ---- tables ---------------------------------------------------------------------------------------------
@@ -44,11 +43,11 @@ def accuracy_table(report: Report, evaluation: str) -> list[list[str]]:
     for r in report.accuracy:
         if Report._evaluation_name(r) != evaluation:
             continue
-        a, t = r["accuracy"], r["trial"]
+        a, t = r.accuracy, r.identity
         extra = with_interval(a, "coco", "AP") if (a.get("coco") or {}).get("AP") is not None else "-"
-        base = report.accuracy_of(t["model"], "base", t["runtime"], evaluation)
+        base = report.accuracy_of(t.model, "base", t.runtime, evaluation)
         gap = report.gap(a, base)
-        rows.append([t["model"], t["variant"], t["runtime"], *(with_interval(a, "box", m) for m in METRICS),
+        rows.append([t.model, t.variant, t.runtime, *(with_interval(a, "box", m) for m in METRICS),
                      *(with_interval(a, "pose", m) for m in METRICS), extra, str(a["images"]),
                      gap.describe() if gap else "-"])
     return rows
@@ -59,10 +58,10 @@ def latency_table(report: Report) -> list[list[str]]:
     cells: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
     configs: list[str] = []
     for r in report.latency:
-        t, lat = r["trial"], r["latency"]
+        t, lat = r.identity, r.latency
         config = report.config(r)
         configs.append(config)
-        cells[(t["model"], t["variant"])][config] = f"{lat['mean_ms']:.2f} / {lat['p50_ms']:.2f} / {lat['p99_ms']:.2f}"
+        cells[(t.model, t.variant)][config] = f"{lat['mean_ms']:.2f} / {lat['p50_ms']:.2f} / {lat['p99_ms']:.2f}"
     configs = list(dict.fromkeys(configs))
     rows = [["model", "variant", *configs]]
     for (model, variant), by_config in cells.items():
@@ -78,26 +77,26 @@ def rounds_table(report: Report) -> list[list[str]]:
     rows = [["model", "variant", "runtime@threads", "machine", "p50 per round (ms)", "spread", "GOP / inference",
              "achieved GOP/s", "% of peak", "notes"]]
     for r in report.latency:
-        t = r["trial"]
-        if t["runtime"] == "null":
+        t = r.identity
+        if t.runtime == "null":
             continue
-        spread = r.get("spread")
-        compute = r.get("compute") or {}
-        ops = (r.get("artifact") or {}).get("ops") or {}
-        notes = list(r.get("warnings", []))
-        if r.get("noisy"):
+        spread = r.spread
+        compute = r.compute or {}
+        ops = (r.artifact or {}).get("ops") or {}
+        notes = list(r.warnings)
+        if spread is not None and spread > NOISY_SPREAD:
             notes.insert(0, f"NOISY: rounds differ by {spread:.1%} (> {NOISY_SPREAD:.0%})")
-        subnormal = (r.get("artifact") or {}).get("denormals")
+        subnormal = (r.artifact or {}).get("denormals")
         if has_denormals(subnormal):
-            ftz = (r["trial"].get("options") or {}).get("flush_denormals")
+            ftz = t.options.get("flush_denormals")
             notes.insert(0, f"DENORMALS: {subnormal['activations_fraction']:.2%} of activations, "
                             f"{subnormal['weights_fraction']:.2%} of weights subnormal"
-                            + (" (flushed to zero here)" if ftz else f"; try {t['runtime']}[flush_denormals=true]"))
+                            + (" (flushed to zero here)" if ftz else f"; try {t.runtime}[flush_denormals=true]"))
         if compute.get("beyond_peak"):
             notes.insert(0, f"ABOVE PEAK ({compute['fraction_of_peak']:.0%}): less arithmetic than counted ran (zeros "
                             "skipped, fast-convolution algorithms) or the clock beats the estimate")
-        rows.append([t["model"], t["variant"], f"{runtime_label(t)}@{t['threads']}", machine_name(r),
-                     " / ".join(f"{v:.2f}" for v in r.get("rounds", [])),
+        rows.append([t.model, t.variant, f"{t.label}@{t.threads}", machine_name(r),
+                     " / ".join(f"{v:.2f}" for v in r.rounds),
                      f"{spread:.1%}" if spread is not None else "1 round",
                      f"{ops['ops'] / 1e9:.2f}" + (f" ({ops['int8_ops'] / ops['ops']:.0%} int8)" if ops.get("int8_ops")
                                                  else "") if ops.get("ops") else "-",
@@ -109,15 +108,15 @@ def rounds_table(report: Report) -> list[list[str]]:
 def e2e_table(report: Report) -> list[list[str]]:
     """End-to-end rows: each stage's p50 (pre-processing, inference, decode + NMS), the total's p50 / p90 / p99,
     and the total over the same configuration's model-mode p50 (what the pipeline adds)."""
-    model_p50 = {(r["trial"]["model"], r["trial"]["variant"], report.config(r)): r["latency"]["p50_ms"]
+    model_p50 = {(r.identity.model, r.identity.variant, report.config(r)): r.latency["p50_ms"]
                  for r in report.latency}
     rows = [["model", "variant", "runtime@threads", "pipeline", "pre p50", "infer p50", "post p50",
              "total p50", "p90", "p99", "x model mode", "frames from"]]
     for r in report.e2e:
-        t, lat, st = r["trial"], r["latency"], r.get("stages") or {}
-        mm = model_p50.get((t["model"], t["variant"], report.config(r)))
-        pipeline = t.get("pipeline") or {}
-        rows.append([t["model"], t["variant"], report.config(r), pipeline_name(t),
+        t, lat, st = r.identity, r.latency, r.extra.get("stages") or {}
+        mm = model_p50.get((t.model, t.variant, report.config(r)))
+        pipeline = t.pipeline or {}
+        rows.append([t.model, t.variant, report.config(r), pipeline_name(t),
                      *(f"{st[k]['p50_ms']:.2f}" if k in st else "-" for k in ("pre", "infer", "post")),
                      f"{lat['p50_ms']:.2f}", f"{lat['p90_ms']:.2f}", f"{lat['p99_ms']:.2f}",
                      f"{lat['p50_ms'] / mm:.2f}" if mm else "-", str(pipeline.get("source", "-"))])
@@ -128,9 +127,9 @@ def peak_notes(report: Report) -> list[str]:
     """How each machine's peak was estimated (one line per machine)."""
     seen: dict[str, str] = {}
     for r in report.latency:
-        basis = (r.get("compute") or {}).get("peak_basis")
+        basis = (r.compute or {}).get("peak_basis")
         if basis:
-            seen.setdefault(machine_name(r) + f", {r['trial']['threads']} thread(s)", basis)
+            seen.setdefault(machine_name(r) + f", {r.identity.threads} thread(s)", basis)
     return [f"{machine}: {basis}" for machine, basis in seen.items()]
 
 
@@ -139,10 +138,10 @@ def probe_lines(report: Report) -> list[str]:
     from posebench.machine.probe import quietness
 
     lines = []
-    for study in dict.fromkeys(p.get("study") for p in report.probes):
-        noisy, text = quietness([p for p in report.probes if p.get("study") == study])
+    for study in dict.fromkeys(p.study for p in report.probes):
+        noisy, text = quietness([p.to_json() for p in report.probes if p.study == study])
         lines.append(f"{'NOISY machine' if noisy else 'Quiet machine'} during study '{study}' "
-                     f"({machine_name(next(p for p in report.probes if p.get('study') == study))}): {text}.")
+                     f"({machine_name(next(p for p in report.probes if p.study == study))}): {text}.")
     return lines
 
 
@@ -172,7 +171,7 @@ def environments(report: Report) -> list[list[str]]:
     rows = [["machine", "CPU", "cores", "ISA", "key versions"]]
     seen = set()
     for r in report.records:
-        env = r.get("environment")
+        env = r.environment
         if not env or env.get("machine_id") in seen:
             continue
         seen.add(env.get("machine_id"))
@@ -208,11 +207,11 @@ def thesis_beside(report: Report) -> list[list[str]]:
     dense fp32 row: absolute times on different machines and models do not compare, speed-ups do."""
     from posebench.report import thesis
 
-    measured: dict[tuple[str, str, int, str], dict[str, Any]] = {}
+    measured: dict[tuple[str, str, int, str], Record] = {}
     for r in report.latency:
-        t = r["trial"]
-        if t["runtime"] == "deepsparse":
-            measured[(t["model"], t["variant"], t["threads"], str(r.get("environment", {}).get("machine_id")))] = r
+        t = r.identity
+        if t.runtime == "deepsparse":
+            measured[(t.model, t.variant, t.threads, str((r.environment or {}).get("machine_id")))] = r
     rows = [["variant", "thesis: model, imgsz, cores", "thesis ms", "thesis x vs sml-base", "measured: model, imgsz, cores",
              "measured p50 ms", "measured x vs base", "DeepSparse artifact"]]
     base_ms = thesis.LATENCY_MS["sml-base"]["8-core"]
@@ -222,12 +221,12 @@ def thesis_beside(report: Report) -> list[list[str]]:
         if published is None:
             continue
         base = measured.get((model, "base", threads, machine))
-        p50 = r["latency"]["p50_ms"]
-        size = "x".join(str(v) for v in r["trial"]["imgsz"])
+        p50 = r.latency["p50_ms"]
+        size = "x".join(str(v) for v in r.identity.imgsz)
         rows.append([variant, "YOLOv8s-pose, 512x512, 8 (AMD Genoa)", f"{published:.3f}", f"{base_ms / published:.2f}",
                      f"{model}, {size}, {threads} ({machine_name(r)})", f"{p50:.2f}",
-                     f"{base['latency']['p50_ms'] / p50:.2f}" if base else "-",
-                     str((r.get("artifact") or {}).get("form") or "onnx")])
+                     f"{base.latency['p50_ms'] / p50:.2f}" if base else "-",
+                     str((r.artifact or {}).get("form") or "onnx")])
     return rows
 
 

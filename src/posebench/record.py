@@ -1,0 +1,197 @@
+"""What a measurement leaves behind, typed: `Identity` (what ran), `Failure` (why it did not), `Record` (one trial's
+result), each with `to_json` / `from_json`.
+
+On disk a record is one flat JSON object (`schema` 2). Schema 1 stores (before trials had one id) still load:
+their `study_key`, when present, becomes the record's `trial_id`, else the configuration's hash they carried is
+kept, so reports of old stores group and de-duplicate exactly as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timezone
+from typing import Any
+
+SCHEMA_VERSION = 2
+STATUSES = ("ok", "skipped", "error")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What ran: the model (its name and the id of its bytes), variant, runtime with the options that change what
+    runs, threads, input size, artifact format and precision; an end-to-end run also names its pipeline. Latency
+    and accuracy records of one configuration share it (`config_id`), so reports can join them."""
+
+    model: str
+    source_id: str
+    variant: str
+    runtime: str
+    threads: int
+    imgsz: tuple[int, int]
+    format: str
+    precision: str = "fp32"
+    options: Mapping[str, Any] = field(default_factory=dict)  # only non-default ones, so default runs keep their ids
+    mode: str = "model"  # "model": the runtime call; "e2e": frame in, poses out
+    pipeline: Mapping[str, Any] | None = None  # e2e: pre-processing path and frame source
+
+    @property
+    def config_id(self) -> str:
+        """Stable hash of the configuration: same configuration, same id (the rounds of a latency trial share it)."""
+        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        """'onnxruntime' or 'tensorrt[precision=fp16]': the runtime with its identity options."""
+        if not self.options:
+            return self.runtime
+        text = ",".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in self.options.items())
+        return f"{self.runtime}[{text}]"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": self.model, "source_id": self.source_id, "variant": self.variant,
+                               "runtime": self.runtime, "threads": int(self.threads),
+                               "imgsz": [int(v) for v in self.imgsz], "format": self.format,
+                               "precision": self.precision}
+        if self.options:
+            out["options"] = dict(sorted(self.options.items()))
+        if self.mode != "model":
+            out["mode"] = self.mode
+        if self.pipeline:
+            out["pipeline"] = dict(sorted(self.pipeline.items()))
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Identity:
+        return cls(model=data["model"], source_id=data.get("source_id", ""), variant=data["variant"],
+                   runtime=data["runtime"], threads=int(data["threads"]), imgsz=tuple(data["imgsz"]),  # type: ignore[arg-type]
+                   format=data.get("format", "-"), precision=data.get("precision", "fp32"),
+                   options=dict(data.get("options") or {}), mode=data.get("mode", "model"),
+                   pipeline=dict(data["pipeline"]) if data.get("pipeline") else None)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a trial has no result: "skipped" (cannot run here: runtime not installed, no GPU) or "error"."""
+
+    status: str
+    reason: str
+    type: str | None = None  # the exception's class name, when one was raised
+
+    @classmethod
+    def of(cls, reason: str, type: str | None = None) -> Failure:
+        """A failure whose status follows its reason: 'skipped: ...' is a skip, anything else an error."""
+        return cls("skipped" if reason.startswith("skipped") else "error", reason, type)
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> Failure:
+        from posebench.errors import failure
+
+        found = failure(exc)  # type: ignore[arg-type]
+        return cls(found["status"], found["error"], found["error_type"])
+
+
+# JSON keys a Record holds as its own fields (everything else a record carries lives in `extra`)
+_OWN = ("schema", "id", "kind", "trial_id", "created", "environment", "study", "round", "target", "evaluation",
+        "protocol", "latency", "accuracy", "artifact", "backend", "compute", "warnings", "executor")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One trial's result (kind "latency", "accuracy", "stream"), or a machine probe (kind "probe", no trial)."""
+
+    kind: str
+    trial_id: str | None  # the trial's one id (`posebench.trial.Trial.id`); None for probes
+    identity: Identity | None  # what ran; None for probes
+    failure: Failure | None = None
+    environment: Mapping[str, Any] | None = None
+    study: str | None = None  # the study (or tune run) it belongs to
+    round: int | None = None  # latency: which interleaved round
+    target: str | None = None  # latency: the hardware kind it was asked to run on
+    evaluation: Mapping[str, Any] | None = None  # accuracy: what it was scored against (its `name` included)
+    protocol: Mapping[str, Any] | None = None
+    latency: Mapping[str, Any] | None = None
+    accuracy: Mapping[str, Any] | None = None
+    artifact: Mapping[str, Any] | None = None
+    backend: Mapping[str, Any] | None = None
+    compute: Mapping[str, Any] | None = None
+    warnings: tuple[str, ...] = ()
+    executor: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)  # anything else (stream summary, tune tags, probes...)
+    rounds: tuple[float, ...] = ()  # a report's combined latency record: each round's p50 (not stored)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    schema: int = SCHEMA_VERSION
+
+    @property
+    def status(self) -> str:
+        return self.failure.status if self.failure else "ok"
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    @property
+    def error(self) -> str | None:
+        return self.failure.reason if self.failure else None
+
+    @property
+    def evaluation_name(self) -> str | None:
+        return (self.evaluation or {}).get("name")
+
+    @property
+    def spread(self) -> float | None:
+        """(max - min) / min of the rounds' p50s (None with one round)."""
+        if len(self.rounds) < 2 or min(self.rounds) <= 0:
+            return None
+        return (max(self.rounds) - min(self.rounds)) / min(self.rounds)
+
+    def with_fields(self, **changes: Any) -> Record:
+        """A copy with some fields changed; keys that are not fields go into `extra`."""
+        own = {f.name for f in fields(self)}
+        extra = {k: v for k, v in changes.items() if k not in own}
+        kept = {k: v for k, v in changes.items() if k in own}
+        return replace(self, **kept, **({"extra": {**self.extra, **extra}} if extra else {}))
+
+    def to_json(self) -> dict[str, Any]:
+        """The flat JSON object a store keeps (None and empty fields left out)."""
+        out: dict[str, Any] = {"schema": self.schema, "id": self.id, "kind": self.kind, "created": self.created,
+                               "status": self.status, "environment": self.environment}
+        if self.identity is not None:
+            out["trial_id"], out["trial"] = self.trial_id, self.identity.to_json()
+        if self.failure:
+            out["error"] = self.failure.reason
+            if self.failure.type:
+                out["error_type"] = self.failure.type
+        for key in _OWN[5:]:
+            value = getattr(self, key)
+            if value not in (None, (), {}):
+                out[key] = list(value) if isinstance(value, tuple) else value
+        return {**out, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Record:
+        """A record from its JSON object, schema 1 or 2."""
+        data = dict(data)
+        schema = int(data.pop("schema", 1))
+        if schema > SCHEMA_VERSION:
+            from posebench.errors import InvalidInputError
+
+            raise InvalidInputError(f"a record of schema {schema}: this posebench reads up to {SCHEMA_VERSION} "
+                                    f"(upgrade posebench)")
+        identity = Identity.from_json(data.pop("trial")) if isinstance(data.get("trial"), Mapping) else None
+        data.pop("trial", None)
+        study_key = data.pop("study_key", None)
+        trial_id = data.pop("trial_id", None)
+        if schema == 1 and study_key:
+            trial_id = study_key  # schema 1 had two ids; the study's key is the one that named a trial
+        status = data.pop("status", "ok")
+        reason, error_type = data.pop("error", None), data.pop("error_type", None)
+        failure = None if status == "ok" else Failure(status, str(reason or ""), error_type)
+        own = {k: data.pop(k) for k in _OWN if k in data}
+        own["warnings"] = tuple(own.get("warnings") or ())
+        return cls(kind=own.pop("kind"), trial_id=trial_id, identity=identity, failure=failure, extra=data,
+                   schema=SCHEMA_VERSION, **own)
