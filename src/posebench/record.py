@@ -154,7 +154,9 @@ class Record:
         own = {f.name for f in fields(self)}
         extra = {k: v for k, v in changes.items() if k not in own}
         kept = {k: v for k, v in changes.items() if k in own}
-        return replace(self, **kept, **({"extra": {**self.extra, **extra}} if extra else {}))
+        if extra:
+            kept["extra"] = {**self.extra, **extra}
+        return replace(self, **kept)
 
     def to_json(self) -> dict[str, Any]:
         """The flat JSON object a store keeps (None and empty fields left out)."""

@@ -12,6 +12,7 @@ import os
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from posebench.record import Record
 
@@ -79,10 +80,11 @@ def latest_per_trial(records: list[Record], *, study: str | None = None) -> list
     return list(latest.values())
 
 
-def write_json(path: str | os.PathLike, records: list[Record]) -> None:
-    """Write records as one JSON list (the `--json PATH` output of every command)."""
+def write_json(path: str | os.PathLike, records: list[Record] | list[dict[str, Any]]) -> None:
+    """Write records (or the plain objects `env` and `compress` report) as one JSON list: every command's
+    `--json PATH`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps([r.to_json() for r in records], indent=2, sort_keys=True, default=str))
+    tmp.write_text(json.dumps([r.to_json() if isinstance(r, Record) else r for r in records], indent=2, sort_keys=True, default=str))
     os.replace(tmp, path)
