@@ -97,7 +97,7 @@ def main() -> int:
         variants = {
             "one-shot": (recipe_at(s, "one-shot"), CompressOptions(epochs=0)),
             "one-shot+bn": (recipe_at(s, "one-shot"), CompressOptions(epochs=0,
-                                                                      bn_source=data_root / "images" / "train2017")),
+                                                                      bn_recalibration=data_root / "images" / "train2017")),
             "finetune-labels": (recipe_at(s, "gradual").with_epochs(args.epochs),
                                 CompressOptions(data=train_yaml, imgsz=args.train_imgsz, batch=8)),
             "finetune-video": (recipe_at(s, "gradual").with_epochs(args.video_epochs),

@@ -63,6 +63,20 @@ def test_broken_study_fails_up_front_naming_the_key(change, message, tmp_path, a
         Study.load(path)
 
 
+def test_one_name_for_batchnorm_re_calibration_and_the_old_one_still_read(tmp_path, assets):
+    old = Study.load(_study(tmp_path, assets, **{"imgsz: 160": f"imgsz: 160\nbn_calibration: {assets}"}))
+    new = Study.load(_study(tmp_path, assets, **{"imgsz: 160": f"imgsz: 160\nbn_recalibration: {assets}"}))
+    assert old.bn_recalibration == new.bn_recalibration == assets
+    with pytest.raises(StudyError, match="'bn_calibration': is the old name of 'bn_recalibration'"):
+        Study.load(_study(tmp_path, assets, **{"imgsz: 160": f"imgsz: 160\nbn_calibration: {assets}\n"
+                                                             f"bn_recalibration: {assets}"}))
+    from posebench.cli import build_parser
+
+    for flag in ("--bn-recalibration", "--bn-calibrate"):
+        args = build_parser().parse_args(["compress", "--recipe", "r.yaml", "--out", "o", flag, str(assets)])
+        assert args.bn_recalibration == assets
+
+
 def test_shipped_studies_parse():
     for path in sorted((REPO / "studies").glob("*.yaml")):
         study = Study.load(path)

@@ -156,7 +156,7 @@ runtimes: [torch, onnxruntime, openvino]
 threads: [2]
 imgsz: 128
 calibration: {assets}
-bn_calibration: {assets}
+bn_recalibration: {assets}
 latency: {{iters: 5, min_seconds: 0, warmup: 1, warmup_seconds: 0, rounds: 2, probe: false}}
 evaluation:
   - name: fidelity

@@ -84,9 +84,12 @@ def identity_of(plan: BenchPlan, runtime: str, threads: int, meta: dict[str, Any
     identity = cls.identity(options)
     pipeline = None
     if plan.mode == "e2e" and plan.pipeline == "ultralytics":
-        if runtime not in ("torch", "onnxruntime", "openvino"):
-            raise InvalidInputError(f"Ultralytics' predict pipeline is timed on torch, onnxruntime and openvino "
-                                    f"here, not on {runtime}")
+        if not cls.ultralytics_predict:
+            from posebench.runtimes import REGISTRY
+
+            able = [n for n in REGISTRY if backend_class(n).ultralytics_predict]
+            raise InvalidInputError(f"Ultralytics' predict pipeline is timed on {', '.join(able)} here, not on "
+                                    f"{runtime}")
         pipeline = {"pipeline": "ultralytics", "source": e2e_source(plan).name}
     elif plan.mode == "e2e":
         from posebench.pipeline import resolve_preprocess
@@ -136,12 +139,13 @@ def artifact_warnings(meta: dict[str, Any] | None, env: dict[str, Any], runtime:
     from posebench.machine.isa import SATURATING, int8_mismatch
 
     meta = meta or {}
-    if meta.get("precision") != "int8" or runtime in ("torch", "tensorrt", "null"):
+    kernels = backend_class(runtime).cpu_int8
+    if meta.get("precision") != "int8" or not kernels:
         return []
     target = (meta.get("quantization") or {}).get("int8_target") or {}
     running = env.get("int8_path", "generic")
     if not target and meta.get("source_kind") == "artifact":  # made elsewhere: its int8 path is unknown
-        if running in SATURATING and runtime in ("onnxruntime", "deepsparse"):
+        if running in SATURATING and kernels == "u8s8":
             return [f"int8 artifact made elsewhere, built for an unknown int8 path; this CPU's u8 x s8 kernels "
                     f"({running}) saturate with full 8-bit weights: check its accuracy here with posebench val"]
         return []
@@ -234,7 +238,7 @@ def run_bench(plan: BenchPlan, store: ResultStore | None,
                 on_progress(f"building {cls.artifact_format} artifact for {runtime}", done, total)
             artifact = artifacts.get(cls.artifact_format, plan.imgsz, accept=cls.accepts, prefer=cls.prefers)
             meta = read_metadata(artifact)
-            if ops is None and runtime != "null":
+            if ops is None and cls.runs_model:
                 ops = artifact_ops(artifacts, plan.imgsz)
                 subnormals = denormal_census(artifacts, plan.imgsz)
         except PosebenchError as exc:
@@ -257,7 +261,7 @@ def run_bench(plan: BenchPlan, store: ResultStore | None,
             else:
                 result = error or trial_error
             compute = None
-            if result.get("status") == "ok" and runtime != "null" and plan.mode == "model" and str(
+            if result.get("status") == "ok" and cls.runs_model and plan.mode == "model" and str(
                     (result.get("backend") or {}).get("device", "cpu")).lower() == "cpu":
                 compute = roofline(ops, result["latency"].get("p50_ms"), cpu_peak(env, threads))
             asked = trial or plan_trial(plan, spec_text, threads)
@@ -266,8 +270,8 @@ def run_bench(plan: BenchPlan, store: ResultStore | None,
                 study=asked.study or None, round=asked.round, target=asked.target, protocol=protocol,
                 artifact={"path": str(artifact) if artifact else None, "form": (meta or {}).get("form"),
                           "sparsity": (meta or {}).get("sparsity"),
-                          "size_bytes": _artifact_size(artifact), "ops": ops if runtime != "null" else None,
-                          "denormals": subnormals if runtime != "null" else None},
+                          "size_bytes": _artifact_size(artifact), "ops": ops if cls.runs_model else None,
+                          "denormals": subnormals if cls.runs_model else None},
                 compute=compute, warnings=tuple(notes), latency=result.get("latency"), backend=result.get("backend"),
                 extra={k: v for k, v in result.items() if k not in ("status", "error", "error_type", "latency",
                                                                    "backend")})

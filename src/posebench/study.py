@@ -17,6 +17,7 @@ from typing import Any
 
 from posebench.errors import PosebenchError
 from posebench.record import Record
+from posebench.runtimes.base import runtime_class, ultralytics_can_predict
 from posebench.study_file import LATENCY_MODES, Study, StudyError, is_gpu_kind  # noqa: F401 - a study's file is part of its interface
 from posebench.trial import Built, Evaluation, Trial  # noqa: F401 - a study's trials are part of its interface
 
@@ -37,7 +38,7 @@ def build_variant(study: Study, model: str, variant: str, out: Path, cache: Path
     for n, path in enumerate(study.variants[variant]):
         done = out / f"{n}-{path.stem}" / "done.json"  # a finished step is read back, its recipe not even parsed
         steps.append((path.stem, None if done.is_file() else Recipe.load(path)))
-    inputs = ChainInputs(finetune=study.finetune, pseudo_labels=study.pseudo_labels, bn_calibration=study.bn_calibration,
+    inputs = ChainInputs(finetune=study.finetune, pseudo_labels=study.pseudo_labels, bn_recalibration=study.bn_recalibration,
                          calibration=study.calibration, epochs=study.epochs, imgsz=study.imgsz, cache=cache)
     return apply_recipes(model, steps, out, inputs)
 
@@ -58,7 +59,7 @@ def latency_trials(study: Study, names: dict[str, str] | None = None) -> list[Tr
     runtimes = study.runtimes + study.gpu_runtimes
     configs = [(model, variant, runtime, threads, mode) for model in study.models for variant in study.variants
                for runtime in runtimes for threads in study.threads for mode in latency_modes(study)
-               if mode[1] == "posebench" or runtime in ("torch", "onnxruntime", "openvino")]
+               if mode[1] == "posebench" or ultralytics_can_predict(runtime)]
     trials = []
     for round_no in range(1, int(study.latency.get("rounds", 2)) + 1):
         for model, variant, runtime, threads, (mode, pipeline) in configs:
@@ -79,7 +80,7 @@ def accuracy_trials(study: Study, names: dict[str, str] | None = None) -> list[T
                   model_name=(names or {}).get(model, ""), gpu=runtime in study.gpu_runtimes)
             for model in study.models for variant in study.variants
             for ev in study.evaluations for runtime in study.runtimes + study.gpu_runtimes
-            if runtime != "null" and (not ev.runtimes or runtime in ev.runtimes)]
+            if runtime_class(runtime).runs_model and (not ev.runtimes or runtime in ev.runtimes)]
 
 
 def build_job(study: Study, model: str, variant: str, out: Path, cache: Path) -> Built:

@@ -14,7 +14,8 @@ from posebench.evaluate.disjoint import check_disjoint
 from posebench.trial import Evaluation
 
 KEYS = {"name", "description", "models", "variants", "runtimes", "threads", "imgsz", "latency", "evaluation",
-        "calibration", "finetune", "pseudo_labels", "bn_calibration", "epochs", "gpu_runtimes", "targets"}
+        "calibration", "finetune", "pseudo_labels", "bn_recalibration", "epochs", "gpu_runtimes", "targets"}
+OLD_KEYS = {"bn_calibration": "bn_recalibration"}  # earlier spellings, still read
 LATENCY_KEYS = {"iters", "min_seconds", "warmup", "warmup_seconds", "max_seconds", "rounds", "probe", "mode",
                 "source", "pipelines"}
 PIPELINES = ("posebench", "ultralytics")
@@ -46,7 +47,7 @@ class Study:
     calibration: Path | None = None
     finetune: Path | None = None  # labelled data YAML for recovery fine-tuning
     pseudo_labels: Path | None = None  # images / video for label-free recovery
-    bn_calibration: Path | None = None
+    bn_recalibration: Path | None = None  # images re-calibrating BatchNorm after one-shot pruning
     epochs: int | None = None  # overrides every recipe's fine-tuning epochs (schedules scale)
     gpu_runtimes: tuple[str, ...] = ()
     # hardware kinds every latency trial is timed on (`posebench.machine.environment.machine_kinds`: avx2, avx512_vnni,
@@ -78,6 +79,11 @@ def _parse(raw: Any, path: Path) -> Study:
 
     if not isinstance(raw, dict):
         raise StudyError(f"{path}: a study is a mapping of settings")
+    for old, new in OLD_KEYS.items():
+        if old in raw:
+            if new in raw:
+                raise _fail(path, old, f"is the old name of '{new}': give one of them")
+            raw = {**{k: v for k, v in raw.items() if k != old}, new: raw[old]}
     _unknown(path, raw, KEYS, "")
     base = path.parent
 
@@ -215,7 +221,7 @@ def _parse(raw: Any, path: Path) -> Study:
     epochs = raw.get("epochs")
     if epochs is not None and (not isinstance(epochs, int) or epochs < 0):
         raise _fail(path, "epochs", "must be a whole number >= 0")
-    learning = {key: optional_path(key) for key in ("calibration", "finetune", "pseudo_labels", "bn_calibration")}
+    learning = {key: optional_path(key) for key in ("calibration", "finetune", "pseudo_labels", "bn_recalibration")}
     for key, source in learning.items():  # nothing learns from, is calibrated on or chosen on what judges it
         for n, ev in enumerate(evaluations):
             if source is not None and ev.data is not None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from posebench.evaluate.uncertainty import format_interval
 from posebench.record import Record
+from posebench.runtimes.base import runtime_class
 
 COLUMNS = ("runtime", "threads", "mean ms", "p50 ms", "p90 ms", "p99 ms", "std ms", "runs", "vs torch", "status")
 
@@ -27,7 +28,7 @@ def latency_rows(records: list[Record]) -> list[list[str]]:
             continue
         lat = r.latency
         ref = torch_mean.get(t.threads)
-        speedup = f"{ref / lat['mean_ms']:.2f}x" if ref and t.runtime != "null" else "-"
+        speedup = f"{ref / lat['mean_ms']:.2f}x" if ref and runtime_class(t.runtime).runs_model else "-"
         status = "ok" + (" (capped)" if lat.get("capped") else "") + (" (warning: see below)" if r.warnings else "")
         rows.append([t.label, str(t.threads), _ms(lat['mean_ms']), _ms(lat['p50_ms']),
                      _ms(lat['p90_ms']), _ms(lat['p99_ms']), _ms(lat['std_ms']), str(lat["count"]),

@@ -13,7 +13,7 @@ from posebench.errors import InvalidInputError
 from posebench.latency import TUNE_COARSE, TUNE_FINE, LatencyProtocol
 from posebench.machine.cpu import bf16_arithmetic
 from posebench.models import ModelSource
-from posebench.runtimes.base import runtime_name
+from posebench.runtimes.base import runtime_class
 
 Progress = Callable[[str, int, int], None]
 PRECISIONS = ("fp32", "int8", "int8-coarse", "int8-fast", "int8-ultralytics")
@@ -41,7 +41,8 @@ def default_runtimes(isa: Iterable[str]) -> tuple[str, ...]:
 
 
 def is_openvino(spec: str) -> bool:
-    return runtime_name(spec) == "openvino"
+    """Whether the runtime runs OpenVINO IRs (Ultralytics' int8 export is one)."""
+    return runtime_class(spec).artifact_format == "openvino"
 
 
 @dataclass(frozen=True)

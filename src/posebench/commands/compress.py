@@ -23,8 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     comp.add_argument("--data", type=Path, default=None, help="labelled Ultralytics data YAML for fine-tuning")
     comp.add_argument("--pseudo-labels", type=Path, default=None, metavar="IMAGES_OR_VIDEO",
                       help="no labels: fine-tune on these images/frames labelled by the dense model")
-    comp.add_argument("--bn-calibrate", type=Path, default=None, metavar="IMAGES_OR_VIDEO",
+    comp.add_argument("--bn-recalibration", type=Path, default=None, metavar="IMAGES_OR_VIDEO",
                       help="re-calibrate BatchNorm statistics on these images after one-shot pruning")
+    comp.add_argument("--bn-calibrate", dest="bn_recalibration", type=Path, help=argparse.SUPPRESS)  # its old name
     comp.add_argument("--calib", type=Path, default=None, metavar="IMAGES_OR_VIDEO",
                       help="int8 calibration images, video or data YAML (train split); keep it disjoint from "
                            "the evaluation images (QAT: initial ranges; default: the training images)")
@@ -39,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     comp.add_argument("--max-frames", type=positive_int, default=200, help="frames used for pseudo-labels")
     comp.add_argument("--judge", type=Path, default=None, metavar="YAML",
                       help="the data YAML that will judge the result: refuse any learning input (--data, --calib, "
-                           "--pseudo-labels, --bn-calibrate) that shares an image with its val split")
+                           "--pseudo-labels, --bn-recalibration) that shares an image with its val split")
     comp.add_argument("--json", type=Path, metavar="PATH", help="also write the compression record here")
     comp.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (model.pt, sparsity.json)")
 
@@ -65,12 +66,12 @@ def run(args: argparse.Namespace) -> int:
         if not args.judge.is_file():
             raise InvalidInputError(f"--judge {args.judge} does not exist (a data YAML whose val split judges the model)")
         for what, learn in (("--data", args.data), ("--calib", args.calib), ("--pseudo-labels", args.pseudo_labels),
-                            ("--bn-calibrate", args.bn_calibrate)):
+                            ("--bn-recalibration", args.bn_recalibration)):
             if learn is not None:
                 check_disjoint(learn, args.judge, what=f"{what} ({'fine-tuning' if what == '--data' else 'learning'})")
     recipe = Recipe.load(args.recipe)
     source = resolve_model(args.model)
-    options = CompressOptions(data=args.data, pseudo_labels=args.pseudo_labels, bn_source=args.bn_calibrate,
+    options = CompressOptions(data=args.data, pseudo_labels=args.pseudo_labels, bn_recalibration=args.bn_recalibration,
                               epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, max_frames=args.max_frames,
                               calibration=args.calib, target_isa=args.target_isa)
     console = Console(stderr=True)

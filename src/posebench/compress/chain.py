@@ -17,7 +17,7 @@ class ChainInputs:
 
     finetune: Path | None = None  # labelled data YAML for fine-tuning
     pseudo_labels: Path | None = None  # else images / video the dense model labels
-    bn_calibration: Path | None = None  # images re-calibrating BatchNorm after one-shot pruning
+    bn_recalibration: Path | None = None  # images re-calibrating BatchNorm after one-shot pruning
     calibration: Path | None = None  # int8 calibration images
     epochs: int | None = None  # overrides the recipes' training epochs
     imgsz: tuple[int, int] | None = None  # static artifacts (quantization, Ultralytics' export) built at this size
@@ -47,7 +47,7 @@ def apply_recipes(model: str, steps: Sequence[tuple[str, Recipe | None]], out: P
         one_shot_pruning = bool(recipe.pruning()) and not recipe.finetune.epochs
         options = CompressOptions(data=inputs.finetune,
                                   pseudo_labels=None if inputs.finetune else inputs.pseudo_labels,
-                                  bn_source=inputs.bn_calibration if one_shot_pruning else None,
+                                  bn_recalibration=inputs.bn_recalibration if one_shot_pruning else None,
                                   epochs=inputs.epochs if recipe.finetune.epochs or recipe.qat() else None,
                                   calibration=inputs.calibration, cache_dir=inputs.cache)
         summary = compress(resolve_model(None if spec == "default" else spec), recipe, step_dir, options=options)

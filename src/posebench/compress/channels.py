@@ -218,7 +218,7 @@ def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = 
     `fit_images` (same form): what `plan.reconstruct` fits the pruned convs on (`on_progress(done, total)`)."""
     if plan.reconstruct and fit_images is None:
         raise InvalidInputError("reconstruct: true fits the pruned convs to the dense model's outputs on images: "
-                                "give --pseudo-labels, --bn-calibrate, --calib or --data")
+                                "give --pseudo-labels, --bn-recalibration, --calib or --data")
     dense = copy.deepcopy(net).eval() if plan.reconstruct else None
     before_macs, before_params = conv_macs(net, imgsz), sum(p.numel() for p in net.parameters())
     ratio = plan.ratio
@@ -226,7 +226,7 @@ def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = 
     if plan.allocation == "sensitivity":
         if images is None:
             raise InvalidInputError("allocation: sensitivity needs images to measure each group's damage on "
-                                    "(compress takes them from --pseudo-labels, --bn-calibrate or --calib)")
+                                    "(compress takes them from --pseudo-labels, --bn-recalibration or --calib)")
         removed, scan = sensitivity_removals(net, plan, imgsz, images, before_macs)
         groups = select_groups(net, plan.exclude)
     else:

@@ -15,7 +15,7 @@ class CompressOptions:
 
     data: Path | None = None
     pseudo_labels: Path | None = None
-    bn_source: Path | None = None
+    bn_recalibration: Path | None = None  # images re-calibrating BatchNorm (else the recipe's source)
     epochs: int | None = None
     imgsz: int | None = None
     batch: int | None = None

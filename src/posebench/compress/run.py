@@ -89,12 +89,12 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
             say(f"channel pruning ({structured.criterion}, " + (f"ratio {structured.ratio:g})" if structured.ratio is not None
                                                                  else f"{structured.macs:.0%} of the MACs kept)"))
             images = fit_images = None
-            image_source = pseudo or options.bn_source or options.calibration or data
+            image_source = pseudo or options.bn_recalibration or options.calibration or data
             if structured.allocation == "sensitivity" or structured.reconstruct:
                 if image_source is None:
                     what = "allocation: sensitivity measures each group's damage" if structured.allocation == "sensitivity" \
                         else "reconstruct: true fits the pruned convs to the dense model's outputs"
-                    raise InvalidInputError(f"{what} on images: give --pseudo-labels, --bn-calibrate, --calib or --data")
+                    raise InvalidInputError(f"{what} on images: give --pseudo-labels, --bn-recalibration, --calib or --data")
             if structured.allocation == "sensitivity":
                 images = scan_images(image_source, limit=options.max_frames)
                 say(f"channel sensitivity scan on {len(images)} images from {image_source}")
@@ -126,7 +126,7 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
 
         # 2. BatchNorm re-calibration (no labels)
         bn = recipe.bn_recalibration
-        bn_source = options.bn_source or (Path(bn.source) if bn.source else None)
+        bn_source = options.bn_recalibration or (Path(bn.source) if bn.source else None)
         if bn_source is None and channel_info is not None and epochs and recipe.frozen_batchnorm() and \
                 bn.before_finetune and "reconstruction" not in channel_info:  # reconstructed convs already reproduce the dense statistics
             # removed channels change what later layers see: refresh the statistics that training will keep fixed
@@ -198,7 +198,7 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
         "targeted_sparsity": overall_sparsity(table),
         "model_sparsity": overall_sparsity(sparsity_table(load_yolo(checkpoint).model)),
         "per_layer": table, "timings": timings, "epochs": epochs, "data": str(data) if data else None,
-        "bn_calibration_images": calibrated, "pseudo_labels": pseudo_counts, "channel_pruning": channel_info,
+        "bn_recalibration_images": calibrated, "pseudo_labels": pseudo_counts, "channel_pruning": channel_info,
     }
     export = recipe.ultralytics_export()
     if export is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from posebench.errors import InvalidInputError
 from posebench.evaluate.uncertainty import Difference
 from posebench.record import Record
+from posebench.runtimes.base import runtime_class
 from posebench.report.compare import difference
 from posebench.report.cost import Cost, PriceRule, load_prices, price
 
@@ -51,7 +52,7 @@ def machine_name(record: Record) -> str:
 
 def device_kind(record: Record) -> str:
     backend = record.backend or {}
-    return "gpu" if record.identity.runtime == "tensorrt" or backend.get("device") == "gpu" else "cpu"
+    return "gpu" if runtime_class(record.identity.runtime).device == "gpu" or backend.get("device") == "gpu" else "cpu"
 
 
 class Report:
@@ -115,7 +116,7 @@ class Report:
         for r in self.latency if records is None else records:
             t = r.identity
             acc = self.accuracy_of(t.model, t.variant, t.runtime, self.primary) if self.primary else None
-            if t.runtime == "null":
+            if not runtime_class(t.runtime).runs_model:
                 continue
             base = self.accuracy_of(t.model, "base", t.runtime, self.primary) if acc else None
             points.append(Point(t.model, t.variant, t.label, t.threads, machine_name(r), device_kind(r),

@@ -6,6 +6,7 @@ import html
 from collections import defaultdict
 
 from posebench.record import Identity, Record
+from posebench.runtimes.base import runtime_class
 from posebench.report.model import LABELS, METRICS, NOISY_SPREAD, Point, Report, machine_name
 from posebench.tables import with_interval
 
@@ -78,7 +79,7 @@ def rounds_table(report: Report) -> list[list[str]]:
              "achieved GOP/s", "% of peak", "notes"]]
     for r in report.latency:
         t = r.identity
-        if t.runtime == "null":
+        if not runtime_class(t.runtime).runs_model:
             continue
         spread = r.spread
         compute = r.compute or {}

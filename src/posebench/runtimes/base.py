@@ -45,6 +45,13 @@ class Backend(ABC):
     # uint8 frame, with colour order, layout and scaling done inside the compiled model (fused pre-processing)
     input_layouts: ClassVar[tuple[str, ...]] = ("nchw_float",)
     fuse_by_default: ClassVar[bool] = False  # whether pre-processing 'auto' fuses it into the model (measured faster)
+    # what the rest of posebench asks of a runtime (instead of comparing its name):
+    runs_model: ClassVar[bool] = True  # False: the null runtime, the harness alone (no work to count or score)
+    device: ClassVar[str] = "cpu"  # where the model runs: "cpu" or "gpu"
+    # how an int8 model runs on this CPU: "" (not on the CPU's int8 kernels), "u8s8" (u8 x s8 kernels that
+    # saturate with full 8-bit weights on CPUs without VNNI), "own" (the runtime picks its kernels per CPU)
+    cpu_int8: ClassVar[str] = ""
+    ultralytics_predict: ClassVar[bool] = False  # Ultralytics' predict runs this runtime's artifact too
 
     @classmethod
     def identity(cls, options: dict[str, Any] | None) -> dict[str, Any]:
@@ -112,6 +119,18 @@ def backend_class(name: str) -> type[Backend]:
         )
     module, cls = REGISTRY[name]
     return getattr(importlib.import_module(module), cls)
+
+
+def runtime_class(spec: str) -> type[Backend]:
+    """The backend class of a runtime spec ('openvino[inference_precision=bf16]' -> the OpenVINO backend)."""
+    return backend_class(runtime_name(spec))
+
+
+def ultralytics_can_predict(spec: str) -> bool:
+    """Whether Ultralytics' own predict runs this runtime spec as posebench does (its runtime, no options of
+    posebench's, which Ultralytics would not apply)."""
+    name, options = parse_runtime_spec(spec)
+    return not options and backend_class(name).ultralytics_predict
 
 
 def create_backend(name: str, artifact: Path, *, threads: int,

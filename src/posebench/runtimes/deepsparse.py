@@ -88,6 +88,7 @@ class DeepSparseBackend(Backend):
 
     name = "deepsparse"
     artifact_format = "onnx"
+    cpu_int8 = "u8s8"
     prefers = ("deepsparse",)  # an int8 bundle's ConvInteger form (posebench.export.deepsparse_form)
     install_hint = INSTALL_HINT
     identity_options = {"fast_vnni_emulation": False}

@@ -17,6 +17,7 @@ class NullBackend(Backend):
 
     name = "null"
     artifact_format = "onnx"
+    runs_model = False
     input_layouts = ("nchw_float", "nhwc_u8_bgr")
     # delay_ms: a deliberately slow runtime (sleeps that long per call): proves that a stream counts dropped frames
     identity_options = {"delay_ms": 0.0}

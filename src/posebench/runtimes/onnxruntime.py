@@ -21,6 +21,8 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
     artifact_format = "onnx"
+    cpu_int8 = "u8s8"
+    ultralytics_predict = True
     requires = ("onnxruntime",)
     install_hint = "pip install onnxruntime (or onnxruntime-gpu for the CUDA/TensorRT providers)"
     identity_options = {"provider": "cpu", "flush_denormals": False}

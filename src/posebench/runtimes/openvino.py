@@ -19,6 +19,8 @@ class OpenVINOBackend(Backend):
 
     name = "openvino"
     artifact_format = "openvino"
+    cpu_int8 = "own"
+    ultralytics_predict = True
     requires = ("openvino",)
     install_hint = "pip install openvino"
     # OpenVINO's CPU plugin runs "fp32" models in bf16 on CPUs with AVX512_BF16 or AMX unless told otherwise

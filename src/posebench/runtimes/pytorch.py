@@ -20,6 +20,7 @@ from posebench.runtimes.base import Backend
 class TorchBackend(Backend):
     name = "torch"
     artifact_format = "pt"
+    ultralytics_predict = True
     requires = ("torch", "ultralytics")
     install_hint = "pip install torch==2.14.1 torchvision==0.29.1 ultralytics (or `make env`)"
     # flush_denormals: torch.set_flush_denormal (x86 with SSE3); device / precision / cuda_graphs: the GPU rows

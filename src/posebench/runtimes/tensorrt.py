@@ -36,6 +36,7 @@ class TensorRTBackend(Backend):
 
     name = "tensorrt"
     artifact_format = "onnx"
+    device = "gpu"
     accepts = ("engine",)  # an engine built elsewhere (Ultralytics' `yolo export format=engine`) runs as it is
     requires = ("tensorrt", "torch")
     install_hint = "pip install tensorrt (needs an NVIDIA GPU and driver)"
