@@ -27,3 +27,18 @@ def test_a_committed_store_reports_as_committed(store: str, tmp_path: Path) -> N
 def test_every_committed_store_is_covered() -> None:
     found = {p.parent.name for p in RESULTS.glob("*/results.jsonl")}
     assert found == set(STORES), f"stores without a report test: {sorted(found - set(STORES))}"
+
+
+def test_committed_results_never_name_a_machines_absolute_paths() -> None:
+    machine_paths = ("/tmp/", "/work/", "/home/", "/root/", "/Users/")
+    for text_file in [*RESULTS.rglob("*.md"), *(RESULTS.parents[1] / "models").rglob("*.md")]:
+        text = text_file.read_text()
+        assert not any(p in text for p in machine_paths), text_file
+
+
+def test_a_failure_reason_is_shown_without_absolute_paths() -> None:
+    from posebench.report.model import shown_reason
+
+    reason = "/tmp/y26/variants/default/int8/0-int8-ptq is a int8 bundle; see https://docs.x.org/a/b; 3/4 of /srv/d/e.yaml"
+    assert shown_reason(reason) == ("OUT/variants/default/int8/0-int8-ptq is a int8 bundle; see https://docs.x.org/a/b; "
+                                    "3/4 of .../d/e.yaml")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from posebench.errors import InvalidInputError
 from posebench.report.cost import load_prices
-from posebench.report.model import LABELS, NOISY_SPREAD, Report
+from posebench.report.model import LABELS, NOISY_SPREAD, Report, shown_reason
 from posebench.report.plots import plots
 from posebench.report.sections import (accuracy_table, cost_notes, cost_table, e2e_table, environments, html_table,
                                        latency_table, markdown_table, peak_notes, probe_lines, rounds_table,
@@ -84,7 +84,7 @@ def build_report(paths: list[Path], out: Path, *, max_drop: float = 0.01, budget
                                                                                else "")))
     if report.failed:
         rows = [["kind", "variant", "runtime", "status", "reason"]] + [
-            [r.kind, r.identity.variant, r.identity.runtime, r.status, str(r.error or "")[:300]]
+            [r.kind, r.identity.variant, r.identity.runtime, r.status, shown_reason(r.error or "")[:300]]
             for r in report.failed]
         sections.append(("Skipped or failed trials", markdown_table(rows), html_table(rows)))
     rows = environments(report)

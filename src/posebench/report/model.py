@@ -3,6 +3,7 @@ configurations as `Point`s (latency, accuracy, cost and the paired gap from base
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,6 +41,22 @@ class Point:
     @property
     def label(self) -> str:
         return f"{self.variant} / {self.runtime} @{self.threads} ({self.machine})"
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/])/(?:[^\s/:;,'\"()]+/)+[^\s/:;,'\"()]+")
+
+
+def shown_reason(text: str) -> str:
+    """A failure's reason as a report shows it: never a machine's absolute path. A study's own files are named
+    from its output folder (OUT/variants/..., OUT/cache/...), any other file by its last two parts."""
+    def shown(match: re.Match[str]) -> str:
+        path = match.group(0)
+        for folder in ("/variants/", "/cache/"):
+            if folder in path:
+                return "OUT" + path[path.index(folder):]
+        return ".../" + "/".join(path.split("/")[-2:])
+
+    return _ABSOLUTE_PATH.sub(shown, text)
 
 
 def machine_name(record: Record) -> str:
