@@ -23,18 +23,18 @@ from pathlib import Path
 
 from side_by_side import interleaved_latency, ultralytics_openvino_int8
 
-from posebench.compress.recipe import Recipe
+from posebench import Recipe
 from posebench.compress.images import calibration_dataset
-from posebench.compress.run import CompressOptions, compress
-from posebench.machine.environment import fingerprint
-from posebench.export import ArtifactStore
-from posebench.models import resolve_model
+from posebench import CompressOptions, compress
+from posebench import fingerprint
+from posebench import ArtifactStore
+from posebench import resolve_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def _street_frames(limit: int):  # noqa: ANN202 - (name, image) pairs, frames 0..limit-1
-    from posebench.evaluate.validate import iter_frames
+    from posebench import iter_frames
 
     return iter_frames(SHARED / "street-video" / "street.avi", max_frames=limit)
 
@@ -51,10 +51,10 @@ def labelled_copy(work: Path) -> Path:
 
 
 def _pose_map(xml: Path, data: Path, imgsz: int) -> float:
-    from posebench.evaluate.data import load_dataset
-    from posebench.evaluate.validate import Predictor, validate
-    from posebench.export import read_metadata
-    from posebench.runtimes import create_backend
+    from posebench import load_dataset
+    from posebench import Predictor, validate
+    from posebench import read_metadata
+    from posebench import create_backend
 
     meta = read_metadata(xml) if Path(f"{xml}.meta.json").exists() else {"kpt_shape": [17, 3], "end2end": False}
     with create_backend("openvino", xml, threads=2) as backend:
@@ -73,8 +73,8 @@ RECOVERY = {  # name -> recipe lines added to the channel_pruning modifier, and 
 
 
 def _fidelity(xml: Path, frames: list, truths: list) -> float:
-    from posebench.evaluate.validate import Predictor, fidelity
-    from posebench.runtimes import create_backend
+    from posebench import Predictor, fidelity
+    from posebench import create_backend
 
     with create_backend("openvino", xml, threads=2) as backend:
         return float(fidelity(Predictor(backend, (640, 640), (17, 3)), frames, truths)["fidelity"])
@@ -90,9 +90,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
-    from posebench.evaluate.validate import Predictor, pseudo_truth
-    from posebench.runtimes import create_backend
-    from posebench.stream import FrameSource
+    from posebench import Predictor, pseudo_truth
+    from posebench import create_backend
+    from posebench import FrameSource
 
     work = Path(tempfile.mkdtemp(prefix="posebench-channels-"))
     both = labelled_copy(work)

@@ -39,7 +39,7 @@ IMGSZ = (640, 640)
 
 def artifacts(out: Path) -> dict[tuple[str, str], Path]:
     """(label, runtime) -> the file that runtime runs, as the study resolved it (its latency records)."""
-    from posebench.results import ResultStore
+    from posebench import ResultStore
 
     found: dict[tuple[str, str], Path] = {}
     for r in ResultStore(out / "results.jsonl").read():
@@ -65,8 +65,8 @@ def time_rounds(models: dict[tuple[str, str], Path], threads: int, rounds: int) 
     """p50 ms of every model in `rounds` interleaved rounds, each backend loaded once."""
     import numpy as np
 
-    from posebench.latency import LatencyProtocol
-    from posebench.runtimes import create_backend
+    from posebench import LatencyProtocol
+    from posebench import create_backend
 
     protocol = LatencyProtocol(iters=60, min_seconds=2, warmup_iters=10, warmup_seconds=1)
     batch = np.random.default_rng(0).random((1, 3, *IMGSZ), dtype=np.float32)
@@ -85,11 +85,11 @@ def time_rounds(models: dict[tuple[str, str], Path], threads: int, rounds: int) 
 
 def score(models: dict[tuple[str, str], Path], data: Path) -> dict[tuple[str, str], float]:
     """Pose mAP50-95 of every model through its runtime (2 threads)."""
-    from posebench.evaluate.data import load_dataset
-    from posebench.evaluate.postprocess import NMSConfig
-    from posebench.evaluate.validate import Predictor, validate
-    from posebench.export import read_metadata
-    from posebench.runtimes import create_backend
+    from posebench import load_dataset
+    from posebench import NMSConfig
+    from posebench import Predictor, validate
+    from posebench import read_metadata
+    from posebench import create_backend
 
     dataset = load_dataset(data, split="val")
     scores = {}
@@ -108,8 +108,8 @@ def main() -> int:
     args = parser.parse_args()
     subprocess.run([sys.executable, "-m", "posebench", "study", str(STUDY), "--out", str(args.out)], check=True)
 
-    from posebench.machine.environment import fingerprint
-    from posebench.export import read_metadata
+    from posebench import fingerprint
+    from posebench import read_metadata
     from posebench.runtimes.deepsparse import engine_coverage
 
     models = artifacts(args.out)

@@ -31,11 +31,11 @@ def main() -> int:
     args = parser.parse_args()
     import numpy as np
 
-    from posebench.machine.environment import fingerprint
+    from posebench import fingerprint
     from posebench.export.fp32 import checkpoint_artifact, export_fp32_onnx
-    from posebench.latency import LatencyProtocol
-    from posebench.models import resolve_model
-    from posebench.runtimes import create_backend
+    from posebench import LatencyProtocol
+    from posebench import resolve_model
+    from posebench import create_backend
     from posebench.runtimes.deepsparse import engine_coverage
 
     name = Path(str(args.model)).stem if args.model != "default" else "yolo11n-pose"

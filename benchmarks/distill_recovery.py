@@ -15,11 +15,11 @@ from pathlib import Path
 
 from channel_pruning import SHARED, _pose_map, labelled_copy
 
-from posebench.compress.recipe import Recipe
-from posebench.compress.run import CompressOptions, compress
-from posebench.machine.environment import fingerprint
-from posebench.export import ArtifactStore
-from posebench.models import resolve_model
+from posebench import Recipe
+from posebench import CompressOptions, compress
+from posebench import fingerprint
+from posebench import ArtifactStore
+from posebench import resolve_model
 
 ARMS = {  # name -> distillation block ("" = none)
     "pseudo-labels": "",

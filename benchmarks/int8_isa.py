@@ -35,11 +35,11 @@ QEMU_CPU = "Haswell-noTSX"
 
 def score(onnx: str, data: str, threads: int) -> dict:
     """Pose/box mAP of one ONNX model through ONNX Runtime (run natively or under qemu)."""
-    from posebench.export import read_metadata
-    from posebench.evaluate.data import load_dataset
-    from posebench.evaluate.postprocess import NMSConfig
-    from posebench.evaluate.validate import Predictor, validate
-    from posebench.runtimes import create_backend
+    from posebench import read_metadata
+    from posebench import load_dataset
+    from posebench import NMSConfig
+    from posebench import Predictor, validate
+    from posebench import create_backend
 
     meta = read_metadata(Path(onnx))
     dataset = load_dataset(Path(data), split="val")
@@ -58,11 +58,11 @@ def main() -> int:
         onnx, data, out = args.worker
         Path(out).write_text(json.dumps(score(onnx, data, args.threads)))
         return 0
-    from posebench.export import ArtifactStore
-    from posebench.compress.recipe import Recipe
-    from posebench.compress.run import CompressOptions, compress
-    from posebench.machine.environment import fingerprint
-    from posebench.models import resolve_model
+    from posebench import ArtifactStore
+    from posebench import Recipe
+    from posebench import CompressOptions, compress
+    from posebench import fingerprint
+    from posebench import resolve_model
 
     if not (DATA / "coco-pose-mini").is_dir():
         sys.exit(f"needs the labelled data at {DATA / 'coco-pose-mini'}")

@@ -67,11 +67,11 @@ def main() -> None:
         return
     if not VIDEO.is_file():
         raise SystemExit(f"{VIDEO} not found: this benchmark needs the project's shared data")
-    from posebench.machine.environment import fingerprint
-    from posebench.evaluate.validate import fidelity, pseudo_truth
-    from posebench.export import ArtifactStore
-    from posebench.models import resolve_model
-    from posebench.stream import FrameSource
+    from posebench import fingerprint
+    from posebench import fidelity, pseudo_truth
+    from posebench import ArtifactStore
+    from posebench import resolve_model
+    from posebench import FrameSource
 
     env = fingerprint()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -107,7 +107,7 @@ def main() -> None:
 
 def markdown(s: dict) -> str:
     """The table: fidelity per frame set, p50 (median and best round) and both against the default preset's."""
-    from posebench.machine.environment import ran_as
+    from posebench import ran_as
 
     rounds = {name: [r["p50_ms"] for r in s["latency"][f"{name}|openvino"]["rounds"]] for name in s["variants"]}
     sets = list(next(iter(s["fidelity"].values())))

@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from statistics import median
 
-from posebench.bench import measure_in_child
-from posebench.machine.environment import fingerprint
+from posebench import measure_in_child
+from posebench import fingerprint
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results"

@@ -23,15 +23,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from posebench.export import ArtifactStore
-from posebench.bench import measure_in_child
-from posebench.compress.recipe import Recipe
-from posebench.compress.run import CompressOptions, compress
-from posebench.machine.environment import fingerprint
-from posebench.evaluate.data import load_dataset
-from posebench.evaluate.validate import Predictor, validate
-from posebench.models import default_model_path, resolve_model
-from posebench.runtimes import create_backend
+from posebench import ArtifactStore
+from posebench import measure_in_child
+from posebench import Recipe
+from posebench import CompressOptions, compress
+from posebench import fingerprint
+from posebench import load_dataset
+from posebench import Predictor, validate
+from posebench import default_model_path, resolve_model
+from posebench import create_backend
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

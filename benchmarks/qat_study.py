@@ -29,14 +29,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from posebench.export import ArtifactStore
-from posebench.compress.recipe import Recipe
-from posebench.compress.run import CompressOptions, compress
-from posebench.machine.environment import fingerprint
-from posebench.evaluate.data import load_dataset
-from posebench.evaluate.validate import Predictor, validate
-from posebench.models import resolve_model
-from posebench.runtimes import create_backend
+from posebench import ArtifactStore
+from posebench import Recipe
+from posebench import CompressOptions, compress
+from posebench import fingerprint
+from posebench import load_dataset
+from posebench import Predictor, validate
+from posebench import resolve_model
+from posebench import create_backend
 from side_by_side import interleaved_latency, ultralytics_openvino_int8
 
 HERE = Path(__file__).resolve().parent

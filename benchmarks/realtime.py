@@ -94,8 +94,8 @@ def stream_one(job: dict) -> float:
         t0 = time.perf_counter()
         n = sum(1 for _ in model.predict(str(VIDEO), imgsz=640, stream=True, verbose=False, conf=0.25))
         return n / (time.perf_counter() - t0)
-    from posebench.pipeline import open_pipeline
-    from posebench.stream import FrameSource, run_stream
+    from posebench import open_pipeline
+    from posebench import FrameSource, run_stream
 
     pipe = open_pipeline("openvino", Path(job["path"]), threads=job["threads"], options={
         "inference_precision": job["precision"], "streams": job["inflight"]})
@@ -120,13 +120,13 @@ def main() -> None:
     from ultralytics import YOLO
 
     from posebench.machine.cpu import bf16_arithmetic
-    from posebench.machine.environment import fingerprint, ran_as
-    from posebench.evaluate.validate import Predictor, fidelity, pseudo_truth
-    from posebench.export import ArtifactStore
+    from posebench import fingerprint, ran_as
+    from posebench import Predictor, fidelity, pseudo_truth
+    from posebench import ArtifactStore
     from posebench.measure import fixed_input
-    from posebench.models import resolve_model
+    from posebench import resolve_model
     from posebench.pipeline import PREDICT_NMS, load_frames, open_pipeline
-    from posebench.stream import FrameSource
+    from posebench import FrameSource
     from posebench.ultralytics_adapter import openvino_as_the_capped_cpu
 
     work = args.work
@@ -154,7 +154,7 @@ def main() -> None:
                  "onnxruntime", pb640_onnx, threads=threads, preprocess="fused"),
              "posebench pipeline on onnxruntime (vectorised pre), posebench int8 QDQ": open_pipeline(
                  "onnxruntime", pb640_onnx, threads=threads, preprocess="vectorised")}
-    from posebench.runtimes import create_backend
+    from posebench import create_backend
 
     model_mode = create_backend("openvino", pb640, threads=threads)
     tensor = fixed_input((1, 3, 640, 640))
@@ -314,7 +314,7 @@ def main() -> None:
 
 def markdown(s: dict) -> str:
     e, st, env = s["e2e"], s["stream"], s["environment"]
-    from posebench.machine.environment import ran_as
+    from posebench import ran_as
 
     cap = env.get("onednn_max_cpu_isa")
     lines = [f"# Real time, end to end: posebench against Ultralytics' predict ({env['cpu_model']}, {ran_as(env)}, "

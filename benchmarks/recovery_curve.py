@@ -20,7 +20,7 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
 
-from posebench.results import merge
+from posebench import merge
 
 PEER = "ultralytics-int8"
 

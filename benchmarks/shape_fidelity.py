@@ -28,10 +28,10 @@ def main() -> None:
     args = parser.parse_args()
     if not VIDEO.is_file():
         raise SystemExit(f"{VIDEO} not found: this benchmark needs the project's shared data")
-    from posebench.machine.environment import fingerprint
-    from posebench.evaluate.validate import fidelity, pseudo_truth
-    from posebench.export import ArtifactStore
-    from posebench.models import resolve_model
+    from posebench import fingerprint
+    from posebench import fidelity, pseudo_truth
+    from posebench import ArtifactStore
+    from posebench import resolve_model
 
     env = fingerprint()
     args.work.mkdir(parents=True, exist_ok=True)

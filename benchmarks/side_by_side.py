@@ -8,8 +8,8 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from posebench.bench import measure_in_child
-from posebench.models import default_model_path
+from posebench import measure_in_child
+from posebench import default_model_path
 from posebench.runtimes.base import parse_runtime_spec
 from posebench.ultralytics_adapter import export_ultralytics
 
@@ -93,7 +93,7 @@ def interleaved_latency(artifacts: dict[str, dict[str, Path]], *, rounds: int, s
 def street_frame_sets(video: Path) -> dict[str, list]:
     """The frame sets the fidelity benchmarks judge on: frames 150-204 (held out from every calibration and
     training, which see 0-149), every 4th frame, and every 3rd of the calibration frames."""
-    from posebench.stream import FrameSource
+    from posebench import FrameSource
 
     frames = [image for _, image in FrameSource(video).frames()]
     return {"held out (150-204)": frames[150:], "every 4th frame": frames[::4],
@@ -102,9 +102,9 @@ def street_frame_sets(video: Path) -> dict[str, list]:
 
 def openvino_predictor(path: Path, size: tuple[int, int], threads: int = 2, precision: str = "f32") -> Any:
     """posebench's validator pipeline on an OpenVINO IR (keypoint shape and head from its metadata)."""
-    from posebench.evaluate.validate import Predictor
-    from posebench.export import read_metadata
-    from posebench.runtimes import create_backend
+    from posebench import Predictor
+    from posebench import read_metadata
+    from posebench import create_backend
 
     meta = read_metadata(path)
     backend = create_backend("openvino", path, threads=threads, options={"inference_precision": precision})

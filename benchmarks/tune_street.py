@@ -19,8 +19,8 @@ from pathlib import Path
 
 from channel_pruning import SHARED
 
-from posebench.models import resolve_model
-from posebench.machine.environment import fingerprint
+from posebench import resolve_model
+from posebench import fingerprint
 from posebench.tune import TunePlan, default_runtimes, tune, ultralytics_openvino
 
 

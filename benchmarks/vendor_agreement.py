@@ -21,10 +21,10 @@ import sys
 from pathlib import Path
 from statistics import median
 
-from posebench.export import ArtifactStore
-from posebench.bench import measure_in_child
-from posebench.machine.environment import fingerprint
-from posebench.models import resolve_model
+from posebench import ArtifactStore
+from posebench import measure_in_child
+from posebench import fingerprint
+from posebench import resolve_model
 from posebench.runtimes.deepsparse import find_deepsparse_python
 
 HERE = Path(__file__).resolve().parent

@@ -84,3 +84,14 @@ def test_machine_facts_import_nothing_above_them() -> None:
 def test_no_module_over_400_lines() -> None:
     long = {name: n for name, path in _modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert not long, f"split by what each part owns: {long}"
+
+
+def test_the_public_api_resolves_and_importing_posebench_stays_cheap() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, posebench; heavy = [m for m in ('torch', 'ultralytics', 'onnxruntime', 'openvino') "
+            "if m in sys.modules]; assert not heavy, heavy; "
+            "[getattr(posebench, name) for name in posebench.__all__]; print(len(posebench.__all__))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and int(out.stdout) >= 20, out.stderr
