@@ -65,6 +65,9 @@ TUNE_COARSE = LatencyProtocol(iters=50, min_seconds=2.0, warmup_iters=10, warmup
 TUNE_FINE = LatencyProtocol(iters=200, min_seconds=6.0, warmup_iters=20, warmup_seconds=2.0)
 QUICK_COARSE = LatencyProtocol(iters=10, min_seconds=0.2, warmup_iters=3, warmup_seconds=0.1)
 QUICK_FINE = LatencyProtocol(iters=20, min_seconds=0.5, warmup_iters=5, warmup_seconds=0.2)
+# Thread counts unless told: one deployment runs on DEFAULT_THREADS (val, stream, tune); `bench` sweeps SWEEP_THREADS.
+DEFAULT_THREADS = 2
+SWEEP_THREADS = (1, 2)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from posebench.evaluate.data import load_dataset
 from posebench.evaluate.postprocess import NMSConfig
 from posebench.evaluate.validate import Predictor, fidelity, iter_frames, pseudo_truth, validate
 from posebench.export import DEFAULT_CACHE, ArtifactStore, read_metadata
+from posebench.latency import DEFAULT_THREADS
 from posebench.machine.environment import fingerprint
 from posebench.models import ModelSource
 from posebench.pipeline import backend_input, resolve_preprocess
@@ -36,7 +37,7 @@ class ValPlan:
     source: ModelSource
     runtimes: tuple[str, ...]
     imgsz: tuple[int, int]
-    threads: int = 2
+    threads: int = DEFAULT_THREADS
     nms: NMSConfig = field(default_factory=NMSConfig)
     variant: str = "base"
     runtime_options: dict[str, dict[str, Any]] = field(default_factory=dict)

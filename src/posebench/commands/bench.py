@@ -8,7 +8,7 @@ from pathlib import Path
 from posebench.commands.args import (add_model_args, add_output_args, input_size, model_source, non_negative_float,
                                      positive_int, print_warnings, progress_bar, runtime_options)
 from posebench.errors import InvalidInputError, exit_status
-from posebench.latency import DEFAULT_PROTOCOL
+from posebench.latency import DEFAULT_PROTOCOL, SWEEP_THREADS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,8 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="batch-1 latency on several runtimes and thread counts",
                            description="Batch-1 latency: warm-up, then timed runs until both --iters and "
                                        "--min-seconds are reached; each runtime x threads in a fresh process.")
-    add_model_args(bench, runtime_default="all", threads_help="thread counts to sweep (default: 1,2)",
-                   threads_default="1,2")
+    sweep = ",".join(str(t) for t in SWEEP_THREADS)
+    add_model_args(bench, runtime_default="all", threads_help=f"thread counts to sweep (default: {sweep})",
+                   threads_default=sweep)
     d = DEFAULT_PROTOCOL
     bench.add_argument("--iters", type=positive_int, default=d.iters, help=f"minimum timed runs (default: {d.iters})")
     bench.add_argument("--min-seconds", type=non_negative_float, default=d.min_seconds,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from posebench.commands.args import add_model_args, add_output_args, model_source, non_negative_float, runtime_options
 from posebench.errors import InvalidInputError
+from posebench.latency import DEFAULT_THREADS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,8 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                         "late frames dropped or queued) or as fast as possible; prints sustained fps, "
                                         "dropped frames, end-to-end p50/p90/p99 and the time per stage.")
     stream.add_argument("source", metavar="SOURCE", help="video file, image folder, or camera index (0, 1, ...)")
-    add_model_args(stream, runtime_default="openvino", threads_default="2",
-                   threads_help="threads of the runtime (default: 2)")
+    add_model_args(stream, runtime_default="openvino", threads_default=str(DEFAULT_THREADS),
+                   threads_help=f"threads of the runtime (default: {DEFAULT_THREADS})")
     stream.add_argument("--pace", default="realtime", choices=["realtime", "max"],
                         help="realtime: frames arrive at the source's rate (default); max: as fast as possible")
     stream.add_argument("--on-late", default="drop", choices=["drop", "queue"],

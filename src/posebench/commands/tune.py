@@ -7,6 +7,7 @@ from pathlib import Path
 
 from posebench.commands.args import non_negative_float, positive_int, progress_bar
 from posebench.errors import InvalidInputError
+from posebench.latency import DEFAULT_THREADS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tune.add_argument("--reference-runtime", default="auto", metavar="SPEC",
                       help="where the reference is scored and timed (default auto: as Ultralytics runs OpenVINO on "
                            "this CPU, its float parts in bf16 where the CPU has bf16 arithmetic)")
-    tune.add_argument("--threads", default="2", metavar="N[,N...]", help="thread counts to consider (default: 2)")
+    tune.add_argument("--threads", default=str(DEFAULT_THREADS), metavar="N[,N...]",
+                      help=f"thread counts to consider (default: {DEFAULT_THREADS})")
     tune.add_argument("--sizes", default="auto", metavar="auto|S,HxW,...",
                       help="input sizes (default auto: squares from 640 down and the footage's aspect ratio)")
     tune.add_argument("--precisions", default="fp32,int8,int8-coarse,int8-fast,int8-ultralytics",

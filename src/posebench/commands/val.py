@@ -8,6 +8,7 @@ from pathlib import Path
 from posebench.commands.args import (add_model_args, add_output_args, input_size, model_source, positive_int,
                                      print_warnings, progress_bar, runtime_options)
 from posebench.errors import InvalidInputError, exit_status
+from posebench.latency import DEFAULT_THREADS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,8 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          description="Box and pose P, R, mAP50, mAP50-95 (as Ultralytics) and COCO keypoint AP, "
                                      "through each runtime with one shared pre/post-processing. With --reference, "
                                      "scores against another model's confident predictions instead of labels.")
-    add_model_args(val, runtime_default="torch", threads_default="2",
-                   threads_help="threads of the runtime (default: 2)")
+    add_model_args(val, runtime_default="torch", threads_default=str(DEFAULT_THREADS),
+                   threads_help=f"threads of the runtime (default: {DEFAULT_THREADS})")
     val.add_argument("--data", type=Path, default=None, metavar="YAML_OR_JSON",
                      help="Ultralytics pose data YAML, or COCO keypoints JSON (with --images)")
     val.add_argument("--split", default="val", help="split of a data YAML (default: val)")
