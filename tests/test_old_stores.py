@@ -42,3 +42,19 @@ def test_a_failure_reason_is_shown_without_absolute_paths() -> None:
     reason = "/tmp/y26/variants/default/int8/0-int8-ptq is a int8 bundle; see https://docs.x.org/a/b; 3/4 of /srv/d/e.yaml"
     assert shown_reason(reason) == ("OUT/variants/default/int8/0-int8-ptq is a int8 bundle; see https://docs.x.org/a/b; "
                                     "3/4 of .../d/e.yaml")
+
+
+@pytest.mark.parametrize("store", sorted(STORES))
+def test_every_old_record_reads_into_a_typed_record_and_back_without_losing_a_field(store: str) -> None:
+    import json
+
+    from posebench.record import Record
+
+    for line in (RESULTS / store / "results.jsonl").read_text().splitlines():
+        old = json.loads(line)
+        record = Record.from_json(old)
+        again = record.to_json()
+        assert Record.from_json(again) == record
+        kept = {k: v for k, v in old.items() if k not in ("schema", "study_key", "trial_id") and v is not None}
+        assert {k: again.get(k) for k in kept} == kept, [k for k in kept if again.get(k) != kept[k]]
+        assert again["trial_id" if "trial" in old else "id"] == (old.get("study_key") or old.get("trial_id") or old["id"])
