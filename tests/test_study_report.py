@@ -77,6 +77,27 @@ def test_one_name_for_batchnorm_re_calibration_and_the_old_one_still_read(tmp_pa
         assert args.bn_recalibration == assets
 
 
+def test_a_variant_can_learn_from_inputs_of_its_own(tmp_path, assets):
+    from posebench.study import build_variant
+
+    p50 = REPO / "recipes" / "yolo-pose-oneshot-p50.yaml"
+    own = (f"p50: {p50}\n  p50-bn: {{recipes: {p50}, bn_recalibration: {assets}}}\n"
+           f"  p50-none: {{recipes: [{p50}], bn_recalibration: null, epochs: 0}}")
+    study = Study.load(_study(tmp_path, assets, **{f"p50: {p50}": own, "imgsz: 160": f"imgsz: 160\nbn_recalibration: {assets}"}))
+    assert study.variants["p50-bn"] == study.variants["p50-none"] == (p50,)
+    assert study.inputs_of("p50")["bn_recalibration"] == study.inputs_of("p50-bn")["bn_recalibration"] == assets
+    assert study.inputs_of("p50-none")["bn_recalibration"] is None and study.inputs_of("p50-none")["epochs"] == 0
+    for change, message in ((f"{{recipes: {p50}, finetun: x}}", r"'variants\.p50-bn\.finetun': unknown key"),
+                            (f"{{recipes: {p50}, finetune: nowhere.yaml}}", r"'variants\.p50-bn\.finetune'.*does not exist")):
+        broken = _study(tmp_path, assets, **{f"p50: {p50}": f"p50-bn: {change}"})
+        with pytest.raises(StudyError, match=message):
+            Study.load(broken)
+    # the variant's own input is what its build learns from: BatchNorm re-calibrated on one, not on the other
+    built = {v: json.loads(next((tmp_path / v).glob("*/sparsity.json")).read_text())
+             for v in ("p50-bn", "p50-none") if build_variant(study, "default", v, tmp_path / v, tmp_path / "cache")}
+    assert built["p50-bn"]["bn_recalibration_images"] and not built["p50-none"]["bn_recalibration_images"]
+
+
 def test_shipped_studies_parse():
     for path in sorted((REPO / "studies").glob("*.yaml")):
         study = Study.load(path)

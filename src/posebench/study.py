@@ -38,8 +38,7 @@ def build_variant(study: Study, model: str, variant: str, out: Path, cache: Path
     for n, path in enumerate(study.variants[variant]):
         done = out / f"{n}-{path.stem}" / "done.json"  # a finished step is read back, its recipe not even parsed
         steps.append((path.stem, None if done.is_file() else Recipe.load(path)))
-    inputs = ChainInputs(finetune=study.finetune, pseudo_labels=study.pseudo_labels, bn_recalibration=study.bn_recalibration,
-                         calibration=study.calibration, epochs=study.epochs, imgsz=study.imgsz, cache=cache)
+    inputs = ChainInputs(**study.inputs_of(variant), imgsz=study.imgsz, cache=cache)
     return apply_recipes(model, steps, out, inputs)
 
 

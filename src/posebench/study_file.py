@@ -20,6 +20,8 @@ LATENCY_KEYS = {"iters", "min_seconds", "warmup", "warmup_seconds", "max_seconds
                 "source", "pipelines"}
 PIPELINES = ("posebench", "ultralytics")
 LATENCY_MODES = {"model": ("model",), "e2e": ("e2e",), "both": ("model", "e2e")}
+LEARNING = ("calibration", "finetune", "pseudo_labels", "bn_recalibration")  # what variants learn from
+VARIANT_KEYS = {"recipes", "epochs", *LEARNING}  # a variant given as a mapping: its recipes and its own inputs
 EVAL_KEYS = {"data", "split", "reference", "source", "max_frames", "optional", "name", "runtimes"}
 
 
@@ -54,6 +56,15 @@ class Study:
     # cuda...; GPU runtimes on the cuda* kinds, CPU runtimes on the others); empty: the machine that runs it
     targets: tuple[str, ...] = ()
     skipped: tuple[str, ...] = field(default_factory=tuple)  # what was left out and why (missing optional data)
+    # a variant's own learning inputs and epochs, over the study's (None: none for it): {variant: {key: value}}
+    variant_inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def inputs_of(self, variant: str) -> dict[str, Any]:
+        """What `variant` learns from: the study's calibration, finetune, pseudo_labels, bn_recalibration and
+        epochs, with the variant's own in their place."""
+        return {"calibration": self.calibration, "finetune": self.finetune, "pseudo_labels": self.pseudo_labels,
+                "bn_recalibration": self.bn_recalibration, "epochs": self.epochs,
+                **self.variant_inputs.get(variant, {})}
 
     @classmethod
     def load(cls, path: str | Path) -> Study:
@@ -117,11 +128,16 @@ def _parse(raw: Any, path: Path) -> Study:
     variants_raw = raw["variants"]
     if not isinstance(variants_raw, dict) or not variants_raw:
         raise _fail(path, "variants", "must map variant names to a recipe, a list of recipes, or null (base)")
-    variants = {}
+    variants, own_inputs = {}, {}
     for name, recipes in variants_raw.items():
+        if isinstance(recipes, dict):  # {recipes: ..., finetune: ..., pseudo_labels: ...}: inputs of its own
+            _unknown(path, recipes, VARIANT_KEYS, f"variants.{name}.")
+            own_inputs[str(name)] = {k: v for k, v in recipes.items() if k != "recipes"}
+            recipes = recipes.get("recipes")
         recipes = [] if recipes is None else [recipes] if isinstance(recipes, str) else recipes
         if not isinstance(recipes, list):
-            raise _fail(path, f"variants.{name}", "must be a recipe path, a list of them, or null")
+            raise _fail(path, f"variants.{name}", "must be a recipe path, a list of them, null, or a mapping with "
+                                                  f"'recipes' and its own {', '.join(sorted(VARIANT_KEYS - {'recipes'}))}")
         resolved = tuple(resolve(r, f"variants.{name}") for r in recipes)
         for r in resolved:
             if not r.is_file():
@@ -221,8 +237,21 @@ def _parse(raw: Any, path: Path) -> Study:
     epochs = raw.get("epochs")
     if epochs is not None and (not isinstance(epochs, int) or epochs < 0):
         raise _fail(path, "epochs", "must be a whole number >= 0")
-    learning = {key: optional_path(key) for key in ("calibration", "finetune", "pseudo_labels", "bn_recalibration")}
-    for key, source in learning.items():  # nothing learns from, is calibrated on or chosen on what judges it
+    learning = {key: optional_path(key) for key in LEARNING}
+    variant_inputs = {}
+    for name, own in own_inputs.items():
+        if own.get("epochs") is not None and (not isinstance(own["epochs"], int) or own["epochs"] < 0):
+            raise _fail(path, f"variants.{name}.epochs", "must be a whole number >= 0")
+        paths = {}
+        for key in LEARNING:
+            if key in own:  # null: none for this variant, whatever the study says
+                paths[key] = resolve(own[key], f"variants.{name}.{key}") if own[key] is not None else None
+                if paths[key] is not None and not paths[key].exists():
+                    raise _fail(path, f"variants.{name}.{key}", f"{paths[key]} does not exist")
+        variant_inputs[name] = {**paths, **({"epochs": own["epochs"]} if "epochs" in own else {})}
+    sources = list(learning.items()) + [(f"variants.{name}.{key}", value) for name, own in variant_inputs.items()
+                                        for key, value in own.items() if key in LEARNING]
+    for key, source in sources:  # nothing learns from, is calibrated on or chosen on what judges it
         for n, ev in enumerate(evaluations):
             if source is not None and ev.data is not None:
                 try:
@@ -231,7 +260,8 @@ def _parse(raw: Any, path: Path) -> Study:
                     raise _fail(path, key, str(exc)) from None
     return Study(name=str(raw.get("name") or path.stem), models=models, variants=variants, runtimes=runtimes,
                  threads=tuple(threads), imgsz=imgsz, latency=latency, evaluations=tuple(evaluations),
-                 **learning, epochs=epochs, gpu_runtimes=gpu, targets=tuple(targets), skipped=tuple(skipped))
+                 **learning, epochs=epochs, gpu_runtimes=gpu, targets=tuple(targets), skipped=tuple(skipped),
+                 variant_inputs=variant_inputs)
 
 
 # ---- running --------------------------------------------------------------------------------------------
