@@ -99,7 +99,11 @@ def test_a_variant_can_learn_from_inputs_of_its_own(tmp_path, assets):
 
 
 def test_shipped_studies_parse():
+    from conftest import SHARED_DATA
+
     for path in sorted((REPO / "studies").glob("*.yaml")):
+        if "shared/data" in path.read_text() and not SHARED_DATA.is_dir():
+            continue  # a study judged on the shared data: parsed where the data is (the development machine, CI)
         study = Study.load(path)
         assert study.variants and study.runtimes
 
