@@ -75,10 +75,23 @@ def exit_status(records: Iterable[Any]) -> int:
     return EXIT_NONE_FAILED if crashed else EXIT_NONE_SKIPPED
 
 
+def closest(name: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The choice most like `name` (difflib's ratio at least `cutoff`), or None."""
+    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ' Did you mean "x"?' for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
-    return f' Did you mean "{close[0]}"?' if close else ""
+    close = closest(name, choices, cutoff=0.5)
+    return f' Did you mean "{close}"?' if close else ""
+
+
+def unknown_key(key: str, known: Iterable[str]) -> str:
+    """'unknown key (did you mean "x"?)', or the known keys when none is close: a settings file's typo, named."""
+    known = list(known)
+    close = closest(key, known)
+    return "unknown key" + (f' (did you mean "{close}"?)' if close else f" (known: {', '.join(known)})")
 
 
 def read_yaml_file(path: Path, *, what: str, error: type[InvalidInputError] = InvalidInputError) -> Any:

@@ -3,13 +3,12 @@ variants (recipes applied in order), runtimes, threads, sizes, the latency proto
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posebench.errors import InvalidInputError, PosebenchError, read_yaml_file
+from posebench.errors import InvalidInputError, PosebenchError, read_yaml_file, unknown_key
 from posebench.evaluate.disjoint import check_disjoint
 from posebench.trial import Evaluation
 
@@ -79,9 +78,7 @@ def _fail(path: Path, key: str, message: str) -> StudyError:
 def _unknown(path: Path, data: dict, known: set[str], where: str) -> None:
     for key in data:
         if key not in known:
-            close = difflib.get_close_matches(str(key), sorted(known), n=1)
-            hint = f' (did you mean "{close[0]}"?)' if close else f" (known: {', '.join(sorted(known))})"
-            raise _fail(path, f"{where}{key}", f"unknown key{hint}")
+            raise _fail(path, f"{where}{key}", unknown_key(key, sorted(known)))
 
 
 def _parse(raw: Any, path: Path) -> Study:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import fields
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from posebench.compress.modifiers import (EXPORT_FORMATS, BNRecalibration, ChannelPruningModifier, Distillation,
                                           FineTune, PruneGroup, PruningModifier, QuantizationModifier, RecipeError,
                                           UltralyticsExport)
+from posebench.errors import unknown_key
 
 
 class RecipeParser:
@@ -30,9 +30,7 @@ class RecipeParser:
         known = [f.name for f in fields(cls)]
         for key in data:
             if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f' (did you mean "{close[0]}"?)' if close else f" (known: {', '.join(known)})"
-                raise self.fail(path + (key,), f"unknown key{hint}")
+                raise self.fail(path + (key,), unknown_key(key, known))
         for key in required:
             if key not in data:
                 raise self.fail(path, f"missing required key '{key}'")
