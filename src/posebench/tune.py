@@ -96,8 +96,8 @@ class Tuner:
 
         if trial.id not in self.done:
             spec = self.build(candidate)
-            self.say(f"{trial.kind} of {candidate.name} on {trial.runtime}"
-                     + (f" ({trial.evaluation.name})" if trial.evaluation else ""), 0, 0)
+            if trial.evaluation:  # latency trials are announced by their stage, with their count
+                self.say(f"accuracy '{trial.evaluation.name}' of {candidate.name} on {trial.runtime}", 0, 0)
             record = run_trial(trial, Built(spec, self.errors.get(candidate)), cache=self.cache,
                                environment=self.env, reference=Built(self.plan.source.spec))
             self.store.append(record)
