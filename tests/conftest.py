@@ -22,6 +22,30 @@ def run_cli(*args: str, timeout: float = 600) -> "subprocess.CompletedProcess[st
                           timeout=timeout, cwd=REPO)
 
 
+def run_here(*args: str) -> "subprocess.CompletedProcess[str]":
+    """`posebench ARGS` in this process (for input that fails before any work: no interpreter to start), its
+    output and exit status as `run_cli` gives them; the handlers `main` installs are put back."""
+    import contextlib
+    import io
+    import signal
+    import warnings
+
+    from posebench.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    handler, formatwarning = signal.getsignal(signal.SIGTERM), warnings.formatwarning
+    try:
+        with contextlib.chdir(REPO), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+        warnings.formatwarning = formatwarning
+    return subprocess.CompletedProcess(["posebench", *args], code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("artifacts")

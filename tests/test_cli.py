@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import IMGSZ, run_cli
+from conftest import IMGSZ, run_cli, run_here
 
 from posebench.errors import (EXIT_NONE_FAILED, EXIT_NONE_SKIPPED, EXIT_OK, EXIT_PARTIAL_FAILED,
                               EXIT_PARTIAL_SKIPPED, exit_status)
@@ -43,6 +43,7 @@ def test_bench_sweeps_every_cpu_runtime_and_thread_count(sweep):
     assert (out / "latency.md").read_text().count("| deepsparse |") == 2
 
 
+@pytest.mark.slow  # the sweep itself is the slow tier's
 def test_results_store_matches_the_json_output(sweep):
     _, out = sweep
     from posebench.results import ResultStore
@@ -51,6 +52,7 @@ def test_results_store_matches_the_json_output(sweep):
     assert [r.id for r in stored] == [r["id"] for r in json.loads((out / "records.json").read_text())]
 
 
+@pytest.mark.slow  # the sweep itself is the slow tier's
 def test_openvino_runs_the_requested_thread_count(sweep):
     _, out = sweep
     records = json.loads((out / "records.json").read_text())
@@ -73,7 +75,7 @@ def test_openvino_runs_the_requested_thread_count(sweep):
     (["--threads", "two"], "whole numbers"),
 ])
 def test_bad_input_is_one_clear_line(args, message, tmp_path):
-    result = run_cli("bench", *args, "--out", str(tmp_path), *FAST)
+    result = run_here("bench", *args, "--out", str(tmp_path), *FAST)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -89,7 +91,7 @@ def test_non_positive_iterations_are_refused_by_the_parser(flag, value, tmp_path
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"\x80\x04truncated")
-    result = run_cli("bench", "--model", str(bad), "--runtime", "torch", "--out", str(tmp_path), *FAST)
+    result = run_here("bench", "--model", str(bad), "--runtime", "torch", "--out", str(tmp_path), *FAST)
     assert result.returncode == 2 and "not a loadable Ultralytics model" in result.stderr
     assert "Traceback" not in result.stderr
 

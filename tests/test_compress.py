@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, run_here
 from posebench.compress.prune import prune_one_shot_, resolve_targets, sparsity_table
 from posebench.compress.recipe import PruningModifier, PruneGroup, Recipe, RecipeError
 from posebench.ultralytics_adapter import load_yolo
@@ -302,7 +302,7 @@ def test_bn_recalibration_refreshes_running_statistics(assets, default_source):
     (["--recipe", str(REPO / "recipes" / "yolo-pose-p50.yaml"), "--data", "no/data.yaml"], "does not exist"),
 ])
 def test_compress_bad_input_is_one_clear_line(args, message, tmp_path):
-    result = run_cli("compress", *args, "--out", str(tmp_path))
+    result = run_here("compress", *args, "--out", str(tmp_path))
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
 
@@ -311,7 +311,7 @@ def test_broken_recipe_through_the_cli_names_the_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("modifiers:\n  - type: magnitude_pruning\n    groups:\n      - targets: [model.*.weight]\n"
                    "        sparsity: 0.5\n        exlude: [model.0.*]\n")
-    result = run_cli("compress", "--recipe", str(bad), "--out", str(tmp_path / "o"))
+    result = run_here("compress", "--recipe", str(bad), "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "line 6" in result.stderr and 'did you mean "exclude"' in result.stderr
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_here
 from posebench.errors import InvalidInputError
 from posebench.evaluate.disjoint import check_disjoint
 
@@ -42,7 +42,7 @@ def test_disjoint_sets_pass_and_a_shared_image_is_refused(tmp_path):
 
 def test_compress_refuses_a_calibration_set_that_overlaps_the_judge(tmp_path):
     judge = _dataset(tmp_path / "judge", ["000000000139", "000000000785"])
-    result = run_cli("compress", "--recipe", "recipes/int8-ptq.yaml", "--calib", str(judge), "--judge", str(judge),
+    result = run_here("compress", "--recipe", "recipes/int8-ptq.yaml", "--calib", str(judge), "--judge", str(judge),
                      "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip() and "warning" not in line]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IMGSZ, run_cli
+from conftest import IMGSZ, run_cli, run_here
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +43,15 @@ def test_bare_onnx_needs_kpt_shape_and_a_wrong_one_is_refused(artifacts, tmp_pat
     onnx.save(model, str(bare))
     common = ("--runtime", "onnxruntime", "--threads", "1", "--iters", "3", "--min-seconds", "0", "--warmup", "1",
               "--warmup-seconds", "0", "--cache-dir", str(cache_dir))
-    asked = run_cli("bench", "--model", str(bare), "--out", str(tmp_path / "a"), *common)
+    asked = run_here("bench", "--model", str(bare), "--out", str(tmp_path / "a"), *common)
     assert asked.returncode == 2 and "--kpt-shape" in asked.stderr and len(asked.stderr.strip().splitlines()) == 1
-    wrong = run_cli("bench", "--model", str(bare), "--kpt-shape", "5,3", "--out", str(tmp_path / "b"), *common)
+    wrong = run_here("bench", "--model", str(bare), "--kpt-shape", "5,3", "--out", str(tmp_path / "b"), *common)
     assert wrong.returncode == 2 and "does not fit" in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
     ok = run_cli("bench", "--model", str(bare), "--kpt-shape", "17,3", "--out", str(tmp_path / "c"), *common)
     assert ok.returncode == 0, ok.stderr
     record = _records(tmp_path / "c")[0]
     assert record["trial"]["variant"] == "imported" and record["trial"]["imgsz"] == list(IMGSZ)  # size read from it
-    contradicts = run_cli("bench", "--model", str(artifacts.get("onnx", IMGSZ)), "--kpt-shape", "5,3",
+    contradicts = run_here("bench", "--model", str(artifacts.get("onnx", IMGSZ)), "--kpt-shape", "5,3",
                           "--out", str(tmp_path / "d"), *common)
     assert contradicts.returncode == 2 and "--kpt-shape" in contradicts.stderr
 

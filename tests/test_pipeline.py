@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, run_cli
+from conftest import SHARED_DATA, run_cli, run_here
 
 from posebench.evaluate.preprocess import Letterboxer, letterbox, letterbox_plan
 
@@ -147,10 +147,10 @@ def test_bench_e2e_times_every_stage_on_real_frames(tmp_path, cache_dir):
 
 
 def test_bench_e2e_bad_input_is_one_clear_line(tmp_path):
-    proc = run_cli("bench", "--mode", "e2e", "--source", str(tmp_path / "nope.mp4"), "--runtime", "null",
+    proc = run_here("bench", "--mode", "e2e", "--source", str(tmp_path / "nope.mp4"), "--runtime", "null",
                    "--threads", "1", "--imgsz", "160,224", "--out", str(tmp_path))
     assert proc.returncode != 0 and "nope.mp4 does not exist" in proc.stderr
-    proc = run_cli("bench", "--source", str(tmp_path), "--runtime", "null", "--threads", "1", "--out", str(tmp_path))
+    proc = run_here("bench", "--source", str(tmp_path), "--runtime", "null", "--threads", "1", "--out", str(tmp_path))
     assert proc.returncode != 0 and "add --mode e2e" in proc.stderr
     proc = run_cli("bench", "--mode", "e2e", "--preprocess", "fused", "--runtime", "torch", "--threads", "1",
                    "--imgsz", "160,224", "--iters", "2", "--min-seconds", "0", "--out", str(tmp_path), "--json",

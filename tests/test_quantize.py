@@ -176,6 +176,7 @@ def test_int8_bundle_keeps_the_head_in_float_and_runs_on_every_cpu_runtime(int8_
         assert np.median(np.abs(out[:, :4] - reference[:, :4])) < 3.0, runtime
 
 
+@pytest.mark.slow  # builds the int8 bundle (the slow tier builds it anyway)
 def test_each_runtime_gets_its_own_int8_form(int8_bundle):
     import onnx
 
