@@ -14,10 +14,10 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
+from pathlib import PurePath
 from typing import Any
 
 SCHEMA_VERSION = 2
-STATUSES = ("ok", "skipped", "error")
 
 
 @dataclass(frozen=True)
@@ -86,17 +86,23 @@ class Failure:
         """A failure whose status follows its reason: 'skipped: ...' is a skip, anything else an error."""
         return cls("skipped" if reason.startswith("skipped") else "error", reason, type)
 
-    @classmethod
-    def from_exception(cls, exc: BaseException) -> Failure:
-        from posebench.errors import failure
 
-        found = failure(exc)  # type: ignore[arg-type]
-        return cls(found["status"], found["error"], found["error_type"])
+def evaluation_label(evaluation: Mapping[str, Any] | None) -> str:
+    """An evaluation's name: its own, else its dataset and split, else 'fidelity:' and its frames' name (what
+    `val` calls an evaluation it is not told the name of, and what reports call records without one)."""
+    ev = evaluation or {}
+    if ev.get("name"):
+        return str(ev["name"])
+    if ev.get("mode") == "labels":
+        return f"{ev.get('dataset')}:{ev.get('split')}"
+    return f"fidelity:{PurePath(str(ev.get('source'))).name}"
 
 
-# JSON keys a Record holds as its own fields (everything else a record carries lives in `extra`)
-_OWN = ("schema", "id", "kind", "trial_id", "created", "environment", "study", "round", "target", "evaluation",
-        "protocol", "latency", "accuracy", "artifact", "backend", "compute", "warnings", "executor")
+# JSON keys a Record holds as its own fields (everything else a record carries lives in `extra`); the measured
+# ones are written only when they hold something
+_MEASURED = ("environment", "study", "round", "target", "evaluation", "protocol", "latency", "accuracy", "artifact",
+             "backend", "compute", "warnings", "executor")
+_OWN = ("schema", "id", "kind", "trial_id", "created", *_MEASURED)
 
 
 @dataclass(frozen=True)
@@ -168,7 +174,7 @@ class Record:
             out["error"] = self.failure.reason
             if self.failure.type:
                 out["error_type"] = self.failure.type
-        for key in _OWN[5:]:
+        for key in _MEASURED:
             value = getattr(self, key)
             if value not in (None, (), {}):
                 out[key] = list(value) if isinstance(value, tuple) else value

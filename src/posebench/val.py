@@ -22,7 +22,7 @@ from posebench.latency import DEFAULT_THREADS
 from posebench.machine.environment import fingerprint
 from posebench.models import ModelSource
 from posebench.pipeline import backend_input, resolve_preprocess
-from posebench.record import Identity, Record
+from posebench.record import Identity, Record, evaluation_label
 from posebench.results import ResultStore
 from posebench.runtimes import backend_class, create_backend
 from posebench.trial import Evaluation, Trial
@@ -150,10 +150,8 @@ def run_val(plan: ValPlan, store: ResultStore | None, on_progress: Progress | No
 
 def plan_trial(plan: ValPlan, spec: str, evaluation: dict[str, Any]) -> Trial:
     """The trial `val` runs for one runtime spec of its plan (its evaluation named after the data or the frames)."""
-    name = (f"{evaluation['dataset']}:{evaluation['split']}" if evaluation["mode"] == "labels" else
-            f"fidelity:{Path(str(evaluation['source'])).name}")
     return Trial("accuracy", model=plan.model_name or plan.source.name, variant=plan.variant, runtime=spec,
-                 threads=plan.threads, imgsz=tuple(plan.imgsz), evaluation=Evaluation(name))
+                 threads=plan.threads, imgsz=tuple(plan.imgsz), evaluation=Evaluation(evaluation_label(evaluation)))
 
 
 def compare_to_baseline(records: list[Record], baseline: Record, name: str) -> tuple[list[Record], list[str]]:

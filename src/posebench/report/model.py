@@ -6,11 +6,10 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from posebench.errors import InvalidInputError
 from posebench.evaluate.uncertainty import Difference
-from posebench.record import Record
+from posebench.record import Record, evaluation_label
 from posebench.runtimes.base import runtime_class
 from posebench.report.compare import difference
 from posebench.report.cost import Cost, PriceRule, load_prices, price
@@ -112,12 +111,7 @@ class Report:
 
     @staticmethod
     def _evaluation_name(record: Record) -> str:
-        ev = record.evaluation or {}
-        if ev.get("name"):
-            return str(ev["name"])
-        if ev.get("mode") == "labels":
-            return f"{ev.get('dataset')}:{ev.get('split')}"
-        return f"fidelity:{Path(str(ev.get('source'))).name}"
+        return evaluation_label(record.evaluation)
 
     def accuracy_of(self, model: str, variant: str, runtime: str | None, evaluation: str) -> dict | None:
         """The accuracy record of a variant (on `runtime` if measured there, else on any runtime)."""
