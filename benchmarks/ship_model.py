@@ -45,23 +45,29 @@ def measure(checkpoint: Path) -> dict[str, int]:
 
 def write_index(models: Path) -> None:
     """models/README.md: one row per card."""
+    from posebench.machine.isa import CPU_KINDS
+    from posebench.models import speed_rows
+
     rows = []
     for card_path in sorted(models.glob("*/card.yaml")):
         card = yaml.safe_load(card_path.read_text())
         acc = card["accuracy"]
-        speed = card.get("speed") or {}
+        speed = "<br>".join(f"**{row['kind']}**: " + "; ".join(f"{k} {v:.2f}x" for k, v in row["x_ultralytics_int8"].items())
+                            for row in speed_rows(card)) or "not measured"
         rows.append(f"| `{card['name']}` | {card['macs_kept']:.1%} | {card['parameters']:,} | "
                     f"{acc['fp32']['pose_map50_95']:.3f} | "
-                    + (f"{acc['int8']['pose_map50_95']:.3f}" if acc.get("int8") else "-") + " | "
-                    + "; ".join(f"{k} {v:.2f}x" for k, v in (speed.get("x_ultralytics_int8") or {}).items()) + " |")
+                    + (f"{acc['int8']['pose_map50_95']:.3f}" if acc.get("int8") else "-") + f" | {speed} |")
     text = ("# Shipped models\n\nCompressed yolo11n-pose checkpoints, ready for `--model NAME` (e.g. `posebench bench "
             "--model yolo11n-pose-m80`). Each folder has `model.pt` and `card.yaml`: the recipe, the data it saw, "
             "epochs, conv MACs at 640 and parameters (checked by tests/test_models.py), pose mAP50-95 on coco-pose-val "
             "(750 held-out COCO val2017 images, through OpenVINO, 95 % intervals in the card) and speed against "
-            "Ultralytics' `yolo export format=openvino int8=True` of the dense model, measured side by side on the "
-            "machine the card names. Derived from Ultralytics' AGPL-3.0 weights: AGPL-3.0.\n\n"
-            "| name | conv MACs kept | parameters | pose mAP50-95 fp32 | int8 | x Ultralytics' int8 export |\n"
-            "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+            "Ultralytics' `yolo export format=openvino int8=True` of the dense model, measured side by side, one row per "
+            "CPU kind measured (a ratio holds on its kind only; `python benchmarks/card_speed.py --model NAME "
+            "--write-cards` adds yours). `posebench models` lists them. Derived from Ultralytics' AGPL-3.0 weights: "
+            "AGPL-3.0.\n\nCPU kinds: " + "; ".join(f"`{k}` {v}" for k, v in CPU_KINDS.items() if k != "generic") +
+            ".\n\n| name | conv MACs kept | parameters | pose mAP50-95 fp32 | int8 | x Ultralytics' int8 export, per CPU kind |\n"
+            "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\nAccuracy was measured on the AMX machine (int8 float "
+            "parts in bf16); the accuracy of int8 and bf16 can move by a few tenths of a point between kinds.\n")
     (models / "README.md").write_text(text)
 
 
@@ -75,7 +81,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=0)
     parser.add_argument("--val-fp32", type=Path, required=True, help="posebench val --json of the checkpoint")
     parser.add_argument("--val-int8", type=Path, default=None, help="posebench val --json of its int8 bundle")
-    parser.add_argument("--speed", type=Path, default=None, help="JSON: {machine, protocol, x_ultralytics_int8: {...}}")
+    parser.add_argument("--speed", type=Path, default=None, help="JSON: a list of rows {kind, machine, threads, protocol, x_ultralytics_int8: {...}} "
+                             "(benchmarks/card_speed.py --write-cards adds one for this machine)")
     parser.add_argument("--note", default="")
     args = parser.parse_args()
 

@@ -352,3 +352,49 @@ def test_taylor_without_labels_or_without_importance_is_refused(default_source, 
     net = load_yolo(default_source.path).model.float()
     with pytest.raises(InvalidInputError, match="has no importance"):
         prune_channels_(net, ChannelPlan(ratio=0.25, criterion="taylor"), (160, 160))
+
+
+def _two_blocks() -> torch.nn.Module:
+    from ultralytics.nn.modules import Conv
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(Conv(3, 8, 3), Conv(8, 4, 3, 2)).eval()
+    with torch.no_grad():
+        net[0].bn.bias += 1.0  # removed channels with a clear mean activation (SiLU of ~N(1, 1))
+    return net
+
+
+def test_the_measured_correction_restores_the_readers_mean_and_leaves_an_unpruned_net_alone():
+    """Removing channels 4-7 of a conv shifts what its reader computes by their mean contribution; moving the
+    measured contribution into the reader's BatchNorm mean gives back the dense pre-activation mean on the images
+    it was measured on (zero padding included). With nothing removed, the correction changes no output."""
+    from posebench.compress.channel_groups import ChannelGroup, batchnorm_after
+    from posebench.compress.channels import measured_shifts
+
+    dense = _two_blocks()
+    images = torch.rand(6, 3, 24, 32, generator=torch.Generator().manual_seed(1))
+
+    def reader_input(net: torch.nn.Module) -> torch.Tensor:  # the reader's BatchNorm output, before SiLU
+        with torch.no_grad():
+            return net[1].bn(net[1].conv(net[0](images)))
+
+    def pruned(drop: torch.Tensor, correct: bool) -> torch.nn.Module:
+        net = copy.deepcopy(dense)
+        groups = [ChannelGroup("g", [(net[0], torch.arange(8))], [(net[1].conv, torch.arange(8))])]
+        removed = {"g": drop}
+        shifts = measured_shifts(net, groups, removed, images) if correct else None
+        apply_removals_(groups, removed, batchnorm_after(net) if correct else None, shifts)
+        return net
+
+    target = reader_input(dense).mean((0, 2, 3))
+    plain = reader_input(pruned(torch.arange(4, 8), correct=False)).mean((0, 2, 3))
+    fixed = reader_input(pruned(torch.arange(4, 8), correct=True)).mean((0, 2, 3))
+    assert float((plain - target).abs().max()) > 0.1
+    torch.testing.assert_close(fixed, target, rtol=0, atol=1e-4)
+    unpruned = pruned(torch.zeros(0, dtype=torch.long), correct=True)
+    with torch.no_grad():
+        torch.testing.assert_close(unpruned(images), dense(images), rtol=0, atol=0)
+    with pytest.raises(InvalidInputError, match="at least one image"):
+        measured_shifts(copy.deepcopy(dense), [ChannelGroup("g", [(dense[0], torch.arange(8))],
+                                                            [(dense[1].conv, torch.arange(8))])],
+                        {"g": torch.arange(4, 8)}, images[:0])

@@ -36,6 +36,23 @@ def test_int8_family_of_a_cpu(flags, family):
     assert int8_target_of(flags) == family
 
 
+@pytest.mark.parametrize("flags,kind", [
+    ({"avx2", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16"}, "avx512_vnni_bf16"),  # AMD Zen 4 / Zen 5
+    ({"avx2", "avx512f", "avx512bw", "avx512_vnni"}, "avx512_vnni"),  # Cascade Lake: no bf16
+    ({"avx2", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"}, "amx"),
+    ({"avx2", "fma"}, "avx2"),
+])
+def test_cpu_kind_for_speed_claims(flags, kind):
+    """The kind a speed figure is stated with; under ONEDNN_MAX_CPU_ISA a Zen 5 counts as what it runs as."""
+    from posebench.machine.cpu import capped_flags
+    from posebench.machine.isa import CPU_KINDS, cpu_kind
+
+    assert cpu_kind(flags) == kind and kind in CPU_KINDS
+    zen5 = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16"}
+    assert cpu_kind(capped_flags(zen5, "AVX2")) == "avx2"
+    assert cpu_kind(capped_flags(zen5, "AVX512_CORE_VNNI")) == "avx512_vnni"
+
+
 def test_settings_follow_the_target():
     for saturating in ("avx2", "avx512", "generic"):
         choice = choose_int8(saturating)

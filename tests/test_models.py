@@ -175,3 +175,46 @@ def test_an_unknown_name_lists_the_shipped_models(tmp_path, monkeypatch):
     names = _shipped()
     with pytest.raises(ModelNotFoundError, match="Shipped models"):
         resolve_model((names[0] + "x") if names else "no-such-model")
+
+
+def test_posebench_models_lists_every_card_with_its_speed_rows(tmp_path):
+    """`posebench models`: one entry per shipped model, its MACs, accuracy and every speed row of its card, by
+    CPU kind; `--json` gives the cards as read."""
+    import yaml
+
+    from conftest import run_here
+    from posebench.machine.isa import CPU_KINDS
+    from posebench.models import shipped_models
+
+    result = run_here("models", "--json", str(tmp_path / "models.json"))
+    assert result.returncode == 0, result.stderr
+    cards = json.loads((tmp_path / "models.json").read_text())
+    assert [c["name"] for c in cards] == sorted(shipped_models())
+    for card in cards:
+        raw = yaml.safe_load((shipped_models()[card["name"]] / "card.yaml").read_text())
+        assert raw["speed"] and isinstance(raw["speed"], list), "a card's speed is a list of rows, one per CPU kind"
+        assert card["speed"] == raw["speed"]
+        assert f"{card['name']}: {raw['macs_kept']:.1%} of the conv MACs" in result.stdout
+        assert f"fp32 {raw['accuracy']['fp32']['pose_map50_95']:.3f}" in result.stdout
+        for row in raw["speed"]:
+            assert row["kind"] in CPU_KINDS and row["threads"] >= 1 and row["machine"]
+            for deployment, ratio in row["x_ultralytics_int8"].items():
+                assert f"{deployment} {ratio:.2f}x" in result.stdout
+
+
+def test_posebench_models_shows_one_card_and_names_a_near_miss():
+    from conftest import run_here
+
+    name = _shipped()[0]
+    one = run_here("models", name)
+    assert one.returncode == 0 and f"name: {name}" in one.stdout and "x_ultralytics_int8" in one.stdout
+    wrong = run_here("models", name + "x")
+    assert wrong.returncode == 2 and f'Did you mean "{name}"' in wrong.stderr and "Shipped models" in wrong.stderr
+
+
+def test_a_card_speed_row_without_its_kind_is_refused():
+    from posebench.models import speed_rows
+
+    assert speed_rows({"speed": {"machine": "old", "x_ultralytics_int8": {"int8": 1.1}}})[0]["kind"] == "unlabelled"
+    with pytest.raises(InvalidInputError, match="needs 'kind'"):
+        speed_rows({"name": "x", "speed": [{"machine": "m", "x_ultralytics_int8": {"int8": 1.1}}]})

@@ -98,6 +98,28 @@ def test_a_variant_can_learn_from_inputs_of_its_own(tmp_path, assets):
     assert built["p50-bn"]["bn_recalibration_images"] and not built["p50-none"]["bn_recalibration_images"]
 
 
+def test_a_variant_can_start_from_a_shipped_model(tmp_path, assets):
+    """`{model: NAME}`: the variant runs (and its recipes compress) a shipped channel-pruned model in place of the
+    study's, so it is compared with the dense base on the same images; a bundle or a misspelt name is refused."""
+    from posebench.models import shipped_models
+    from posebench.study import build_variant
+
+    p50 = REPO / "recipes" / "yolo-pose-oneshot-p50.yaml"
+    name = sorted(shipped_models())[0]
+    study = Study.load(_study(tmp_path, assets, **{f"p50: {p50}": f"pruned: {{model: {name}}}"}))
+    assert study.start_of("default", "pruned") == name and study.start_of("default", "base") == "default"
+    assert build_variant(study, "default", "pruned", tmp_path / "v", tmp_path / "cache") == name
+    assert build_variant(study, "default", "base", tmp_path / "b", tmp_path / "cache") == "default"
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "bundle.json").write_text("{}")
+    for change, message in ((f"{{model: {name}x}}", rf"'variants\.pruned\.model'.*Did you mean \"{name}\""),
+                            (f"{{model: {bundle}}}", r"'variants\.pruned\.model'.*is a bundle"),
+                            ("{model: 3}", r"'variants\.pruned\.model'.*must be a shipped model's name")):
+        with pytest.raises(StudyError, match=message):
+            Study.load(_study(tmp_path, assets, **{f"p50: {p50}": f"pruned: {change}"}))
+
+
 def test_shipped_studies_parse():
     from conftest import SHARED_DATA
 

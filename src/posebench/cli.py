@@ -11,7 +11,7 @@ from typing import NoReturn
 from posebench import __version__
 from posebench.errors import EXIT_INPUT, PosebenchError
 
-COMMANDS = ("bench", "val", "compress", "study", "worker", "report", "tune", "stream", "env")  # the order --help lists
+COMMANDS = ("bench", "val", "compress", "study", "worker", "report", "tune", "stream", "models", "env")  # the order --help lists
 
 
 class _Parser(argparse.ArgumentParser):

@@ -11,6 +11,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from posebench.errors import InvalidInputError, ModelNotFoundError, RuntimeNotInstalledError
 
@@ -32,6 +33,35 @@ def shipped_models() -> dict[str, Path]:
     if not root.is_dir():
         return {}
     return {d.name: d for d in sorted(root.iterdir()) if (d / "model.pt").is_file() and (d / CARD_FILE).is_file()}
+
+
+def read_card(name: str) -> dict[str, Any]:
+    """A shipped model's card, its speed as rows (one per CPU kind measured); an unknown name gets a did-you-mean
+    and the shipped list."""
+    shipped = shipped_models()
+    if name not in shipped:
+        from posebench.errors import did_you_mean
+
+        raise ModelNotFoundError(f"no shipped model '{name}'.{did_you_mean(name, shipped)} Shipped models "
+                                 f"({shipped_models_dir()}): {', '.join(shipped) or 'none'}")
+    import yaml
+
+    card = yaml.safe_load((shipped[name] / CARD_FILE).read_text()) or {}
+    return {**card, "speed": speed_rows(card)}
+
+
+def speed_rows(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """The card's speed rows, one per CPU kind (`posebench.machine.isa.CPU_KINDS`); a card written before rows
+    existed (one mapping, one machine) reads as one row of kind 'unlabelled'."""
+    speed = card.get("speed")
+    if not speed:
+        return []
+    rows = speed if isinstance(speed, list) else [{"kind": "unlabelled", **speed}]
+    for row in rows:
+        if not isinstance(row, dict) or "kind" not in row or not isinstance(row.get("x_ultralytics_int8"), dict):
+            raise InvalidInputError(f"card of '{card.get('name')}': a speed row needs 'kind' and 'x_ultralytics_int8' "
+                                    f"(a mapping deployment -> ratio), got {row!r}")
+    return rows
 
 
 def default_model_path() -> Path:

@@ -39,7 +39,7 @@ def build_variant(study: Study, model: str, variant: str, out: Path, cache: Path
         done = out / f"{n}-{path.stem}" / "done.json"  # a finished step is read back, its recipe not even parsed
         steps.append((path.stem, None if done.is_file() else Recipe.load(path)))
     inputs = ChainInputs(**study.inputs_of(variant), imgsz=study.imgsz, cache=cache)
-    return apply_recipes(model, steps, out, inputs)
+    return apply_recipes(study.start_of(model, variant), steps, out, inputs)
 
 
 def latency_modes(study: Study) -> list[tuple[str, str]]:

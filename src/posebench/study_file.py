@@ -20,7 +20,9 @@ LATENCY_KEYS = {"iters", "min_seconds", "warmup", "warmup_seconds", "max_seconds
 PIPELINES = ("posebench", "ultralytics")
 LATENCY_MODES = {"model": ("model",), "e2e": ("e2e",), "both": ("model", "e2e")}
 LEARNING = ("calibration", "finetune", "pseudo_labels", "bn_recalibration")  # what variants learn from
-VARIANT_KEYS = {"recipes", "epochs", *LEARNING}  # a variant given as a mapping: its recipes and its own inputs
+# a variant given as a mapping: its recipes, its own inputs, and the checkpoint it starts from (`model`: a shipped
+# model's name or a .pt, in place of the study's model: a channel-pruned model compared as a variant of its dense one)
+VARIANT_KEYS = {"recipes", "epochs", "model", *LEARNING}
 EVAL_KEYS = {"data", "split", "reference", "source", "max_frames", "optional", "name", "runtimes"}
 
 
@@ -57,6 +59,12 @@ class Study:
     skipped: tuple[str, ...] = field(default_factory=tuple)  # what was left out and why (missing optional data)
     # a variant's own learning inputs and epochs, over the study's (None: none for it): {variant: {key: value}}
     variant_inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # a variant that starts from another checkpoint than the study's model: {variant: model spec}
+    variant_models: dict[str, str] = field(default_factory=dict)
+
+    def start_of(self, model: str, variant: str) -> str:
+        """The model `variant` of `model` starts from: the variant's own `model`, else the study's."""
+        return self.variant_models.get(variant, model)
 
     def inputs_of(self, variant: str) -> dict[str, Any]:
         """What `variant` learns from: the study's calibration, finetune, pseudo_labels, bn_recalibration and
@@ -125,11 +133,28 @@ def _parse(raw: Any, path: Path) -> Study:
     variants_raw = raw["variants"]
     if not isinstance(variants_raw, dict) or not variants_raw:
         raise _fail(path, "variants", "must map variant names to a recipe, a list of recipes, or null (base)")
-    variants, own_inputs = {}, {}
+    def variant_model(value: Any, key: str) -> str:  # a shipped model's name or a checkpoint beside the study
+        from posebench.models import resolve_model
+
+        if not isinstance(value, str) or not value.strip():
+            raise _fail(path, key, f"must be a shipped model's name or a checkpoint (.pt), got {value!r}")
+        spec = value.strip() if not (base / value.strip()).exists() else str(resolve(value.strip(), key))
+        try:
+            source = resolve_model(spec)
+        except PosebenchError as exc:
+            raise _fail(path, key, str(exc)) from exc
+        if source.kind != "checkpoint":
+            raise _fail(path, key, f"'{value}' is a {source.kind}: a variant starts from a checkpoint (a shipped "
+                                   "model's name or a .pt) that its recipes then compress")
+        return spec
+
+    variants, own_inputs, variant_models = {}, {}, {}
     for name, recipes in variants_raw.items():
         if isinstance(recipes, dict):  # {recipes: ..., finetune: ..., pseudo_labels: ...}: inputs of its own
             _unknown(path, recipes, VARIANT_KEYS, f"variants.{name}.")
-            own_inputs[str(name)] = {k: v for k, v in recipes.items() if k != "recipes"}
+            own_inputs[str(name)] = {k: v for k, v in recipes.items() if k not in ("recipes", "model")}
+            if "model" in recipes:
+                variant_models[str(name)] = variant_model(recipes["model"], f"variants.{name}.model")
             recipes = recipes.get("recipes")
         recipes = [] if recipes is None else [recipes] if isinstance(recipes, str) else recipes
         if not isinstance(recipes, list):
@@ -258,7 +283,7 @@ def _parse(raw: Any, path: Path) -> Study:
     return Study(name=str(raw.get("name") or path.stem), models=models, variants=variants, runtimes=runtimes,
                  threads=tuple(threads), imgsz=imgsz, latency=latency, evaluations=tuple(evaluations),
                  **learning, epochs=epochs, gpu_runtimes=gpu, targets=tuple(targets), skipped=tuple(skipped),
-                 variant_inputs=variant_inputs)
+                 variant_inputs=variant_inputs, variant_models=variant_models)
 
 
 # ---- running --------------------------------------------------------------------------------------------

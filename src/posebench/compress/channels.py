@@ -84,9 +84,10 @@ def expected_activation(group: ChannelGroup) -> torch.Tensor | None:
     return total
 
 
-def _compensate_(groups: list[ChannelGroup], removed: dict[str, torch.Tensor], after: dict[int, nn.Module]) -> None:
-    """What the removed channels gave their readers on average moves into the readers' BatchNorm mean (or bias):
-    a removed channel's activation is rarely zero, and without this every reader shifts."""
+def expected_shifts(groups: list[ChannelGroup], removed: dict[str, torch.Tensor]) -> dict[int, tuple[nn.Conv2d, torch.Tensor]]:
+    """id(conv) -> (conv, what the removed input channels add to each of its outputs on average), estimated without
+    data from the producers' BatchNorm (`expected_activation`; groups behind a depthwise conv are left out)."""
+    shifts: dict[int, tuple[nn.Conv2d, torch.Tensor]] = {}
     for group in groups:
         drop = removed.get(group.name)
         if drop is None or not drop.numel():
@@ -96,24 +97,74 @@ def _compensate_(groups: list[ChannelGroup], removed: dict[str, torch.Tensor], a
             continue
         for conv, index in group.consumers:
             w = conv.weight.detach()[:, index[drop]].sum((2, 3))  # (out, removed)
-            shift = w @ mean[drop]
-            bn = after.get(id(conv))
-            if isinstance(bn, nn.BatchNorm2d):  # conv -> BN: the BN subtracts its running mean
-                bn.running_mean -= shift
-            elif conv.bias is not None:
-                conv.bias.data += shift
-            else:
-                conv.bias = nn.Parameter(shift.clone())
+            _, total = shifts.get(id(conv), (conv, torch.zeros(conv.out_channels)))
+            shifts[id(conv)] = (conv, total + w @ mean[drop])
+    return shifts
+
+
+@torch.no_grad()
+def measured_shifts(net: nn.Module, groups: list[ChannelGroup], removed: dict[str, torch.Tensor],
+                    images: torch.Tensor, batch: int = 8) -> dict[int, tuple[nn.Conv2d, torch.Tensor]]:
+    """id(conv) -> (conv, what the removed input channels add to each of its outputs, averaged over `images` and
+    positions), measured on the unpruned `net`: the readers' inputs as the network computes them (through
+    depthwise convs too), the zero padding at the borders included. No label is read."""
+    masks: dict[int, tuple[nn.Conv2d, torch.Tensor]] = {}
+    for group in groups:
+        drop = removed.get(group.name)
+        if drop is None or not drop.numel():
+            continue
+        for conv, index in group.consumers:
+            conv_mask = masks.setdefault(id(conv), (conv, torch.zeros(conv.in_channels, dtype=torch.bool)))[1]
+            conv_mask[index[drop]] = True
+    sums = {key: torch.zeros(conv.out_channels, dtype=torch.float64) for key, (conv, _) in masks.items()}
+    seen = {"images": 0}
+
+    def hook(conv: nn.Conv2d, inputs: tuple[torch.Tensor, ...]) -> None:
+        mask = masks[id(conv)][1].to(inputs[0].dtype)[None, :, None, None]
+        lost = torch.nn.functional.conv2d(inputs[0] * mask, conv.weight, None, conv.stride, conv.padding,
+                                          conv.dilation, conv.groups)
+        sums[id(conv)] += lost.double().mean((2, 3)).sum(0)
+
+    handles = [conv.register_forward_pre_hook(hook) for conv, _ in masks.values()]
+    was_training = net.training
+    try:
+        net.eval()
+        for start in range(0, len(images), batch):
+            chunk = images[start:start + batch]
+            net(chunk.to(next(net.parameters()).dtype))
+            seen["images"] += len(chunk)
+    finally:
+        for handle in handles:
+            handle.remove()
+        net.train(was_training)
+    if not seen["images"]:
+        raise InvalidInputError("measured compensation needs at least one image")
+    return {key: (conv, (sums[key] / seen["images"]).float()) for key, (conv, _) in masks.items()}
+
+
+def compensate_(shifts: dict[int, tuple[nn.Conv2d, torch.Tensor]], after: dict[int, nn.Module]) -> None:
+    """What the removed channels gave their readers on average moves into the readers' BatchNorm mean (or bias):
+    a removed channel's activation is rarely zero, and without this every reader shifts."""
+    for key, (conv, shift) in shifts.items():
+        bn = after.get(key)
+        if isinstance(bn, nn.BatchNorm2d):  # conv -> BN: the BN subtracts its running mean
+            bn.running_mean -= shift
+        elif conv.bias is not None:
+            conv.bias.data += shift
+        else:
+            conv.bias = nn.Parameter(shift.clone())
 
 
 def apply_removals_(groups: list[ChannelGroup], removed: dict[str, torch.Tensor],
-                    after: dict[int, nn.Module] | None = None) -> dict[int, KeptChannels]:
+                    after: dict[int, nn.Module] | None = None,
+                    shifts: dict[int, tuple[nn.Conv2d, torch.Tensor]] | None = None) -> dict[int, KeptChannels]:
     """Remove channels `removed[group.name]` (indices into the group) from every conv and BatchNorm, all at once:
     groups can share a conv (C2f's two halves are rows of one cv1), so indices stay in original coordinates.
-    `after` (id(conv) -> the BatchNorm after it): compensate the readers for the removed channels' mean first.
+    `after` (id(conv) -> the BatchNorm after it): compensate the readers for the removed channels' mean first, by
+    `shifts` (`measured_shifts`) or, without them, by the data-free estimate (`expected_shifts`).
     Returns what each changed conv kept (id(conv) -> rows and columns, original coordinates)."""
     if after is not None:
-        _compensate_(groups, removed, after)
+        compensate_(shifts if shifts is not None else expected_shifts(groups, removed), after)
     rows: dict[int, tuple[Any, set[int]]] = {}
     cols: dict[int, tuple[nn.Conv2d, set[int]]] = {}
     depthwise: dict[int, tuple[Any, set[int]]] = {}

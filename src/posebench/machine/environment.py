@@ -18,7 +18,7 @@ from typing import Any
 
 from posebench import __version__
 from posebench.machine.cpu import ISA_FLAGS, capped_flags, cpuinfo, onednn_isa_cap, usable_cores
-from posebench.machine.isa import int8_target_of
+from posebench.machine.isa import cpu_kind, int8_target_of
 
 PACKAGES = (
     "numpy", "torch", "torchvision", "ultralytics", "onnx", "onnxruntime", "onnxruntime-gpu",
@@ -59,6 +59,7 @@ def fingerprint(extra_versions: dict[str, str] | None = None) -> dict[str, Any]:
         "usable_cores": usable,
         "isa": sorted(f for f in ISA_FLAGS if f in flags),
         "int8_path": int8_target_of(flags),
+        "cpu_kind": cpu_kind(flags),
         "clock_ghz": clock[0],
         "clock_source": clock[1],
         "arch": platform.machine(),

@@ -99,3 +99,24 @@ def int8_mismatch(built_for: str | None, running_on: str) -> str | None:
     return (f"int8 path differs: built for {built_for}, running on {running_on}: accuracy was checked on the "
             f"target's kernels, not these" + ("; 7-bit weights cost a little accuracy here, rebuild with "
                                               "--target-isa auto" if built_for in SATURATING else ""))
+
+
+# What a speed figure depends on, coarsely: the int8 kernel family and whether float parts can run in bf16. A ratio
+# measured on one kind is stated with it (README, docs/results.md, model cards), never as general.
+CPU_KINDS = {
+    "amx": "AMX (Intel Xeon Sapphire Rapids class: AVX-512 VNNI, bf16, AMX)",
+    "avx512_vnni_bf16": "AVX-512 VNNI + bf16, no AMX (e.g. AMD EPYC Zen 4 / Zen 5)",
+    "avx512_vnni": "AVX-512 VNNI, no bf16 (e.g. Intel Xeon Cascade Lake)",
+    "avx_vnni": "AVX-VNNI (e.g. Intel Alder Lake)",
+    "avx512": "AVX-512 without VNNI (e.g. Intel Xeon Skylake-SP)",
+    "avx2": "AVX2 only (e.g. AMD EPYC Zen 2)",
+    "generic": "no AVX2 (SSE or non-x86)",
+}
+
+
+def cpu_kind(flags: Iterable[str]) -> str:
+    """The kind a CPU with these ISA flags (the fingerprint's `isa`, capped by ONEDNN_MAX_CPU_ISA) counts as for
+    speed: its int8 kernel family, with `_bf16` where AVX-512 VNNI comes with AVX512_BF16."""
+    flags = set(flags)
+    family = int8_target_of(flags)
+    return "avx512_vnni_bf16" if family == "avx512_vnni" and "avx512_bf16" in flags else family

@@ -71,11 +71,19 @@ def build_report(paths: list[Path], out: Path, *, max_drop: float = 0.01, budget
         sections.append((caption.split(" (")[0], f"![{caption}]({key}.png)\n\n{caption}\n",
                          f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{encoded}">'
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>"))
-    front = pareto_front(report.points)
+    front = pareto_front(report.points, report)
     if front:
-        rows = [["configuration", "mean ms", f"pose {LABELS[report.metric]}"]] + [[p.label, f"{p.mean_ms:.2f}", f"{p.accuracy:.3f}"]
-                                                              for p in front]
-        sections.append(("Pareto front", markdown_table(rows), html_table(rows)))
+        rows = [["configuration", "mean ms", f"pose {LABELS[report.metric]}", "95 % interval",
+                 "minus the previous row (paired)"]]
+        for n, p in enumerate(front):
+            step = report.gap(p.scored, front[n - 1].scored) if n else None
+            rows.append([p.label, f"{p.mean_ms:.2f}", f"{p.accuracy:.3f}",
+                         f"[{p.interval[0]:.3f}, {p.interval[1]:.3f}]" if p.interval else "-",
+                         step.describe() if step else "-"])
+        note = ("Each row is faster than the next; a slower configuration is on the front only when it is resolvably "
+                "more accurate than the row before it (paired interval on the same images above zero).")
+        sections.append(("Pareto front", f"{note}\n\n{markdown_table(rows)}",
+                         f"<p>{html.escape(note)}</p>{html_table(rows)}"))
     if any(p.cost for p in report.points) or report.points:
         rows, notes = cost_table(report), cost_notes(report)
         sections.append(("Cost per frame", "\n\n".join(notes) + ("\n\n" + markdown_table(rows) if len(rows) > 1

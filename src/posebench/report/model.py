@@ -36,6 +36,8 @@ class Point:
     accuracy: float | None  # pose mAP50 (or --metric) on the primary evaluation (None when not measured)
     cost: Cost | None = None  # what it costs at its mean latency (None: no price rule for its machine)
     gap: Difference | None = field(default=None, compare=False)  # accuracy - base's, paired interval (None: unknown)
+    interval: tuple[float, float] | None = None  # the accuracy's 95 % bootstrap interval over images (None: unknown)
+    scored: dict | None = field(default=None, compare=False, repr=False)  # the accuracy record's figures (pairing)
 
     @property
     def label(self) -> str:
@@ -135,8 +137,21 @@ class Report:
                                 acc["pose"][self.metric] if acc else None,
                                 price(self.prices, r.environment or {}, device_kind(r), t.threads,
                                       r.latency["mean_ms"]),
-                                self.gap(acc, base)))
+                                self.gap(acc, base), self.interval_of(acc), acc))
         return points
+
+    def interval_of(self, accuracy: dict | None) -> tuple[float, float] | None:
+        """The primary metric's 95 % interval in an accuracy record (None: the record has none)."""
+        found = (((accuracy or {}).get("intervals") or {}).get("pose") or {}).get(self.metric)
+        return (float(found[0]), float(found[1])) if found else None
+
+    def resolvably_better(self, a: Point, b: Point) -> bool | None:
+        """Whether a's accuracy is above b's by a paired interval that excludes zero (None: no per-image matches
+        to pair, or the same record)."""
+        if self.metric not in ("map50", "map50_95"):  # P and R have no paired difference
+            return None
+        d = self.gap(a.scored, b.scored)
+        return None if d is None else d.low > 0
 
     @property
     def gap_metric(self) -> str:

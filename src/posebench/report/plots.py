@@ -33,20 +33,27 @@ def plots(report: Report) -> dict[str, tuple[str, bytes]]:
         for kind in ("box", "pose"):
             fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), sharey=True)
             for ax, metric in zip(axes, METRICS):
-                values, names = [], []
+                values, names, low, high = [], [], [], []
                 for model, variant in variants:
                     acc = report.accuracy_of(model, variant, None, report.primary)
                     if acc:
                         values.append(acc[kind][metric])
                         names.append(variant if len({m for m, _ in variants}) == 1 else f"{model}\n{variant}")
+                        ci = ((acc.get("intervals") or {}).get(kind) or {}).get(metric)  # mAP50, mAP50-95 only
+                        low.append(max(values[-1] - ci[0], 0) if ci else 0)
+                        high.append(max(ci[1] - values[-1], 0) if ci else 0)
                 ax.bar(range(len(values)), values, color="#4C72B0")
+                if any(low) or any(high):  # 95 % whiskers (bootstrap over images)
+                    ax.errorbar(range(len(values)), values, yerr=[low, high], fmt="none", ecolor="#222",
+                                elinewidth=1, capsize=3)
                 ax.set_xticks(range(len(values)), names, rotation=60, ha="right", fontsize=8)
                 ax.set_title(f"{kind} {LABELS[metric]}")
                 ax.set_ylim(0, 1)
                 ax.grid(axis="y", alpha=0.3)
             fig.suptitle(f"{kind} accuracy per variant ({report.primary})", y=1.04)
             out[f"accuracy-{kind}"] = (f"Box and pose P, R, mAP50, mAP50-95 per variant (thesis Figures 4.1-4.4): "
-                                       f"{kind}, evaluation {report.primary}.", png_bytes(fig))
+                                       f"{kind}, evaluation {report.primary}; whiskers: 95 % bootstrap intervals "
+                                       "over images (mAP50 and mAP50-95).", png_bytes(fig))
     several = len(report.machines) > 1
 
     def config_of(p: Point) -> str:
@@ -85,8 +92,14 @@ def plots(report: Report) -> dict[str, tuple[str, bytes]]:
             fig, ax = plt.subplots(figsize=(8.5, 5))
             for runtime in dict.fromkeys(p.runtime for p in mine):
                 theirs = [p for p in mine if p.runtime == runtime]
-                ax.scatter([p.mean_ms for p in theirs], [p.accuracy for p in theirs], label=runtime, s=36)
-            front = pareto_front(mine)
+                dots = ax.scatter([p.mean_ms for p in theirs], [p.accuracy for p in theirs], label=runtime, s=36)
+                ranged = [p for p in theirs if p.interval]
+                if ranged:  # the accuracy's 95 % interval as a vertical bar through each point
+                    ax.errorbar([p.mean_ms for p in ranged], [p.accuracy for p in ranged],
+                                yerr=[[max(p.accuracy - p.interval[0], 0) for p in ranged],
+                                      [max(p.interval[1] - p.accuracy, 0) for p in ranged]],
+                                fmt="none", ecolor=dots.get_facecolor()[0], elinewidth=0.9, capsize=2, alpha=0.7)
+            front = pareto_front(mine, report)
             for n, p in enumerate(front):  # label the front only, alternating above and below: no overlaps
                 ax.annotate(f"{p.variant} / {p.runtime}@{p.threads}", (p.mean_ms, p.accuracy), fontsize=7,
                             xytext=(5, 8 if n % 2 else -12), textcoords="offset points")
@@ -97,8 +110,9 @@ def plots(report: Report) -> dict[str, tuple[str, bytes]]:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left", borderaxespad=0)
             key = "pareto" if len({p.model for p in scored}) == 1 else f"pareto-{slug(model)}"
-            out[key] = (f"{model}: pose {LABELS[report.metric]} against latency, Pareto front dashed (thesis "
-                        "Figures 4.6-4.7).", png_bytes(fig))
+            out[key] = (f"{model}: pose {LABELS[report.metric]} against latency with 95 % intervals; the dashed "
+                        "Pareto front steps to a slower configuration only where it is resolvably more accurate "
+                        "(paired interval above zero) (thesis Figures 4.6-4.7).", png_bytes(fig))
     priced = [p for p in report.points if p.cost]
     if priced:
         fig, ax = plt.subplots(figsize=(8.5, 5))

@@ -8,9 +8,12 @@ from posebench.report.model import LABELS, Point, Report
 from posebench.report.pareto import pareto
 
 
-def pareto_front(points: list[Point]) -> list[Point]:
-    """Configurations no other beats on both latency (lower) and pose mAP50 (higher)."""
-    return pareto(points, lambda p: p.mean_ms, lambda p: p.accuracy)
+def pareto_front(points: list[Point], report: Report | None = None) -> list[Point]:
+    """Configurations no other beats on both latency (lower) and pose mAP50 (higher). With the `report` the points
+    come from, a slower configuration joins only when it is resolvably more accurate than the front's last one
+    (paired interval on the same images above zero)."""
+    return pareto(points, lambda p: p.mean_ms, lambda p: p.accuracy,
+                  report.resolvably_better if report is not None else None)
 
 
 def judge_within(points: list[Point], reference: float, max_drop: float) -> tuple[list[Point], list[Point]]:
