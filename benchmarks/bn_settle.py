@@ -11,6 +11,8 @@ the arm `own` on the same images:
   without data from the producers' BatchNorm (`expected_shifts`; groups behind a depthwise conv skipped);
 - `measured`: the same correction measured on `--fit-images` coco-pose-recovery images (`measured_shifts`: the
   readers' inputs as the dense network computes them, padding included);
+- `scan-measured`: the measured correction inside the sensitivity scan too (each trial corrected before it is
+  scored, `sensitivity_removals(correct=True)`), so the allocation chooses under the correction it gets;
 - `dense` (once): the unpruned model, and `dense-recalibrated`: the unpruned model re-estimated (issue 34's -1 point).
 
     python benchmarks/bn_settle.py --macs 0.80 0.75 [--bn-images 256] [--fit-images 64] [--work DIR]
@@ -32,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 RECOVERY = SHARED / "coco-pose-recovery" / "coco-pose-recovery.yaml"
 VAL = SHARED / "coco-pose-val" / "coco-pose-val.yaml"
-ARMS = ("own", "recalibrated", "expected", "measured")
+ARMS = ("own", "recalibrated", "expected", "measured", "scan-measured")
 
 
 def letterboxed(count: int, imgsz: int, skip: int = 0) -> Any:
@@ -50,8 +52,8 @@ def letterboxed(count: int, imgsz: int, skip: int = 0) -> Any:
 def judge(net: Any, work: Path, label: str) -> dict[str, Any]:
     """pose / box accuracy of `net` on coco-pose-val through OpenVINO at 640, with intervals and matches."""
     from posebench import ArtifactStore, Predictor, create_backend, load_dataset, read_metadata, resolve_model, validate
-    from posebench.ultralytics_adapter import load_yolo
     from posebench.models import default_model_path
+    from posebench.ultralytics_adapter import load_yolo
 
     yolo = load_yolo(default_model_path())
     yolo.model = net
@@ -74,6 +76,9 @@ def main() -> None:
     parser.add_argument("--cliff", type=float, nargs=2, default=None, metavar=("HIGH", "LOW"),
                         help="after the arms: the LOW model with each group the allocation cut further than at HIGH "
                              "put back to its HIGH cut, one at a time (own statistics): which step makes the cliff")
+    parser.add_argument("--scan-images", type=int, default=8, help="images the sensitivity scan scores on")
+    parser.add_argument("--scan-limit", type=int, default=200,
+                        help="spread over the first this many coco-pose-recovery images (compress: 200)")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bn-settle")
     args = parser.parse_args()
@@ -81,8 +86,13 @@ def main() -> None:
         raise SystemExit(f"needs {VAL} and {RECOVERY} (../shared/data)")
 
     from posebench.compress.channel_groups import batchnorm_after, conv_macs, select_groups
-    from posebench.compress.channels import (ChannelPlan, _fix_attributes, apply_removals_, measured_shifts,
-                                             sensitivity_removals)
+    from posebench.compress.channels import (
+        ChannelPlan,
+        _fix_attributes,
+        apply_removals_,
+        measured_shifts,
+        sensitivity_removals,
+    )
     from posebench.compress.images import calibration_frames, scan_images
     from posebench.compress.options import CompressOptions
     from posebench.compress.recovery import recalibrate_bn_
@@ -103,19 +113,21 @@ def main() -> None:
     dense = load_yolo(default_model_path()).model.float().eval()
     for p in dense.parameters():
         p.requires_grad_(False)
-    bn_frames = lambda: calibration_frames(RECOVERY, args.bn_images)  # noqa: E731
+    bn_frames = lambda: calibration_frames(RECOVERY, args.bn_images)
     if "dense" not in results:
         keep("dense", judge(copy.deepcopy(dense), work, "dense"))
     if "dense-recalibrated" not in results and "recalibrated" in args.arms:
         net = copy.deepcopy(dense)
         recalibrate_bn_(net, bn_frames(), imgsz=(640, 640))
         keep("dense-recalibrated", judge(net, work, "dense-recalibrated"))
-    fit = letterboxed(args.fit_images, 640) if "measured" in args.arms else None
-    # the sensitivity scan's 8 images, as `posebench compress --data` picks them (spread over the first 200)
-    scan = scan_images(RECOVERY, limit=CompressOptions().max_frames)
+    fit = letterboxed(args.fit_images, 640) if {"measured", "scan-measured"} & set(args.arms) else None
+    # the sensitivity scan's images, by default as `posebench compress --data` picks them (8 over the first 200)
+    scan = scan_images(RECOVERY, args.scan_images, limit=args.scan_limit)
+    default_scan = (args.scan_images, args.scan_limit) == (8, CompressOptions().max_frames)
+    suffix = "" if default_scan else f"-scan{args.scan_images}of{args.scan_limit}"
     for macs in args.macs:
         plan = ChannelPlan(macs=macs, allocation="sensitivity", criterion="magnitude", round_to=16)
-        removals_file = work / f"m{round(macs * 100)}-removed.pt"
+        removals_file = work / f"m{round(macs * 100)}{suffix}-removed.pt"
         import torch
 
         if removals_file.is_file():
@@ -125,13 +137,21 @@ def main() -> None:
             removed, _ = sensitivity_removals(copy.deepcopy(dense), plan, (640, 640), scan,
                                               conv_macs(dense, (640, 640)))
             torch.save(removed, removals_file)
+        corrected_file = work / f"m{round(macs * 100)}{suffix}-removed-corrected.pt"
+        if "scan-measured" in args.arms and not corrected_file.is_file():
+            print(f"sensitivity scan with the measured correction for {macs:.0%} of the MACs", flush=True)
+            torch.save(sensitivity_removals(copy.deepcopy(dense), plan, (640, 640), scan, conv_macs(dense, (640, 640)),
+                                            correct=True)[0], corrected_file)
         for arm in args.arms:
-            label = f"m{round(macs * 100)}-{arm}"
+            label = f"m{round(macs * 100)}-{arm}{suffix}"
             if label in results:
                 continue
             net = copy.deepcopy(dense)
             groups = select_groups(net)
-            if arm == "measured":
+            if arm == "scan-measured":
+                chosen = torch.load(corrected_file)
+                apply_removals_(groups, chosen, batchnorm_after(net), measured_shifts(net, groups, chosen, fit))
+            elif arm == "measured":
                 shifts = measured_shifts(net, groups, removed, fit)
                 apply_removals_(groups, removed, batchnorm_after(net), shifts)
             else:
@@ -174,8 +194,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bn_settle.md").write_text(text)
     (args.out / "bn_settle.json").write_text(json.dumps(
-        {label: {"pose_map50_95": r["accuracy"]["pose"]["map50_95"], "interval": r["accuracy"]["intervals"]["pose"]["map50_95"],
-                 "macs_kept": r.get("macs_kept", 1.0)} for label, r in results.items()} | {"environment": env}, indent=2))
+        {label: {"pose_map50_95": r["accuracy"]["pose"]["map50_95"],
+                 "interval": r["accuracy"]["intervals"]["pose"]["map50_95"], "macs_kept": r.get("macs_kept", 1.0)}
+         for label, r in results.items()} | {"environment": env}, indent=2))
 
 
 if __name__ == "__main__":

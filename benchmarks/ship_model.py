@@ -52,7 +52,8 @@ def write_index(models: Path) -> None:
     for card_path in sorted(models.glob("*/card.yaml")):
         card = yaml.safe_load(card_path.read_text())
         acc = card["accuracy"]
-        speed = "<br>".join(f"**{row['kind']}**: " + "; ".join(f"{k} {v:.2f}x" for k, v in row["x_ultralytics_int8"].items())
+        speed = "<br>".join(f"**{row['kind']}**" + (f" (capped on {row['capped_on']})" if row.get("capped_on") else "")
+                            + ": " + "; ".join(f"{k} {v:.2f}x" for k, v in row["x_ultralytics_int8"].items())
                             for row in speed_rows(card)) or "not measured"
         rows.append(f"| `{card['name']}` | {card['macs_kept']:.1%} | {card['parameters']:,} | "
                     f"{acc['fp32']['pose_map50_95']:.3f} | "

@@ -321,4 +321,6 @@ def test_the_shipped_recovery_recipe_keeps_batchnorm_as_it_is():
     assert recipe.bn_recalibration.before_finetune is False and recipe.frozen_batchnorm()
     assert recipe.distillation.enabled and recipe.distillation.task == 0.0
     assert Recipe.from_yaml(recipe.to_yaml()) == recipe
-    assert Recipe.from_yaml("finetune: {epochs: 1}\n").bn_recalibration.before_finetune is True  # the default
+    assert Recipe.from_yaml("finetune: {epochs: 1}\n").bn_recalibration.before_finetune is False  # the default
+    street = Recipe.load(REPO / "recipes" / "yolo-pose-channels-s75-distill.yaml")  # measured with it, keeps it
+    assert street.bn_recalibration.before_finetune is True

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import IMGSZ
-from posebench.export import ArtifactStore, parse_imgsz, read_metadata
+
 from posebench.errors import InvalidInputError, ModelNotFoundError
+from posebench.export import ArtifactStore, parse_imgsz, read_metadata
 from posebench.models import default_model_path, resolve_model
 
 
@@ -53,11 +53,10 @@ def test_ultralytics_adapter_seams(tmp_path):
     import re
 
     import torch
+    import ultralytics
     from ultralytics.engine.trainer import BaseTrainer
 
     from posebench import ultralytics_adapter as adapter
-
-    import ultralytics
 
     assert ultralytics.__version__ == adapter.ULTRALYTICS_VERSION
     trainer_source = inspect.getsource(BaseTrainer)
@@ -181,8 +180,8 @@ def test_posebench_models_lists_every_card_with_its_speed_rows(tmp_path):
     """`posebench models`: one entry per shipped model, its MACs, accuracy and every speed row of its card, by
     CPU kind; `--json` gives the cards as read."""
     import yaml
-
     from conftest import run_here
+
     from posebench.machine.isa import CPU_KINDS
     from posebench.models import shipped_models
 

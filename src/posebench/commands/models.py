@@ -28,8 +28,9 @@ def accuracy_words(entry: dict[str, Any] | None) -> str:
 
 
 def speed_words(row: dict[str, Any]) -> str:
-    """'amx: posebench int8 (...) 1.07x; fp32 (openvino, bf16) 1.28x'."""
-    return f"{row['kind']}: " + "; ".join(f"{k} {v:.2f}x" for k, v in row["x_ultralytics_int8"].items())
+    """'amx: posebench int8 (...) 1.07x; fp32 (openvino, bf16) 1.28x' ('avx2 (capped on avx512_vnni_bf16): ...')."""
+    capped = f" (capped on {row['capped_on']})" if row.get("capped_on") else ""
+    return f"{row['kind']}{capped}: " + "; ".join(f"{k} {v:.2f}x" for k, v in row["x_ultralytics_int8"].items())
 
 
 def summary_lines(card: dict[str, Any], here: str) -> list[str]:
@@ -40,7 +41,7 @@ def summary_lines(card: dict[str, Any], here: str) -> list[str]:
              f"{accuracy_words(acc.get('int8'))}"]
     rows = card["speed"]
     lines += [f"  x Ultralytics' int8 export, {speed_words(r)}" for r in rows]
-    if not any(r["kind"] == here for r in rows):
+    if not any(r["kind"] == here and not r.get("capped_on") for r in rows):
         lines.append(f"  this machine ({here}): not measured; `python benchmarks/card_speed.py --model {card['name']}` "
                      "adds its row")
     return lines

@@ -84,7 +84,8 @@ def expected_activation(group: ChannelGroup) -> torch.Tensor | None:
     return total
 
 
-def expected_shifts(groups: list[ChannelGroup], removed: dict[str, torch.Tensor]) -> dict[int, tuple[nn.Conv2d, torch.Tensor]]:
+def expected_shifts(groups: list[ChannelGroup],
+                    removed: dict[str, torch.Tensor]) -> dict[int, tuple[nn.Conv2d, torch.Tensor]]:
     """id(conv) -> (conv, what the removed input channels add to each of its outputs on average), estimated without
     data from the producers' BatchNorm (`expected_activation`; groups behind a depthwise conv are left out)."""
     shifts: dict[int, tuple[nn.Conv2d, torch.Tensor]] = {}
@@ -240,8 +241,9 @@ class ChannelPlan:
     round_to: int = 16  # keep channel counts multiples of this (SIMD-friendly; DeepSparse 1.8 crashes compiling
     #                     some YOLO26 graphs pruned to multiples of 8)
     exclude: tuple[str, ...] = ()  # group-name regexes left alone
-    compensate: bool = False  # move removed channels' mean activation into their readers (see _compensate_;
-    #                           measured on yolo11n-pose: no gain, 0.0455 -> 0.0197 pose mAP50-95 at ratio 0.25)
+    compensate: bool = False  # move removed channels' mean activation into their readers (`expected_shifts`;
+    #                           measured on yolo11n-pose, coco-pose-val: a loss, 0.490 -> 0.486 at 80 % of the MACs,
+    #                           0.426 -> 0.377 at 75 %; benchmarks/results/bn-settle)
     allocation: str = "uniform"  # uniform: one ratio for every group; sensitivity: per group, from a scan (macs only)
     reconstruct: bool = False  # re-fit the convs that lost inputs to the dense model's outputs (least squares on
     #                            images, no labels: posebench.compress.reconstruct)
@@ -374,12 +376,25 @@ def _damage(net: nn.Module, dense_out: dict[str, Any], images: torch.Tensor) -> 
     return float(sum(terms.values()))
 
 
+def _remove_(net: nn.Module, groups: list[ChannelGroup], removed: dict[str, torch.Tensor], images: torch.Tensor,
+              correct: bool) -> None:
+    """Remove channels from `net` (a copy), moving the removed channels' measured mean contribution on `images`
+    into their readers when `correct`."""
+    if correct:
+        apply_removals_(groups, removed, batchnorm_after(net), measured_shifts(net, groups, removed, images))
+    else:
+        apply_removals_(groups, removed)
+    _fix_attributes(net)
+
+
 def sensitivity_removals(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int], images: torch.Tensor,
-                         total: int) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+                         total: int, *, correct: bool = False) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
     """Spread a MACs target over the groups by measured damage: each unit (a group, or tied C2f halves) is pruned
     alone at 25 / 50 / 75 % on a copy and scored by how far the head outputs move on `images`; then the cheapest
     steps (damage per MAC saved, each unit's levels in order) are taken until the target is met. Returns the
-    removals and the scan (per unit and level: MACs saved, damage)."""
+    removals and the scan (per unit and level: MACs saved, damage). `correct`: each trial moves the removed channels'
+    measured mean contribution into their readers (`measured_shifts` on `images`) before it is scored, so the
+    allocation chooses under the correction that will be applied."""
     groups = select_groups(net, plan.exclude)
     units = _units(groups)
     with torch.no_grad():
@@ -398,8 +413,8 @@ def sensitivity_removals(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, in
             previous_keep = keep
             trial = copy.deepcopy(net)
             trial_groups = {g.name: g for g in select_groups(trial, plan.exclude)}
-            apply_removals_([trial_groups[g.name] for g in unit], _unit_removals(unit, keep, plan.criterion))
-            _fix_attributes(trial)
+            _remove_(trial, [trial_groups[g.name] for g in unit], _unit_removals(unit, keep, plan.criterion), images,
+                     correct)
             saved = 1.0 - conv_macs(trial, imgsz) / total
             damage = max(0.0, _damage(trial, dense_out, images) - floor)
             steps.setdefault(u, []).append((keep, saved, damage))
@@ -431,8 +446,7 @@ def sensitivity_removals(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, in
             removed.update(_unit_removals(units[u], steps[u][level][0], plan.criterion))
         trial = copy.deepcopy(net)
         trial_groups = select_groups(trial, plan.exclude)
-        apply_removals_(trial_groups, removed)
-        _fix_attributes(trial)
+        _remove_(trial, trial_groups, removed, images, False)  # MACs do not depend on the correction
         actual = 1.0 - conv_macs(trial, imgsz) / total
         if actual >= need - 1e-9:
             break

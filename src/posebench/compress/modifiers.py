@@ -175,6 +175,6 @@ class BNRecalibration:
     batch: int = 8
     imgsz: int = 640
     # after channel pruning, before fine-tuning with BatchNorm frozen: refresh the statistics on the fine-tuning data
-    # first (true), or keep the model's own (false: measured better on coco-pose-recovery, 80 % of the MACs, see
-    # benchmarks/results/recovery-curve)
-    before_finetune: bool = True
+    # first (true), or keep the model's own (false, the default: measured better on coco-pose-val with
+    # coco-pose-recovery, dense -1.0 point, 80 % of the MACs -2.8, 75 % -5.1; benchmarks/results/bn-settle)
+    before_finetune: bool = False

@@ -105,7 +105,8 @@ class RecipeParser:
                                 images=int(self.number(bn, "images", path, 64, 1, 100000, integer=True)),
                                 batch=int(self.number(bn, "batch", path, 8, 1, 1024, integer=True)),
                                 imgsz=int(self.imgsz(bn, path, 640)),
-                                before_finetune=self._flag(bn, "before_finetune", path))
+                                before_finetune=self._flag(bn, "before_finetune", path,
+                                                           BNRecalibration.before_finetune))
         gradual_end = max([m.end_epoch for m in parsed
                            if m.type == "magnitude_pruning" and m.schedule == "gradual"] + [0.0])
         if gradual_end and finetune.epochs < gradual_end:
