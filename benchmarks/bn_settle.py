@@ -86,13 +86,8 @@ def main() -> None:
         raise SystemExit(f"needs {VAL} and {RECOVERY} (../shared/data)")
 
     from posebench.compress.channel_groups import batchnorm_after, conv_macs, select_groups
-    from posebench.compress.channels import (
-        ChannelPlan,
-        _fix_attributes,
-        apply_removals_,
-        measured_shifts,
-        sensitivity_removals,
-    )
+    from posebench.compress.channel_shifts import measured_shifts
+    from posebench.compress.channels import ChannelPlan, _fix_attributes, apply_removals_, sensitivity_removals
     from posebench.compress.images import calibration_frames, scan_images
     from posebench.compress.options import CompressOptions
     from posebench.compress.recovery import recalibrate_bn_

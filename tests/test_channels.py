@@ -369,7 +369,7 @@ def test_the_measured_correction_restores_the_readers_mean_and_leaves_an_unprune
     measured contribution into the reader's BatchNorm mean gives back the dense pre-activation mean on the images
     it was measured on (zero padding included). With nothing removed, the correction changes no output."""
     from posebench.compress.channel_groups import ChannelGroup, batchnorm_after
-    from posebench.compress.channels import measured_shifts
+    from posebench.compress.channel_shifts import measured_shifts
 
     dense = _two_blocks()
     images = torch.rand(6, 3, 24, 32, generator=torch.Generator().manual_seed(1))
