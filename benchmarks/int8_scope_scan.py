@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--min-gain", type=float, default=0.002)
     parser.add_argument("--max-units", type=int, default=8)
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "scope-scan")
+    parser.add_argument("--modules", action="store_true", help="whole modules before the head are candidates too")
     parser.add_argument("--write-recipe", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "int8-scope-scan")
     args = parser.parse_args()
@@ -102,7 +103,7 @@ def main() -> None:
     quantized, float_model = core.read_model(str(int8)), core.read_model(str(fp32))
     start = time.perf_counter()
     scan = scan_float_scope(quantized, float_model, scorer(args.images), max_drop=args.max_drop,
-                            min_gain=args.min_gain, max_units=args.max_units,
+                            min_gain=args.min_gain, max_units=args.max_units, modules=args.modules,
                             on_unit=lambda u, g: print(f"  {u:10s} {g:+.4f}", flush=True))
     minutes = (time.perf_counter() - start) / 60
     head = head_index(canonical_node_name(op.get_friendly_name()) for op in quantized.get_ops())
@@ -121,7 +122,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"{tag}-{env['cpu_kind']}"
+    stem = f"{tag}-{env['cpu_kind']}" + ("-modules" if args.modules else "")
     (args.out / f"{stem}.md").write_text(text)
     (args.out / f"{stem}.json").write_text(json.dumps(
         {**scan.to_dict(), "patterns": scan.patterns(head), "images": args.images, "minutes": minutes,

@@ -13,9 +13,11 @@ import yaml
 from conftest import REPO
 
 from posebench.compress.float_scope import (
+    bias_port,
     choose_units,
     head_units,
     keep_float,
+    module_units,
     rank_units,
     scan_float_scope,
     unit_pattern,
@@ -37,6 +39,10 @@ def test_units_and_patterns_read_onnx_and_ir_names():
     assert matched("cv4.2.1") == [onnx[2], ir[0]]
     assert matched("cv3.0.0") == [onnx[1], ir[1]]
     assert matched("cv4.2.2") == [onnx[3], ir[2]]  # not cv4.2.1, not cv4.2.20
+    assert module_units(onnx + ["/model.1/conv/Conv", "/model.16/m.0/cv1/conv/Conv"]) == ["model.1", "model.16",
+                                                                                            "model.22"]
+    assert [n for n in ["/model.1/conv/Conv", "/model.16/cv1/conv/Conv"] if re.match(unit_pattern(23, "model.1"), n)] \
+        == ["/model.1/conv/Conv"]
 
 
 def test_rank_prefers_accuracy_per_float_mac_and_drops_noise():
@@ -90,6 +96,18 @@ def test_keep_float_reverts_exactly_the_named_unit(models):
     original = _head_convs(fp32)["/model.23/cv4.2.1.conv/aten::_convolution/Convolution"]
     np.testing.assert_array_equal(conv.input_value(1).get_node().get_data(),
                                   original.input_value(1).get_node().get_data())
+    bias, float_bias = bias_port(conv), bias_port(original)  # NNCF's bias correction undone
+    moved = bias_port(_head_convs(quantized)["/model.23/cv4.2.1.conv/aten::_convolution/Convolution"])
+    assert not np.array_equal(moved.get_source_output().get_node().get_data(),
+                              float_bias.get_source_output().get_node().get_data())
+    np.testing.assert_array_equal(bias.get_source_output().get_node().get_data(),
+                                  float_bias.get_source_output().get_node().get_data())
+    neck = keep_float(quantized, fp32, ["model.22"])  # a whole module: every op of it reads float inputs
+    ops = [op for op in neck.get_ops() if re.match(r"__module\.model\.22[./]", op.get_friendly_name())
+           and op.get_type_name() != "FakeQuantize"]
+    assert ops and not any(p.get_source_output().get_node().get_type_name() == "FakeQuantize" for op in ops
+                           for p in op.inputs())
+    assert _float_units(neck) == set()  # the head still reads int8
 
 
 def _error(model, fp32_out: np.ndarray, batch: np.ndarray) -> float:

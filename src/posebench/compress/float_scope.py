@@ -2,8 +2,9 @@
 
 Start from the int8 model with only the decode in float (preset `yolo-pose-float-decode`: fastest, least accurate).
 The candidate units are the head's prediction-branch blocks (`cv2.L.J` box, `cv3.L.J` class, `cv4.L.J` keypoints:
-branch, pyramid level, position). For each, the int8 model with that unit back in float (its convolutions read
-un-quantized activations and the fp32 weights) is scored on labelled images; the units are then added one at a time,
+branch, pyramid level, position), and with `modules=True` each whole module before the head (`model.N`: backbone
+and neck). For each, the int8 model with that unit back in float (its ops read un-quantized
+activations, its convolutions the fp32 weights) is scored on labelled images; the units are then added one at a time,
 the most accuracy per float MAC first, until the model is within `max_drop` of fp32 on the same images. The named
 units become a preset: the decode preset plus one node-name pattern per unit (`ignored_add`), which NNCF then keeps
 in float when it quantizes (`posebench.compress.quantize.IgnoredScope`).
@@ -32,8 +33,10 @@ _CONVS = ("Convolution", "GroupConvolution")
 
 
 def unit_pattern(head: int, unit: str) -> str:
-    """The node-name regex (on canonical names, ONNX or IR) that keeps `unit` (e.g. cv4.2.1) of head module `head`
-    in float."""
+    """The node-name regex (on canonical names, ONNX or IR) that keeps `unit` in float: a head block (e.g. cv4.2.1
+    of head module `head`) or a whole module before the head (`model.16`)."""
+    if re.fullmatch(r"model\.\d+", unit):  # a whole module of the backbone or neck
+        return rf"^/model\.{unit.split('.')[1]}/"
     branch, level, position = unit.rsplit(".", 2)
     return rf"^/model\.{head}/{branch}\.{level}(?:/{branch}\.{level})?\.{position}[./]"
 
@@ -46,12 +49,27 @@ def head_units(names: Iterable[str]) -> list[str]:
     return sorted(found, key=lambda u: [int(p) if p.isdigit() else p for p in u.split(".")])
 
 
+def module_units(names: Iterable[str]) -> list[str]:
+    """The modules before the head that hold a convolution (`model.0` ... `model.22`), from node names."""
+    canonical = [canonical_node_name(n) for n in names]
+    head = head_index(canonical)
+    found = {int(m.group(1)) for n in canonical if (m := re.match(r"^/model\.(\d+)/.*[Cc]onv", n))}
+    return [f"model.{i}" for i in sorted(found) if i != head]
+
+
+def _unit_ops(model: Any, unit: str) -> list[Any]:
+    """The ops of `unit` in an OpenVINO model (read by the names the ignored scope reads), FakeQuantize and
+    constants left out."""
+    read_as = openvino_scope_names(model)
+    head = head_index(canonical_node_name(n) for n in read_as.values())
+    pattern = re.compile(unit_pattern(head, unit))
+    return [op for op in model.get_ops() if op.get_type_name() not in ("FakeQuantize", "Constant")
+            and pattern.match(canonical_node_name(read_as[op.get_friendly_name()]))]
+
+
 def _unit_convs(model: Any, unit: str) -> list[Any]:
     """The convolutions of `unit` in an OpenVINO model."""
-    head = head_index(canonical_node_name(op.get_friendly_name()) for op in model.get_ops())
-    pattern = re.compile(unit_pattern(head, unit))
-    return [op for op in model.get_ops() if op.get_type_name() in _CONVS
-            and pattern.match(canonical_node_name(op.get_friendly_name()))]
+    return [op for op in _unit_ops(model, unit) if op.get_type_name() in _CONVS]
 
 
 def unit_macs(model: Any, units: Iterable[str]) -> dict[str, int]:
@@ -70,28 +88,48 @@ def unit_macs(model: Any, units: Iterable[str]) -> dict[str, int]:
     return macs
 
 
+def bias_port(conv: Any) -> Any:
+    """The input port through which a convolution's bias constant is added (conv -> Add(constant)), or None."""
+    for target in conv.output(0).get_target_inputs():
+        add = target.get_node()
+        if add.get_type_name() == "Add":
+            other = add.input(1 - target.get_index())
+            if other.get_source_output().get_node().get_type_name() == "Constant":
+                return other
+    return None
+
+
 def keep_float(quantized: Any, fp32: Any, units: Iterable[str]) -> Any:
-    """A copy of the int8 OpenVINO model `quantized` with `units` back in float: their convolutions take the
-    activations before the FakeQuantize and the weights of `fp32` (the same model, not quantized)."""
+    """A copy of the int8 OpenVINO model `quantized` with `units` back in float: their ops take the activations
+    before the FakeQuantize and their convolutions the weights and biases of `fp32` (the same model, not quantized:
+    NNCF's bias correction moved the int8 model's biases to offset its int8 inputs)."""
     from openvino import opset13 as ops
 
     model = quantized.clone()
-    float_weights = {op.get_friendly_name(): op.input_value(1) for op in fp32.get_ops() if op.get_type_name() in _CONVS}
+    float_convs = [op for op in fp32.get_ops() if op.get_type_name() in _CONVS]
+    float_weights = {op.get_friendly_name(): op.input_value(1) for op in float_convs}
+    float_biases = {op.get_friendly_name(): port.get_source_output().get_node().get_data()
+                    for op in float_convs if (port := bias_port(op)) is not None}
     for unit in units:
-        convs = _unit_convs(model, unit)
-        if not convs:
+        unit_ops = _unit_ops(model, unit)
+        if not any(op.get_type_name() in _CONVS for op in unit_ops):
             raise InvalidInputError(f"no convolution of unit {unit!r} in the model")
-        for conv in convs:
+        for op in unit_ops:  # every quantized input of the unit's ops (convs, concats, adds) read in float
+            for port in op.inputs():
+                source = port.get_source_output().get_node()
+                if source.get_type_name() == "FakeQuantize":
+                    port.replace_source_output(source.input_value(0))
+        for conv in (op for op in unit_ops if op.get_type_name() in _CONVS):
             name = conv.get_friendly_name()
             if name not in float_weights:
                 raise InvalidInputError(f"{name} is not in the fp32 model: give the fp32 IR the int8 one was made from")
-            source = conv.input_value(0)
-            if source.get_node().get_type_name() == "FakeQuantize":
-                conv.input(0).replace_source_output(source.get_node().input_value(0))
             data = float_weights[name].get_node()
             if data.get_type_name() != "Constant":
                 raise InvalidInputError(f"{name}: the fp32 model's weights are not a constant")
             conv.input(1).replace_source_output(ops.constant(data.get_data()).output(0))
+            bias, original = bias_port(conv), float_biases.get(name)
+            if bias is not None and original is not None:  # NNCF's bias correction moved it for int8 inputs
+                bias.replace_source_output(ops.constant(original).output(0))
     model.validate_nodes_and_infer_types()
     return model
 
@@ -151,13 +189,15 @@ def choose_units(ranked: list[str], score: Callable[[list[str]], float], *, targ
 
 def scan_float_scope(quantized: Any, fp32: Any, score: Callable[[Any], float], *, max_drop: float = 0.005,
                      min_gain: float = 0.002, max_units: int = 8, units: list[str] | None = None,
+                     modules: bool = False,
                      on_unit: Callable[[str, float], None] | None = None) -> ScopeScan:
     """Scan the head units of an int8 OpenVINO model (`quantized`, made with only the decode in float from `fp32`):
-    `score(model)` scores an OpenVINO model on labelled images (higher is better, e.g. pose mAP50-95)."""
+    `score(model)` scores an OpenVINO model on labelled images (higher is better, e.g. pose mAP50-95). `modules`:
+    the whole modules before the head are candidates too (`model.N`)."""
     if max_drop < 0 or max_units < 0:
         raise InvalidInputError("max_drop and max_units must be >= 0")
     names = [name for name in openvino_scope_names(quantized).values()]
-    units = units if units is not None else head_units(names)
+    units = units if units is not None else head_units(names) + (module_units(names) if modules else [])
     if not units:
         raise InvalidInputError("no head unit (cvN.L.J) found: is this an Ultralytics pose model's export?")
     reference, base = score(fp32), score(quantized)
