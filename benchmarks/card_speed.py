@@ -68,6 +68,15 @@ def ratios(latency: dict[str, dict[str, Any]], key: str) -> tuple[float, list[fl
     return statistics.median(each), each
 
 
+def capped_words(env: dict[str, Any]) -> tuple[str | None, str]:
+    """(the CPU's own kind, words saying so) when OpenVINO's kernels were capped (ONEDNN_MAX_CPU_ISA); (None, "")."""
+    if not env.get("onednn_max_cpu_isa"):
+        return None, ""
+    native = cpu_kind(env["native_isa"])
+    return native, (f"; OpenVINO's kernels capped at {env['onednn_max_cpu_isa']} (ONEDNN_MAX_CPU_ISA) on a {native} "
+                    "CPU: speed indicative of the kind")
+
+
 def write_card_row(name: str, row: dict[str, Any]) -> None:
     """Replace (or add) the row of `row['kind']` (measured natively, or capped on another kind) in
     models/NAME/card.yaml."""
@@ -124,9 +133,7 @@ def main() -> None:
                                                               work / "dense-int8-coarse", calibration, cache)}
             labels["dense-int8-coarse|openvino"] = (tag, f"posebench int8-coarse (openvino, float parts {fp})")
     latency = interleaved_latency(timed, rounds=args.rounds, seconds=args.seconds, imgsz=(640, 640))
-    native = cpu_kind(env["native_isa"]) if env.get("onednn_max_cpu_isa") else None
-    capped = (f"; OpenVINO's kernels capped at {env['onednn_max_cpu_isa']} (ONEDNN_MAX_CPU_ISA) on a {native} CPU: "
-              "speed indicative of the kind" if native else "")
+    native, capped = capped_words(env)
     machine = f"{env['cpu_model']} ({CPU_KINDS[kind]}; {env.get('microarchitecture', '?')}{capped}), 2 threads"
     protocol = PROTOCOL.format(rounds=args.rounds, float=fp)
     table = [f"# Speed against Ultralytics' int8 export, {kind}", "", f"Machine: {machine}.", "",

@@ -20,12 +20,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from card_speed import REFERENCE, ROOT, int8_ir, ratios, recovery_images
+from card_speed import REFERENCE, ROOT, capped_words, int8_ir, ratios, recovery_images
 from side_by_side import interleaved_latency, ultralytics_openvino_int8
 
 from posebench import Predictor, create_backend, fingerprint, load_dataset, validate
 from posebench.compress.images import calibration_dataset
-from posebench.machine.isa import cpu_kind
 from posebench.report.compare import difference
 
 VAL = ROOT.parent / "shared" / "data" / "coco-pose-val" / "coco-pose-val.yaml"
@@ -91,9 +90,8 @@ def main() -> None:
                         "minus_default": d.describe() if d else None, "p50_ms": latency[f"{key}|openvino"]["p50_ms"]}
         rows.append(f"| {tag} | {preset} | {pose:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | {d.describe() if d else '-'} "
                     f"| {latency[key + '|openvino']['p50_ms']:.2f} | {x:.2f} | {', '.join(f'{e:.2f}' for e in each)} |")
-    native = cpu_kind(env["native_isa"]) if env.get("onednn_max_cpu_isa") else None
-    capped = (f", OpenVINO's kernels capped at {env['onednn_max_cpu_isa']} (ONEDNN_MAX_CPU_ISA) on a {native} CPU: "
-              "speed indicative of the kind; accuracy as judged before, uncapped" if native else "")
+    native, capped = capped_words(env)
+    capped += "; accuracy as judged before, uncapped" if native else ""
     text = (f"# Int8 head presets, {env['cpu_kind']}\n\nMachine: {env['cpu_model']} ({env['cpu_kind']}{capped}), "
             f"2 threads. Accuracy: coco-pose-val (750 images) through OpenVINO at 640, float parts in the precision the "
             f"CPU picks for an int8 model. Speed: {args.rounds} interleaved rounds, median of per-round ratios against "

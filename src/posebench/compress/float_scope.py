@@ -17,6 +17,7 @@ groups; this one works on named head blocks so its answer is a readable, reusabl
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -76,15 +77,10 @@ def unit_macs(model: Any, units: Iterable[str]) -> dict[str, int]:
     """Multiply-accumulates of each unit's convolutions (static shapes), the cost of keeping it in float."""
     macs = {}
     for unit in units:
-        total = 0
-        for conv in _unit_convs(model, unit):
-            out = list(conv.get_output_shape(0))
-            weights = conv.input_value(1).get_shape()  # Convolution OIHW; GroupConvolution G,O,I,H,W
-            per_output = 1
-            for d in list(weights)[-3:]:
-                per_output *= int(d)
-            total += int(out[1]) * int(out[2]) * int(out[3]) * per_output
-        macs[unit] = total
+        # output channels x H x W, times each output's inputs x kernel (the weights' last three dims: Convolution
+        # OIHW, GroupConvolution GOIHW)
+        macs[unit] = sum(math.prod(list(conv.get_output_shape(0))[1:])
+                         * math.prod(list(conv.input_value(1).get_shape())[-3:]) for conv in _unit_convs(model, unit))
     return macs
 
 
@@ -196,7 +192,7 @@ def scan_float_scope(quantized: Any, fp32: Any, score: Callable[[Any], float], *
     the whole modules before the head are candidates too (`model.N`)."""
     if max_drop < 0 or max_units < 0:
         raise InvalidInputError("max_drop and max_units must be >= 0")
-    names = [name for name in openvino_scope_names(quantized).values()]
+    names = list(openvino_scope_names(quantized).values())
     units = units if units is not None else head_units(names) + (module_units(names) if modules else [])
     if not units:
         raise InvalidInputError("no head unit (cvN.L.J) found: is this an Ultralytics pose model's export?")
