@@ -85,9 +85,11 @@ def main() -> None:
     if not VAL.is_file() or not RECOVERY.is_file():
         raise SystemExit(f"needs {VAL} and {RECOVERY} (../shared/data)")
 
+    from posebench.compress.channel_allocation import sensitivity_removals
     from posebench.compress.channel_groups import batchnorm_after, conv_macs, select_groups
     from posebench.compress.channel_shifts import measured_shifts
-    from posebench.compress.channels import ChannelPlan, _fix_attributes, apply_removals_, sensitivity_removals
+    from posebench.compress.channel_surgery import apply_removals_, fix_attributes
+    from posebench.compress.channels import ChannelPlan
     from posebench.compress.images import calibration_frames, scan_images
     from posebench.compress.options import CompressOptions
     from posebench.compress.recovery import recalibrate_bn_
@@ -120,6 +122,9 @@ def main() -> None:
     scan = scan_images(RECOVERY, args.scan_images, limit=args.scan_limit)
     default_scan = (args.scan_images, args.scan_limit) == (8, CompressOptions().max_frames)
     suffix = "" if default_scan else f"-scan{args.scan_images}of{args.scan_limit}"
+    def macs_at_640(net: Any) -> int:
+        return conv_macs(net, (640, 640))
+
     for macs in args.macs:
         plan = ChannelPlan(macs=macs, allocation="sensitivity", criterion="magnitude", round_to=16)
         removals_file = work / f"m{round(macs * 100)}{suffix}-removed.pt"
@@ -129,14 +134,13 @@ def main() -> None:
             removed = torch.load(removals_file)
         else:
             print(f"sensitivity scan for {macs:.0%} of the MACs", flush=True)
-            removed, _ = sensitivity_removals(copy.deepcopy(dense), plan, (640, 640), scan,
-                                              conv_macs(dense, (640, 640)))
+            removed, _ = sensitivity_removals(copy.deepcopy(dense), plan, scan, macs_at_640, kept=macs)
             torch.save(removed, removals_file)
         corrected_file = work / f"m{round(macs * 100)}{suffix}-removed-corrected.pt"
         if "scan-measured" in args.arms and not corrected_file.is_file():
             print(f"sensitivity scan with the measured correction for {macs:.0%} of the MACs", flush=True)
-            torch.save(sensitivity_removals(copy.deepcopy(dense), plan, (640, 640), scan, conv_macs(dense, (640, 640)),
-                                            correct=True)[0], corrected_file)
+            torch.save(sensitivity_removals(copy.deepcopy(dense), plan, scan, macs_at_640, kept=macs, correct=True)[0],
+                       corrected_file)
         for arm in args.arms:
             label = f"m{round(macs * 100)}-{arm}{suffix}"
             if label in results:
@@ -151,7 +155,7 @@ def main() -> None:
                 apply_removals_(groups, removed, batchnorm_after(net), shifts)
             else:
                 apply_removals_(groups, removed, batchnorm_after(net) if arm == "expected" else None)
-            _fix_attributes(net)
+            fix_attributes(net)
             if arm == "recalibrated":
                 recalibrate_bn_(net, bn_frames(), imgsz=(640, 640))
             keep(label, judge(net, work, label), macs_kept=conv_macs(net, (640, 640)) / conv_macs(dense, (640, 640)))
@@ -166,7 +170,7 @@ def main() -> None:
             net = copy.deepcopy(dense)
             groups = select_groups(net)
             apply_removals_(groups, {**low, name: high.get(name, torch.zeros(0, dtype=torch.long))})
-            _fix_attributes(net)
+            fix_attributes(net)
             keep(label, judge(net, work, label), macs_kept=conv_macs(net, (640, 640)) / conv_macs(dense, (640, 640)),
                  channels=[int(high.get(name, torch.zeros(0)).numel()), int(low[name].numel())])
 

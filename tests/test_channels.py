@@ -32,13 +32,13 @@ def _tensors(value):  # every tensor of a (nested) model output, in a fixed orde
 def _damage_meter(default_source, images: torch.Tensor):  # noqa: ANN001, ANN202
     """The dense yolo11n-pose and a function: how far a pruned copy's head outputs on `images` moved from the
     dense model's (the distillation output terms, their value at equality subtracted)."""
-    from posebench.compress.channels import _damage
+    from posebench.compress.channel_allocation import damage
 
     dense = load_yolo(default_source.path).model.float().eval()
     with torch.no_grad():
         reference = dense(images)[1]
-    floor = _damage(copy.deepcopy(dense), reference, images)
-    return dense, lambda net: _damage(net, reference, images) - floor
+    floor = damage(copy.deepcopy(dense), reference, images)
+    return dense, lambda net: damage(net, reference, images) - floor
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -163,7 +163,10 @@ def test_an_already_pruned_checkpoint_fine_tunes_as_itself(mini, tmp_path):
     ("  - type: channel_pruning\n    ratio: 0.99\n", r"ratio: 0.99 is outside"),
     ("  - type: channel_pruning\n    ratio: 0.3\n    criterion: random\n", "must be one of magnitude, bn_scale, taylor"),
     ("  - type: channel_pruning\n    ratio: 0.3\n    exclude: ['(']\n", "bad regular expression"),
-    ("  - type: channel_pruning\n    ratio: 0.3\n    allocation: sensitivity\n", "give macs, not ratio"),
+    ("  - type: channel_pruning\n    ratio: 0.3\n    allocation: sensitivity\n", "give macs or latency, not ratio"),
+    ("  - type: channel_pruning\n    latency: 0.8\n", "add allocation: sensitivity"),
+    ("  - type: channel_pruning\n    latency: 0.8\n    macs: 0.8\n    allocation: sensitivity\n", "exactly one target"),
+    ("  - type: channel_pruning\n    latency: 1.5\n    allocation: sensitivity\n", r"latency: 1.5 is outside"),
     ("  - type: channel_pruning\n    macs: 0.7\n    allocation: greedy\n", "must be one of uniform, sensitivity"),
     ("  - type: channel_pruning\n    macs: 0.7\n    reconstruct: yes please\n", "reconstruct: must be true or false"),
     ("  - type: channel_pruning\n    macs: 0.7\n    reconstruct_images: 0\n", r"reconstruct_images: 0 is outside"),

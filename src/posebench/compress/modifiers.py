@@ -96,11 +96,13 @@ EXPORT_FORMATS = ("openvino", "onnx")
 class ChannelPruningModifier:
     """Structured pruning: whole channels removed from the model's prunable groups (see
     posebench.compress.channels), so every runtime runs a smaller dense model. One target: `ratio` (fraction of
-    each group's channels removed) or `macs` (fraction of the model's conv multiply-accumulates kept)."""
+    each group's channels removed), `macs` (fraction of the model's conv multiply-accumulates kept) or `latency`
+    (fraction of its conv time kept on this machine's OpenVINO, as a measured table of conv shapes estimates it)."""
 
     type: str = "channel_pruning"
     ratio: float | None = None
     macs: float | None = None
+    latency: float | None = None  # sensitivity allocation only; the table: posebench.compress.conv_latency
     criterion: str = "magnitude"  # magnitude (L2 of the producing filters) | bn_scale (|BatchNorm scale|) |
     #                               taylor (|weight x gradient| of the task loss on --data's labels)
     taylor_batches: int = 8  # taylor: labelled batches the loss's gradients are summed over
@@ -117,7 +119,7 @@ class ChannelPruningModifier:
     def plan(self) -> Any:
         from posebench.compress.channels import ChannelPlan
 
-        return ChannelPlan(ratio=self.ratio, macs=self.macs, criterion=self.criterion, round_to=self.round_to,
+        return ChannelPlan(ratio=self.ratio, macs=self.macs, latency=self.latency, criterion=self.criterion, round_to=self.round_to,
                            exclude=self.exclude, compensate=self.compensate, allocation=self.allocation,
                            reconstruct=self.reconstruct)
 

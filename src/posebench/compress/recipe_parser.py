@@ -169,19 +169,25 @@ class RecipeParser:
         from posebench.compress.channels import ALLOCATIONS, CRITERIA
 
         data = self.keys(data, path, ChannelPruningModifier)
-        data = {k: v for k, v in data.items() if not (k in ("ratio", "macs") and v is None)}  # to_yaml writes nulls
-        if ("ratio" in data) == ("macs" in data):
-            raise self.fail(path, "needs exactly one target: ratio (fraction of each group's channels removed) or "
-                                  "macs (fraction of the model's conv MACs kept)")
+        targets = ("ratio", "macs", "latency")
+        data = {k: v for k, v in data.items() if not (k in targets and v is None)}  # to_yaml writes nulls
+        if sum(t in data for t in targets) != 1:
+            raise self.fail(path, "needs exactly one target: ratio (fraction of each group's channels removed), macs "
+                                  "(fraction of the model's conv MACs kept) or latency (fraction of its estimated "
+                                  "conv time kept)")
         if data.get("allocation") == "sensitivity" and "ratio" in data:
-            raise self.fail(path + ("allocation",), "sensitivity spreads a MACs target over the groups: give macs, "
-                                                    "not ratio")
+            raise self.fail(path + ("allocation",), "sensitivity spreads a MACs or latency target over the groups: "
+                                                    "give macs or latency, not ratio")
+        if "latency" in data and data.get("allocation") != "sensitivity":
+            raise self.fail(path + ("latency",), "a latency target is spread over the groups by the sensitivity "
+                                                 "scan: add allocation: sensitivity")
         ratio = self.number(data, "ratio", path, 0.0, 0, 0.95) if "ratio" in data else None
         macs = self.number(data, "macs", path, 1.0, 0.05, 1.0) if "macs" in data else None
+        latency = self.number(data, "latency", path, 1.0, 0.05, 1.0) if "latency" in data else None
         if data.get("compensate") is True and data.get("reconstruct") is True:
             raise self.fail(path + ("reconstruct",), "compensate and reconstruct both correct the readers of removed "
                                                      "channels: reconstruct fits what compensate estimates, choose one")
-        return ChannelPruningModifier(ratio=ratio, macs=macs,
+        return ChannelPruningModifier(ratio=ratio, macs=macs, latency=latency,
                                       criterion=self.choice(data, "criterion", path, "magnitude", CRITERIA),
                                       round_to=int(self.number(data, "round_to", path, 16, 1, 256, integer=True)),
                                       exclude=self.patterns(data, "exclude", path, regex=True),
@@ -196,7 +202,7 @@ class RecipeParser:
 
     def _steps(self, data: dict, path: tuple) -> int:
         steps = int(self.number(data, "steps", path, 1, 1, 100, integer=True))
-        if steps > 1 and "macs" not in data:
+        if steps > 1 and "macs" not in data:  # a latency target is not stepped (each step would rescan)
             raise self.fail(path + ("steps",), "a gradual channel schedule lowers the MACs kept step by step: give "
                                                "macs, not ratio")
         return steps

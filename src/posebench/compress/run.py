@@ -86,8 +86,10 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
             from posebench.compress.channels import prune_channels_
 
             t0 = time.perf_counter()
-            say(f"channel pruning ({structured.criterion}, " + (f"ratio {structured.ratio:g})" if structured.ratio is not None
-                                                                 else f"{structured.macs:.0%} of the MACs kept)"))
+            target = (f"ratio {structured.ratio:g}" if structured.ratio is not None else
+                      f"{structured.macs:.0%} of the MACs kept" if structured.macs is not None else
+                      f"{structured.latency:.0%} of the estimated conv latency kept")
+            say(f"channel pruning ({structured.criterion}, {target})")
             images = fit_images = None
             image_source = pseudo or options.bn_recalibration or options.calibration or data
             if structured.allocation == "sensitivity" or structured.reconstruct:
