@@ -4,7 +4,7 @@ what its convolutions cost: see `posebench.compress.channels` for why the groups
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,15 +153,12 @@ def find_groups(net: nn.Module) -> list[ChannelGroup]:
     return groups
 
 
-def conv_macs(net: nn.Module, imgsz: tuple[int, int]) -> int:
-    """Multiply-accumulates of every convolution for one image at `imgsz` (eval-mode forward)."""
-    total = [0]
-
-    def count(conv: nn.Conv2d, _inputs: Any, output: torch.Tensor) -> None:
-        k = conv.kernel_size[0] * conv.kernel_size[1]
-        total[0] += int(output.numel() * conv.in_channels // conv.groups * k)
-
-    handles = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, nn.Conv2d)]
+def visit_convs(net: nn.Module, imgsz: tuple[int, int],
+                visit: Callable[[str, nn.Conv2d, torch.Tensor, torch.Tensor], None]) -> None:
+    """One eval-mode forward of a blank image at `imgsz`, calling `visit(name, conv, input, output)` for every
+    convolution as it runs; the network's mode is restored."""
+    handles = [m.register_forward_hook(lambda conv, inputs, output, name=name: visit(name, conv, inputs[0], output))
+               for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
     was_training = net.training
     try:
         with torch.no_grad():
@@ -170,6 +167,17 @@ def conv_macs(net: nn.Module, imgsz: tuple[int, int]) -> int:
         for handle in handles:
             handle.remove()
         net.train(was_training)
+
+
+def conv_macs(net: nn.Module, imgsz: tuple[int, int]) -> int:
+    """Multiply-accumulates of every convolution for one image at `imgsz` (eval-mode forward)."""
+    total = [0]
+
+    def count(_name: str, conv: nn.Conv2d, _input: torch.Tensor, output: torch.Tensor) -> None:
+        k = conv.kernel_size[0] * conv.kernel_size[1]
+        total[0] += int(output.numel() * conv.in_channels // conv.groups * k)
+
+    visit_convs(net, imgsz, count)
     return total[0]
 
 

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from posebench.compress.channel_groups import visit_convs
+
 PRECISIONS = ("int8", "float")
 # Conv module names posebench's default int8 (recipes/int8-ptq.yaml, preset yolo-pose-float-head) keeps in float: the
 # pose head's keypoint branch and the DFL decode.
@@ -57,22 +59,12 @@ def conv_shapes(net: nn.Module, imgsz: tuple[int, int], float_convs: Iterable[st
     patterns = [re.compile(p) for p in float_convs]
     shapes: dict[str, ConvShape] = {}
 
-    def hook(name: str) -> Callable[..., None]:
-        def record(conv: nn.Conv2d, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
-            precision = "float" if any(p.search(name) for p in patterns) else "int8"
-            shapes[name] = ConvShape(conv.in_channels, conv.out_channels, conv.kernel_size[0], conv.stride[0],
-                                     conv.groups, int(inputs[0].shape[2]), int(inputs[0].shape[3]), precision)
-        return record
+    def record(name: str, conv: nn.Conv2d, source: torch.Tensor, _output: torch.Tensor) -> None:
+        precision = "float" if any(p.search(name) for p in patterns) else "int8"
+        shapes[name] = ConvShape(conv.in_channels, conv.out_channels, conv.kernel_size[0], conv.stride[0],
+                                 conv.groups, int(source.shape[2]), int(source.shape[3]), precision)
 
-    handles = [m.register_forward_hook(hook(name)) for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
-    was_training = net.training
-    try:
-        with torch.no_grad():
-            net.eval()(torch.zeros(1, 3, *imgsz))
-    finally:
-        for handle in handles:
-            handle.remove()
-        net.train(was_training)
+    visit_convs(net, imgsz, record)
     return shapes
 
 
