@@ -52,7 +52,8 @@ def main() -> None:
     args = parser.parse_args()
     targets = args.target or ["macs:0.80", "latency:0.80"]
 
-    from posebench.compress.conv_latency import DEFAULT_FLOAT_CONVS, openvino_profile_ms, openvino_table
+    from posebench.compress.channel_plan import DEFAULT_FLOAT_CONVS
+    from posebench.compress.conv_latency import openvino_profile_ms, openvino_table
     from posebench.compress.images import calibration_dataset, scan_images
     from posebench.models import default_model_path
     from posebench.ultralytics_adapter import load_yolo

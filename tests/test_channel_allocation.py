@@ -39,6 +39,19 @@ def test_a_level_the_table_prices_no_faster_is_passed_over():
     assert cheapest_step(steps, {0: 2}) == (1, 0)
 
 
+def test_a_channel_modifier_built_in_code_is_checked_as_a_recipe_is():
+    from posebench.compress.modifiers import ChannelPruningModifier
+    from posebench.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="add allocation: sensitivity"):
+        ChannelPruningModifier(latency=0.8)
+    with pytest.raises(InvalidInputError, match="exactly one target"):
+        ChannelPruningModifier(macs=0.8, latency=0.8, allocation="sensitivity")
+    with pytest.raises(InvalidInputError, match="gradual channel schedule"):
+        ChannelPruningModifier(ratio=0.3, steps=2)
+    assert ChannelPruningModifier(latency=0.8, allocation="sensitivity").plan().latency == 0.8
+
+
 def _macs_of(shape: ConvShape) -> float:
     out = (shape.height // shape.stride) * (shape.width // shape.stride)
     return out * shape.cout * shape.cin // shape.groups * shape.kernel ** 2 * 1e-6

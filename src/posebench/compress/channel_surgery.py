@@ -15,8 +15,6 @@ from posebench.compress.channel_shifts import compensate_, expected_shifts
 from posebench.compress.reconstruct import KeptChannels
 from posebench.errors import InvalidInputError
 
-CRITERIA = ("magnitude", "bn_scale", "taylor")
-
 
 def channel_scores(group: ChannelGroup, criterion: str) -> torch.Tensor:
     """Per channel of `group`, how much it matters by `criterion` (higher: kept first)."""

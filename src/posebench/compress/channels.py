@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -38,57 +37,10 @@ from posebench.compress.channel_groups import (
     conv_macs,
     select_groups,
 )
-from posebench.compress.channel_surgery import CRITERIA, apply_removals_, channel_scores, fix_attributes, keep_count
-from posebench.compress.conv_latency import DEFAULT_FLOAT_CONVS, LatencyTable
+from posebench.compress.channel_plan import ChannelPlan
+from posebench.compress.channel_surgery import apply_removals_, channel_scores, fix_attributes, keep_count
+from posebench.compress.conv_latency import LatencyTable
 from posebench.errors import InvalidInputError
-
-ALLOCATIONS = ("uniform", "sensitivity")
-TARGETS = ("ratio", "macs", "latency")
-
-
-@dataclass(frozen=True)
-class ChannelPlan:
-    """What to prune: a uniform ratio per group, the ratio found for a MACs target, or (sensitivity allocation) the
-    cuts that bring the conv MACs or the estimated conv latency down to a target."""
-
-    ratio: float | None = None  # fraction of each group's channels removed
-    macs: float | None = None  # fraction of the model's conv MACs kept (searched for a uniform ratio)
-    latency: float | None = None  # fraction of the model's conv time kept on the deployment, as a latency table
-    #                               estimates it (posebench.compress.conv_latency; sensitivity allocation only)
-    criterion: str = "magnitude"
-    round_to: int = 16  # keep channel counts multiples of this (SIMD-friendly; DeepSparse 1.8 crashes compiling
-    #                     some YOLO26 graphs pruned to multiples of 8)
-    exclude: tuple[str, ...] = ()  # group-name regexes left alone
-    compensate: bool = False  # move removed channels' mean activation into their readers (`expected_shifts`;
-    #                           measured on yolo11n-pose, coco-pose-val: a loss, 0.490 -> 0.486 at 80 % of the MACs,
-    #                           0.426 -> 0.377 at 75 %; benchmarks/results/bn-settle)
-    allocation: str = "uniform"  # uniform: one ratio for every group; sensitivity: per group, from a scan
-    reconstruct: bool = False  # re-fit the convs that lost inputs to the dense model's outputs (least squares on
-    #                            images, no labels: posebench.compress.reconstruct)
-    float_convs: tuple[str, ...] = DEFAULT_FLOAT_CONVS  # latency: conv module names the deployment keeps in float
-
-    def __post_init__(self) -> None:
-        if sum(getattr(self, t) is not None for t in TARGETS) != 1:
-            raise InvalidInputError("channel pruning needs exactly one target: ratio (fraction of each group's "
-                                    "channels removed), macs (fraction of the model's conv MACs kept) or latency "
-                                    "(fraction of its estimated conv time kept)")
-        if self.allocation not in ALLOCATIONS:
-            raise InvalidInputError(f"unknown channel allocation '{self.allocation}'; known: {', '.join(ALLOCATIONS)}")
-        if self.allocation == "sensitivity" and self.ratio is not None:
-            raise InvalidInputError("allocation: sensitivity spreads a MACs or latency target over the groups: give "
-                                    "macs or latency, not ratio")
-        if self.latency is not None and self.allocation != "sensitivity":
-            raise InvalidInputError("a latency target is spread over the groups by the sensitivity scan: add "
-                                    "allocation: sensitivity")
-        for target in ("macs", "latency"):
-            value = getattr(self, target)
-            if value is not None and not 0.05 <= value <= 1.0:
-                raise InvalidInputError(f"{target}: {value} is the fraction kept: give a number in [0.05, 1]")
-        if self.compensate and self.reconstruct:
-            raise InvalidInputError("compensate and reconstruct both correct the readers of removed channels: "
-                                    "reconstruct fits what compensate estimates, choose one")
-        if self.criterion not in CRITERIA:
-            raise InvalidInputError(f"unknown channel-pruning criterion '{self.criterion}'; known: {', '.join(CRITERIA)}")
 
 
 def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = (640, 640),

@@ -29,9 +29,6 @@ from torch import nn
 from posebench.compress.channel_groups import visit_convs
 
 PRECISIONS = ("int8", "float")
-# Conv module names posebench's default int8 (recipes/int8-ptq.yaml, preset yolo-pose-float-head) keeps in float: the
-# pose head's keypoint branch and the DFL decode.
-DEFAULT_FLOAT_CONVS = (r"^model\.\d+\.(?:(?:one2one_)?cv4|dfl)\.",)
 
 
 @dataclass(frozen=True)

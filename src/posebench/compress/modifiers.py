@@ -116,8 +116,15 @@ class ChannelPruningModifier:
     reconstruct: bool = False  # re-fit the convs that lost inputs to the dense model's outputs (least squares, no labels)
     reconstruct_images: int = 32  # images the reconstruction fits on (from the recovery / calibration source)
 
+    def __post_init__(self) -> None:
+        """The settings fit together (one target; sensitivity for latency; compensate or reconstruct), as the plan
+        they make checks; a gradual schedule steps a MACs target."""
+        self.plan()
+        if self.steps > 1 and self.macs is None:
+            raise InvalidInputError("steps: a gradual channel schedule lowers the MACs kept step by step: give macs")
+
     def plan(self) -> Any:
-        from posebench.compress.channels import ChannelPlan
+        from posebench.compress.channel_plan import ChannelPlan
 
         return ChannelPlan(ratio=self.ratio, macs=self.macs, latency=self.latency, criterion=self.criterion, round_to=self.round_to,
                            exclude=self.exclude, compensate=self.compensate, allocation=self.allocation,

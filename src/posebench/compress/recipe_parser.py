@@ -10,7 +10,7 @@ from typing import Any
 from posebench.compress.modifiers import (EXPORT_FORMATS, BNRecalibration, ChannelPruningModifier, Distillation,
                                           FineTune, PruneGroup, PruningModifier, QuantizationModifier, RecipeError,
                                           UltralyticsExport)
-from posebench.errors import unknown_key
+from posebench.errors import InvalidInputError, unknown_key
 
 
 class RecipeParser:
@@ -166,46 +166,31 @@ class RecipeParser:
             exclude=self.patterns(data, "exclude", path))
 
     def channel_pruning(self, data: dict, path: tuple) -> ChannelPruningModifier:
-        from posebench.compress.channels import ALLOCATIONS, CRITERIA
+        """Types and ranges here, defaults from the dataclass; how the settings fit together is the modifier's own
+        check (`ChannelPruningModifier.__post_init__`), named at this modifier's line."""
+        from posebench.compress.channel_plan import ALLOCATIONS, CRITERIA
 
         data = self.keys(data, path, ChannelPruningModifier)
-        targets = ("ratio", "macs", "latency")
-        data = {k: v for k, v in data.items() if not (k in targets and v is None)}  # to_yaml writes nulls
-        if sum(t in data for t in targets) != 1:
-            raise self.fail(path, "needs exactly one target: ratio (fraction of each group's channels removed), macs "
-                                  "(fraction of the model's conv MACs kept) or latency (fraction of its estimated "
-                                  "conv time kept)")
-        if data.get("allocation") == "sensitivity" and "ratio" in data:
-            raise self.fail(path + ("allocation",), "sensitivity spreads a MACs or latency target over the groups: "
-                                                    "give macs or latency, not ratio")
-        if "latency" in data and data.get("allocation") != "sensitivity":
-            raise self.fail(path + ("latency",), "a latency target is spread over the groups by the sensitivity "
-                                                 "scan: add allocation: sensitivity")
-        ratio = self.number(data, "ratio", path, 0.0, 0, 0.95) if "ratio" in data else None
-        macs = self.number(data, "macs", path, 1.0, 0.05, 1.0) if "macs" in data else None
-        latency = self.number(data, "latency", path, 1.0, 0.05, 1.0) if "latency" in data else None
-        if data.get("compensate") is True and data.get("reconstruct") is True:
-            raise self.fail(path + ("reconstruct",), "compensate and reconstruct both correct the readers of removed "
-                                                     "channels: reconstruct fits what compensate estimates, choose one")
-        return ChannelPruningModifier(ratio=ratio, macs=macs, latency=latency,
-                                      criterion=self.choice(data, "criterion", path, "magnitude", CRITERIA),
-                                      round_to=int(self.number(data, "round_to", path, 16, 1, 256, integer=True)),
-                                      exclude=self.patterns(data, "exclude", path, regex=True),
-                                      imgsz=self.imgsz(data, path, 640), compensate=self._flag(data, "compensate", path, False),
-                                      allocation=self.choice(data, "allocation", path, "uniform", ALLOCATIONS),
-                                      reconstruct=self._flag(data, "reconstruct", path, False),
-                                      reconstruct_images=int(self.number(data, "reconstruct_images", path, 32, 1, 10000,
-                                                                         integer=True)),
-                                      taylor_batches=int(self.number(data, "taylor_batches", path, 8, 1, 10000,
-                                                                     integer=True)),
-                                      steps=self._steps(data, path))
+        default = {f.name: f.default for f in fields(ChannelPruningModifier)}
+        data = {k: v for k, v in data.items() if not (k in ("ratio", "macs", "latency") and v is None)}  # to_yaml nulls
+        targets = {key: self.number(data, key, path, 0.0, low, high) if key in data else None
+                   for key, low, high in (("ratio", 0, 0.95), ("macs", 0.05, 1.0), ("latency", 0.05, 1.0))}
 
-    def _steps(self, data: dict, path: tuple) -> int:
-        steps = int(self.number(data, "steps", path, 1, 1, 100, integer=True))
-        if steps > 1 and "macs" not in data:  # a latency target is not stepped (each step would rescan)
-            raise self.fail(path + ("steps",), "a gradual channel schedule lowers the MACs kept step by step: give "
-                                               "macs, not ratio")
-        return steps
+        def whole(key: str, low: int, high: int) -> int:
+            return int(self.number(data, key, path, default[key], low, high, integer=True))
+
+        try:
+            return ChannelPruningModifier(
+                **targets, criterion=self.choice(data, "criterion", path, default["criterion"], CRITERIA),
+                round_to=whole("round_to", 1, 256), exclude=self.patterns(data, "exclude", path, regex=True),
+                imgsz=self.imgsz(data, path, default["imgsz"]),
+                compensate=self._flag(data, "compensate", path, default["compensate"]),
+                allocation=self.choice(data, "allocation", path, default["allocation"], ALLOCATIONS),
+                reconstruct=self._flag(data, "reconstruct", path, default["reconstruct"]),
+                reconstruct_images=whole("reconstruct_images", 1, 10000),
+                taylor_batches=whole("taylor_batches", 1, 10000), steps=whole("steps", 1, 100))
+        except InvalidInputError as error:
+            raise self.fail(path, str(error)) from None
 
     def ultralytics_export(self, data: dict, path: tuple) -> UltralyticsExport:
         data = self.keys(data, path, UltralyticsExport)
