@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from posebench.export import ArtifactStore, read_metadata
 from posebench.errors import InvalidInputError
-from posebench.evaluate.postprocess import output_layout
+from posebench.export import ArtifactStore, read_metadata
+from posebench.export.layout import output_layout
 from posebench.models import resolve_model
 from posebench.runtimes import backend_class, create_backend
 

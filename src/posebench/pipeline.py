@@ -157,9 +157,9 @@ class UltralyticsPipeline:
         return result
 
     def describe(self) -> dict[str, Any]:
-        import ultralytics
+        from posebench.ultralytics_adapter import installed_version
 
-        described = {"pipeline": "ultralytics", "ultralytics": ultralytics.__version__, "imgsz": list(self.imgsz),
+        described = {"pipeline": "ultralytics", "ultralytics": installed_version(), "imgsz": list(self.imgsz),
                      "conf": self.nms.conf, "iou": self.nms.iou, "max_det": self.nms.max_det}
         # Ultralytics compiles an OpenVINO IR with no precision hint: on a CPU with bf16 (AVX512_BF16, AMX) its
         # float parts run in bf16, where posebench's openvino runs f32 unless asked. Record what it ran.
@@ -219,6 +219,6 @@ def load_frames(source: Path, max_frames: int = 64) -> list[np.ndarray]:
 
 def default_source() -> Path:
     """The images that ship with Ultralytics (bus.jpg, zidane.jpg): the e2e source when none is given."""
-    from ultralytics.utils import ASSETS
+    from posebench.ultralytics_adapter import assets_dir
 
-    return Path(ASSETS)
+    return assets_dir()

@@ -281,3 +281,47 @@ def ultralytics_predict_model(artifact: Path, meta: dict[str, Any], workdir: Pat
             onnx.save(model, str(artifact))
         return YOLO(str(artifact), task="pose")
     raise InvalidInputError(f"{artifact}: Ultralytics' predict pipeline runs a .pt, an .onnx or an OpenVINO IR here")
+
+
+def installed_version() -> str:
+    """The Ultralytics version installed (what a record of its pipeline states)."""
+    import ultralytics
+
+    return ultralytics.__version__
+
+
+def assets_dir() -> Path:
+    """The images that ship with Ultralytics (bus.jpg, zidane.jpg)."""
+    from ultralytics.utils import ASSETS
+
+    return Path(ASSETS)
+
+
+def default_cfg(overrides: dict[str, Any] | None = None) -> Any:
+    """Ultralytics' default settings with `overrides` (a loss reads its gains from them)."""
+    from ultralytics.cfg import get_cfg
+
+    return get_cfg(overrides=overrides)
+
+
+def labelled_batches(data: Path, *, imgsz: int, batch: int, limit: int) -> list[dict]:
+    """Up to `limit` labelled batches of a data YAML's train split, as Ultralytics' trainer feeds them (letterboxed,
+    no augmentation, images in 0-1)."""
+    from ultralytics.data import build_dataloader, build_yolo_dataset
+    from ultralytics.data.utils import check_det_dataset
+
+    try:
+        spec = check_det_dataset(str(data))
+    except Exception as exc:  # Ultralytics raises several kinds for a bad data YAML
+        raise InvalidInputError(f"needs a labelled data YAML (--data): {data}: {exc}") from None
+    cfg = default_cfg({"task": "pose", "imgsz": imgsz, "rect": False, "cache": False, "fraction": 1.0})
+    dataset = build_yolo_dataset(cfg, spec["train"], batch, spec, mode="val")
+    loader = build_dataloader(dataset, batch, workers=0, shuffle=False, pin_memory=False, device="cpu")
+    out = []
+    for item in loader:
+        item["img"] = item["img"].float() / 255
+        out.append(item)
+        if len(out) >= limit:
+            break
+    return out
+

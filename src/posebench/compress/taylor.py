@@ -34,38 +34,25 @@ def channel_importance(block: nn.Module) -> torch.Tensor:
 
 
 def loss_batches(data: Path, *, imgsz: int, batch: int, limit: int) -> list[dict]:
-    """Up to `limit` labelled batches of a data YAML's train split, as Ultralytics' trainer feeds them (letterboxed,
-    no augmentation, images in 0-1)."""
-    from ultralytics.cfg import get_cfg
-    from ultralytics.data import build_dataloader, build_yolo_dataset
-    from ultralytics.data.utils import check_det_dataset
+    """Up to `limit` labelled batches of a data YAML's train split to take the loss's gradients on."""
+    from posebench.ultralytics_adapter import labelled_batches
 
     try:
-        spec = check_det_dataset(str(data))
-    except Exception as exc:  # Ultralytics raises several kinds for a bad data YAML
-        raise InvalidInputError(f"criterion: taylor needs a labelled data YAML (--data): {data}: {exc}") from None
-    cfg = get_cfg(overrides={"task": "pose", "imgsz": imgsz, "rect": False, "cache": False, "fraction": 1.0})
-    dataset = build_yolo_dataset(cfg, spec["train"], batch, spec, mode="val")
-    loader = build_dataloader(dataset, batch, workers=0, shuffle=False, pin_memory=False, device="cpu")
-    out = []
-    for item in loader:
-        item["img"] = item["img"].float() / 255
-        out.append(item)
-        if len(out) >= limit:
-            break
-    return out
+        return labelled_batches(data, imgsz=imgsz, batch=batch, limit=limit)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"criterion: taylor {exc}") from None
 
 
 def taylor_importance_(net: nn.Module, batches: list[dict],
                        on_progress: Callable[[int, int], None] | None = None) -> int:
     """Accumulate the task loss's gradients over `batches` and store each Conv block's channel importance as its
     `taylor_importance` attribute; returns the images used. The model's weights and statistics are unchanged."""
-    from ultralytics.cfg import get_cfg
+    from posebench.ultralytics_adapter import default_cfg
 
     if not batches:
         raise InvalidInputError("criterion: taylor got no labelled batch to take the loss's gradients on")
     if getattr(net, "args", None) is None or isinstance(net.args, dict):
-        net.args = get_cfg(overrides=net.args if isinstance(net.args, dict) else None)  # the loss's gains
+        net.args = default_cfg(net.args if isinstance(net.args, dict) else None)  # the loss's gains
     criterion = getattr(net, "criterion", None)
     net.criterion = net.init_criterion()
     was_training = net.training

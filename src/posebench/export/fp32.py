@@ -36,7 +36,7 @@ def checkpoint_artifact(source: ModelSource, checkpoint: Path) -> Artifact:
 
 def export_fp32_onnx(checkpoint: Artifact, dest: Path, imgsz: tuple[int, int]) -> Artifact:
     """Static batch-1 fp32 ONNX of the checkpoint at `imgsz`, written to `dest` with its metadata."""
-    from posebench.evaluate.postprocess import output_layout
+    from posebench.export.layout import output_layout
 
     written = export_onnx(checkpoint.path, imgsz=imgsz, end2end=bool(checkpoint.meta["end2end"]))
     os.replace(written, dest)

@@ -130,7 +130,7 @@ def import_metadata(path: Path, fmt: str, spec: str, kpt_shape: tuple[int, int] 
                     nc: int | None = None) -> dict[str, Any]:
     """posebench's artifact metadata for a file made elsewhere (see the module doc for where each key comes from).
     Without metadata the class count is `nc` (default 1, person): the output shape must then fit exactly."""
-    from posebench.evaluate.postprocess import output_layout
+    from posebench.export.layout import output_layout
 
     try:
         model = _read(path, fmt)
