@@ -94,7 +94,7 @@ def main() -> None:
     from posebench.compress.options import CompressOptions
     from posebench.compress.recovery import recalibrate_bn_
     from posebench.models import default_model_path
-    from posebench.report.compare import difference
+    from posebench.evaluate.compare import difference
     from posebench.ultralytics_adapter import load_yolo
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bn-settle-"))

@@ -25,7 +25,7 @@ from side_by_side import interleaved_latency, ultralytics_openvino_int8
 
 from posebench import Predictor, create_backend, fingerprint, load_dataset, validate
 from posebench.compress.images import calibration_dataset
-from posebench.report.compare import difference
+from posebench.evaluate.compare import difference
 
 VAL = ROOT.parent / "shared" / "data" / "coco-pose-val" / "coco-pose-val.yaml"
 PRESETS = {"default": "int8-ptq.yaml", "scan": "int8-ptq-float-scan.yaml", "decode": "int8-ptq-float-decode.yaml"}

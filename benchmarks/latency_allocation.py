@@ -27,7 +27,7 @@ from card_speed import REFERENCE, ROOT, capped_words, int8_ir, ratios, recovery_
 from side_by_side import interleaved_latency, ultralytics_openvino_int8
 
 from posebench import fingerprint
-from posebench.report.compare import difference
+from posebench.evaluate.compare import difference
 
 
 def prune(dense: Any, target: str, scan: Any, table: Any) -> tuple[Any, dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from posebench.report.pareto import pareto
+from posebench.pareto import pareto
 from posebench.tune import pareto_front
 
 

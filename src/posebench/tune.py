@@ -294,7 +294,7 @@ class Tuner:
         """Paired differences of a row from the reference on each evaluation (same frames / images, same
         resamples): row["comparison"][name], and row["within"]: True when every interval says the row is no more
         than the tolerance below, None when one cannot say (not resolved), False when one says it is below."""
-        from posebench.report.compare import METRIC_OF_SCORE, difference
+        from posebench.evaluate.compare import METRIC_OF_SCORE, difference
 
         verdicts, row["comparison"] = [], {}
         for name in row["accuracy"]:
@@ -309,7 +309,7 @@ class Tuner:
     def _judge(self, winner: dict[str, Any]) -> dict[str, Any]:
         """Final figures on the judging set: the winner, the fp32 model at the winner's input size and the reference,
         pose mAP50-95 with intervals, and the winner's paired differences from the other two."""
-        from posebench.report.compare import difference
+        from posebench.evaluate.compare import difference
 
         chosen = Candidate.of_row(winner)
         runs = {"winner": (chosen, winner["runtime"]),
@@ -343,7 +343,7 @@ def _score(record: Record | None) -> float | None:
 
 def pareto_front(rows: list[dict[str, Any]]) -> None:
     """Mark rows (p50_ms, worst accuracy) that no other row beats on both: `row["pareto"] = True`."""
-    from posebench.report.pareto import pareto
+    from posebench.pareto import pareto
 
     def worst(row: dict[str, Any]) -> float:
         return min((v for v in row["accuracy"].values() if v is not None), default=-1.0)

@@ -158,7 +158,7 @@ def compare_to_baseline(records: list[Record], baseline: Record, name: str) -> t
     """Each record with its paired difference from `baseline` (scored on the same images) added: pose and box
     mAP50-95 and mAP50, COCO keypoint AP; and one printable line per record compared."""
     from posebench.evaluate.uncertainty import paired_differences
-    from posebench.report.compare import matches_of
+    from posebench.evaluate.compare import matches_of
 
     if not baseline.ok:
         return records, [f"baseline {name}: {baseline.status}: {baseline.error}"]

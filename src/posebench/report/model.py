@@ -11,7 +11,7 @@ from posebench.errors import InvalidInputError
 from posebench.evaluate.uncertainty import Difference
 from posebench.record import Record, evaluation_label
 from posebench.runtimes.base import runtime_class
-from posebench.report.compare import difference
+from posebench.evaluate.compare import difference
 from posebench.report.cost import Cost, PriceRule, load_prices, price
 
 NOISY_SPREAD = 0.10  # rounds of one trial whose p50s differ by more than this are flagged

@@ -3,9 +3,9 @@ budget, the cheapest, and CPU against GPU; the Pareto front they come from."""
 
 from __future__ import annotations
 
-from posebench.report.compare import within_words
+from posebench.evaluate.compare import within_words
 from posebench.report.model import LABELS, Point, Report
-from posebench.report.pareto import pareto
+from posebench.pareto import pareto
 
 
 def pareto_front(points: list[Point], report: Report | None = None) -> list[Point]:
