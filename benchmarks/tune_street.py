@@ -22,6 +22,7 @@ from channel_pruning import SHARED
 from posebench import resolve_model
 from posebench import fingerprint
 from posebench.tune import TunePlan, default_runtimes, tune, ultralytics_openvino
+from posebench.report.tune import write_tune_report
 
 
 def main() -> None:
@@ -45,6 +46,7 @@ def main() -> None:
                     sizes=sizes, precisions=tuple(args.precisions), macs=tuple(args.macs),
                     recovery_epochs=args.epochs, extra_calibration=(Path(ASSETS),), eval_from=150)
     summary = tune(plan, lambda what, done, total: print(what, flush=True))
+    write_tune_report(work, summary)
     env = summary["environment"]
     cap = env.get("onednn_max_cpu_isa")
     isa = f"{env['native_int8_path']}-capped-{cap.lower()}" if cap else env["int8_path"]

@@ -13,6 +13,7 @@ import pytest
 from conftest import run_cli
 from posebench.errors import InvalidInputError
 from posebench.models import resolve_model
+from posebench.report.tune import write_tune_report
 from posebench.tune import Candidate, TunePlan, Tuner, candidate_sizes, footage_split
 
 
@@ -67,6 +68,7 @@ def test_tune_finds_a_deployment_and_resumes(footage, tmp_path):
                     fine=LatencyProtocol(iters=5, min_seconds=0.05, warmup_iters=2, warmup_seconds=0.0),
                     finalists=1)
     summary = Tuner(plan).run()
+    write_tune_report(out, summary)
     rows = {r["candidate"]: r for r in summary["rows"]}
     assert set(rows) == {"160x160-fp32", "96x160-fp32", "160x160-int8-ultralytics", "96x160-int8-ultralytics"}
     assert rows["160x160-fp32"]["accuracy"]["fidelity"] == pytest.approx(1.0)  # the dense model judges itself
@@ -134,6 +136,7 @@ def test_the_reference_runs_as_ultralytics_runs_it(footage, tmp_path):
                     threads=(1,), sizes=((96, 160),), precisions=("fp32",), native=(160, 160), eval_from=5,
                     tolerance=1.0, coarse=quick, fine=quick, finalists=1, reference_runtime=spec)
     summary = Tuner(plan).run()
+    write_tune_report(plan.out, summary)
     assert summary["reference"]["runtime"] == spec
     rows = {(r["candidate"], r["runtime"]) for r in summary["rows"]}
     assert rows == {("96x160-fp32", "openvino"), ("160x160-int8-ultralytics", spec)}
@@ -219,6 +222,7 @@ def test_tune_judges_its_winner_on_labels_it_never_chose_on(footage, mini, tmp_p
                     threads=(1,), sizes=((96, 160),), precisions=("fp32",), native=(160, 160), eval_from=5,
                     tolerance=1.0, coarse=quick, fine=quick, finalists=1, judge=judge)
     summary = Tuner(plan).run()
+    write_tune_report(plan.out, summary)
     judged = summary["judged"]
     assert set(judged["scores"]) == {"winner", "fp32 at the winner's size", "reference"}
     assert all(s["images"] == 12 and s["interval"][0] <= s["map50_95"] <= s["interval"][1]

@@ -183,14 +183,7 @@ class Tuner:
             summary["winner"]["deployment"] = str(self.builder.deploy(summary["winner"]))
             if plan.judge is not None:
                 summary["judged"] = self._judge(summary["winner"])
-        from posebench.report.tune import tune_markdown, tune_plot
-
-        png = tune_plot(summary)
-        if png:
-            (plan.out / "tune-pareto.png").write_bytes(png)
-            summary["plot"] = "tune-pareto.png"
         (plan.out / "tune.json").write_text(json.dumps(summary, indent=2))
-        (plan.out / "tune.md").write_text(tune_markdown(summary))
         return summary
 
     def _reference_score(self) -> dict[str, float | None]:
@@ -354,5 +347,6 @@ def pareto_front(rows: list[dict[str, Any]]) -> None:
 
 
 def tune(plan: TunePlan, on_progress: Progress | None = None) -> dict[str, Any]:
-    """Search `plan`'s space and return the summary (OUT/tune.json, OUT/tune.md, OUT/winner/)."""
+    """Search `plan`'s space and return the summary (kept in OUT/tune.json; the winner deployed in OUT/winner/);
+    `posebench.report.tune.write_tune_report` writes what a person reads."""
     return Tuner(plan, on_progress).run()

@@ -96,8 +96,11 @@ def run(args: argparse.Namespace) -> int:
                     data=args.data, split=args.split, judge=args.judge, eval_from=args.eval_from,
                     tolerance=args.tolerance,
                     budget_ms=args.budget_ms, native=parse_imgsz(args.native_imgsz), **quick)
+    from posebench.report.tune import write_tune_report
+
     with progress_bar() as show:
         summary = tune(plan, show)
+    write_tune_report(args.out, summary)
     winner = summary["winner"]
     if winner:
         print(f"winner: {winner['candidate']} on {winner['runtime']} @ {winner['threads']}: p50 "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from posebench.machine.environment import ran_as
@@ -43,7 +45,7 @@ def _ms(value: float | None) -> str:
 
 
 def tune_markdown(summary: dict[str, Any]) -> str:
-    """Markdown of a tune summary (`posebench.tune.Tuner.run`)."""
+    """Markdown of a tune summary (`posebench.tune.tune`)."""
     env = summary["environment"]
     metrics = " / ".join(["fidelity"] + (["pose mAP50-95"] if summary.get("labels") else []))
     calibration = summary["calibration"]
@@ -168,3 +170,15 @@ def tune_plot(summary: dict[str, Any]) -> bytes | None:
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
+
+
+def write_tune_report(out: Path, summary: dict[str, Any]) -> Path:
+    """OUT/tune.md and OUT/tune-pareto.png from a tune summary (the plot named in OUT/tune.json); returns tune.md."""
+    png = tune_plot(summary)
+    if png:
+        (out / "tune-pareto.png").write_bytes(png)
+        summary["plot"] = "tune-pareto.png"
+    (out / "tune.json").write_text(json.dumps(summary, indent=2))
+    (out / "tune.md").write_text(tune_markdown(summary))
+    return out / "tune.md"
+
