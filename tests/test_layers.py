@@ -23,12 +23,6 @@ LAYERS = {
         "posebench.tune_plan", "posebench.tune_build", "posebench.tune", "posebench.pareto"),
     6: ("posebench.report", "posebench.tables", "posebench.cli", "posebench.commands", "posebench.__main__"),
 }
-# Imports that still go up a layer: issue 35 removes them (quantization numerics in one home). This list may only
-# shrink.
-KNOWN_UPWARD = {
-    ("posebench.export.quantized", "posebench.compress.qat"),
-    ("posebench.export.quantized", "posebench.compress.quantize"),
-}
 # Functions longer than MAX_FUNCTION_LINES, at their length when the limit came (issue 35 splits them): each may
 # only shrink, and no other function may pass the limit.
 KNOWN_LONG = {
@@ -146,8 +140,7 @@ def test_every_module_has_a_layer() -> None:
 
 def test_imports_go_down_the_layers() -> None:
     found = upward_imports(import_graph())
-    assert not found - KNOWN_UPWARD, f"imports up a layer (docs/design.md): {sorted(found - KNOWN_UPWARD)}"
-    assert not KNOWN_UPWARD - found, f"gone, remove from KNOWN_UPWARD: {sorted(KNOWN_UPWARD - found)}"
+    assert not found, f"imports up a layer (docs/design.md): {sorted(found)}"
 
 
 def test_the_layer_check_sees_an_upward_import() -> None:

@@ -27,7 +27,7 @@ def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, opt
     """Export the checkpoint, quantize ONNX and OpenVINO IR (PTQ) or convert to fp16; describe both in OUT/bundle.json."""
     from posebench.compress.quantize import IgnoredScope, PTQConfig, calibration_batches
     from posebench.export.bundle import write_bundle
-    from posebench.export.quantized import fp16, ptq_int8
+    from posebench.compress.quantized_artifacts import fp16, ptq_int8
     from posebench.machine.isa import choose_int8
 
     imgsz = (int(q.imgsz[0]), int(q.imgsz[1]))
@@ -64,7 +64,7 @@ def qat_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options:
     from posebench.compress.qat import prepare_qat, qat_trainer
     from posebench.compress.quantize import IgnoredScope, calibration_batches
     from posebench.export.bundle import write_bundle
-    from posebench.export.quantized import qat_int8
+    from posebench.compress.quantized_artifacts import qat_int8
     from posebench.machine.isa import SATURATING, choose_int8
 
     size = (int(q.imgsz[0]), int(q.imgsz[1]))

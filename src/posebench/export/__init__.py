@@ -1,8 +1,8 @@
 """Export: every way posebench gets a runnable artifact of a model, and the one type they all return.
 
 - `artifact`: `Artifact` (path + metadata) and the metadata sidecar / ONNX helpers every artifact shares;
-- `fp32`: posebench's own exports of a checkpoint (.pt, ONNX, OpenVINO IR);
-- `quantized`: int8 PTQ, fp16, and the export of a QAT-trained model, made from the fp32 exports;
+- `fp32`: posebench's own exports of a checkpoint (.pt, ONNX, OpenVINO IR; the reduced-precision artifacts made
+  from them live in `posebench.compress.quantized_artifacts`, beside the quantization they run);
 - `peer`: Ultralytics' own export (`yolo export ...`), as a user gets it;
 - `imported`: an artifact a user already has (ONNX, OpenVINO IR, TensorRT engine), its layout read from it;
 - `bundle`: the set of artifacts `posebench compress` writes for a variant;
