@@ -28,7 +28,7 @@ LAYERS = {
 KNOWN_LONG = {
     "posebench.cluster.run_study_on_cluster": 116, "posebench.commands.stream.run": 88,
     "posebench.compress.run.compress": 210,
-    "posebench.report.plots.plots": 132, "posebench.report.tune.tune_markdown": 85,
+    "posebench.report.plots.plots": 132,
     "posebench.stream.run_stream": 125, "posebench.study_file._parse": 195,
 }
 

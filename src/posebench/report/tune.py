@@ -46,8 +46,15 @@ def _ms(value: float | None) -> str:
 
 def tune_markdown(summary: dict[str, Any]) -> str:
     """Markdown of a tune summary (`posebench.tune.tune`)."""
-    env = summary["environment"]
     metrics = " / ".join(["fidelity"] + (["pose mAP50-95"] if summary.get("labels") else []))
+    lines = _question_lines(summary, metrics) + _verdict_lines(summary, metrics) + _judged_lines(summary) + \
+        _candidate_lines(summary, metrics)
+    return "\n".join(lines)
+
+
+def _question_lines(summary: dict[str, Any], metrics: str) -> list[str]:
+    """The title, the machine, the goal, and what each part of the footage was used for."""
+    env = summary["environment"]
     calibration = summary["calibration"]
     ref = summary["reference"]
     lines = [f"# posebench tune: {summary['model']} for {shown(summary['footage'])}", "",
@@ -72,6 +79,13 @@ def tune_markdown(summary: dict[str, Any]) -> str:
              + (", ".join(f"{k} {v:.4f}" for k, v in summary["floor"].items()) or "none (latency budget)") + ".",
              "- Latency: model-mode p50 at batch 1, every candidate in a fresh process, coarse then fine rounds "
              "interleaved; 'x ref' is the reference's p50 over the candidate's within the same round (median).", ""]
+    return lines
+
+
+def _verdict_lines(summary: dict[str, Any], metrics: str) -> list[str]:
+    """The winner, how sure the images are of it, and how to deploy it."""
+    ref = summary["reference"]
+    lines: list[str] = []
     winner = summary.get("winner")
     lines += ["## Verdict", ""]
     if winner:
@@ -97,6 +111,12 @@ def tune_markdown(summary: dict[str, Any]) -> str:
                   f"--threads {winner['threads']}` (a bundle: its input size comes with it).", ""]
     else:
         lines += ["No candidate meets the goal: see the table for the closest ones.", ""]
+    return lines
+
+
+def _judged_lines(summary: dict[str, Any]) -> list[str]:
+    """The winner judged on labels nothing was chosen on (when the plan named them)."""
+    lines: list[str] = []
     judged = summary.get("judged")
     if judged:
         lines += [f"## Judged on {shown(judged['data'])} (pose mAP50-95, 95 % intervals; nothing was chosen on it)", "",
@@ -110,6 +130,12 @@ def tune_markdown(summary: dict[str, Any]) -> str:
             lines.append(f"- winner minus {name} (paired, same images): {_gap(d, None)}"
                          + (", resolved" if d and d["resolved"] else ""))
         lines.append("")
+    return lines
+
+
+def _candidate_lines(summary: dict[str, Any], metrics: str) -> list[str]:
+    """The plot and every candidate's row."""
+    lines: list[str] = []
     if summary.get("plot"):
         lines += [f"![p50 against accuracy, Pareto front dashed]({summary['plot']})", ""]
     lines += ["## Candidates", "",
@@ -128,7 +154,7 @@ def tune_markdown(summary: dict[str, Any]) -> str:
                      f"{spread} | {stage} | {'yes' if r.get('pareto') else ''} |")
     lines += ["", "Sizes tried: " + ", ".join(f"{h}x{w}" for h, w in summary["sizes"]) + ". A size whose fp32 "
               "accuracy is already under the floor is dropped before any compression is built at it.", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def tune_plot(summary: dict[str, Any]) -> bytes | None:
