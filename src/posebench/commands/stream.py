@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from posebench.commands.args import add_model_args, add_output_args, model_source, non_negative_float, runtime_options
 from posebench.errors import InvalidInputError
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     from posebench.bench import parse_threads
     from posebench.evaluate.postprocess import NMSConfig
-    from posebench.export import DEFAULT_CACHE, ArtifactStore, parse_imgsz, read_metadata
+    from posebench.export import DEFAULT_CACHE, ArtifactStore, read_metadata
     from posebench.machine.environment import fingerprint
     from posebench.models import default_variant
     from posebench.pipeline import open_pipeline, resolve_preprocess
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from posebench.results import ResultStore, write_json
     from posebench.runtimes import backend_class, parse_runtimes
     from posebench.runtimes.base import parse_runtime_spec
-    from posebench.stream import FrameSource, matched_imgsz, run_stream
+    from posebench.stream import FrameSource, run_stream
 
     runtimes, threads = parse_runtimes(args.runtime), parse_threads(args.threads)
     if len(runtimes) != 1 or len(threads) != 1:
@@ -77,17 +78,7 @@ def run(args: argparse.Namespace) -> int:
     frames = FrameSource(args.source, fps=args.fps or None, max_frames=args.max_frames)
     console = Console(stderr=True)
     try:
-        fixed = artifacts.fixed_imgsz()
-        if args.imgsz is not None:
-            imgsz = parse_imgsz(args.imgsz)
-        elif fixed:
-            imgsz = parse_imgsz(fixed)
-            matched = matched_imgsz(frames.first_frame().shape[:2], max(imgsz))
-            if matched != imgsz:
-                console.print(f"note: this model is built for {imgsz[0]}x{imgsz[1]}; {matched[0]}x{matched[1]} "
-                              "matches the footage's aspect and does less work (build the model at that size)")
-        else:
-            imgsz = matched_imgsz(frames.first_frame().shape[:2])
+        imgsz = _stream_imgsz(args.imgsz, artifacts.fixed_imgsz(), frames, console)
         artifact = artifacts.get(cls.artifact_format, imgsz, accept=cls.accepts, prefer=cls.prefers)
         meta = read_metadata(artifact) or {}
         pipeline = open_pipeline(runtime, artifact, threads=threads[0], options=options,
@@ -129,6 +120,24 @@ def run(args: argparse.Namespace) -> int:
               f"poses {args.save_poses}" if args.save_poses else ""]
     print(f"record in {store.path}" + "".join(f"; {e}" for e in extras if e))
     return 130 if stats.interrupted else 0
+
+
+def _stream_imgsz(asked: str | None, fixed: Any, frames: Any, console: Any) -> tuple[int, int]:
+    """The input size: as asked, the model's own (noting a size that would match the footage's aspect better), or
+    the footage's aspect at the default size."""
+    from posebench.export import parse_imgsz
+    from posebench.stream import matched_imgsz
+
+    if asked is not None:
+        return parse_imgsz(asked)
+    if not fixed:
+        return matched_imgsz(frames.first_frame().shape[:2])
+    imgsz = parse_imgsz(fixed)
+    matched = matched_imgsz(frames.first_frame().shape[:2], max(imgsz))
+    if matched != imgsz:
+        console.print(f"note: this model is built for {imgsz[0]}x{imgsz[1]}; {matched[0]}x{matched[1]} "
+                      "matches the footage's aspect and does less work (build the model at that size)")
+    return imgsz
 
 
 def stream_summary(s: dict) -> str:
