@@ -212,33 +212,13 @@ def run_study_on_cluster(study: Study, out: Path, settings: ClusterSettings, *, 
     client, cluster = connect(settings)
     try:
         report("checking that every worker sees OUT", finished, total)
-        answers = client.run(_check_shared, str(out), on_error="return")
-        for answer in answers.values():  # a worker's ClusterError comes back as itself; anything else is reported
-            if isinstance(answer, ClusterError):
-                raise answer
-            if isinstance(answer, Exception) and not isinstance(answer, OSError):
-                raise ClusterError(f"checking the workers failed: {type(answer).__name__}: {answer}") from answer
-        if all(isinstance(answer, OSError) for answer in answers.values()):  # a closed comm: a worker that just died
-            raise ClusterError("checking the workers failed: no worker answered")
+        _check_workers(client, out)
         needed = {(t.model, t.variant) for t in todo} | {reference_of(t) for t in todo if reference_of(t)}
         # builds first, in parallel over the nodes; then the trials as independent tasks, so the scheduler spreads
         # them over every worker of their kind (a trial depending on a build's future would follow that build's
         # worker instead)
         report(f"building {len(needed)} variant(s) on the cluster", finished, total)
-        gpu_workers = [address for address, w in client.scheduler_info(n_workers=-1)["workers"].items()
-                       if any(r.startswith("kind-cuda") for r in (w.get("resources") or {}))]
-        building = {}
-        for mv in sorted(needed):
-            # a variant that trains (fine-tuning, QAT) prefers a GPU worker (Ultralytics trains on the GPU it finds)
-            prefer = gpu_workers if gpu_workers and _trains(study, mv[1]) else None
-            building[mv] = client.submit(_build_task, study, mv[0], mv[1], out, resources={ANY: 1}, pure=False,
-                                         workers=prefer, allow_other_workers=prefer is not None)
-        wait(list(building.values()))
-        built: dict[tuple[str, str], Built] = {}
-        for mv, future in building.items():
-            exc = future.exception() if future.status == "error" else None
-            built[mv] = future.result() if future.status == "finished" else \
-                Built(None, f"building variant '{mv[1]}' failed on the cluster: {type(exc).__name__}: {exc}")
+        built = _build_variants(client, study, needed, out)
         futures = {}
         for trial in todo:
             reference = reference_of(trial)
@@ -271,38 +251,79 @@ def run_study_on_cluster(study: Study, out: Path, settings: ClusterSettings, *, 
             for future in [f for f in pending if f.done()]:
                 pending.discard(future)
                 trial = futures[future]
-                if future.status == "finished":
-                    keep(trial, future.result())
-                else:
-                    exc = future.exception() if future.status == "error" else None
-                    reason = (f"the trial's worker was lost and so was every retry ({type(exc).__name__}: {exc})"
-                              if type(exc).__name__ == "KilledWorker" else
-                              f"{type(exc).__name__}: {exc}" if exc else f"trial {future.status}")
-                    keep(trial, _failure(trial, reason))
+                keep(trial, future.result() if future.status == "finished" else _failure(trial, _lost(future)))
             # a trial whose kind has no worker left would wait forever: fail it after orphan_seconds
-            have = set()
-            for worker in client.scheduler_info(n_workers=-1)["workers"].values():
-                have |= set(worker.get("resources") or {})
-            now = time.time()
-            for future in list(pending):
-                need = _required(futures[future], study)
-                if need in have:
-                    orphaned_since.pop(need, None)
-                    continue
-                since = orphaned_since.setdefault(need, now)
-                if now - since >= settings.orphan_seconds:
-                    future.cancel()
-                    pending.discard(future)
-                    keep(futures[future], _failure(futures[future],
-                                                   f"no worker with resource '{need}' in the cluster for "
-                                                   f"{settings.orphan_seconds:.0f} s (start one: posebench worker "
-                                                   f"ADDRESS --kind {need.removeprefix('kind-')})"))
+            for future, reason in _orphans(client, pending, futures, study, settings, orphaned_since):
+                future.cancel()
+                pending.discard(future)
+                keep(futures[future], _failure(futures[future], reason))
         report("done", total, total)
         return written
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _check_workers(client: Any, out: Path) -> None:
+    """Every worker must see OUT (the shared folder the trials write to): raise the first that does not."""
+    answers = client.run(_check_shared, str(out), on_error="return")
+    for answer in answers.values():  # a worker's ClusterError comes back as itself; anything else is reported
+        if isinstance(answer, ClusterError):
+            raise answer
+        if isinstance(answer, Exception) and not isinstance(answer, OSError):
+            raise ClusterError(f"checking the workers failed: {type(answer).__name__}: {answer}") from answer
+    if all(isinstance(answer, OSError) for answer in answers.values()):  # a closed comm: a worker that just died
+        raise ClusterError("checking the workers failed: no worker answered")
+
+
+def _build_variants(client: Any, study: Study, needed: set[tuple[str, str]], out: Path) -> dict[tuple[str, str], Built]:
+    """Build each (model, variant) on the cluster, in parallel; a variant that trains prefers a GPU worker."""
+    from distributed import wait
+
+    gpu_workers = [address for address, w in client.scheduler_info(n_workers=-1)["workers"].items()
+                   if any(r.startswith("kind-cuda") for r in (w.get("resources") or {}))]
+    building = {}
+    for mv in sorted(needed):
+        # a variant that trains (fine-tuning, QAT) prefers a GPU worker (Ultralytics trains on the GPU it finds)
+        prefer = gpu_workers if gpu_workers and _trains(study, mv[1]) else None
+        building[mv] = client.submit(_build_task, study, mv[0], mv[1], out, resources={ANY: 1}, pure=False,
+                                     workers=prefer, allow_other_workers=prefer is not None)
+    wait(list(building.values()))
+    built: dict[tuple[str, str], Built] = {}
+    for mv, future in building.items():
+        exc = future.exception() if future.status == "error" else None
+        built[mv] = future.result() if future.status == "finished" else \
+            Built(None, f"building variant '{mv[1]}' failed on the cluster: {type(exc).__name__}: {exc}")
+    return built
+
+
+def _orphans(client: Any, pending: set[Any], futures: dict[Any, Trial], study: Study, settings: ClusterSettings,
+             since: dict[str, float]) -> list[tuple[Any, str]]:
+    """The pending futures whose resource no worker has offered for `settings.orphan_seconds` (`since`: when each
+    resource went missing, updated here), each with the reason to record."""
+    have = set()
+    for worker in client.scheduler_info(n_workers=-1)["workers"].values():
+        have |= set(worker.get("resources") or {})
+    now, orphans = time.time(), []
+    for future in list(pending):
+        need = _required(futures[future], study)
+        if need in have:
+            since.pop(need, None)
+            continue
+        if now - since.setdefault(need, now) >= settings.orphan_seconds:
+            orphans.append((future, f"no worker with resource '{need}' in the cluster for "
+                                    f"{settings.orphan_seconds:.0f} s (start one: posebench worker "
+                                    f"ADDRESS --kind {need.removeprefix('kind-')})"))
+    return orphans
+
+
+def _lost(future: Any) -> str:
+    """Why a trial's future did not finish."""
+    exc = future.exception() if future.status == "error" else None
+    if type(exc).__name__ == "KilledWorker":
+        return f"the trial's worker was lost and so was every retry ({type(exc).__name__}: {exc})"
+    return f"{type(exc).__name__}: {exc}" if exc else f"trial {future.status}"
 
 
 def serve_worker(address: str | None, *, scheduler_file: Path | None = None, kinds: list[str] | None = None,
