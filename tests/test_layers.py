@@ -16,7 +16,7 @@ LAYERS = {
     1: ("posebench.errors", "posebench.machine"),
     2: ("posebench.models", "posebench.latency", "posebench.export", "posebench.runtimes",
         "posebench.ultralytics_adapter"),
-    3: ("posebench.measure", "posebench.evaluate", "posebench.pipeline"),
+    3: ("posebench.measure", "posebench.evaluate", "posebench.pipeline", "posebench.frame_source"),
     4: ("posebench.compress",),
     5: ("posebench.trial", "posebench.record", "posebench.results", "posebench.runner", "posebench.bench",
         "posebench.val", "posebench.stream", "posebench.study_file", "posebench.study", "posebench.cluster",
@@ -28,7 +28,7 @@ LAYERS = {
 KNOWN_LONG = {
     "posebench.compress.run.compress": 210,
     "posebench.report.plots.plots": 132,
-    "posebench.stream.run_stream": 125, "posebench.study_file._parse": 195,
+    "posebench.study_file._parse": 195,
 }
 
 

@@ -39,7 +39,7 @@ def _corrupt_frame(video: Path, index: int, out: Path) -> Path:
 
 
 def test_matched_input_shape_follows_the_footage():
-    from posebench.stream import matched_imgsz
+    from posebench.frame_source import matched_imgsz
 
     assert matched_imgsz((720, 1280)) == (384, 640)
     assert matched_imgsz((1080, 1920)) == (384, 640)
@@ -53,7 +53,8 @@ def test_realtime_pacing_counts_every_dropped_frame(tmp_path, artifacts):
     Dropping: every frame is either processed or counted as dropped. Queueing: none dropped, all processed, and
     the wait shows in the end-to-end latency."""
     from posebench.pipeline import open_pipeline
-    from posebench.stream import FrameSource, run_stream
+    from posebench.frame_source import FrameSource
+    from posebench.stream import run_stream
 
     video = _video(tmp_path / "v.avi", 30)
     onnx = artifacts.get("onnx", (160, 224))
@@ -76,7 +77,8 @@ def test_frames_in_flight_multiply_throughput_and_keep_the_order(tmp_path, artif
     """Two frames in flight on a runtime that takes 60 ms a frame (and no CPU): close to twice the frames per
     second; every frame is processed and the results come out in the source's order."""
     from posebench.pipeline import open_pipeline
-    from posebench.stream import FrameSource, run_stream
+    from posebench.frame_source import FrameSource
+    from posebench.stream import run_stream
 
     video = _video(tmp_path / "v.avi", 24)
     pipeline = open_pipeline("null", artifacts.get("onnx", (160, 224)), threads=1, options={"delay_ms": 60})

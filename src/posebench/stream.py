@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -26,136 +26,13 @@ import cv2
 import numpy as np
 
 from posebench.errors import InvalidInputError
-from posebench.evaluate.data import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images
 from posebench.evaluate.postprocess import Detections
+from posebench.frame_source import Frame, FrameSource
 from posebench.pipeline import STAGES, Pipeline, stage_summary
 
 # COCO's 17-keypoint skeleton (pairs of keypoint indices), as drawn by Ultralytics
 COCO_SKELETON = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8), (7, 9),
                  (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
-MAX_CORRUPT_IN_A_ROW = 25  # a video that fails this many reads in a row has ended (or is broken beyond use)
-
-
-@dataclass(frozen=True)
-class Frame:
-    index: int  # position in the source
-    image: np.ndarray
-    arrival_ns: int  # when it became available (perf_counter_ns)
-
-
-class FrameSource:
-    """Frames of a video file, an image folder or a camera index, with the source's frame rate.
-    Unreadable frames are skipped and counted in `corrupt`."""
-
-    def __init__(self, source: str | Path | int, *, fps: float | None = None, max_frames: int = 0):
-        self.corrupt: list[str] = []
-        self.max_frames = max_frames
-        self.frame_count = 0  # frames a video file declares (0: unknown, a camera or images)
-        self._capture: cv2.VideoCapture | None = None
-        self._images: list[Path] = []
-        text = str(source)
-        if isinstance(source, int) or text.isdigit():
-            self.name = f"camera {int(text)}"
-            self._capture = cv2.VideoCapture(int(text))
-            if not self._capture.isOpened():
-                raise InvalidInputError(f"camera {int(text)} does not open (no such device, or it is busy)")
-            native = self._capture.get(cv2.CAP_PROP_FPS)
-            self.live = True
-        else:
-            path = Path(source)
-            self.name = path.name
-            self.live = False
-            if not path.exists():
-                raise InvalidInputError(f"{path} does not exist")
-            if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
-                self._images = list_images(path) if path.is_dir() else [path]
-                if not self._images:
-                    raise InvalidInputError(f"{path}: no image found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-                native = 0.0
-            elif path.suffix.lower() in VIDEO_SUFFIXES:
-                self._capture = cv2.VideoCapture(str(path))
-                if not self._capture.isOpened():
-                    raise InvalidInputError(f"{path}: OpenCV cannot open this video (unreadable or not a video)")
-                native = self._capture.get(cv2.CAP_PROP_FPS)
-                self.frame_count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-            else:
-                raise InvalidInputError(f"{path}: not a video ({', '.join(sorted(VIDEO_SUFFIXES))}), an image or a "
-                                        "folder of images")
-        self.native_fps = float(native) if native and np.isfinite(native) and native > 0 else None
-        self.fps = float(fps) if fps else (self.native_fps or 25.0)
-        if self.fps <= 0:
-            raise InvalidInputError(f"--fps must be > 0, got {fps}")
-
-    def frames(self) -> Iterator[tuple[int, np.ndarray]]:
-        """(index, BGR frame) in source order; unreadable ones skipped (and recorded)."""
-        count = 0
-        if self._images:
-            for index, path in enumerate(self._images):
-                image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-                if image is None:
-                    self.corrupt.append(f"{path.name}: unreadable image")
-                    continue
-                yield index, image
-                count += 1
-                if self.max_frames and count >= self.max_frames:
-                    return
-            return
-        assert self._capture is not None
-        index, misses = 0, 0
-        step_ms = 1000.0 / self.native_fps if self.native_fps else None
-        expected_ms = 0.0
-        while True:
-            ok, image = self._capture.read()
-            if not ok or image is None:
-                total = self.frame_count
-                position = int(self._capture.get(cv2.CAP_PROP_POS_FRAMES) or 0)
-                if self.live or not total or max(index, position) >= total or misses >= MAX_CORRUPT_IN_A_ROW:
-                    return
-                self.corrupt.append(f"frame {index}: could not be decoded")
-                misses += 1
-                index += 1
-                expected_ms += step_ms or 0.0
-                continue
-            misses = 0
-            if step_ms and not self.live:  # the decoder may skip a broken frame by itself: its timestamp says so
-                stamp = self._capture.get(cv2.CAP_PROP_POS_MSEC)
-                skipped = round((stamp - expected_ms) / step_ms) if stamp > 0 and index else 0
-                for missing in range(index, index + max(skipped, 0)):
-                    self.corrupt.append(f"frame {missing}: could not be decoded")
-                index += max(skipped, 0)
-                expected_ms = stamp + step_ms if stamp > 0 else expected_ms + step_ms
-            yield index, image
-            index += 1
-            count += 1
-            if self.max_frames and count >= self.max_frames:
-                return
-
-    def first_frame(self) -> np.ndarray:
-        """The first readable frame (to choose the input shape); the source is rewound afterwards."""
-        for _, image in self.frames():
-            self.rewind()
-            return image
-        raise InvalidInputError(f"{self.name}: no frame could be decoded")
-
-    def rewind(self) -> None:
-        self.corrupt.clear()
-        if self._capture is not None and not self.live:
-            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-
-    def close(self) -> None:
-        if self._capture is not None:
-            self._capture.release()
-
-
-def matched_imgsz(frame_hw: tuple[int, int], long_side: int = 640, stride: int = 32) -> tuple[int, int]:
-    """The input (height, width) matched to a frame's aspect: the long side `long_side`, the short side the
-    letterboxed frame's, rounded up to the stride (16:9 -> 384x640, 4:3 -> 480x640)."""
-    h, w = frame_hw
-    r = long_side / max(h, w)
-    short = int(np.ceil(min(h, w) * r / stride) * stride)
-    return (short, long_side) if w >= h else (long_side, short)
-
-
 @dataclass
 class StreamStats:
     """What a stream run measured (ms unless named otherwise)."""
@@ -277,65 +154,16 @@ def run_stream(pipeline: Pipeline, source: FrameSource, *, pace: str = "realtime
     handover = _Handover(drop=realtime and on_late == "drop", capacity=0 if realtime else 2 + 2 * inflight)
     stats = StreamStats(source.name, source.fps, pace, on_late if realtime else "-", inflight=inflight)
     errors: list[BaseException] = []
-    clock = time.perf_counter_ns
     pipelines = [pipeline] + [pipeline.replica() for _ in range(inflight - 1)]
     finished: queue.Queue[tuple[int, Frame, Detections, int, tuple[int, int, int]] | None] = queue.Queue()
-
-    def read() -> None:
-        start = clock()
-        period = 1e9 / source.fps
-        try:
-            for n, (index, image) in enumerate(source.frames()):
-                if realtime and not source.live:  # a file plays at its frame rate: frame n is due at n / fps
-                    due = start + int(n * period)
-                    wait = due - clock()
-                    if wait > 0:
-                        time.sleep(wait / 1e9)
-                if handover.closed:
-                    return
-                stats.frames_read += 1
-                handover.put(Frame(index, image, clock()))
-        except BaseException as exc:  # noqa: BLE001 - surfaced on the main thread, re-raised there
-            errors.append(exc)
-        finally:
-            handover.close()
-
-    def work(pipe: Pipeline) -> None:
-        try:
-            while (taken := handover.get()) is not None:
-                ticket, frame = taken
-                # real time: from the frame's arrival, waiting included; as fast as possible: from when it is taken
-                arrival = frame.arrival_ns if realtime else clock()
-                det = pipe(frame.image)
-                finished.put((ticket, frame, det, clock() - arrival, pipe.last_ns))
-        except BaseException as exc:  # noqa: BLE001 - surfaced on the main thread, re-raised there
-            errors.append(exc)
-            handover.close()
-        finally:
-            finished.put(None)
-
-    writer: cv2.VideoWriter | None = None
-    poses_file: TextIO | None = save_poses.open("w") if save_poses else None
-    threads = [threading.Thread(target=read, name="posebench-reader", daemon=True)]
-    threads += [threading.Thread(target=work, args=(p,), name=f"posebench-infer-{i}", daemon=True)
-                for i, p in enumerate(pipelines)]
+    sink = _Sink(stats, source.fps, save_video, save_poses)
+    threads = [threading.Thread(target=_read_frames, args=(source, handover, stats, errors, realtime),
+                                name="posebench-reader", daemon=True)]
+    threads += [threading.Thread(target=_infer_frames, args=(p, handover, finished, errors, realtime),
+                                 name=f"posebench-infer-{i}", daemon=True) for i, p in enumerate(pipelines)]
     pending: dict[int, tuple[Frame, Detections, int, tuple[int, int, int]]] = {}
     start = time.perf_counter()
     last_report = start
-
-    def record(frame: Frame, det: Detections, latency_ns: int, stages_ns: tuple[int, int, int]) -> None:
-        nonlocal writer
-        stats.latency_ns.append(latency_ns)
-        stats.stages_ns.append(stages_ns)
-        stats.processed += 1
-        stats.detections += len(det)
-        if poses_file:
-            poses_file.write(poses_json(frame.index, det) + "\n")
-        if save_video:
-            if writer is None:
-                writer = _video_writer(save_video, frame.image.shape, source.fps)
-            writer.write(draw_poses(frame.image.copy(), det))
-
     for thread in threads:
         thread.start()
     try:
@@ -351,7 +179,7 @@ def run_stream(pipeline: Pipeline, source: FrameSource, *, pace: str = "realtime
             ticket, *result = item
             pending[ticket] = result  # type: ignore[assignment]
             while stats.processed in pending:  # tickets count the frames taken: write them in that order
-                record(*pending.pop(stats.processed))
+                sink.record(*pending.pop(stats.processed))
             now = time.perf_counter()
             if on_progress and now - last_report >= progress_every_s:
                 stats.dropped = handover.dropped
@@ -372,17 +200,82 @@ def run_stream(pipeline: Pipeline, source: FrameSource, *, pace: str = "realtime
             if item is not None:
                 pending[item[0]] = item[1:]  # type: ignore[assignment]
         for ticket in sorted(pending):
-            record(*pending[ticket])
+            sink.record(*pending[ticket])
         stats.wall_seconds = time.perf_counter() - start
         stats.dropped = handover.dropped
         stats.corrupt = list(source.corrupt)
-        if writer is not None:
-            writer.release()
-        if poses_file:
-            poses_file.close()
+        sink.close()
     if errors and not stats.interrupted:
         raise errors[0]
     return stats
+
+
+def _read_frames(source: FrameSource, handover: _Handover, stats: StreamStats, errors: list[BaseException],
+                 realtime: bool) -> None:
+    """The reader thread: frames into the handover (a file at its frame rate when real time)."""
+    clock = time.perf_counter_ns
+    start = clock()
+    period = 1e9 / source.fps
+    try:
+        for n, (index, image) in enumerate(source.frames()):
+            if realtime and not source.live:  # a file plays at its frame rate: frame n is due at n / fps
+                due = start + int(n * period)
+                wait = due - clock()
+                if wait > 0:
+                    time.sleep(wait / 1e9)
+            if handover.closed:
+                return
+            stats.frames_read += 1
+            handover.put(Frame(index, image, clock()))
+    except BaseException as exc:  # noqa: BLE001 - surfaced on the main thread, re-raised there
+        errors.append(exc)
+    finally:
+        handover.close()
+
+
+def _infer_frames(pipe: Pipeline, handover: _Handover, finished: queue.Queue, errors: list[BaseException],
+                  realtime: bool) -> None:
+    """An inference thread: frames from the handover through `pipe`, results (with their ticket) to `finished`."""
+    clock = time.perf_counter_ns
+    try:
+        while (taken := handover.get()) is not None:
+            ticket, frame = taken
+            # real time: from the frame's arrival, waiting included; as fast as possible: from when it is taken
+            arrival = frame.arrival_ns if realtime else clock()
+            det = pipe(frame.image)
+            finished.put((ticket, frame, det, clock() - arrival, pipe.last_ns))
+    except BaseException as exc:  # noqa: BLE001 - surfaced on the main thread, re-raised there
+        errors.append(exc)
+        handover.close()
+    finally:
+        finished.put(None)
+
+
+class _Sink:
+    """Where each finished frame goes, in order: the statistics, the poses file, the annotated video."""
+
+    def __init__(self, stats: StreamStats, fps: float, save_video: Path | None, save_poses: Path | None) -> None:
+        self.stats, self.fps, self.save_video = stats, fps, save_video
+        self.writer: cv2.VideoWriter | None = None
+        self.poses_file: TextIO | None = save_poses.open("w") if save_poses else None
+
+    def record(self, frame: Frame, det: Detections, latency_ns: int, stages_ns: tuple[int, int, int]) -> None:
+        self.stats.latency_ns.append(latency_ns)
+        self.stats.stages_ns.append(stages_ns)
+        self.stats.processed += 1
+        self.stats.detections += len(det)
+        if self.poses_file:
+            self.poses_file.write(poses_json(frame.index, det) + "\n")
+        if self.save_video:
+            if self.writer is None:
+                self.writer = _video_writer(self.save_video, frame.image.shape, self.fps)
+            self.writer.write(draw_poses(frame.image.copy(), det))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+        if self.poses_file:
+            self.poses_file.close()
 
 
 def _video_writer(path: Path, shape: tuple[int, ...], fps: float) -> cv2.VideoWriter:

@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from posebench.results import ResultStore, write_json
     from posebench.runtimes import backend_class, parse_runtimes
     from posebench.runtimes.base import parse_runtime_spec
-    from posebench.stream import FrameSource, run_stream
+    from posebench.frame_source import FrameSource
+    from posebench.stream import run_stream
 
     runtimes, threads = parse_runtimes(args.runtime), parse_threads(args.threads)
     if len(runtimes) != 1 or len(threads) != 1:
@@ -126,7 +127,7 @@ def _stream_imgsz(asked: str | None, fixed: Any, frames: Any, console: Any) -> t
     """The input size: as asked, the model's own (noting a size that would match the footage's aspect better), or
     the footage's aspect at the default size."""
     from posebench.export import parse_imgsz
-    from posebench.stream import matched_imgsz
+    from posebench.frame_source import matched_imgsz
 
     if asked is not None:
         return parse_imgsz(asked)
