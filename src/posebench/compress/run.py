@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,36 @@ from posebench.models import ModelSource, materialize_checkpoint
 from posebench.ultralytics_adapter import load_yolo, use_end2end
 
 
+@dataclass
+class _Run:
+    """One compression in progress: what it was asked, and what each stage has made so far."""
+
+    source: ModelSource
+    recipe: Recipe
+    out_dir: Path
+    options: CompressOptions
+    say: Progress
+    yolo: Any = None
+    model: Any = None
+    data: Path | None = None  # labelled data (or the pseudo-labelled set once made)
+    pseudo: Path | None = None  # images or video the dense model labels
+    epochs: int = 0
+    imgsz: int = 640
+    teacher: Any = None
+    targets: list[Any] = field(default_factory=list)  # the magnitude modifiers' tensors
+    channel_info: dict[str, Any] | None = None
+    calibrated: int = 0
+    pseudo_counts: Any = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
 def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: CompressOptions = CompressOptions(),
              on_progress: Progress | None = None) -> dict[str, Any]:
-    """Run `recipe` on `source`; returns a summary (checkpoint path, sparsity table, timings)."""
+    """Run `recipe` on `source`; returns a summary (checkpoint path, sparsity table, timings). Stages in order:
+    channel pruning and one-shot masks, BatchNorm re-calibration, pseudo-labels, fine-tuning (resumed where an
+    interrupted one left off), the final masks and the checkpoint, Ultralytics' own export, quantization."""
     say = on_progress or (lambda message: None)
     out_dir.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
     if source.kind == "artifact":
         raise InvalidInputError(f"{source.spec} is an exported artifact; compression starts from a PyTorch "
                                 "checkpoint (.pt) or a model YAML")
@@ -44,196 +69,237 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
                                   on_progress=on_progress)
     if options.epochs is not None:
         recipe = recipe.with_epochs(options.epochs)
-    if source.kind == "yaml":  # built as every posebench command builds it: fixed seed, the pose class count
-        yolo = load_yolo(materialize_checkpoint(source, out_dir / "source.pt"))
-    else:
-        yolo = load_yolo(source.location)
-    model = yolo.model.float()
-    targets = resolve_targets(recipe, model)  # a target matching nothing fails here, before any work
-    ft = recipe.finetune
-    epochs = ft.epochs
-    qat = recipe.qat()
-    data = options.data or (Path(ft.data) if ft.data else None)
-    pseudo = options.pseudo_labels or (Path(ft.pseudo_labels) if ft.pseudo_labels else None)
-    if (epochs or qat) and data is None and pseudo is None:
-        stage = "fine-tuning" if epochs else "quantization-aware training"
-        raise InvalidInputError(f"{stage} needs data: give --data DATA.yaml (labelled) or --pseudo-labels "
-                                "IMAGES_OR_VIDEO (the dense model labels them)"
-                                + (", or set finetune.epochs to 0" if epochs else ""))
-    if data is not None and not data.is_file():
-        raise InvalidInputError(f"fine-tuning data {data} does not exist")
-    imgsz = options.imgsz or ft.imgsz
-
-    teacher = None
-    if recipe.distillation.enabled and epochs:
-        import copy
-
-        teacher = (load_yolo(options.teacher).model.float().eval() if options.teacher is not None
-                   else copy.deepcopy(model).eval())  # the dense model, before any pruning
-    resumed = interrupted_recovery(out_dir, recipe, epochs) if epochs else None
+    run = _start(_Run(source, recipe, out_dir, options, say))
+    resumed = interrupted_recovery(out_dir, recipe, run.epochs) if run.epochs else None
     if resumed is not None:  # steps 1-3 ran before the interruption: the pruned, partly trained model is last.pt
         say(f"resuming the interrupted recovery in {out_dir} from {resumed['last']}")
-        yolo = load_yolo(resumed["last"])
-        model = yolo.model.float()
-        channel_info, calibrated, pseudo_counts = (resumed["channel_info"], resumed["calibrated"],
-                                                   resumed["pseudo_counts"])
-        data = Path(resumed["data"])
+        run.yolo = load_yolo(resumed["last"])
+        run.model = run.yolo.model.float()
+        run.channel_info, run.calibrated, run.pseudo_counts = (resumed["channel_info"], resumed["calibrated"],
+                                                               resumed["pseudo_counts"])
+        run.data = Path(resumed["data"])
     else:
-        # 1. structured (channel) pruning, then one-shot magnitude modifiers at their final sparsity
-        channel_info = None
-        structured = recipe.channel_pruning()
-        if structured is not None:
-            from posebench.compress.channels import prune_channels_
-
-            t0 = time.perf_counter()
-            target = (f"ratio {structured.ratio:g}" if structured.ratio is not None else
-                      f"{structured.macs:.0%} of the MACs kept" if structured.macs is not None else
-                      f"{structured.latency:.0%} of the estimated conv latency kept")
-            say(f"channel pruning ({structured.criterion}, {target})")
-            images = fit_images = None
-            image_source = pseudo or options.bn_recalibration or options.calibration or data
-            if structured.allocation == "sensitivity" or structured.reconstruct:
-                if image_source is None:
-                    what = "allocation: sensitivity measures each group's damage" if structured.allocation == "sensitivity" \
-                        else "reconstruct: true fits the pruned convs to the dense model's outputs"
-                    raise InvalidInputError(f"{what} on images: give --pseudo-labels, --bn-recalibration, --calib or --data")
-            if structured.allocation == "sensitivity":
-                images = scan_images(image_source, limit=options.max_frames)
-                say(f"channel sensitivity scan on {len(images)} images from {image_source}")
-            if structured.reconstruct:
-                fit_images = scan_images(image_source, structured.reconstruct_images, structured.imgsz, options.max_frames)
-                say(f"reconstructing the pruned convs on {len(fit_images)} images from {image_source}")
-            if structured.criterion == "taylor":
-                if data is None or data.suffix.lower() not in (".yaml", ".yml"):
-                    raise InvalidInputError("criterion: taylor ranks channels by the task loss's gradients: give labelled "
-                                            "data (--data DATA.yaml)")
-                from posebench.compress.taylor import loss_batches, taylor_importance_
-
-                batches = loss_batches(data, imgsz=structured.imgsz, batch=options.batch or recipe.finetune.batch,
-                                       limit=structured.taylor_batches)
-                used = taylor_importance_(model, batches)
-                say(f"Taylor importance from the task loss on {used} labelled images of {data}")
-            channel_info = prune_channels_(model, structured.plan(), (structured.imgsz, structured.imgsz), images,
-                                           fit_images, on_progress=_counting("reconstructed convs", say))
-            say(f"channel pruning: {channel_info['macs_kept']:.1%} of the conv MACs and "
-                f"{channel_info['params_after'] / channel_info['params_before']:.1%} of the parameters kept")
-            timings["channel_prune_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        one_shot_ids = {i for i, m in enumerate(recipe.pruning()) if m.schedule == "one-shot"}
-        one_shot = [t for t in targets if t.modifier in one_shot_ids]
-        if one_shot:
-            say(f"one-shot pruning {len(one_shot)} tensors")
-            apply_masks_(model, compute_masks(model, one_shot, recipe))
-        timings["prune_s"] = time.perf_counter() - t0
-
-        # 2. BatchNorm re-calibration (no labels)
-        bn = recipe.bn_recalibration
-        bn_source = options.bn_recalibration or (Path(bn.source) if bn.source else None)
-        if bn_source is None and channel_info is not None and epochs and recipe.frozen_batchnorm() and \
-                bn.before_finetune and "reconstruction" not in channel_info:  # reconstructed convs already reproduce the dense statistics
-            # removed channels change what later layers see: refresh the statistics that training will keep fixed
-            bn_source = data if data is not None and data.suffix.lower() in (".yaml", ".yml") else pseudo
-        calibrated = 0
-        if bn_source is not None:
-            from posebench.compress.recovery import recalibrate_bn_
-
-            t0 = time.perf_counter()
-            say(f"re-calibrating BatchNorm on {bn_source}")
-            frames = calibration_frames(bn_source, bn.images)
-            calibrated = recalibrate_bn_(model, frames, imgsz=(bn.imgsz, bn.imgsz), batch=bn.batch)
-            timings["bn_recalibration_s"] = time.perf_counter() - t0
-
-        # 3. fine-tuning through Ultralytics' trainer
-        pseudo_counts = None
-        if (epochs or qat) and data is None:
-            from posebench.compress.recovery import make_pseudo_dataset
-            from posebench.evaluate.validate import Predictor
-            from posebench.machine.cpu import usable_cores
-            from posebench.runtimes.pytorch import TorchBackend
-
-            t0 = time.perf_counter()
-            say(f"pseudo-labelling {pseudo} with the dense model")
-            dense = out_dir / "dense.pt"
-            materialize_checkpoint(source, dense)
-            with TorchBackend(dense, threads=max(1, usable_cores())) as backend:
-                # label at the dense model's own resolution, whatever size the fine-tuning uses
-                predictor = Predictor(backend, (options.label_imgsz,) * 2, tuple(model.kpt_shape))
-                data, pseudo_counts = make_pseudo_dataset(predictor, source_frames(pseudo, options.max_frames),
-                                                          out_dir / "pseudo-labels")
-            timings["pseudo_label_s"] = time.perf_counter() - t0
-    if epochs:
-        from posebench.compress.finetune import PruningCallbacks, train
-
-        t0 = time.perf_counter()
-        say(f"fine-tuning {epochs} epochs on {data}")
-        from posebench.ultralytics_adapter import differs_from_its_yaml, trainer_for
-
-        if teacher is not None:
-            from posebench.compress.distill import distill_during_training
-
-            distill_during_training(yolo, teacher, recipe.distillation)
-            say("distilling from the dense model" + (" (no task loss: labels only feed the loader)"
-                                                    if recipe.distillation.task == 0 else ""))
-        if resumed is None:
-            write_recovery_state(out_dir, recipe, data=data, channel_info=channel_info, calibrated=calibrated,
-                                 pseudo_counts=pseudo_counts)
-        if resumed is not None and resumed["finished"]:
-            last = Path(resumed["last"])  # training had ended; what follows it had not
-        else:
-            last = train(yolo, recipe, data=data, out_dir=out_dir, epochs=epochs, imgsz=imgsz,
-                         batch=options.batch or ft.batch, callbacks=PruningCallbacks(recipe), device=options.device,
-                         trainer=trainer_for(model) if channel_info or differs_from_its_yaml(model) else None,
-                         say=say,
-                         resume=Path(resumed["last"]) if resumed else None)
-        timings["finetune_s"] = time.perf_counter() - t0
-        yolo = load_yolo(last)
-        model = yolo.model.float()
-
-    # 4. the final masks, once more, on the weights that will be saved
-    final = compute_masks(model, resolve_targets(recipe, model), recipe)
-    apply_masks_(model, final)
-    checkpoint = out_dir / "model.pt"
-    yolo.save(str(checkpoint))
-    table = sparsity_table(load_yolo(checkpoint).model, [t.name for t in targets])
-    summary = {
-        "checkpoint": str(checkpoint), "recipe": recipe.to_dict(), "source": source.spec,
-        "targeted_sparsity": overall_sparsity(table),
-        "model_sparsity": overall_sparsity(sparsity_table(load_yolo(checkpoint).model)),
-        "per_layer": table, "timings": timings, "epochs": epochs, "data": str(data) if data else None,
-        "bn_recalibration_images": calibrated, "pseudo_labels": pseudo_counts, "channel_pruning": channel_info,
-    }
-    export = recipe.ultralytics_export()
-    if export is not None:
-        from posebench.export.peer import ultralytics_export
-
-        t0 = time.perf_counter()
-        say(f"Ultralytics' own {export.format}{' int8' if export.int8 else ''} export at "
-            f"{export.imgsz[0]}x{export.imgsz[1]}")
-        data_yaml = None
-        if export.int8:
-            frames = calibration_frames(calibration_source(export, options), export.calibration_images)
-            data_yaml = calibration_dataset((("", image) for image in frames), out_dir / "calibration",
-                                            tuple(model.kpt_shape))
-        artifact = ultralytics_export(checkpoint, fmt=export.format, imgsz=tuple(export.imgsz), int8=export.int8,
-                                      data=data_yaml)
-        summary["export"] = {"path": artifact.meta["source"], "format": export.format, "int8": export.int8,
-                             "imgsz": list(export.imgsz), "tool": "ultralytics", "precision": artifact.precision,
-                             "end2end": artifact.meta["end2end"]}
-        timings["ultralytics_export_s"] = time.perf_counter() - t0
-    quantization = recipe.quantization()
-    if quantization is not None:
-        t0 = time.perf_counter()
-        say(f"{quantization.precision} {quantization.method.upper()} at {quantization.imgsz[0]}x{quantization.imgsz[1]}")
-        head = "end2end" if use_end2end(model, source.head) else "auto" if source.head == "auto" else "one2many"
-        if qat is not None:
-            summary["bundle"] = qat_bundle(checkpoint, recipe, qat, out_dir, options, say, name=source.name,
-                                           data=data, imgsz=imgsz, head=head)
-        else:
-            summary["bundle"] = quantize_bundle(checkpoint, recipe, quantization, out_dir, options, say,
-                                                name=source.name, head=head)
-        timings["quantize_s"] = time.perf_counter() - t0
+        _prune(run)
+        _recalibrate(run)
+        _pseudo_label(run)
+    if run.epochs:
+        _finetune(run, resumed)
+    summary = _save(run)
+    _peer_export(run, summary)
+    _quantize(run, summary)
     (out_dir / "sparsity.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _start(run: _Run) -> _Run:
+    """Load the model; check that training has data; the teacher (the dense model) when the recipe distils."""
+    recipe, options, source = run.recipe, run.options, run.source
+    if source.kind == "yaml":  # built as every posebench command builds it: fixed seed, the pose class count
+        run.yolo = load_yolo(materialize_checkpoint(source, run.out_dir / "source.pt"))
+    else:
+        run.yolo = load_yolo(source.location)
+    run.model = run.yolo.model.float()
+    run.targets = resolve_targets(recipe, run.model)  # a target matching nothing fails here, before any work
+    ft = recipe.finetune
+    run.epochs = ft.epochs
+    run.data = options.data or (Path(ft.data) if ft.data else None)
+    run.pseudo = options.pseudo_labels or (Path(ft.pseudo_labels) if ft.pseudo_labels else None)
+    if (run.epochs or recipe.qat()) and run.data is None and run.pseudo is None:
+        stage = "fine-tuning" if run.epochs else "quantization-aware training"
+        raise InvalidInputError(f"{stage} needs data: give --data DATA.yaml (labelled) or --pseudo-labels "
+                                "IMAGES_OR_VIDEO (the dense model labels them)"
+                                + (", or set finetune.epochs to 0" if run.epochs else ""))
+    if run.data is not None and not run.data.is_file():
+        raise InvalidInputError(f"fine-tuning data {run.data} does not exist")
+    run.imgsz = options.imgsz or ft.imgsz
+    if recipe.distillation.enabled and run.epochs:
+        import copy
+
+        run.teacher = (load_yolo(options.teacher).model.float().eval() if options.teacher is not None
+                       else copy.deepcopy(run.model).eval())  # the dense model, before any pruning
+    return run
+
+
+def _prune(run: _Run) -> None:
+    """1. structured (channel) pruning, then one-shot magnitude modifiers at their final sparsity."""
+    if run.recipe.channel_pruning() is not None:
+        _prune_channels(run)
+    t0 = time.perf_counter()
+    one_shot_ids = {i for i, m in enumerate(run.recipe.pruning()) if m.schedule == "one-shot"}
+    one_shot = [t for t in run.targets if t.modifier in one_shot_ids]
+    if one_shot:
+        run.say(f"one-shot pruning {len(one_shot)} tensors")
+        apply_masks_(run.model, compute_masks(run.model, one_shot, run.recipe))
+    run.timings["prune_s"] = time.perf_counter() - t0
+
+
+def _prune_channels(run: _Run) -> None:
+    from posebench.compress.channels import prune_channels_
+
+    structured, options, data, say = run.recipe.channel_pruning(), run.options, run.data, run.say
+    t0 = time.perf_counter()
+    target = (f"ratio {structured.ratio:g}" if structured.ratio is not None else
+              f"{structured.macs:.0%} of the MACs kept" if structured.macs is not None else
+              f"{structured.latency:.0%} of the estimated conv latency kept")
+    say(f"channel pruning ({structured.criterion}, {target})")
+    images = fit_images = None
+    image_source = run.pseudo or options.bn_recalibration or options.calibration or data
+    if (structured.allocation == "sensitivity" or structured.reconstruct) and image_source is None:
+        what = "allocation: sensitivity measures each group's damage" if structured.allocation == "sensitivity" \
+            else "reconstruct: true fits the pruned convs to the dense model's outputs"
+        raise InvalidInputError(f"{what} on images: give --pseudo-labels, --bn-recalibration, --calib or --data")
+    if structured.allocation == "sensitivity":
+        images = scan_images(image_source, limit=options.max_frames)
+        say(f"channel sensitivity scan on {len(images)} images from {image_source}")
+    if structured.reconstruct:
+        fit_images = scan_images(image_source, structured.reconstruct_images, structured.imgsz, options.max_frames)
+        say(f"reconstructing the pruned convs on {len(fit_images)} images from {image_source}")
+    if structured.criterion == "taylor":
+        if data is None or data.suffix.lower() not in (".yaml", ".yml"):
+            raise InvalidInputError("criterion: taylor ranks channels by the task loss's gradients: give labelled "
+                                    "data (--data DATA.yaml)")
+        from posebench.compress.taylor import loss_batches, taylor_importance_
+
+        batches = loss_batches(data, imgsz=structured.imgsz, batch=options.batch or run.recipe.finetune.batch,
+                               limit=structured.taylor_batches)
+        used = taylor_importance_(run.model, batches)
+        say(f"Taylor importance from the task loss on {used} labelled images of {data}")
+    info = prune_channels_(run.model, structured.plan(), (structured.imgsz, structured.imgsz), images, fit_images,
+                           on_progress=_counting("reconstructed convs", say))
+    say(f"channel pruning: {info['macs_kept']:.1%} of the conv MACs and "
+        f"{info['params_after'] / info['params_before']:.1%} of the parameters kept")
+    run.channel_info = info
+    run.timings["channel_prune_s"] = time.perf_counter() - t0
+
+
+def _recalibrate(run: _Run) -> None:
+    """2. BatchNorm re-calibration (no labels): asked for, or before training keeps the statistics frozen."""
+    recipe, info = run.recipe, run.channel_info
+    bn = recipe.bn_recalibration
+    bn_source = run.options.bn_recalibration or (Path(bn.source) if bn.source else None)
+    # removed channels change what later layers see: refresh the statistics that training will keep fixed (not
+    # after reconstruction: reconstructed convs already reproduce the dense statistics)
+    if bn_source is None and info is not None and run.epochs and recipe.frozen_batchnorm() and \
+            bn.before_finetune and "reconstruction" not in info:
+        bn_source = run.data if run.data is not None and run.data.suffix.lower() in (".yaml", ".yml") else run.pseudo
+    if bn_source is not None:
+        from posebench.compress.recovery import recalibrate_bn_
+
+        t0 = time.perf_counter()
+        run.say(f"re-calibrating BatchNorm on {bn_source}")
+        frames = calibration_frames(bn_source, bn.images)
+        run.calibrated = recalibrate_bn_(run.model, frames, imgsz=(bn.imgsz, bn.imgsz), batch=bn.batch)
+        run.timings["bn_recalibration_s"] = time.perf_counter() - t0
+
+
+def _pseudo_label(run: _Run) -> None:
+    """3a. Training without labels: the dense model labels the pseudo-label source."""
+    if not ((run.epochs or run.recipe.qat()) and run.data is None):
+        return
+    from posebench.compress.recovery import make_pseudo_dataset
+    from posebench.evaluate.validate import Predictor
+    from posebench.machine.cpu import usable_cores
+    from posebench.runtimes.pytorch import TorchBackend
+
+    t0 = time.perf_counter()
+    run.say(f"pseudo-labelling {run.pseudo} with the dense model")
+    dense = run.out_dir / "dense.pt"
+    materialize_checkpoint(run.source, dense)
+    with TorchBackend(dense, threads=max(1, usable_cores())) as backend:
+        # label at the dense model's own resolution, whatever size the fine-tuning uses
+        predictor = Predictor(backend, (run.options.label_imgsz,) * 2, tuple(run.model.kpt_shape))
+        run.data, run.pseudo_counts = make_pseudo_dataset(predictor, source_frames(run.pseudo, run.options.max_frames),
+                                                          run.out_dir / "pseudo-labels")
+    run.timings["pseudo_label_s"] = time.perf_counter() - t0
+
+
+def _finetune(run: _Run, resumed: dict[str, Any] | None) -> None:
+    """3b. Fine-tuning through Ultralytics' trainer (distilling when the recipe asks), resumable."""
+    from posebench.compress.finetune import PruningCallbacks, train
+    from posebench.ultralytics_adapter import differs_from_its_yaml, trainer_for
+
+    recipe, say = run.recipe, run.say
+    t0 = time.perf_counter()
+    say(f"fine-tuning {run.epochs} epochs on {run.data}")
+    if run.teacher is not None:
+        from posebench.compress.distill import distill_during_training
+
+        distill_during_training(run.yolo, run.teacher, recipe.distillation)
+        say("distilling from the dense model" + (" (no task loss: labels only feed the loader)"
+                                                if recipe.distillation.task == 0 else ""))
+    if resumed is None:
+        write_recovery_state(run.out_dir, recipe, data=run.data, channel_info=run.channel_info,
+                             calibrated=run.calibrated, pseudo_counts=run.pseudo_counts)
+    if resumed is not None and resumed["finished"]:
+        last = Path(resumed["last"])  # training had ended; what follows it had not
+    else:
+        last = train(run.yolo, recipe, data=run.data, out_dir=run.out_dir, epochs=run.epochs, imgsz=run.imgsz,
+                     batch=run.options.batch or recipe.finetune.batch, callbacks=PruningCallbacks(recipe),
+                     device=run.options.device,
+                     trainer=trainer_for(run.model) if run.channel_info or differs_from_its_yaml(run.model) else None,
+                     say=say, resume=Path(resumed["last"]) if resumed else None)
+    run.timings["finetune_s"] = time.perf_counter() - t0
+    run.yolo = load_yolo(last)
+    run.model = run.yolo.model.float()
+
+
+def _save(run: _Run) -> dict[str, Any]:
+    """4. The final masks, once more, on the weights that are saved; the checkpoint and its summary."""
+    apply_masks_(run.model, compute_masks(run.model, resolve_targets(run.recipe, run.model), run.recipe))
+    checkpoint = run.out_dir / "model.pt"
+    run.yolo.save(str(checkpoint))
+    table = sparsity_table(load_yolo(checkpoint).model, [t.name for t in run.targets])
+    return {
+        "checkpoint": str(checkpoint), "recipe": run.recipe.to_dict(), "source": run.source.spec,
+        "targeted_sparsity": overall_sparsity(table),
+        "model_sparsity": overall_sparsity(sparsity_table(load_yolo(checkpoint).model)),
+        "per_layer": table, "timings": run.timings, "epochs": run.epochs,
+        "data": str(run.data) if run.data else None, "bn_recalibration_images": run.calibrated,
+        "pseudo_labels": run.pseudo_counts, "channel_pruning": run.channel_info,
+    }
+
+
+def _peer_export(run: _Run, summary: dict[str, Any]) -> None:
+    """5. Ultralytics' own export of the result, when the recipe asks for it."""
+    export = run.recipe.ultralytics_export()
+    if export is None:
+        return
+    from posebench.export.peer import ultralytics_export
+
+    t0 = time.perf_counter()
+    run.say(f"Ultralytics' own {export.format}{' int8' if export.int8 else ''} export at "
+            f"{export.imgsz[0]}x{export.imgsz[1]}")
+    data_yaml = None
+    if export.int8:
+        frames = calibration_frames(calibration_source(export, run.options), export.calibration_images)
+        data_yaml = calibration_dataset((("", image) for image in frames), run.out_dir / "calibration",
+                                        tuple(run.model.kpt_shape))
+    artifact = ultralytics_export(Path(summary["checkpoint"]), fmt=export.format, imgsz=tuple(export.imgsz),
+                                  int8=export.int8, data=data_yaml)
+    summary["export"] = {"path": artifact.meta["source"], "format": export.format, "int8": export.int8,
+                         "imgsz": list(export.imgsz), "tool": "ultralytics", "precision": artifact.precision,
+                         "end2end": artifact.meta["end2end"]}
+    run.timings["ultralytics_export_s"] = time.perf_counter() - t0
+
+
+def _quantize(run: _Run, summary: dict[str, Any]) -> None:
+    """6. Quantization (PTQ, or QAT through the trainer) into a bundle of deployable artifacts."""
+    quantization = run.recipe.quantization()
+    if quantization is None:
+        return
+    t0 = time.perf_counter()
+    run.say(f"{quantization.precision} {quantization.method.upper()} at "
+            f"{quantization.imgsz[0]}x{quantization.imgsz[1]}")
+    head = "end2end" if use_end2end(run.model, run.source.head) else "auto" if run.source.head == "auto" \
+        else "one2many"
+    checkpoint, qat = Path(summary["checkpoint"]), run.recipe.qat()
+    if qat is not None:
+        summary["bundle"] = qat_bundle(checkpoint, run.recipe, qat, run.out_dir, run.options, run.say,
+                                       name=run.source.name, data=run.data, imgsz=run.imgsz, head=head)
+    else:
+        summary["bundle"] = quantize_bundle(checkpoint, run.recipe, quantization, run.out_dir, run.options, run.say,
+                                            name=run.source.name, head=head)
+    run.timings["quantize_s"] = time.perf_counter() - t0
 
 
 RECOVERY_STATE = "recovery.json"
