@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,8 +87,9 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
     if run.epochs:
         _finetune(run, resumed)
     summary = _save(run)
-    _peer_export(run, summary)
-    _quantize(run, summary)
+    for modifier, stage in ((recipe.ultralytics_export(), _peer_export), (recipe.quantization(), _quantize)):
+        if modifier is not None:  # the deployments the recipe asks for, made from the saved checkpoint
+            stage(run, modifier, summary)
     (out_dir / "sparsity.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -259,47 +262,47 @@ def _save(run: _Run) -> dict[str, Any]:
     }
 
 
-def _peer_export(run: _Run, summary: dict[str, Any]) -> None:
-    """5. Ultralytics' own export of the result, when the recipe asks for it."""
-    export = run.recipe.ultralytics_export()
-    if export is None:
-        return
+def _peer_export(run: _Run, export: Any, summary: dict[str, Any]) -> None:
+    """5. Ultralytics' own export of the result (an `UltralyticsExport` modifier)."""
     from posebench.export.peer import ultralytics_export
 
-    t0 = time.perf_counter()
     run.say(f"Ultralytics' own {export.format}{' int8' if export.int8 else ''} export at "
             f"{export.imgsz[0]}x{export.imgsz[1]}")
-    data_yaml = None
-    if export.int8:
-        frames = calibration_frames(calibration_source(export, run.options), export.calibration_images)
-        data_yaml = calibration_dataset((("", image) for image in frames), run.out_dir / "calibration",
-                                        tuple(run.model.kpt_shape))
-    artifact = ultralytics_export(Path(summary["checkpoint"]), fmt=export.format, imgsz=tuple(export.imgsz),
-                                  int8=export.int8, data=data_yaml)
+    with _timed(run, "ultralytics_export_s"):
+        data_yaml = None
+        if export.int8:
+            frames = calibration_frames(calibration_source(export, run.options), export.calibration_images)
+            data_yaml = calibration_dataset((("", image) for image in frames), run.out_dir / "calibration",
+                                            tuple(run.model.kpt_shape))
+        artifact = ultralytics_export(Path(summary["checkpoint"]), fmt=export.format, imgsz=tuple(export.imgsz),
+                                      int8=export.int8, data=data_yaml)
     summary["export"] = {"path": artifact.meta["source"], "format": export.format, "int8": export.int8,
                          "imgsz": list(export.imgsz), "tool": "ultralytics", "precision": artifact.precision,
                          "end2end": artifact.meta["end2end"]}
-    run.timings["ultralytics_export_s"] = time.perf_counter() - t0
 
 
-def _quantize(run: _Run, summary: dict[str, Any]) -> None:
+def _quantize(run: _Run, quantization: Any, summary: dict[str, Any]) -> None:
     """6. Quantization (PTQ, or QAT through the trainer) into a bundle of deployable artifacts."""
-    quantization = run.recipe.quantization()
-    if quantization is None:
-        return
-    t0 = time.perf_counter()
     run.say(f"{quantization.precision} {quantization.method.upper()} at "
             f"{quantization.imgsz[0]}x{quantization.imgsz[1]}")
     head = "end2end" if use_end2end(run.model, run.source.head) else "auto" if run.source.head == "auto" \
         else "one2many"
     checkpoint, qat = Path(summary["checkpoint"]), run.recipe.qat()
-    if qat is not None:
-        summary["bundle"] = qat_bundle(checkpoint, run.recipe, qat, run.out_dir, run.options, run.say,
-                                       name=run.source.name, data=run.data, imgsz=run.imgsz, head=head)
-    else:
-        summary["bundle"] = quantize_bundle(checkpoint, run.recipe, quantization, run.out_dir, run.options, run.say,
-                                            name=run.source.name, head=head)
-    run.timings["quantize_s"] = time.perf_counter() - t0
+    with _timed(run, "quantize_s"):
+        if qat is not None:
+            summary["bundle"] = qat_bundle(checkpoint, run.recipe, qat, run.out_dir, run.options, run.say,
+                                           name=run.source.name, data=run.data, imgsz=run.imgsz, head=head)
+        else:
+            summary["bundle"] = quantize_bundle(checkpoint, run.recipe, quantization, run.out_dir, run.options,
+                                                run.say, name=run.source.name, head=head)
+
+
+@contextmanager
+def _timed(run: _Run, key: str) -> Iterator[None]:
+    """Time the block into `run.timings[key]` (seconds)."""
+    start = time.perf_counter()
+    yield
+    run.timings[key] = time.perf_counter() - start
 
 
 RECOVERY_STATE = "recovery.json"
