@@ -63,6 +63,7 @@ def dense_and_images(default_source):  # noqa: ANN001, ANN201
     return net, torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 
 
+@pytest.mark.slow
 def test_a_table_priced_as_macs_allocates_as_macs_do(dense_and_images):
     """With every conv priced at its MACs the latency target is the MACs target: the same cuts."""
     net, images = dense_and_images
@@ -75,6 +76,7 @@ def test_a_table_priced_as_macs_allocates_as_macs_do(dense_and_images):
     assert table.measured == len(table.times) > 0
 
 
+@pytest.mark.slow
 def test_the_allocation_cuts_only_where_the_table_says_time_is(dense_and_images):
     """A table that prices the head's convs at nothing: a latency target never cuts the head (it saves no time),
     while the MACs allocation at the same share does."""
