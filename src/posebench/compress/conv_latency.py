@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,8 @@ import torch
 from torch import nn
 
 from posebench.compress.channel_groups import visit_convs
+from posebench.latency import LatencyProtocol, measure
 
-PRECISIONS = ("int8", "float")
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,8 @@ def _openvino_conv(shape: ConvShape) -> Any:
 
     rng = np.random.default_rng(0)
     x = ops.parameter([1, shape.cin, shape.height, shape.width], ov.Type.f32, name="x")
-    weights = rng.standard_normal((shape.cout, shape.cin // shape.groups, shape.kernel, shape.kernel)).astype(np.float32)
+    kernel = (shape.cout, shape.cin // shape.groups, shape.kernel, shape.kernel)
+    weights = rng.standard_normal(kernel).astype(np.float32)
 
     def fq(node: Any, low: float, high: float, levels: int = 256) -> Any:
         lo, hi = ops.constant(np.float32(low)), ops.constant(np.float32(high))
@@ -106,15 +106,8 @@ def openvino_conv_ms(shape: ConvShape, threads: int = 2, seconds: float = 0.05, 
                                                                      "INFERENCE_NUM_THREADS": threads})
     request = compiled.create_infer_request()
     x = np.random.default_rng(1).random((1, shape.cin, shape.height, shape.width), dtype=np.float32) * 4.0
-    for _ in range(3):
-        request.infer({0: x})
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < min_runs or time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
-        request.infer({0: x})
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1000.0)
+    protocol = LatencyProtocol(iters=min_runs, min_seconds=seconds, warmup_iters=3, warmup_seconds=0.0)
+    return measure(lambda: request.infer({0: x}), protocol).p50_ms
 
 
 _CONV_NODE = re.compile(r"^__module\.(.+?)/aten::_?convolution|^/(model(?:/[^/]+)+?)/Conv(?:_\d+)?$")
