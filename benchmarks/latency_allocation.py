@@ -10,6 +10,7 @@ model (`--rounds` interleaved rounds, fresh processes, p50 at 640x640, 2 threads
 kept, the table's estimated conv time kept, and the measured speed.
 
     python benchmarks/latency_allocation.py --target macs:0.80 --target latency:0.80 --target latency:0.75
+    python benchmarks/latency_allocation.py --target macs:0.80 --target latency:0.85:between  # between blocks too
 
 Resumable (WORK/results.json). Writes benchmarks/results/latency-allocation/<kind>.{md,json}.
 """
@@ -31,21 +32,25 @@ from posebench.evaluate.compare import difference
 
 
 def prune(dense: Any, target: str, scan: Any, table: Any) -> tuple[Any, dict[str, Any]]:
-    """A one-shot copy of `dense` pruned to `target` ("macs:0.8" / "latency:0.8") by the sensitivity allocation."""
+    """A one-shot copy of `dense` pruned to `target` ("macs:0.8" / "latency:0.8", ":between" added: the channels
+    between blocks are groups too) by the sensitivity allocation."""
     from posebench.compress.channels import ChannelPlan, prune_channels_
 
-    kind, value = target.split(":")
+    kind, value, *more = target.split(":")
     net = copy.deepcopy(dense)
-    info = prune_channels_(net, ChannelPlan(**{kind: float(value)}, allocation="sensitivity"), (640, 640), scan,
-                           latency_table=table)
+    plan = ChannelPlan(**{kind: float(value)}, allocation="sensitivity", between="between" in more)
+    info = prune_channels_(net, plan, (640, 640), scan, latency_table=table)
     return net, info
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", action="append", default=[], help="macs:F or latency:F (repeat)")
+    parser.add_argument("--target", action="append", default=[],
+                        help="macs:F or latency:F, :between to prune between blocks too (repeat)")
     parser.add_argument("--scan-limit", type=int, default=200, help="scan images spread over this many (compress: 200)")
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--judge-only", action="store_true",
+                        help="allocate, judge and quantize, then stop (time later, with the machine otherwise idle)")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "latency-allocation")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latency-allocation")
@@ -91,6 +96,8 @@ def main() -> None:
         if target == "dense" and not table.anchors:  # price each conv at its time inside the deployed dense int8
             table.anchor_(dense, (640, 640), openvino_profile_ms(timed[label]["openvino"]), DEFAULT_FLOAT_CONVS)
     table.save()
+    if args.judge_only:
+        return
     dense_ms = table.network_ms(dense, (640, 640), DEFAULT_FLOAT_CONVS)
     latency = interleaved_latency(timed, rounds=args.rounds, seconds=args.seconds, imgsz=(640, 640))
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from posebench.compress.channel_groups import conv_macs, find_groups
+from posebench.compress.channel_surgery import fix_attributes
 from posebench.compress.channels import ChannelPlan, apply_removals_, prune_channels_
 from posebench.compress.recipe import Recipe, RecipeError
 from posebench.errors import InvalidInputError
@@ -41,16 +42,29 @@ def _damage_meter(default_source, images: torch.Tensor):  # noqa: ANN001, ANN202
     return dense, lambda net: damage(net, reference, images) - floor
 
 
+def _predictions(value):  # a model's outputs without the neck features the head reads (pruned between blocks)
+    if isinstance(value, dict):
+        return {k: _predictions(v) for k, v in value.items() if k != "feats"}
+    if isinstance(value, (list, tuple)):
+        return [_predictions(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("between", [False, True], ids=["blocks", "between-blocks"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_removing_dead_channels_changes_nothing(family):
+def test_removing_dead_channels_changes_nothing(family, between):
     """Silence every other channel of every group along its whole path (BatchNorm scale and shift 0: SiLU(0) = 0),
-    then prune exactly those: every output of the model, both heads of YOLO26 included, is unchanged. A group whose
-    couplings were wrong would change the outputs or fail to run."""
+    then prune exactly those: every prediction of the model, both heads of YOLO26 included, is unchanged. A group
+    whose couplings were wrong would change the outputs or fail to run. `between`: the channels blocks hand to each
+    other too (stem, downsamplers, block outputs through Upsample and Concat into the head)."""
     net = build_pose_model(family, nc=1, seed=0).model.float().eval()
-    groups = find_groups(net)
+    groups = find_groups(net, between)
     names = [g.name for g in groups]
     assert any(".m.0.cv1" in n for n in names) and any("cv2" in n for n in names)  # bottlenecks, head branches
     assert any(n.endswith(".a") for n in names) and any(".b" in n for n in names)  # both halves of C2f / C3k2
+    if between:  # the stem, a Concat reader at an offset, and the head's inputs
+        assert {"model.0.out", "model.4.out", "model.6.out"} <= set(names)
+        assert any(g.depthwise or len(g.consumers) >= 3 for g in groups if g.name.endswith(".out"))
     if family.startswith("yolo26"):
         assert any("one2one_cv4" in n for n in names)
     for group in groups:
@@ -63,17 +77,20 @@ def test_removing_dead_channels_changes_nothing(family):
                 block.bn.bias[::2] = 0
     x = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        before = _tensors(net(x))
+        before = _tensors(_predictions(net(x)) if between else net(x))
     pruned = copy.deepcopy(net)
-    pruned_groups = find_groups(pruned)
+    pruned_groups = find_groups(pruned, between)
     apply_removals_(pruned_groups, {g.name: torch.arange(0, g.size, 2) for g in pruned_groups})
+    fix_attributes(pruned)
     with torch.no_grad():
-        after = _tensors(pruned(x))
+        after = _tensors(_predictions(pruned(x)) if between else pruned(x))
     assert len(before) == len(after) > 3
     for a, b in zip(before, after):
         assert a.shape == b.shape
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-3)
     assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in net.parameters())
+    if between:  # the stem lost half its filters: the first conv the image meets is narrower
+        assert pruned.model[0].conv.out_channels == net.model[0].conv.out_channels // 2
 
 
 @pytest.mark.slow
@@ -171,6 +188,7 @@ def test_an_already_pruned_checkpoint_fine_tunes_as_itself(mini, tmp_path):
     ("  - type: channel_pruning\n    macs: 0.7\n    reconstruct: yes please\n", "reconstruct: must be true or false"),
     ("  - type: channel_pruning\n    macs: 0.7\n    reconstruct_images: 0\n", r"reconstruct_images: 0 is outside"),
     ("  - type: channel_pruning\n    macs: 0.7\n    reconstruct: true\n    compensate: true\n", "choose one"),
+    ("  - type: channel_pruning\n    macs: 0.7\n    between: 2\n", "between: must be true or false"),
 ])
 def test_broken_channel_pruning_recipes_name_the_line(text, message):
     with pytest.raises(RecipeError, match=message):
@@ -401,3 +419,18 @@ def test_the_measured_correction_restores_the_readers_mean_and_leaves_an_unprune
         measured_shifts(copy.deepcopy(dense), [ChannelGroup("g", [(dense[0], torch.arange(8))],
                                                             [(dense[1].conv, torch.arange(8))])],
                         {"g": torch.arange(4, 8)}, images[:0])
+
+
+def test_between_blocks_reaches_lower_and_cuts_the_stem():
+    """With `between`, the channels blocks hand to each other are pruned too: a uniform MACs target below what the
+    block-internal groups can reach is met, the stem and a downsampler narrow, and the model still predicts."""
+    plan = ChannelPlan(macs=0.30, between=True, round_to=8)
+    net = build_pose_model("yolo11n-pose.yaml", nc=1, seed=0).model.float().eval()
+    with pytest.raises(InvalidInputError, match="ask for macs"):  # inside blocks alone, 30 % is out of reach (36 %)
+        prune_channels_(copy.deepcopy(net), ChannelPlan(macs=0.30, round_to=8), (96, 96))
+    info = prune_channels_(net, plan, (96, 96))
+    assert info["macs_kept"] <= 0.30
+    assert net.model[0].conv.out_channels < 16 and net.model[1].conv.out_channels < 32
+    with torch.no_grad():
+        out = net.eval()(torch.rand(1, 3, 96, 96))
+    assert out[0].shape == (1, 56, 189)  # 4 box + 1 class + 17 x 3 keypoints, 12x12 + 6x6 + 3x3 anchors

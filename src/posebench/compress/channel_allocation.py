@@ -107,7 +107,7 @@ def sensitivity_removals(net: nn.Module, plan: Any, images: torch.Tensor, cost: 
     round_to, criterion). Returns the removals and the scan (per unit and level: share saved, damage). `correct`:
     each trial moves the removed channels' measured mean contribution into their readers (`measured_shifts` on
     `images`) before it is scored, so the allocation chooses under the correction that will be applied."""
-    groups = select_groups(net, plan.exclude)
+    groups = select_groups(net, plan.exclude, plan.between)
     units = units_of(groups)
     total = cost(net)
     dense_out = head_outputs(copy.deepcopy(net), images)
@@ -122,7 +122,7 @@ def sensitivity_removals(net: nn.Module, plan: Any, images: torch.Tensor, cost: 
                 continue
             previous_keep = keep
             trial = copy.deepcopy(net)
-            trial_groups = {g.name: g for g in select_groups(trial, plan.exclude)}
+            trial_groups = {g.name: g for g in select_groups(trial, plan.exclude, plan.between)}
             remove_(trial, [trial_groups[g.name] for g in unit], unit_removals(unit, keep, plan.criterion), images,
                     correct)
             step = Step(keep, 1.0 - cost(trial) / total, max(0.0, damage(trial, dense_out, images) - floor))
@@ -153,7 +153,7 @@ def _take_steps(net: nn.Module, plan: Any, units: list[list[ChannelGroup]], step
         for u, level in chosen.items():
             removed.update(unit_removals(units[u], steps[u][level].keep, plan.criterion))
         trial = copy.deepcopy(net)
-        remove_(trial, select_groups(trial, plan.exclude), removed, torch.zeros(0), False)
+        remove_(trial, select_groups(trial, plan.exclude, plan.between), removed, torch.zeros(0), False)
         actual = 1.0 - cost(trial) / total
         if actual >= need - 1e-9:
             return removed

@@ -101,9 +101,116 @@ def _chain(name: str, head: tuple[Any, torch.Tensor], blocks: list[Any],
     return groups
 
 
-def find_groups(net: nn.Module) -> list[ChannelGroup]:
-    """Every prunable channel group of an Ultralytics pose network (see the module doc)."""
-    groups: list[ChannelGroup] = []
+# blocks whose input is read only by their first conv block (`cv1`), or by `cv1` and `cv2` (C3, C3k)
+_READS_WITH_CV1 = ("C2f", "C3k2", "SPPF", "C2PSA")
+_READS_WITH_CV1_CV2 = ("C3", "C3k")
+_PASS_THROUGH = ("Upsample",)
+
+
+def _output_block(layer: Any) -> Any:
+    """The conv block whose rows are `layer`'s output channels, or None (a layer of unknown make)."""
+    kind = type(layer).__name__
+    if _plain_conv_block(layer):
+        return layer
+    if kind in ("C2f", "C3k2", "SPPF", "C2PSA") and _plain_conv_block(layer.cv2):
+        return layer.cv2
+    if kind in ("C3", "C3k") and _plain_conv_block(layer.cv3):
+        return layer.cv3
+    return None
+
+
+def _head_readers(head: Any, level: int) -> tuple[list[nn.Conv2d], list[Any]] | None:
+    """The convs that read the head's input at `level` (each branch's first conv after its leading depthwise ones)
+    and those depthwise blocks; None when a branch starts with a layer of unknown make."""
+    readers, dws = [], []
+    for branch in BRANCHES:
+        levels = getattr(head, branch, None)
+        if levels is None:
+            continue
+        layers = _flatten(levels[level])
+        j = 0
+        while j < len(layers) - 1 and _is_depthwise(layers[j]):
+            dws.append(layers[j])
+            j += 1
+        first = layers[j]
+        if _plain_conv_block(first):
+            readers.append(first.conv)
+        elif isinstance(first, nn.Conv2d) and first.groups == 1:
+            readers.append(first)
+        else:
+            return None
+    return readers, dws
+
+
+def _readers(net: nn.Module, index: int, offset: int, size: int) -> tuple[list, list] | None:
+    """Who reads layer `index`'s output (`size` channels placed at `offset` of what the reader sees): (consumers,
+    depthwise blocks), following Upsample and Concat; None when a reader is of a kind posebench does not know."""
+    consumers: list[tuple[nn.Conv2d, torch.Tensor]] = []
+    dws: list[Any] = []
+    layers = list(net.model)
+    for j in range(index + 1, len(layers)):
+        sources = [layers[j].f] if isinstance(layers[j].f, int) else list(layers[j].f)
+        sources = [j - 1 if s == -1 else (s if s >= 0 else j + s) for s in sources]
+        if index not in sources:
+            continue
+        reader, kind = layers[j], type(layers[j]).__name__
+        if j == len(layers) - 1:  # the head: one level per source
+            found = _head_readers(reader, sources.index(index))
+            if found is None or offset:
+                return None
+            consumers += [_cols(conv, 0, size) for conv in found[0]]
+            dws += found[1]
+        elif _plain_conv_block(reader):
+            consumers.append(_cols(reader.conv, offset, size))
+        elif kind in _READS_WITH_CV1 and _plain_conv_block(reader.cv1):
+            consumers.append(_cols(reader.cv1.conv, offset, size))
+        elif kind in _READS_WITH_CV1_CV2 and _plain_conv_block(reader.cv1) and _plain_conv_block(reader.cv2):
+            consumers += [_cols(reader.cv1.conv, offset, size), _cols(reader.cv2.conv, offset, size)]
+        elif kind in _PASS_THROUGH or kind == "Concat":
+            before = sum(_channels(net, s) for s in sources[:sources.index(index)]) if kind == "Concat" else 0
+            found = _readers(net, j, offset + before, size)
+            if found is None:
+                return None
+            consumers += found[0]
+            dws += found[1]
+        else:
+            return None
+    return (consumers, dws) if consumers else None
+
+
+def _channels(net: nn.Module, index: int) -> int:
+    """Output channels of layer `index` (through Upsample and Concat)."""
+    layer = net.model[index]
+    kind = type(layer).__name__
+    sources = [layer.f] if isinstance(layer.f, int) else list(layer.f)
+    sources = [index - 1 if s == -1 else (s if s >= 0 else index + s) for s in sources]
+    if kind in _PASS_THROUGH:
+        return _channels(net, sources[0])
+    if kind == "Concat":
+        return sum(_channels(net, s) for s in sources)
+    return _output_block(layer).conv.out_channels
+
+
+def between_groups(net: nn.Module) -> list[ChannelGroup]:
+    """The channels each block hands to the next (stem, downsamplers, block outputs): one group per layer output
+    whose producer and every reader posebench knows (through Upsample and Concat, into the head's branches); the
+    head's own outputs are never pruned."""
+    groups = []
+    layers = list(net.model)
+    for index, layer in enumerate(layers[:-1]):
+        block = _output_block(layer)
+        if block is None:
+            continue
+        found = _readers(net, index, 0, block.conv.out_channels)
+        if found is not None:
+            groups.append(ChannelGroup(f"model.{index}.out", [_rows(block)], *found))
+    return groups
+
+
+def find_groups(net: nn.Module, between: bool = False) -> list[ChannelGroup]:
+    """Every prunable channel group of an Ultralytics pose network (see the module doc); `between`: the channels
+    blocks hand to each other too (`between_groups`)."""
+    groups: list[ChannelGroup] = between_groups(net) if between else []
     for name, m in net.named_modules():
         kind = type(m).__name__
         if kind == "Bottleneck" and _plain_conv_block(m.cv1) and _plain_conv_block(m.cv2):
@@ -186,10 +293,11 @@ def batchnorm_after(net: nn.Module) -> dict[int, nn.Module]:
     return {id(m.conv): m.bn for m in conv_blocks(net)}
 
 
-def select_groups(net: nn.Module, exclude: Iterable[str] = ()) -> list[ChannelGroup]:
-    """The groups not excluded by name (a group tied to an excluded one is excluded with it)."""
+def select_groups(net: nn.Module, exclude: Iterable[str] = (), between: bool = False) -> list[ChannelGroup]:
+    """The groups not excluded by name (a group tied to an excluded one is excluded with it); `between`: with the
+    channels between blocks (`between_groups`)."""
     patterns = [re.compile(p) for p in exclude]
-    groups = find_groups(net)
+    groups = find_groups(net, between)
     out = {g.name for g in groups if any(p.search(g.name) for p in patterns)}
     out |= {g.name for g in groups if g.tied in out}
     return [g for g in groups if g.name not in out]

@@ -28,6 +28,8 @@ class ChannelPlan:
     round_to: int = 16  # keep channel counts multiples of this (SIMD-friendly; DeepSparse 1.8 crashes compiling
     #                     some YOLO26 graphs pruned to multiples of 8)
     exclude: tuple[str, ...] = ()  # group-name regexes left alone
+    between: bool = False  # also the channels blocks hand to each other: stem, downsamplers, block outputs (groups
+    #                        named model.<i>.out; channel_groups.between_groups)
     compensate: bool = False  # move removed channels' mean activation into their readers (`expected_shifts`;
     #                           measured on yolo11n-pose, coco-pose-val: a loss, 0.490 -> 0.486 at 80 % of the MACs,
     #                           0.426 -> 0.377 at 75 %; benchmarks/results/bn-settle)

@@ -14,8 +14,10 @@ five minutes on two cores. The couplings that matter in these models are few and
 
 Each group's channels are ranked (L2 norm of the producing conv's filters, or |BatchNorm scale|), the lowest are
 removed from every conv and BatchNorm of the group, and the model stays an Ultralytics model: same classes, the
-same forward, smaller tensors. Everything between blocks (the channels a block hands to the next) is untouched,
-which is what keeps this safe without a traced graph.
+same forward, smaller tensors. By default everything between blocks (the channels a block hands to the next) is
+untouched; `between: true` adds those too (`channel_groups.between_groups`): each layer's output is followed
+through Upsample and Concat (at its column offset) to every conv that reads it, and a group is formed only when
+its producer and every reader are of a make posebench knows (else that output stays whole).
 """
 
 from __future__ import annotations
@@ -76,11 +78,11 @@ def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = 
         removed, scan = sensitivity_removals(net, plan, images,
                                              estimated_ms if by_latency else (lambda m: conv_macs(m, imgsz)),
                                              kept=plan.latency if by_latency else plan.macs)
-        groups = select_groups(net, plan.exclude)
+        groups = select_groups(net, plan.exclude, plan.between)
     else:
         if plan.macs is not None:
             ratio = _ratio_for_macs(net, plan, imgsz, before_macs)
-        groups = select_groups(net, plan.exclude)
+        groups = select_groups(net, plan.exclude, plan.between)
         removed = _removals(groups, ratio, plan)
     table = [{"group": g.name, "channels": g.size, "kept": g.size - int(removed[g.name].numel())} for g in groups]
     kept = apply_removals_(groups, removed, batchnorm_after(net) if plan.compensate else None)
@@ -128,7 +130,7 @@ def _ratio_for_macs(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int], t
     copy); a target below what the prunable groups can reach is an error that says how low it can go."""
     def kept(ratio: float) -> float:
         trial = copy.deepcopy(net)
-        groups = select_groups(trial, plan.exclude)
+        groups = select_groups(trial, plan.exclude, plan.between)
         apply_removals_(groups, _removals(groups, ratio, plan))
         return conv_macs(trial, imgsz) / total
 

@@ -72,7 +72,8 @@ def feature_term(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> to
     for s, t in zip(student, teacher):
         if s.shape != t.shape:
             raise ValueError(f"distillation: student feature {tuple(s.shape)} vs teacher {tuple(t.shape)}: the "
-                             "features the head reads must keep their width")
+                             "features the head reads must keep their width (channel pruning with between: true "
+                             "narrows them: exclude the groups that feed the head, or set the feature weight to 0)")
         terms.append(F.mse_loss(s, t) / t.pow(2).mean().clamp(min=1e-6))
     return torch.stack(terms).mean()
 

@@ -110,6 +110,7 @@ class ChannelPruningModifier:
     #                 the MACs kept fall linearly to `macs` (posebench.compress.gradual)
     round_to: int = 16  # channel counts kept at multiples of this (8 can crash DeepSparse 1.8 on YOLO26)
     exclude: tuple[str, ...] = ()  # regexes on group names (e.g. "model.23.cv4" keeps the keypoint branch whole)
+    between: bool = False  # also prune the channels blocks hand to each other (stem, downsamplers, block outputs)
     imgsz: int = 640  # input size the MACs are counted at
     compensate: bool = False  # move the removed channels' mean activation into their readers' BatchNorm (no gain measured)
     allocation: str = "uniform"  # uniform ratio, or sensitivity: per group from a damage scan on images (macs target)
@@ -127,7 +128,7 @@ class ChannelPruningModifier:
         from posebench.compress.channel_plan import ChannelPlan
 
         return ChannelPlan(ratio=self.ratio, macs=self.macs, latency=self.latency, criterion=self.criterion, round_to=self.round_to,
-                           exclude=self.exclude, compensate=self.compensate, allocation=self.allocation,
+                           exclude=self.exclude, between=self.between, compensate=self.compensate, allocation=self.allocation,
                            reconstruct=self.reconstruct)
 
 

@@ -184,6 +184,7 @@ class RecipeParser:
                 **targets, criterion=self.choice(data, "criterion", path, default["criterion"], CRITERIA),
                 round_to=whole("round_to", 1, 256), exclude=self.patterns(data, "exclude", path, regex=True),
                 imgsz=self.imgsz(data, path, default["imgsz"]),
+                between=self._flag(data, "between", path, default["between"]),
                 compensate=self._flag(data, "compensate", path, default["compensate"]),
                 allocation=self.choice(data, "allocation", path, default["allocation"], ALLOCATIONS),
                 reconstruct=self._flag(data, "reconstruct", path, default["reconstruct"]),
