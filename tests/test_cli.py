@@ -135,7 +135,7 @@ def test_exit_status_tells_skipped_from_crashed():
     from posebench.record import Failure, Record
 
     ok = Record("latency", "t", None)
-    skipped, crashed = (Record("latency", "t", None, failure=Failure.of(why)) for why in ("skipped: no GPU", "crashed"))
+    skipped, crashed = (Record("latency", "t", None, failure=why) for why in (Failure.skipped("skipped: no GPU"), Failure.error("crashed")))
     assert exit_status([ok, ok]) == EXIT_OK
     assert exit_status([ok, skipped]) == EXIT_PARTIAL_SKIPPED
     assert exit_status([ok, skipped, crashed]) == EXIT_PARTIAL_FAILED

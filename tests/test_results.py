@@ -63,10 +63,28 @@ def test_records_of_schema_1_load_with_their_study_key_as_the_trial_id():
 
 
 def test_the_newest_record_of_a_trial_wins():
-    first = Record("latency", "t", None, failure=Failure.of("its worker died"), created="2026-01-01T00:00:00")
+    first = Record("latency", "t", None, failure=Failure.error("its worker died"), created="2026-01-01T00:00:00")
     retried = Record("latency", "t", None, latency={"p50_ms": 1.0}, created="2026-01-02T00:00:00")
-    assert first.status == "error" and Failure.of("skipped: no GPU").status == "skipped"
+    assert first.status == "error" and Failure.skipped("no GPU").status == "skipped"
     assert latest_per_trial([retried, first]) == [retried]
+
+
+def test_a_failure_has_one_shape_from_an_exception_to_a_record_and_back():
+    """A runtime that is missing or cannot run here is a skip, any other posebench error an error with its own
+    message, a bug an error prefixed with its class; across the process boundary the dict round-trips."""
+    from posebench.errors import InvalidInputError, RuntimeNotInstalledError, RuntimeUnavailableError
+
+    cases = {RuntimeNotInstalledError("pip install openvino"): ("skipped", "pip install openvino"),
+             RuntimeUnavailableError("no GPU"): ("skipped", "no GPU"),
+             InvalidInputError("bad imgsz"): ("error", "bad imgsz"),
+             ZeroDivisionError("division by zero"): ("error", "ZeroDivisionError: division by zero")}
+    for exc, (status, reason) in cases.items():
+        failure = Failure.from_exception(exc)
+        assert (failure.status, failure.reason, failure.type) == (status, reason, type(exc).__name__)
+        assert Failure.from_result(failure.to_result()) == failure
+        record = Record("latency", "t", None, failure=failure)
+        assert Record.from_json(record.to_json()).failure == failure
+    assert Failure.from_result({"status": "ok", "latency": {}}) is None
 
 
 def test_a_line_cut_by_a_crash_is_skipped_and_the_next_append_is_intact(tmp_path):

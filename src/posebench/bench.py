@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from posebench.errors import InvalidInputError, PosebenchError, RuntimeUnavailableError, failure
+from posebench.errors import InvalidInputError, PosebenchError, RuntimeUnavailableError
 from posebench.export import DEFAULT_CACHE, ArtifactStore, read_metadata
 from posebench.latency import LatencyProtocol
 from posebench.machine.environment import fingerprint
@@ -25,8 +25,8 @@ from posebench.models import ModelSource
 from posebench.record import Failure, Identity, Record
 from posebench.results import ResultStore
 from posebench.runtimes import backend_class
-from posebench.runtimes.base import parse_runtime_spec
 from posebench.trial import Trial
+from posebench.what_ran import artifact_warnings, identity, runtime_options
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,6 @@ def identity_of(plan: BenchPlan, runtime: str, threads: int, meta: dict[str, Any
                 options: dict[str, Any] | None = None) -> Identity:
     """What one measurement runs (runtime options that change it included), not how long it takes."""
     cls = backend_class(runtime)
-    identity = cls.identity(options)
     pipeline = None
     if plan.mode == "e2e" and plan.pipeline == "ultralytics":
         if not cls.ultralytics_predict:
@@ -95,10 +94,8 @@ def identity_of(plan: BenchPlan, runtime: str, threads: int, meta: dict[str, Any
         from posebench.pipeline import resolve_preprocess
 
         pipeline = {"preprocess": resolve_preprocess(plan.preprocess, cls), "source": e2e_source(plan).name}
-    return Identity(model=plan.model_name or plan.source.name, source_id=plan.source.identity(), variant=plan.variant,
-                    runtime=runtime, threads=threads, imgsz=tuple(plan.imgsz), format=cls.artifact_format,
-                    precision=identity.get("precision") or (meta or {}).get("precision", "fp32"), options=identity,
-                    mode=plan.mode, pipeline=pipeline)
+    return identity(plan.source, variant=plan.variant, runtime=runtime, options=options, threads=threads,
+                    imgsz=plan.imgsz, meta=meta, model_name=plan.model_name, mode=plan.mode, pipeline=pipeline)
 
 
 def plan_trial(plan: BenchPlan, spec: str, threads: int) -> Trial:
@@ -125,37 +122,6 @@ def e2e_spec(plan: BenchPlan) -> dict[str, Any]:
     return {"source": str(source.resolve()), "preprocess": plan.preprocess, "max_frames": plan.max_frames,
             "pipeline": plan.pipeline,
             "nms": {"conf": PREDICT_NMS.conf, "iou": PREDICT_NMS.iou, "max_det": PREDICT_NMS.max_det}}
-
-
-def runtime_options(plan_options: dict[str, dict[str, Any]], spec: str) -> tuple[str, dict[str, Any]]:
-    """A runtime spec ('tensorrt[precision=fp16]') -> its name and options (the plan's for that runtime, then the
-    spec's own)."""
-    name, own = parse_runtime_spec(spec)
-    return name, {**plan_options.get(name, {}), **own}
-
-
-def artifact_warnings(meta: dict[str, Any] | None, env: dict[str, Any], runtime: str) -> list[str]:
-    """What a reader of this record must know about the artifact on this machine (int8 path mismatch)."""
-    from posebench.machine.isa import SATURATING, int8_mismatch
-
-    meta = meta or {}
-    kernels = backend_class(runtime).cpu_int8
-    if meta.get("precision") != "int8" or not kernels:
-        return []
-    target = (meta.get("quantization") or {}).get("int8_target") or {}
-    running = env.get("int8_path", "generic")
-    if not target and meta.get("source_kind") == "artifact":  # made elsewhere: its int8 path is unknown
-        if running in SATURATING and kernels == "u8s8":
-            return [f"int8 artifact made elsewhere, built for an unknown int8 path; this CPU's u8 x s8 kernels "
-                    f"({running}) saturate with full 8-bit weights: check its accuracy here with posebench val"]
-        return []
-    if not target:  # built before posebench recorded int8 targets: full 8-bit weights unless reduce_range
-        if running in SATURATING and not (meta.get("quantization") or {}).get("reduce_range"):
-            return [f"int8 target not recorded (full 8-bit weights) and this CPU's int8 kernels ({running}) "
-                    "saturate: accuracy may drop; rebuild the bundle with this posebench"]
-        return []
-    warning = int8_mismatch(target.get("target"), running)
-    return [warning] if warning else []
 
 
 def denormal_census(artifacts: ArtifactStore, imgsz: tuple[int, int]) -> dict[str, Any] | None:
@@ -201,8 +167,8 @@ def measure_in_child(spec: dict[str, Any]) -> dict[str, Any]:
         if result_path.is_file():
             return json.loads(result_path.read_text())
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-        return {"status": "error", "error": f"measurement process died with exit code {proc.returncode}: {tail}",
-                "error_type": "WorkerCrashed"}
+        return Failure.error(f"measurement process died with exit code {proc.returncode}: {tail}",
+                             "WorkerCrashed").to_result()
 
 
 def run_bench(plan: BenchPlan, store: ResultStore | None,
@@ -242,18 +208,18 @@ def run_bench(plan: BenchPlan, store: ResultStore | None,
                 ops = artifact_ops(artifacts, plan.imgsz)
                 subnormals = denormal_census(artifacts, plan.imgsz)
         except PosebenchError as exc:
-            error = failure(exc)
+            error = Failure.from_exception(exc).to_result()
         notes = artifact_warnings(meta, env, runtime)
         for threads in plan.threads:
             if on_progress:
                 on_progress(f"{spec_text} @ {threads} thread{'s' if threads > 1 else ''}", done, total)
             try:
-                identity = identity_of(plan, runtime, threads, meta, options)
+                ran = identity_of(plan, runtime, threads, meta, options)
                 trial_error = None
             except PosebenchError as exc:  # e2e on a runtime that cannot take the asked pre-processing path
-                identity = identity_of(replace(plan, preprocess="auto", pipeline="posebench"), runtime, threads, meta,
-                                       options)
-                trial_error = failure(exc)
+                ran = identity_of(replace(plan, preprocess="auto", pipeline="posebench"), runtime, threads, meta,
+                                  options)
+                trial_error = Failure.from_exception(exc).to_result()
             if error is None and trial_error is None:
                 spec = {"runtime": runtime, "artifact": str(artifact), "threads": threads, "imgsz": list(plan.imgsz),
                         "protocol": plan.protocol.__dict__, "options": options, "mode": plan.mode, "e2e": e2e}
@@ -266,7 +232,7 @@ def run_bench(plan: BenchPlan, store: ResultStore | None,
                 compute = roofline(ops, result["latency"].get("p50_ms"), cpu_peak(env, threads))
             asked = trial or plan_trial(plan, spec_text, threads)
             record = Record(
-                "latency", asked.id, identity, failure=failure_of(result), environment=env,
+                "latency", asked.id, ran, failure=Failure.from_result(result), environment=env,
                 study=asked.study or None, round=asked.round, target=asked.target, protocol=protocol,
                 artifact={"path": str(artifact) if artifact else None, "form": (meta or {}).get("form"),
                           "sparsity": (meta or {}).get("sparsity"),
@@ -282,13 +248,6 @@ def run_bench(plan: BenchPlan, store: ResultStore | None,
     if on_progress:
         on_progress("done", done, total)
     return records
-
-
-def failure_of(result: dict[str, Any]) -> Failure | None:
-    """The failure a measurement's result dict describes (None when its status is "ok")."""
-    if result.get("status", "ok") == "ok":
-        return None
-    return Failure(str(result["status"]), str(result.get("error", "")), result.get("error_type"))
 
 
 def _artifact_size(artifact: Path | None) -> int | None:

@@ -182,9 +182,10 @@ def _required(trial: Trial, study: Study) -> str:
 
 def _failure(trial: Trial, reason: str) -> Record:
     """The record of a trial the cluster could not run (no worker of its kind, a worker lost)."""
+    from posebench.record import Failure
     from posebench.runner import failed
 
-    return failed(trial, reason, None, executor={"executor": "dask", "node": None})
+    return failed(trial, Failure.error(reason), None, executor={"executor": "dask", "node": None})
 
 
 def run_study_on_cluster(study: Study, out: Path, settings: ClusterSettings, *, on_progress: Progress | None = None,

@@ -45,13 +45,6 @@ class ModelLoadError(PosebenchError):
     """A runtime could not load a model artifact."""
 
 
-def failure(exc: PosebenchError) -> dict[str, str]:
-    """How a trial that raised `exc` is recorded: "skipped" when the runtime is not installed or cannot run it
-    here at all (no GPU, a quantized variant on torch), else "error". `error_type` tells the two skips apart."""
-    status = "skipped" if isinstance(exc, (RuntimeUnavailableError, RuntimeNotInstalledError)) else "error"
-    return {"status": status, "error": str(exc), "error_type": type(exc).__name__}
-
-
 # Exit statuses (documented in the README): 0 and 2 as usual; 3-6 say what happened to the trials.
 EXIT_OK = 0  # every trial asked for succeeded
 EXIT_BUG = 1  # an unexpected exception (a traceback is printed): please report it

@@ -89,16 +89,15 @@ def run_ultralytics(spec: dict[str, Any], protocol: Any, frames: list) -> dict[s
 def main(argv: list[str]) -> int:
     spec_path, result_path = Path(argv[0]), Path(argv[1])
     spec = json.loads(spec_path.read_text())
-    from posebench.errors import PosebenchError, failure
+    from posebench.errors import PosebenchError
+    from posebench.record import Failure
 
     try:
         result = run(spec)
-    except PosebenchError as exc:
-        result = {**failure(exc), "pid": os.getpid()}
     except Exception as exc:  # recorded on the trial; the run goes on with the next one
-        traceback.print_exc()
-        result = {"status": "error", "error": f"{type(exc).__name__}: {exc}", "error_type": type(exc).__name__,
-                  "pid": os.getpid()}
+        if not isinstance(exc, PosebenchError):
+            traceback.print_exc()
+        result = {**Failure.from_exception(exc).to_result(), "pid": os.getpid()}
     result_path.write_text(json.dumps(result))
     return 0
 

@@ -75,16 +75,45 @@ class Identity:
 
 @dataclass(frozen=True)
 class Failure:
-    """Why a trial has no result: "skipped" (cannot run here: runtime not installed, no GPU) or "error"."""
+    """Why a trial has no result: "skipped" (cannot run here: runtime not installed, no GPU) or "error". The one
+    shape of a failure; a dict (`to_result` / `from_result`) only across the measurement process's boundary."""
 
     status: str
     reason: str
     type: str | None = None  # the exception's class name, when one was raised
 
     @classmethod
-    def of(cls, reason: str, type: str | None = None) -> Failure:
-        """A failure whose status follows its reason: 'skipped: ...' is a skip, anything else an error."""
-        return cls("skipped" if reason.startswith("skipped") else "error", reason, type)
+    def skipped(cls, reason: str, type: str | None = None) -> Failure:
+        """The trial cannot run here (no GPU, runtime not installed): not a crash."""
+        return cls("skipped", reason, type)
+
+    @classmethod
+    def error(cls, reason: str, type: str | None = None) -> Failure:
+        """The trial was meant to run and did not (its model did not build, it crashed, its worker was lost)."""
+        return cls("error", reason, type)
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> Failure:
+        """How a trial that raised `exc` is recorded: skipped when the runtime is not installed or cannot run the
+        model here at all (no GPU, a quantized variant on torch), else an error; a posebench error keeps its own
+        message, anything else (a bug) is prefixed with its class."""
+        from posebench.errors import PosebenchError, RuntimeNotInstalledError, RuntimeUnavailableError
+
+        kind = type(exc).__name__
+        if isinstance(exc, (RuntimeUnavailableError, RuntimeNotInstalledError)):
+            return cls.skipped(str(exc), kind)
+        return cls.error(str(exc) if isinstance(exc, PosebenchError) else f"{kind}: {exc}", kind)
+
+    def to_result(self) -> dict[str, Any]:
+        """The failure as the measurement process writes it (status, error, error_type)."""
+        return {"status": self.status, "error": self.reason, "error_type": self.type}
+
+    @classmethod
+    def from_result(cls, result: Mapping[str, Any]) -> Failure | None:
+        """The failure a measurement process's result describes (None when its status is "ok")."""
+        if result.get("status", "ok") == "ok":
+            return None
+        return cls(str(result["status"]), str(result.get("error", "")), result.get("error_type"))
 
 
 def evaluation_label(evaluation: Mapping[str, Any] | None) -> str:

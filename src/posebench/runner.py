@@ -6,17 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from posebench.record import Failure, Identity, Record
+from posebench.record import Failure, Record
 from posebench.trial import Built, Trial
+from posebench.what_ran import unknown_identity
 
 
-def failed(trial: Trial, reason: str, environment: dict[str, Any] | None, **fields: Any) -> Record:
-    """The record of a trial that did not run: 'skipped' when the reason says so (no GPU here), else 'error' (its
-    variant did not build, its worker vanished...). What ran is unknown: no artifact (format '-')."""
-    ran = Identity(model=trial.name, source_id="", variant=trial.variant, runtime=trial.runtime, threads=trial.threads,
-                   imgsz=tuple(trial.imgsz), format="-")
+def failed(trial: Trial, failure: Failure, environment: dict[str, Any] | None, **fields: Any) -> Record:
+    """The record of a trial that did not run (skipped: no GPU here; error: its variant did not build, its worker
+    vanished...). What ran is unknown: no artifact (format '-')."""
+    ran = unknown_identity(trial)
     evaluation = {"name": trial.evaluation.name} if trial.evaluation else None
-    return Record(trial.kind, trial.id, ran, failure=Failure.of(reason), environment=environment,
+    return Record(trial.kind, trial.id, ran, failure=failure, environment=environment,
                   study=trial.study or None, round=trial.round if trial.kind == "latency" else None,
                   target=trial.target, evaluation=evaluation).with_fields(**fields)
 
@@ -35,15 +35,15 @@ def run_trial(trial: Trial, built: Built, *, cache: Path, environment: dict[str,
     """Run one trial on the model `built` for it (an accuracy trial against a reference variant also gets that
     variant's `reference`); returns its record, a failure record when it cannot run."""
     if built.error or built.spec is None:
-        return failed(trial, built.error or "its model was not built", environment)
+        return failed(trial, Failure.error(built.error or "its model was not built"), environment)
     if trial.gpu and not gpu_available():
-        return failed(trial, "skipped: no GPU on this machine", environment)
+        return failed(trial, Failure.skipped("skipped: no GPU on this machine"), environment)
     if trial.kind == "latency":
         return _latency(trial, built.spec, cache)
     evaluation = trial.evaluation
     assert evaluation is not None
     if evaluation.data is None and (reference is None or reference.spec is None):
-        return failed(trial, f"reference variant '{evaluation.reference}' is not built", environment)
+        return failed(trial, Failure.error(f"reference variant '{evaluation.reference}' is not built"), environment)
     return _accuracy(trial, built.spec, reference.spec if reference else None, cache)
 
 

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posebench.bench import artifact_warnings, failure_of, runtime_options
-from posebench.errors import InvalidInputError, PosebenchError, failure
+from posebench.errors import InvalidInputError, PosebenchError
 from posebench.evaluate.data import load_dataset
 from posebench.evaluate.postprocess import NMSConfig
 from posebench.evaluate.validate import Predictor, fidelity, iter_frames, pseudo_truth, validate
@@ -22,10 +21,11 @@ from posebench.latency import DEFAULT_THREADS
 from posebench.machine.environment import fingerprint
 from posebench.models import ModelSource
 from posebench.pipeline import backend_input, resolve_preprocess
-from posebench.record import Identity, Record, evaluation_label
+from posebench.record import Failure, Record, evaluation_label
 from posebench.results import ResultStore
 from posebench.runtimes import backend_class, create_backend
 from posebench.trial import Evaluation, Trial
+from posebench.what_ran import artifact_warnings, identity, runtime_options
 
 Progress = Callable[[str, int, int], None]
 
@@ -123,12 +123,9 @@ def run_val(plan: ValPlan, store: ResultStore | None, on_progress: Progress | No
             outcome = {"status": "ok", "accuracy": result, "backend": info,
                        "artifact": {"path": str(predictor.backend.artifact), "form": meta.get("form")}}
         except PosebenchError as exc:
-            outcome = failure(exc)
-        identity = backend_class(runtime).identity(options)
-        ran = Identity(model=plan.model_name or plan.source.name, source_id=plan.source.identity(),
-                       variant=plan.variant, runtime=runtime, threads=plan.threads, imgsz=tuple(plan.imgsz),
-                       format=backend_class(runtime).artifact_format, options=identity,
-                       precision=identity.get("precision") or (meta or {}).get("precision", "fp32"))
+            outcome = Failure.from_exception(exc).to_result()
+        ran = identity(plan.source, variant=plan.variant, runtime=runtime, options=options, threads=plan.threads,
+                       imgsz=plan.imgsz, meta=meta, model_name=plan.model_name)
         notes = artifact_warnings(meta, env, runtime)
         evaluation = ({"mode": "labels", "data": str(plan.data), "split": plan.split, "dataset": dataset.name}
                       if mode == "labels" else
@@ -139,7 +136,7 @@ def run_val(plan: ValPlan, store: ResultStore | None, on_progress: Progress | No
         asked = trial or plan_trial(plan, spec, evaluation)
         if trial is not None:
             evaluation["name"] = trial.evaluation.name
-        record = Record("accuracy", asked.id, ran, failure=failure_of(outcome), environment=env,
+        record = Record("accuracy", asked.id, ran, failure=Failure.from_result(outcome), environment=env,
                         study=asked.study or None, evaluation=evaluation, accuracy=outcome.get("accuracy"),
                         backend=outcome.get("backend"), artifact=outcome.get("artifact"), warnings=tuple(notes))
         if store is not None:

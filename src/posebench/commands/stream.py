@@ -53,12 +53,13 @@ def run(args: argparse.Namespace) -> int:
     from posebench.machine.environment import fingerprint
     from posebench.models import default_variant
     from posebench.pipeline import open_pipeline, resolve_preprocess
-    from posebench.record import Identity, Record
+    from posebench.record import Record
     from posebench.results import ResultStore, write_json
     from posebench.runtimes import backend_class, parse_runtimes
     from posebench.runtimes.base import parse_runtime_spec
     from posebench.frame_source import FrameSource
     from posebench.stream import run_stream
+    from posebench.what_ran import identity
 
     runtimes, threads = parse_runtimes(args.runtime), parse_threads(args.threads)
     if len(runtimes) != 1 or len(threads) != 1:
@@ -104,9 +105,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         frames.close()
     summary = stats.to_dict()
-    ran = Identity(model=model.name, source_id=model.identity(), variant=args.variant or default_variant(model),
-                   runtime=runtime, threads=threads[0], imgsz=tuple(imgsz), format=cls.artifact_format,
-                   precision=meta.get("precision", "fp32"), options=cls.identity(options), mode="stream",
+    ran = identity(model, variant=args.variant or default_variant(model), runtime=runtime, options=options,
+                   threads=threads[0], imgsz=imgsz, meta=meta, mode="stream",
                    pipeline={"preprocess": resolve_preprocess(args.preprocess, cls), "source": frames.name,
                              **({"inflight": args.inflight} if args.inflight > 1 else {})})
     record = Record("stream", ran.config_id, ran, environment=fingerprint(),
