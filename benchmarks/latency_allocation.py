@@ -11,6 +11,7 @@ kept, the table's estimated conv time kept, and the measured speed.
 
     python benchmarks/latency_allocation.py --target macs:0.80 --target latency:0.80 --target latency:0.75
     python benchmarks/latency_allocation.py --target macs:0.80 --target latency:0.85:between  # between blocks too
+    python benchmarks/latency_allocation.py --target macs:0.80 --target macs:0.75:ap  # scan scored by pose mAP
 
 Resumable (WORK/results.json). Writes benchmarks/results/latency-allocation/<kind>.{md,json}.
 """
@@ -31,22 +32,28 @@ from posebench import fingerprint
 from posebench.evaluate.compare import difference
 
 
-def prune(dense: Any, target: str, scan: Any, table: Any) -> tuple[Any, dict[str, Any]]:
-    """A one-shot copy of `dense` pruned to `target` ("macs:0.8" / "latency:0.8", ":between" added: the channels
-    between blocks are groups too) by the sensitivity allocation."""
+def prune(dense: Any, target: str, scan: Any, table: Any, ap_images: int) -> tuple[Any, dict[str, Any]]:
+    """A one-shot copy of `dense` pruned to `target` ("macs:0.8" / "latency:0.8"; ":between" added: the channels
+    between blocks are groups too; ":ap": each scan step scored by pose mAP50-95 on `ap_images` labelled
+    coco-pose-recovery images) by the sensitivity allocation."""
     from posebench.compress.channels import ChannelPlan, prune_channels_
+    from posebench.compress.scan_damage import labelled_samples
 
     kind, value, *more = target.split(":")
     net = copy.deepcopy(dense)
-    plan = ChannelPlan(**{kind: float(value)}, allocation="sensitivity", between="between" in more)
-    info = prune_channels_(net, plan, (640, 640), scan, latency_table=table)
+    plan = ChannelPlan(**{kind: float(value)}, allocation="sensitivity", between="between" in more,
+                       damage="ap" if "ap" in more else "outputs", damage_images=ap_images)
+    labelled = labelled_samples(RECOVERY, ap_images) if "ap" in more else None
+    info = prune_channels_(net, plan, (640, 640), scan, latency_table=table, labelled=labelled)
     return net, info
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", action="append", default=[],
-                        help="macs:F or latency:F, :between to prune between blocks too (repeat)")
+                        help="macs:F or latency:F, :between to prune between blocks too, :ap to score the scan's "
+                             "steps by pose mAP on labelled recovery images (repeat)")
+    parser.add_argument("--ap-images", type=int, default=64, help=":ap targets: labelled images per scan step")
     parser.add_argument("--scan-limit", type=int, default=200, help="scan images spread over this many (compress: 200)")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--judge-only", action="store_true",
@@ -87,9 +94,10 @@ def main() -> None:
                 net, info = copy.deepcopy(dense), {"macs_kept": 1.0}
             else:
                 print(f"allocating {target}", flush=True)
-                net, info = prune(dense, target, scan, table)
+                net, info = prune(dense, target, scan, table, args.ap_images)
             print(f"judging {label}", flush=True)
             results[label] = {"target": target, "macs_kept": info["macs_kept"], "groups": info.get("groups"),
+                              "sensitivity": info.get("sensitivity"), "latency_estimate": info.get("latency_estimate"),
                               "accuracy": judge(net, work, label)}
             store.write_text(json.dumps(results))
         timed[label] = {"openvino": int8(label)}

@@ -118,3 +118,25 @@ def test_openvino_prices_a_conv_with_more_output_channels_higher():
     """A real measurement: an int8 3x3 conv with 4x the output channels takes longer on this CPU."""
     wide, narrow = ConvShape(64, 128, 3, 1, 1, 40, 40), ConvShape(64, 16, 3, 1, 1, 40, 40)
     assert openvino_conv_ms(wide) > 1.3 * openvino_conv_ms(narrow)
+
+
+def test_ap_damage_is_zero_for_the_dense_model_and_sees_a_cut_class_branch(coco_pose_mini, default_source):
+    """`damage: ap` scores a scan step by the pose mAP50-95 points it loses on labelled images: nothing for the
+    model itself, many points when the class branches' last hidden convs are silenced (boxes and keypoints
+    untouched, every person's score falls), and a plan asking for it without labels says what to give."""
+    from posebench.compress.scan_damage import APDamage, labelled_samples
+
+    dense = load_yolo(default_source.path).model.float().eval()
+    samples = labelled_samples(coco_pose_mini / "coco-pose-mini.yaml", 8)
+    assert len(samples) == 8 and all(len(s.boxes) for s in samples)
+    meter = APDamage(dense, samples, (17, 3), imgsz=(320, 320), batch=8)
+    assert 0.2 < meter.reference <= 1.0
+    assert meter(copy.deepcopy(dense)) == 0.0
+    silenced = copy.deepcopy(dense)
+    with torch.no_grad():
+        for branch in silenced.model[-1].cv3:
+            branch[-2][-1].bn.weight.zero_()  # the last hidden conv of each level's class branch
+    assert meter(silenced) > 10.0
+    with pytest.raises(Exception, match="damage: ap validates each scan step on labelled images"):
+        prune_channels_(copy.deepcopy(dense), ChannelPlan(macs=0.9, allocation="sensitivity", damage="ap"),
+                        (64, 64), torch.zeros(1, 3, 64, 64))

@@ -33,7 +33,7 @@ def _tensors(value):  # every tensor of a (nested) model output, in a fixed orde
 def _damage_meter(default_source, images: torch.Tensor):  # noqa: ANN001, ANN202
     """The dense yolo11n-pose and a function: how far a pruned copy's head outputs on `images` moved from the
     dense model's (the distillation output terms, their value at equality subtracted)."""
-    from posebench.compress.channel_allocation import damage
+    from posebench.compress.scan_damage import damage
 
     dense = load_yolo(default_source.path).model.float().eval()
     with torch.no_grad():
@@ -189,6 +189,9 @@ def test_an_already_pruned_checkpoint_fine_tunes_as_itself(mini, tmp_path):
     ("  - type: channel_pruning\n    macs: 0.7\n    reconstruct_images: 0\n", r"reconstruct_images: 0 is outside"),
     ("  - type: channel_pruning\n    macs: 0.7\n    reconstruct: true\n    compensate: true\n", "choose one"),
     ("  - type: channel_pruning\n    macs: 0.7\n    between: 2\n", "between: must be true or false"),
+    ("  - type: channel_pruning\n    macs: 0.7\n    damage: ap\n", "damage: ap scores the sensitivity scan"),
+    ("  - type: channel_pruning\n    macs: 0.7\n    allocation: sensitivity\n    damage: psnr\n",
+     "must be one of outputs, ap"),
 ])
 def test_broken_channel_pruning_recipes_name_the_line(text, message):
     with pytest.raises(RecipeError, match=message):

@@ -69,24 +69,6 @@ def unit_removals(unit: list[ChannelGroup], keep: int, criterion: str) -> dict[s
     return {g.name: channel_scores(g, criterion).argsort(descending=True)[keep:].sort().values for g in unit}
 
 
-def head_outputs(net: nn.Module, images: torch.Tensor) -> Any:
-    """The raw head outputs of `net` on `images` (YOLO26: its one-to-many head's)."""
-    with torch.no_grad():
-        out = net.eval()(images)[1]
-    return out["one2many"] if isinstance(out, dict) and "one2many" in out else out
-
-
-def damage(net: nn.Module, dense_out: dict[str, Any], images: torch.Tensor) -> float:
-    """How far `net`'s raw head outputs moved from the dense model's (the distillation output terms, which are
-    zero-gradient at equality; their floor is subtracted by the caller)."""
-    from posebench.compress.distill import output_terms
-
-    head = net.model[-1]
-    terms = output_terms(head_outputs(net, images), dense_out, reg_max=int(getattr(head, "reg_max", 16)),
-                         ndim=int(head.kpt_shape[1]))
-    return float(sum(terms.values()))
-
-
 def remove_(net: nn.Module, groups: list[ChannelGroup], removed: dict[str, torch.Tensor], images: torch.Tensor,
             correct: bool) -> None:
     """Remove channels from `net` (a copy), moving the removed channels' measured mean contribution on `images`
@@ -99,19 +81,22 @@ def remove_(net: nn.Module, groups: list[ChannelGroup], removed: dict[str, torch
 
 
 def sensitivity_removals(net: nn.Module, plan: Any, images: torch.Tensor, cost: Callable[[nn.Module], float], *,
-                         kept: float, correct: bool = False) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+                         kept: float, correct: bool = False, meter: Callable[[nn.Module], float] | None = None,
+                         ) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
     """Spread a target over the groups by measured damage: each unit (a group, or tied C2f halves) is pruned alone
     at 25 / 50 / 75 % on a copy and scored by how far the head outputs move on `images` and by the share of
     `cost(net)` (conv MACs, or estimated conv time) it saves; then the cheapest steps (`cheapest_step`) are taken
     until the pruned network's cost is at most `kept` of the dense one's. `plan`: a `ChannelPlan` (exclude,
     round_to, criterion). Returns the removals and the scan (per unit and level: share saved, damage). `correct`:
     each trial moves the removed channels' measured mean contribution into their readers (`measured_shifts` on
-    `images`) before it is scored, so the allocation chooses under the correction that will be applied."""
+    `images`) before it is scored, so the allocation chooses under the correction that will be applied. `meter`: a
+    step's damage (default: `scan_damage.OutputDamage` on `images`; `APDamage` scores pose mAP on labels)."""
+    from posebench.compress.scan_damage import OutputDamage
+
     groups = select_groups(net, plan.exclude, plan.between)
     units = units_of(groups)
     total = cost(net)
-    dense_out = head_outputs(copy.deepcopy(net), images)
-    floor = damage(copy.deepcopy(net), dense_out, images)
+    meter = meter or OutputDamage(net, images)
     scan: list[dict[str, Any]] = []
     steps: dict[int, list[Step]] = {}
     for u, unit in enumerate(units):
@@ -125,7 +110,7 @@ def sensitivity_removals(net: nn.Module, plan: Any, images: torch.Tensor, cost: 
             trial_groups = {g.name: g for g in select_groups(trial, plan.exclude, plan.between)}
             remove_(trial, [trial_groups[g.name] for g in unit], unit_removals(unit, keep, plan.criterion), images,
                     correct)
-            step = Step(keep, 1.0 - cost(trial) / total, max(0.0, damage(trial, dense_out, images) - floor))
+            step = Step(keep, 1.0 - cost(trial) / total, meter(trial))
             steps.setdefault(u, []).append(step)
             scan.append({"groups": [g.name for g in unit], "channels": size, "kept": keep, "saved": step.saved,
                          "damage": step.damage})

@@ -10,6 +10,7 @@ from posebench.errors import InvalidInputError
 CRITERIA = ("magnitude", "bn_scale", "taylor")
 ALLOCATIONS = ("uniform", "sensitivity")
 TARGETS = ("ratio", "macs", "latency")
+DAMAGES = ("outputs", "ap")  # what the sensitivity scan scores a step by (posebench.compress.scan_damage)
 # Conv module names posebench's default int8 (recipes/int8-ptq.yaml, preset yolo-pose-float-head) keeps in float: the
 # pose head's keypoint branch and the DFL decode (what a latency target prices in float).
 DEFAULT_FLOAT_CONVS = (r"^model\.\d+\.(?:(?:one2one_)?cv4|dfl)\.",)
@@ -34,6 +35,9 @@ class ChannelPlan:
     #                           measured on yolo11n-pose, coco-pose-val: a loss, 0.490 -> 0.486 at 80 % of the MACs,
     #                           0.426 -> 0.377 at 75 %; benchmarks/results/bn-settle)
     allocation: str = "uniform"  # uniform: one ratio for every group; sensitivity: per group, from a scan
+    damage: str = "outputs"  # sensitivity: a step's damage is how far the head outputs move on 8 images (outputs) or
+    #                          the pose mAP50-95 points it loses on `damage_images` labelled images (ap)
+    damage_images: int = 128  # ap: labelled images, spread over the recovery data's train split
     reconstruct: bool = False  # re-fit the convs that lost inputs to the dense model's outputs (least squares on
     #                            images, no labels: posebench.compress.reconstruct)
     float_convs: tuple[str, ...] = DEFAULT_FLOAT_CONVS  # latency: conv module names the deployment keeps in float
@@ -58,5 +62,10 @@ class ChannelPlan:
         if self.compensate and self.reconstruct:
             raise InvalidInputError("compensate and reconstruct both correct the readers of removed channels: "
                                     "reconstruct fits what compensate estimates, choose one")
+        if self.damage not in DAMAGES:
+            raise InvalidInputError(f"unknown scan damage '{self.damage}'; known: {', '.join(DAMAGES)}")
+        if self.damage != "outputs" and self.allocation != "sensitivity":
+            raise InvalidInputError(f"damage: {self.damage} scores the sensitivity scan's steps: add allocation: "
+                                    "sensitivity")
         if self.criterion not in CRITERIA:
             raise InvalidInputError(f"unknown channel-pruning criterion '{self.criterion}'; known: {', '.join(CRITERIA)}")

@@ -48,12 +48,13 @@ from posebench.errors import InvalidInputError
 def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = (640, 640),
                     images: torch.Tensor | None = None, fit_images: torch.Tensor | None = None,
                     on_progress: Callable[[int, int], None] | None = None,
-                    latency_table: LatencyTable | None = None) -> dict[str, Any]:
+                    latency_table: LatencyTable | None = None, labelled: list[Any] | None = None) -> dict[str, Any]:
     """Prune `net` in place by `plan`; returns the per-group table and MACs / parameters before and after (and the
     estimated conv time, when a latency table prices it). `images` (a float batch, letterboxed, 0-1): what the
     sensitivity allocation scores the damage on; `fit_images` (same form): what `plan.reconstruct` fits the pruned
     convs on (`on_progress(done, total)`); `latency_table`: what a latency target is priced by (default: this
-    machine's OpenVINO table, measured on first use and cached)."""
+    machine's OpenVINO table, measured on first use and cached); `labelled` (`evaluate.data.Sample`s): what
+    `damage: ap` validates each scan step on."""
     if plan.reconstruct and fit_images is None:
         raise InvalidInputError("reconstruct: true fits the pruned convs to the dense model's outputs on images: "
                                 "give --pseudo-labels, --bn-recalibration, --calib or --data")
@@ -77,7 +78,8 @@ def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = 
         by_latency = plan.latency is not None
         removed, scan = sensitivity_removals(net, plan, images,
                                              estimated_ms if by_latency else (lambda m: conv_macs(m, imgsz)),
-                                             kept=plan.latency if by_latency else plan.macs)
+                                             kept=plan.latency if by_latency else plan.macs,
+                                             meter=_ap_meter(net, plan, labelled) if plan.damage == "ap" else None)
         groups = select_groups(net, plan.exclude, plan.between)
     else:
         if plan.macs is not None:
@@ -114,6 +116,16 @@ def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = 
             "params_after": int(sum(p.numel() for p in net.parameters())), "criterion": plan.criterion,
             "allocation": plan.allocation, "imgsz": list(imgsz), **latency, **({"sensitivity": scan} if scan else {}),
             **({"reconstruction": fitted} if fitted else {})}
+
+
+def _ap_meter(net: nn.Module, plan: ChannelPlan, labelled: list[Any] | None) -> Callable[[nn.Module], float]:
+    """`damage: ap`: points of pose mAP50-95 a scan step loses on the labelled samples, at 640."""
+    if not labelled:
+        raise InvalidInputError("damage: ap validates each scan step on labelled images: give --data DATA.yaml "
+                                "(the recovery data, never the set you judge on)")
+    from posebench.compress.scan_damage import APDamage
+
+    return APDamage(net, labelled, tuple(net.model[-1].kpt_shape))
 
 
 def _removals(groups: list[ChannelGroup], ratio: float, plan: ChannelPlan) -> dict[str, torch.Tensor]:

@@ -114,6 +114,8 @@ class ChannelPruningModifier:
     imgsz: int = 640  # input size the MACs are counted at
     compensate: bool = False  # move the removed channels' mean activation into their readers' BatchNorm (no gain measured)
     allocation: str = "uniform"  # uniform ratio, or sensitivity: per group from a damage scan on images (macs target)
+    damage: str = "outputs"  # sensitivity: outputs (head outputs' distance, 8 images) | ap (pose mAP lost, labelled)
+    damage_images: int = 128  # damage: ap: labelled images of --data the scan validates each step on
     reconstruct: bool = False  # re-fit the convs that lost inputs to the dense model's outputs (least squares, no labels)
     reconstruct_images: int = 32  # images the reconstruction fits on (from the recovery / calibration source)
 
@@ -129,6 +131,7 @@ class ChannelPruningModifier:
 
         return ChannelPlan(ratio=self.ratio, macs=self.macs, latency=self.latency, criterion=self.criterion, round_to=self.round_to,
                            exclude=self.exclude, between=self.between, compensate=self.compensate, allocation=self.allocation,
+                           damage=self.damage, damage_images=self.damage_images,
                            reconstruct=self.reconstruct)
 
 

@@ -168,7 +168,7 @@ class RecipeParser:
     def channel_pruning(self, data: dict, path: tuple) -> ChannelPruningModifier:
         """Types and ranges here, defaults from the dataclass; how the settings fit together is the modifier's own
         check (`ChannelPruningModifier.__post_init__`), named at this modifier's line."""
-        from posebench.compress.channel_plan import ALLOCATIONS, CRITERIA
+        from posebench.compress.channel_plan import ALLOCATIONS, CRITERIA, DAMAGES
 
         data = self.keys(data, path, ChannelPruningModifier)
         default = {f.name: f.default for f in fields(ChannelPruningModifier)}
@@ -187,6 +187,8 @@ class RecipeParser:
                 between=self._flag(data, "between", path, default["between"]),
                 compensate=self._flag(data, "compensate", path, default["compensate"]),
                 allocation=self.choice(data, "allocation", path, default["allocation"], ALLOCATIONS),
+                damage=self.choice(data, "damage", path, default["damage"], DAMAGES),
+                damage_images=whole("damage_images", 8, 100000),
                 reconstruct=self._flag(data, "reconstruct", path, default["reconstruct"]),
                 reconstruct_images=whole("reconstruct_images", 1, 10000),
                 taylor_batches=whole("taylor_batches", 1, 10000), steps=whole("steps", 1, 100))

@@ -167,8 +167,17 @@ def _prune_channels(run: _Run) -> None:
                                limit=structured.taylor_batches)
         used = taylor_importance_(run.model, batches)
         say(f"Taylor importance from the task loss on {used} labelled images of {data}")
+    labelled = None
+    if structured.damage == "ap":
+        if data is None or data.suffix.lower() not in (".yaml", ".yml"):
+            raise InvalidInputError("damage: ap scores each scan step by pose mAP50-95 on labelled images: give the "
+                                    "recovery data as --data DATA.yaml (never the set you judge on)")
+        from posebench.compress.scan_damage import labelled_samples
+
+        labelled = labelled_samples(data, structured.damage_images)
+        say(f"scan steps scored by pose mAP50-95 on {len(labelled)} labelled images of {data}")
     info = prune_channels_(run.model, structured.plan(), (structured.imgsz, structured.imgsz), images, fit_images,
-                           on_progress=_counting("reconstructed convs", say))
+                           on_progress=_counting("reconstructed convs", say), labelled=labelled)
     say(f"channel pruning: {info['macs_kept']:.1%} of the conv MACs and "
         f"{info['params_after'] / info['params_before']:.1%} of the parameters kept")
     run.channel_info = info
