@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from posebench.compress.modifiers import (ChannelPruningModifier, Distillation, FineTune, QuantizationModifier,
-                                          UltralyticsExport)
+from posebench.compress.modifiers import ChannelPruningModifier, Distillation, FineTune, QuantizationModifier
+from posebench.compress.peer_export import UltralyticsExport
 from posebench.compress.recipe import Recipe
 from posebench.errors import PosebenchError
 from posebench.tune_plan import INT8_PRESETS, Candidate, Progress, TunePlan

@@ -17,6 +17,14 @@ class RecipeError(InvalidInputError):
     """A recipe is malformed; the message names the file, the line and the key."""
 
 
+class SettingError(InvalidInputError):
+    """A modifier's own check found one setting wrong (`key`): the recipe parser names that key's line."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
 def _matches(name: str, pattern: str) -> bool:
     if pattern.startswith("re:"):
         return re.fullmatch(pattern[3:], name) is not None
@@ -89,9 +97,6 @@ class QuantizationModifier:
     # to build, more faithful; ONNX Runtime's QDQ has none)
 
 
-EXPORT_FORMATS = ("openvino", "onnx")
-
-
 @dataclass(frozen=True)
 class ChannelPruningModifier:
     """Structured pruning: whole channels removed from the model's prunable groups (see
@@ -133,19 +138,6 @@ class ChannelPruningModifier:
                            exclude=self.exclude, between=self.between, compensate=self.compensate, allocation=self.allocation,
                            damage=self.damage, damage_images=self.damage_images,
                            reconstruct=self.reconstruct)
-
-
-@dataclass(frozen=True)
-class UltralyticsExport:
-    """The peer's artifact: Ultralytics' own `yolo export` of the (pruned, fine-tuned) model, so a study shows
-    posebench's artifacts side by side with what one `yolo export` line gives a user."""
-
-    type: str = "ultralytics_export"
-    format: str = "openvino"  # openvino | onnx
-    int8: bool = False  # openvino: Ultralytics' NNCF int8 PTQ (`yolo export format=openvino int8=True`)
-    imgsz: tuple[int, ...] = (640, 640)  # static (height, width); a study sets its own
-    calibration_source: str | None = None  # int8: images folder or video; CLI --calib / a study's calibration
-    calibration_images: int = 128
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ from posebench.compress.modifiers import (  # noqa: F401 - the parts are part of
     PruningModifier,
     QuantizationModifier,
     RecipeError,
-    UltralyticsExport,
 )
+from posebench.compress.peer_export import UltralyticsExport
 from posebench.compress.recipe_parser import RecipeParser
 from posebench.compress.yamlmarks import load_with_lines
 

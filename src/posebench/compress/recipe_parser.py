@@ -7,9 +7,8 @@ import re
 from dataclasses import fields
 from typing import Any
 
-from posebench.compress.modifiers import (EXPORT_FORMATS, BNRecalibration, ChannelPruningModifier, Distillation,
-                                          FineTune, PruneGroup, PruningModifier, QuantizationModifier, RecipeError,
-                                          UltralyticsExport)
+from posebench.compress.modifiers import (BNRecalibration, ChannelPruningModifier, Distillation, FineTune,
+                                          PruneGroup, PruningModifier, QuantizationModifier, RecipeError, SettingError)
 from posebench.errors import InvalidInputError, unknown_key
 
 
@@ -90,7 +89,9 @@ class RecipeParser:
         if not isinstance(modifiers, list):
             raise self.fail(("modifiers",), "must be a list of modifiers")
         parsed = tuple(self.modifier(m, ("modifiers", i)) for i, m in enumerate(modifiers))
-        final = [i for i, m in enumerate(parsed) if m.type in ("quantization", "ultralytics_export")]
+        from posebench.compress.methods import METHODS
+
+        final = [i for i, m in enumerate(parsed) if METHODS[m.type].phase == "deploy"]
         if sum(m.type == "channel_pruning" for m in parsed) > 1:
             raise self.fail(("modifiers",), "one channel_pruning step per recipe (its target is for the whole model)")
         if len(final) > 1:
@@ -136,17 +137,48 @@ class RecipeParser:
                       name=data.get("name", ""),
                       description=data.get("description", ""), version=int(version))
 
-    def modifier(self, data: Any, path: tuple) -> PruningModifier | QuantizationModifier | UltralyticsExport:
+    def modifier(self, data: Any, path: tuple) -> Any:
+        """One modifier, read as its registered method says (`posebench.compress.methods.METHODS`)."""
+        from posebench.compress.methods import METHODS
+
         got = data.get("type") if isinstance(data, dict) else data
-        if got == "quantization":
-            return self.quantization(data, path)
-        if got == "ultralytics_export":
-            return self.ultralytics_export(data, path)
-        if got == "channel_pruning":
-            return self.channel_pruning(data, path)
-        if got != "magnitude_pruning":
-            raise self.fail(path + ("type",), f"unknown modifier type {got!r}; known: magnitude_pruning, "
-                                              "channel_pruning, quantization, ultralytics_export")
+        if got not in METHODS:
+            raise self.fail(path + ("type",), f"unknown modifier type {got!r}; known: "
+                                              f"{', '.join(METHODS)}")
+        method = METHODS[got]
+        return getattr(self, method.parse)(data, path) if method.parse else self.settings(method.modifier, data, path)
+
+    def settings(self, cls: type, data: Any, path: tuple) -> Any:
+        """A modifier read from its dataclass alone: each key typed by its field (true/false, a whole number, a
+        number, text, a list of regexes, an image size), defaults from the fields, and the dataclass's own checks
+        (`SettingError` names its key's line)."""
+        data = self.keys(data, path, cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "type" or f.name not in data:
+                continue
+            kind, value, where = str(f.type), data[f.name], path + (f.name,)
+            if f.name == "imgsz" and kind.startswith("tuple"):
+                values[f.name] = tuple(self.size(data, path))
+            elif kind.startswith("tuple"):
+                values[f.name] = self.patterns(data, f.name, path, regex=True)
+            elif kind.startswith("bool"):
+                values[f.name] = self._flag(data, f.name, path)
+            elif kind.startswith(("int", "float")):
+                inf = float("inf")
+                values[f.name] = self.number(data, f.name, path, 0, -inf, inf, integer=kind.startswith("int"))
+            elif value is not None and not isinstance(value, str):
+                raise self.fail(where, f"must be text{' or a path' if 'None' in kind else ''}, got {value!r}")
+            else:
+                values[f.name] = value
+        try:
+            return cls(**values)
+        except SettingError as error:
+            raise self.fail(path + (error.key,), str(error)) from None
+        except InvalidInputError as error:
+            raise self.fail(path, str(error)) from None
+
+    def magnitude_pruning(self, data: dict, path: tuple) -> PruningModifier:
         data = self.keys(data, path, PruningModifier, required=("groups",))
         schedule = self.choice(data, "schedule", path, "one-shot", ("one-shot", "gradual"))
         start = self.number(data, "start_epoch", path, 0.0, 0, 1e6)
@@ -194,20 +226,6 @@ class RecipeParser:
                 taylor_batches=whole("taylor_batches", 1, 10000), steps=whole("steps", 1, 100))
         except InvalidInputError as error:
             raise self.fail(path, str(error)) from None
-
-    def ultralytics_export(self, data: dict, path: tuple) -> UltralyticsExport:
-        data = self.keys(data, path, UltralyticsExport)
-        fmt = self.choice(data, "format", path, "openvino", EXPORT_FORMATS)
-        if not isinstance(data.get("int8", False), bool):
-            raise self.fail(path + ("int8",), "must be true or false")
-        if data.get("int8") and fmt != "openvino":
-            raise self.fail(path + ("int8",), "Ultralytics' int8 export is compared for format: openvino")
-        if data.get("calibration_source") is not None and not isinstance(data["calibration_source"], str):
-            raise self.fail(path + ("calibration_source",), "must be a path")
-        return UltralyticsExport(format=fmt, int8=bool(data.get("int8", False)), imgsz=tuple(self.size(data, path)),
-                                 calibration_source=data.get("calibration_source"),
-                                 calibration_images=int(self.number(data, "calibration_images", path, 128, 1, 100000,
-                                                                    integer=True)))
 
     def size(self, data: dict, path: tuple) -> list[int]:
         size = data.get("imgsz", [640, 640])

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from posebench.compress.bundles import qat_bundle, quantize_bundle
-from posebench.compress.images import (calibration_dataset, calibration_frames, calibration_source, scan_images,
+from posebench.compress.images import (calibration_frames, scan_images,
                                       source_frames)
 from posebench.compress.options import CompressOptions, Progress
+from posebench.compress.run_state import CompressRun, timed
 from posebench.compress.prune import apply_masks_, compute_masks, overall_sparsity, resolve_targets, sparsity_table
 from posebench.compress.recipe import Recipe
 from posebench.errors import InvalidInputError
@@ -27,34 +25,14 @@ from posebench.models import ModelSource, materialize_checkpoint
 from posebench.ultralytics_adapter import load_yolo, use_end2end
 
 
-@dataclass
-class _Run:
-    """One compression in progress: what it was asked, and what each stage has made so far."""
-
-    source: ModelSource
-    recipe: Recipe
-    out_dir: Path
-    options: CompressOptions
-    say: Progress
-    yolo: Any = None
-    model: Any = None
-    data: Path | None = None  # labelled data (or the pseudo-labelled set once made)
-    pseudo: Path | None = None  # images or video the dense model labels
-    epochs: int = 0
-    imgsz: int = 640
-    teacher: Any = None
-    targets: list[Any] = field(default_factory=list)  # the magnitude modifiers' tensors
-    channel_info: dict[str, Any] | None = None
-    calibrated: int = 0
-    pseudo_counts: Any = None
-    timings: dict[str, float] = field(default_factory=dict)
-
-
 def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: CompressOptions = CompressOptions(),
              on_progress: Progress | None = None) -> dict[str, Any]:
     """Run `recipe` on `source`; returns a summary (checkpoint path, sparsity table, timings). Stages in order:
-    channel pruning and one-shot masks, BatchNorm re-calibration, pseudo-labels, fine-tuning (resumed where an
-    interrupted one left off), the final masks and the checkpoint, Ultralytics' own export, quantization."""
+    the model-phase methods (`posebench.compress.methods`: channel pruning, one-shot magnitude masks), BatchNorm
+    re-calibration, pseudo-labels, fine-tuning (resumed where an interrupted one left off), the final masks and the
+    checkpoint, then the deploy-phase method the recipe ends in (Ultralytics' own export, or quantization)."""
+    from posebench.compress.methods import stages
+
     say = on_progress or (lambda message: None)
     out_dir.mkdir(parents=True, exist_ok=True)
     if source.kind == "artifact":
@@ -71,7 +49,7 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
                                   on_progress=on_progress)
     if options.epochs is not None:
         recipe = recipe.with_epochs(options.epochs)
-    run = _start(_Run(source, recipe, out_dir, options, say))
+    run = _start(CompressRun(source, recipe, out_dir, options, say))
     resumed = interrupted_recovery(out_dir, recipe, run.epochs) if run.epochs else None
     if resumed is not None:  # steps 1-3 ran before the interruption: the pruned, partly trained model is last.pt
         say(f"resuming the interrupted recovery in {out_dir} from {resumed['last']}")
@@ -81,20 +59,20 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
                                                                resumed["pseudo_counts"])
         run.data = Path(resumed["data"])
     else:
-        _prune(run)
+        for method, modifiers in stages(recipe, "model"):  # 1. what changes the model before any training
+            method.run_stage(run, modifiers)
         _recalibrate(run)
         _pseudo_label(run)
     if run.epochs:
         _finetune(run, resumed)
-    summary = _save(run)
-    for modifier, stage in ((recipe.ultralytics_export(), _peer_export), (recipe.quantization(), _quantize)):
-        if modifier is not None:  # the deployments the recipe asks for, made from the saved checkpoint
-            stage(run, modifier, summary)
+    run.summary = summary = _save(run)
+    for method, modifiers in stages(recipe, "deploy"):  # 5. the artifact the recipe ends in, from the checkpoint
+        method.run_stage(run, modifiers)
     (out_dir / "sparsity.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
-def _start(run: _Run) -> _Run:
+def _start(run: CompressRun) -> CompressRun:
     """Load the model; check that training has data; the teacher (the dense model) when the recipe distils."""
     recipe, options, source = run.recipe, run.options, run.source
     if source.kind == "yaml":  # built as every posebench command builds it: fixed seed, the pose class count
@@ -123,10 +101,8 @@ def _start(run: _Run) -> _Run:
     return run
 
 
-def _prune(run: _Run) -> None:
-    """1. structured (channel) pruning, then one-shot magnitude modifiers at their final sparsity."""
-    if run.recipe.channel_pruning() is not None:
-        _prune_channels(run)
+def magnitude_pruning_stage(run: CompressRun, modifiers: list[Any]) -> None:
+    """1b. One-shot magnitude modifiers at their final sparsity (gradual ones prune during training)."""
     t0 = time.perf_counter()
     one_shot_ids = {i for i, m in enumerate(run.recipe.pruning()) if m.schedule == "one-shot"}
     one_shot = [t for t in run.targets if t.modifier in one_shot_ids]
@@ -136,10 +112,11 @@ def _prune(run: _Run) -> None:
     run.timings["prune_s"] = time.perf_counter() - t0
 
 
-def _prune_channels(run: _Run) -> None:
+def channel_pruning_stage(run: CompressRun, modifiers: list[Any]) -> None:
+    """1a. Structured (channel) pruning (the recipe's one channel_pruning modifier)."""
     from posebench.compress.channels import prune_channels_
 
-    structured, options, data, say = run.recipe.channel_pruning(), run.options, run.data, run.say
+    (structured,), options, data, say = modifiers, run.options, run.data, run.say
     t0 = time.perf_counter()
     target = (f"ratio {structured.ratio:g}" if structured.ratio is not None else
               f"{structured.macs:.0%} of the MACs kept" if structured.macs is not None else
@@ -184,7 +161,7 @@ def _prune_channels(run: _Run) -> None:
     run.timings["channel_prune_s"] = time.perf_counter() - t0
 
 
-def _recalibrate(run: _Run) -> None:
+def _recalibrate(run: CompressRun) -> None:
     """2. BatchNorm re-calibration (no labels): asked for, or before training keeps the statistics frozen."""
     recipe, info = run.recipe, run.channel_info
     bn = recipe.bn_recalibration
@@ -204,7 +181,7 @@ def _recalibrate(run: _Run) -> None:
         run.timings["bn_recalibration_s"] = time.perf_counter() - t0
 
 
-def _pseudo_label(run: _Run) -> None:
+def _pseudo_label(run: CompressRun) -> None:
     """3a. Training without labels: the dense model labels the pseudo-label source."""
     if not ((run.epochs or run.recipe.qat()) and run.data is None):
         return
@@ -225,7 +202,7 @@ def _pseudo_label(run: _Run) -> None:
     run.timings["pseudo_label_s"] = time.perf_counter() - t0
 
 
-def _finetune(run: _Run, resumed: dict[str, Any] | None) -> None:
+def _finetune(run: CompressRun, resumed: dict[str, Any] | None) -> None:
     """3b. Fine-tuning through Ultralytics' trainer (distilling when the recipe asks), resumable."""
     from posebench.compress.finetune import PruningCallbacks, train
     from posebench.ultralytics_adapter import differs_from_its_yaml, trainer_for
@@ -255,7 +232,7 @@ def _finetune(run: _Run, resumed: dict[str, Any] | None) -> None:
     run.model = run.yolo.model.float()
 
 
-def _save(run: _Run) -> dict[str, Any]:
+def _save(run: CompressRun) -> dict[str, Any]:
     """4. The final masks, once more, on the weights that are saved; the checkpoint and its summary."""
     apply_masks_(run.model, compute_masks(run.model, resolve_targets(run.recipe, run.model), run.recipe))
     checkpoint = run.out_dir / "model.pt"
@@ -271,47 +248,21 @@ def _save(run: _Run) -> dict[str, Any]:
     }
 
 
-def _peer_export(run: _Run, export: Any, summary: dict[str, Any]) -> None:
-    """5. Ultralytics' own export of the result (an `UltralyticsExport` modifier)."""
-    from posebench.export.peer import ultralytics_export
-
-    run.say(f"Ultralytics' own {export.format}{' int8' if export.int8 else ''} export at "
-            f"{export.imgsz[0]}x{export.imgsz[1]}")
-    with _timed(run, "ultralytics_export_s"):
-        data_yaml = None
-        if export.int8:
-            frames = calibration_frames(calibration_source(export, run.options), export.calibration_images)
-            data_yaml = calibration_dataset((("", image) for image in frames), run.out_dir / "calibration",
-                                            tuple(run.model.kpt_shape))
-        artifact = ultralytics_export(Path(summary["checkpoint"]), fmt=export.format, imgsz=tuple(export.imgsz),
-                                      int8=export.int8, data=data_yaml)
-    summary["export"] = {"path": artifact.meta["source"], "format": export.format, "int8": export.int8,
-                         "imgsz": list(export.imgsz), "tool": "ultralytics", "precision": artifact.precision,
-                         "end2end": artifact.meta["end2end"]}
-
-
-def _quantize(run: _Run, quantization: Any, summary: dict[str, Any]) -> None:
-    """6. Quantization (PTQ, or QAT through the trainer) into a bundle of deployable artifacts."""
+def quantization_stage(run: CompressRun, modifiers: list[Any]) -> None:
+    """5. Quantization (PTQ, or QAT through the trainer) into a bundle of deployable artifacts."""
+    quantization, summary = modifiers[-1], run.summary
     run.say(f"{quantization.precision} {quantization.method.upper()} at "
             f"{quantization.imgsz[0]}x{quantization.imgsz[1]}")
     head = "end2end" if use_end2end(run.model, run.source.head) else "auto" if run.source.head == "auto" \
         else "one2many"
     checkpoint, qat = Path(summary["checkpoint"]), run.recipe.qat()
-    with _timed(run, "quantize_s"):
+    with timed(run, "quantize_s"):
         if qat is not None:
             summary["bundle"] = qat_bundle(checkpoint, run.recipe, qat, run.out_dir, run.options, run.say,
                                            name=run.source.name, data=run.data, imgsz=run.imgsz, head=head)
         else:
             summary["bundle"] = quantize_bundle(checkpoint, run.recipe, quantization, run.out_dir, run.options,
                                                 run.say, name=run.source.name, head=head)
-
-
-@contextmanager
-def _timed(run: _Run, key: str) -> Iterator[None]:
-    """Time the block into `run.timings[key]` (seconds)."""
-    start = time.perf_counter()
-    yield
-    run.timings[key] = time.perf_counter() - start
 
 
 RECOVERY_STATE = "recovery.json"
