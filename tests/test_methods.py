@@ -80,6 +80,7 @@ def test_compress_runs_a_registered_stage_in_its_phase(registered, tmp_path):
     recipe = Recipe.from_yaml("modifiers:\n  - type: weight_rounding\n    bits: 3\n    exclude: ['^model\\.0\\.']\n")
     said: list[str] = []
     summary = compress(resolve_model("yolo11n-pose.yaml"), recipe, tmp_path, on_progress=said.append)
+    assert summary["result"] == {"kind": "checkpoint", "spec": summary["checkpoint"]}  # what a chain loads next
     net = load_yolo(summary["checkpoint"]).model
     convs = dict((n, m) for n, m in net.named_modules() if isinstance(m, torch.nn.Conv2d))
     assert "weights rounded to 3 bits" in said

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from posebench.compress.recipe import Recipe
+from posebench.compress.run_state import CompressResult
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,6 @@ def apply_recipes(model: str, steps: Sequence[tuple[str, Recipe | None]], out: P
                                   epochs=inputs.epochs if recipe.finetune.epochs or recipe.qat() else None,
                                   calibration=inputs.calibration, cache_dir=inputs.cache)
         summary = compress(resolve_model(None if spec == "default" else spec), recipe, step_dir, options=options)
-        spec = (summary["export"]["path"] if "export" in summary else str(step_dir) if "bundle" in summary
-                else summary["checkpoint"])
+        spec = CompressResult.from_json(summary["result"]).spec
         marker.write_text(json.dumps({"spec": spec, "summary_timings": summary["timings"]}))
     return spec

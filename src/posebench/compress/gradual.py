@@ -71,7 +71,10 @@ def compress_gradually(source: ModelSource, recipe: Recipe, out_dir: Path, *, op
         steps.append({"step": k, "target": target, "macs_kept": kept, "epochs": n, "out": str(folder)})
         current = resolve_model(summary["checkpoint"])
     shutil.copyfile(summary["checkpoint"], out_dir / "model.pt")
+    result = summary.get("result") or {"kind": "checkpoint"}  # a step done by a posebench before results: its model.pt
+    if result["kind"] == "checkpoint":  # the last step's bundle or export stays where it is
+        result = {"kind": "checkpoint", "spec": str(out_dir / "model.pt")}
     final = {**summary, "checkpoint": str(out_dir / "model.pt"), "recipe": recipe.to_dict(), "steps": steps,
-             "macs_kept": kept}
+             "macs_kept": kept, "result": result}
     (out_dir / "sparsity.json").write_text(json.dumps(final, indent=2, default=str))
     return final

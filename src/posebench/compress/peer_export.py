@@ -39,7 +39,7 @@ class UltralyticsExport:
 def export_stage(run: Any, modifiers: list[UltralyticsExport]) -> None:
     """Ultralytics' own export of the saved checkpoint (`run`: a `CompressRun`; the recipe's one export)."""
     from posebench.compress.images import calibration_dataset, calibration_frames, calibration_source
-    from posebench.compress.run_state import timed
+    from posebench.compress.run_state import CompressResult, timed
     from posebench.export.peer import ultralytics_export
 
     (export,) = modifiers
@@ -56,3 +56,4 @@ def export_stage(run: Any, modifiers: list[UltralyticsExport]) -> None:
     run.summary["export"] = {"path": artifact.meta["source"], "format": export.format, "int8": export.int8,
                              "imgsz": list(export.imgsz), "tool": "ultralytics", "precision": artifact.precision,
                              "end2end": artifact.meta["end2end"]}
+    run.result = CompressResult("export", str(artifact.meta["source"]))

@@ -17,7 +17,7 @@ from posebench.compress.bundles import qat_bundle, quantize_bundle
 from posebench.compress.images import (calibration_frames, scan_images,
                                       source_frames)
 from posebench.compress.options import CompressOptions, Progress
-from posebench.compress.run_state import CompressRun, timed
+from posebench.compress.run_state import CompressResult, CompressRun, timed
 from posebench.compress.prune import apply_masks_, compute_masks, overall_sparsity, resolve_targets, sparsity_table
 from posebench.compress.recipe import Recipe
 from posebench.errors import InvalidInputError
@@ -66,8 +66,10 @@ def compress(source: ModelSource, recipe: Recipe, out_dir: Path, *, options: Com
     if run.epochs:
         _finetune(run, resumed)
     run.summary = summary = _save(run)
+    run.result = CompressResult("checkpoint", summary["checkpoint"])
     for method, modifiers in stages(recipe, "deploy"):  # 5. the artifact the recipe ends in, from the checkpoint
         method.run_stage(run, modifiers)
+    summary["result"] = run.result.to_json()
     (out_dir / "sparsity.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -263,6 +265,7 @@ def quantization_stage(run: CompressRun, modifiers: list[Any]) -> None:
         else:
             summary["bundle"] = quantize_bundle(checkpoint, run.recipe, quantization, run.out_dir, run.options,
                                                 run.say, name=run.source.name, head=head)
+    run.result = CompressResult("bundle", str(run.out_dir))
 
 
 RECOVERY_STATE = "recovery.json"

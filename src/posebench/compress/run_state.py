@@ -14,6 +14,29 @@ from posebench.compress.options import CompressOptions, Progress
 from posebench.models import ModelSource
 
 
+RESULT_KINDS = ("checkpoint", "bundle", "export")
+
+
+@dataclass(frozen=True)
+class CompressResult:
+    """What a compression made last, the thing a chain's next step (or a study's trial) loads: its checkpoint, a
+    bundle folder (quantization) or an exported artifact (Ultralytics' own export). In a summary as "result"."""
+
+    kind: str  # checkpoint | bundle | export
+    spec: str  # a path posebench resolves as a model
+
+    def __post_init__(self) -> None:
+        if self.kind not in RESULT_KINDS:
+            raise ValueError(f"a compression result is one of {', '.join(RESULT_KINDS)}, not '{self.kind}'")
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "spec": self.spec}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CompressResult:
+        return cls(str(data["kind"]), str(data["spec"]))
+
+
 @dataclass
 class CompressRun:
     """One compression in progress: what it was asked, and what each stage has made so far."""
@@ -36,6 +59,7 @@ class CompressRun:
     pseudo_counts: Any = None
     timings: dict[str, float] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)  # once saved: the checkpoint and what the stages add
+    result: CompressResult | None = None  # what was made last (the saved checkpoint, then a deploy stage's artifact)
 
 
 @contextmanager
