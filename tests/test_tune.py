@@ -249,3 +249,34 @@ def test_a_shipped_model_is_a_candidate_of_its_own(footage, tmp_path):
     assert Candidate.of_row({"imgsz": [384, 640], "precision": "fp32", "macs": 1.0}) == Candidate((384, 640))
     with pytest.raises(InvalidInputError, match="not shipped"):
         TunePlan(source=resolve_model(None), footage=footage, out=tmp_path, models=("no-such-model",))
+
+
+def _row(name, p50, fidelity, within=True, reference=False):  # a fine-round row as the tune summary holds it
+    return {"candidate": name, "runtime": "openvino", "p50_ms": p50, "accuracy": {"fidelity": fidelity},
+            "within": within, "reference": reference}
+
+
+def test_the_winner_is_the_fastest_resolved_candidate_above_the_floor():
+    from posebench.tune import choose_winner
+
+    rows = [_row("dense", 20.0, 1.0, reference=True),  # the reference never wins
+            _row("int8", 10.0, 0.97), _row("pruned", 8.0, 0.96),
+            _row("too-lossy", 5.0, 0.80),  # below the floor
+            _row("straddles", 6.0, 0.955, within=None)]  # its interval straddles the tolerance: not resolved
+    winner, faster = choose_winner(rows, {"fidelity": 0.95}, None)
+    assert winner["candidate"] == "pruned"
+    assert [r["candidate"] for r in faster] == ["straddles"]  # said in the summary, not chosen
+    winner, faster = choose_winner([r for r in rows if r["candidate"] in ("dense", "straddles")], {"fidelity": 0.95},
+                                   None)
+    assert winner["candidate"] == "straddles" and faster == []  # unresolved wins only when nothing resolved is left
+    assert choose_winner([rows[0], rows[3]], {"fidelity": 0.95}, None) == (None, [])
+
+
+def test_under_a_budget_the_winner_is_the_most_accurate_that_fits():
+    from posebench.tune import choose_winner
+
+    rows = [_row("dense", 20.0, 1.0, reference=True), _row("int8", 10.0, 0.97), _row("pruned", 8.0, 0.96),
+            _row("twin", 9.0, 0.97)]
+    assert choose_winner(rows, {"fidelity": 0.9}, 12.0)[0]["candidate"] == "twin"  # same accuracy: the faster
+    assert choose_winner(rows, {"fidelity": 0.9}, 8.5)[0]["candidate"] == "pruned"
+    assert choose_winner(rows, {"fidelity": 0.9}, 5.0)[0] is None

@@ -48,6 +48,27 @@ from posebench.tune_plan import (  # noqa: F401 - part of tune's interface
 )
 
 
+
+def choose_winner(timed: list[dict[str, Any]], floor: dict[str, float], budget_ms: float | None,
+                  ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The winning row among `timed` (rows of the fine rounds: p50_ms, accuracy per evaluation, `within` from the
+    paired comparison, reference) and the unresolved rows faster than it. A candidate must reach every `floor`
+    (evaluation -> least accuracy). With a latency budget: the most accurate within it (ties: the faster). Else
+    the fastest whose paired interval says it is within the tolerance; a candidate whose interval straddles the
+    floor is not resolved and wins only when no resolved one is left."""
+    eligible = [r for r in timed if not r["reference"] and all((r["accuracy"].get(k) or -1) >= v
+                                                                for k, v in floor.items())]
+    unresolved: list[dict[str, Any]] = []
+    if budget_ms is not None:
+        eligible = [r for r in eligible if r["p50_ms"] <= budget_ms]
+        eligible.sort(key=lambda r: (tuple(-(v or 0) for v in r["accuracy"].values()), r["p50_ms"]))
+    else:
+        unresolved = [r for r in eligible if r.get("within") is None]
+        eligible = ([r for r in eligible if r.get("within") is not None] or unresolved)
+        eligible.sort(key=lambda r: r["p50_ms"])
+    winner = dict(eligible[0]) if eligible else None
+    return winner, [r for r in unresolved if winner and r["p50_ms"] < winner["p50_ms"]]
+
 class Tuner:
     """Runs a `TunePlan` (resumable: records in OUT/results.jsonl, builds under OUT/builds)."""
 
@@ -257,20 +278,7 @@ class Tuner:
         for r in timed:
             if not r["reference"]:
                 self._compare(r)
-        eligible = [r for r in timed if not r["reference"] and all((r["accuracy"].get(k) or -1) >= v
-                                                                    for k, v in floor.items())]
-        unresolved = []
-        if self.plan.budget_ms is not None:
-            eligible = [r for r in eligible if r["p50_ms"] <= self.plan.budget_ms]
-            eligible.sort(key=lambda r: (tuple(-(v or 0) for v in r["accuracy"].values()), r["p50_ms"]))
-        else:
-            # "within the tolerance" must be what the paired interval says; a candidate whose interval straddles
-            # the floor is not resolved and wins only when no resolved one is left
-            unresolved = [r for r in eligible if r.get("within") is None]
-            eligible = ([r for r in eligible if r.get("within") is not None] or unresolved)
-            eligible.sort(key=lambda r: r["p50_ms"])
-        winner = dict(eligible[0]) if eligible else None
-        faster_unresolved = [r for r in unresolved if winner and r["p50_ms"] < winner["p50_ms"]]
+        winner, faster_unresolved = choose_winner(timed, floor, self.plan.budget_ms)
         return {"model": self.plan.source.name, "footage": str(self.plan.footage), "frames": self.frames,
                 "eval_from": self.eval_from, "frame_hw": list(self.frame_hw),
                 "calibration": json.loads((self.plan.out / "calibration" / "frames.json").read_text()),
