@@ -101,9 +101,9 @@ def test_openvino_ir_is_counted_like_its_onnx(artifacts):
     ("GenuineIntel", 6, 0xAF, 16, "Sierra Forest (E-cores)"),
 ])
 def test_each_known_core_has_its_fp32_flop_per_cycle(vendor, family, model, flops, core):
-    from posebench.machine.microarch import Identity, lookup
+    from posebench.machine.microarch import CpuId, lookup
 
-    found, how = lookup(Identity(vendor, family, model))
+    found, how = lookup(CpuId(vendor, family, model))
     assert found is not None and found.name == core and found.fp32_per_cycle == flops, how
     isa = ["avx2", "fma"] + ([] if "avx512f" in found.lacks else ["avx512f"])
     env = {"isa": isa, "usable_cores": 2, "cpu_model": "any", "cpu_vendor": vendor,
@@ -125,10 +125,10 @@ def test_zen5_is_not_read_as_zen4_and_the_thesis_genoa_is_unchanged():
 
 
 def test_a_masked_or_unknown_identity_falls_back_to_the_isa_upper_bound():
-    from posebench.machine.microarch import Identity, lookup
+    from posebench.machine.microarch import CpuId, lookup
 
     # this project's Intel VM reports model 167 (Rocket Lake, a client core without AMX) next to AMX flags
-    core, how = lookup(Identity("GenuineIntel", 6, 167), {"avx512f", "amx_tile"})
+    core, how = lookup(CpuId("GenuineIntel", 6, 167), {"avx512f", "amx_tile"})
     assert core is None and "masked" in how
     env = {"isa": ["avx2", "fma", "avx512f", "amx_tile"], "usable_cores": 2, "cpu_model": "Intel Xeon Processor",
            "cpu_vendor": "GenuineIntel", "cpu_family": 6, "cpu_model_number": 167}

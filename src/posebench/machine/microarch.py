@@ -62,7 +62,7 @@ CORES = (
 
 
 @dataclass(frozen=True)
-class Identity:
+class CpuId:
     """A CPU's CPUID identity as /proc/cpuinfo reports it."""
 
     vendor: str
@@ -73,7 +73,7 @@ class Identity:
         return f"{self.vendor} family {self.family} (0x{self.family:X}) model {self.model} (0x{self.model:X})"
 
 
-def read_identity(path: Path = Path("/proc/cpuinfo")) -> Identity | None:
+def read_identity(path: Path = Path("/proc/cpuinfo")) -> CpuId | None:
     """Vendor, family and model of the first CPU in /proc/cpuinfo (None where they are not reported)."""
     try:
         text = path.read_text()
@@ -88,12 +88,12 @@ def read_identity(path: Path = Path("/proc/cpuinfo")) -> Identity | None:
         if not line.strip() and fields:
             break
     try:
-        return Identity(fields["vendor_id"], int(fields["cpu family"]), int(fields["model"]))
+        return CpuId(fields["vendor_id"], int(fields["cpu family"]), int(fields["model"]))
     except (KeyError, ValueError):
         return None
 
 
-def lookup(identity: Identity | None, flags: set[str] | frozenset[str] = frozenset()) -> tuple[Core | None, str]:
+def lookup(identity: CpuId | None, flags: set[str] | frozenset[str] = frozenset()) -> tuple[Core | None, str]:
     """The core of a CPU identity, and a sentence on how it was found: (None, why) when the identity is unknown,
     absent, or contradicted by the flags (a VM's masked model number)."""
     if identity is None:

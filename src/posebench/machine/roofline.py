@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from posebench.machine.microarch import Identity, lookup, read_identity
+from posebench.machine.microarch import CpuId, lookup, read_identity
 
 INT8_PER_FP32 = {"amx": None, "avx512_vnni": 4.0, "avx_vnni": 4.0, "avx512": 4 / 3, "avx2": 4 / 3, "generic": 1.0}
 AMX_INT8_PER_CYCLE = 2048.0
@@ -159,7 +159,7 @@ def sgemm_gflops_one_core() -> float:
 
 
 def clock_ghz(isa: set[str] | list[str] | None = None, cpu_model: str = "",
-              cache_dir: Path | None = None, identity: Identity | None | str = "read") -> tuple[float, str]:
+              cache_dir: Path | None = None, identity: CpuId | None | str = "read") -> tuple[float, str]:
     """The clock the peak is computed with: the larger of the reported clock and the clock a measured
     single-core SGEMM implies (rate / (fp32 ops per cycle x 0.9)). VMs report the nominal clock while the
     cores boost above it, so the measured figure is what keeps the peak an upper bound. Measured once per
@@ -195,7 +195,7 @@ def clock_ghz(isa: set[str] | list[str] | None = None, cpu_model: str = "",
     return (reported, source) if reported else (3.0, "no clock known: 3.0 GHz assumed")
 
 
-def fp32_per_cycle(isa: set[str] | list[str], cpu_model: str, identity: Identity | None = None) -> tuple[float, str]:
+def fp32_per_cycle(isa: set[str] | list[str], cpu_model: str, identity: CpuId | None = None) -> tuple[float, str]:
     """fp32 operations per cycle and core, with the reasoning: from the core's CPUID identity when it is known
     (`posebench.machine.microarch`), else the ISA's upper bound; records made before identities were kept (no identity)
     keep the vendor-name rule they were made with."""
@@ -217,10 +217,10 @@ def fp32_per_cycle(isa: set[str] | list[str], cpu_model: str, identity: Identity
     return 8.0, "SSE"
 
 
-def identity_of(env: dict[str, Any]) -> Identity | None:
+def identity_of(env: dict[str, Any]) -> CpuId | None:
     """The CPUID identity a fingerprint recorded (None for records made before it was kept)."""
     try:
-        return Identity(str(env["cpu_vendor"]), int(env["cpu_family"]), int(env["cpu_model_number"]))
+        return CpuId(str(env["cpu_vendor"]), int(env["cpu_family"]), int(env["cpu_model_number"]))
     except (KeyError, TypeError, ValueError):
         return None
 
