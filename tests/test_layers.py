@@ -161,3 +161,33 @@ def test_no_function_over_80_lines() -> None:
                 if length > MAX_FUNCTION_LINES:
                     long[f"{name}.{node.name}"] = length
     assert not long, f"split by what each part does (at most {MAX_FUNCTION_LINES} lines): {long}"
+
+
+TYPED_PAYLOADS = {"latency", "accuracy", "evaluation"}  # read through Record.latency_stats / scores / evaluation_*
+
+
+def test_a_records_payloads_are_read_through_their_types():
+    """Outside record.py nothing reads a record's latency, accuracy or evaluation payload by key
+    (`r.latency["p50_ms"]`, `(r.accuracy or {}).get("pose")`): `Record.latency_stats` (a LatencyStats),
+    `Record.scores` (an Accuracy) and `Record.evaluation_name` / `evaluation_mode` say what is there. A study's
+    own `latency:` settings are not a payload."""
+
+    def payload(node: ast.AST) -> ast.Attribute | None:
+        if isinstance(node, ast.BoolOp):
+            node = node.values[0]
+        return node if isinstance(node, ast.Attribute) and node.attr in TYPED_PAYLOADS else None
+
+    found = []
+    for name, path in _modules().items():
+        if name == "posebench.record":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            attr = None
+            if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and \
+                    isinstance(node.slice.value, str):
+                attr = payload(node.value)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+                attr = payload(node.func.value)
+            if attr is not None and not ast.unparse(attr).startswith(("study.", "self.study.")):
+                found.append(f"{name}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, "payloads read by key outside record.py: " + "; ".join(found)

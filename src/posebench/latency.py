@@ -90,6 +90,18 @@ class LatencyStats:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LatencyStats:
+        """Read back what `to_dict` wrote (a figure a record lacks reads as NaN, a count as 0)."""
+        nan = float("nan")
+        return cls(count=int(data.get("count", 0)), mean_ms=float(data.get("mean_ms", nan)),
+                   std_ms=float(data.get("std_ms", nan)), min_ms=float(data.get("min_ms", nan)),
+                   p50_ms=float(data.get("p50_ms", nan)), p90_ms=float(data.get("p90_ms", nan)),
+                   p99_ms=float(data.get("p99_ms", nan)), max_ms=float(data.get("max_ms", nan)),
+                   throughput_ips=float(data.get("throughput_ips", nan)),
+                   timed_seconds=float(data.get("timed_seconds", nan)),
+                   warmup_count=int(data.get("warmup_count", 0)), capped=bool(data.get("capped", False)))
+
 
 def summarize(samples_ns: np.ndarray, *, timed_seconds: float, warmup_count: int,
               capped: bool = False) -> LatencyStats:

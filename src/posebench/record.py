@@ -15,7 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from posebench.latency import LatencyStats
 
 SCHEMA_VERSION = 2
 
@@ -116,6 +119,63 @@ class Failure:
         return cls(str(result["status"]), str(result.get("error", "")), result.get("error_type"))
 
 
+@dataclass(frozen=True)
+class Accuracy:
+    """An accuracy payload as posebench reads it: per group ("box", "pose", "coco") its metrics and 95 % intervals,
+    the images scored, a label-free run's fidelity, the per-image matches paired comparisons need. `raw` is what a
+    store holds, written back unchanged (`to_json`), so old stores report as they did."""
+
+    raw: Mapping[str, Any]
+
+    def score(self, group: str, metric: str) -> float | None:
+        """A group's metric ('pose', 'map50_95'; 'coco', 'AP'), None where the payload has none."""
+        value = (self.raw.get(group) or {}).get(metric)
+        return None if value is None else float(value)
+
+    def interval(self, group: str, metric: str) -> tuple[float, float] | None:
+        """The metric's 95 % bootstrap interval, None where the payload has none."""
+        found = ((self.raw.get("intervals") or {}).get(group) or {}).get(metric)
+        return (float(found[0]), float(found[1])) if found else None
+
+    def group(self, name: str) -> Mapping[str, Any]:
+        """Every metric of one group (empty where the payload has none)."""
+        return self.raw.get(name) or {}
+
+    @property
+    def images(self) -> int:
+        return int(self.raw.get("images", 0))
+
+    @property
+    def instances(self) -> int:
+        return int(self.raw.get("instances", 0))
+
+    @property
+    def wall_seconds(self) -> float:
+        return float(self.raw.get("wall_seconds", 0.0))
+
+    @property
+    def fidelity(self) -> float | None:
+        """Label-free: keypoint AP against the reference's predictions (None for a run against labels)."""
+        value = self.raw.get("fidelity")
+        return None if value is None else float(value)
+
+    @property
+    def headline(self) -> float:
+        """Fidelity for a label-free run, else pose mAP50-95: the one number a run is chosen by."""
+        return self.fidelity if self.fidelity is not None else float(self.raw["pose"]["map50_95"])
+
+    @property
+    def has_intervals(self) -> bool:
+        return bool(self.raw.get("intervals"))
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.raw)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Accuracy:
+        return cls(data)
+
+
 def evaluation_label(evaluation: Mapping[str, Any] | None) -> str:
     """An evaluation's name: its own, else its dataset and split, else 'fidelity:' and its frames' name (what
     `val` calls an evaluation it is not told the name of, and what reports call records without one)."""
@@ -176,6 +236,23 @@ class Record:
     @property
     def evaluation_name(self) -> str | None:
         return (self.evaluation or {}).get("name")
+
+    @property
+    def evaluation_mode(self) -> str | None:
+        """"labels" or "reference" (label-free), as the accuracy trial recorded it."""
+        return (self.evaluation or {}).get("mode")
+
+    @property
+    def latency_stats(self) -> LatencyStats | None:
+        """The latency payload, typed (None: no latency measured)."""
+        from posebench.latency import LatencyStats
+
+        return LatencyStats.from_dict(dict(self.latency)) if self.latency else None
+
+    @property
+    def scores(self) -> Accuracy | None:
+        """The accuracy payload, typed (None: no accuracy measured)."""
+        return Accuracy(self.accuracy) if self.accuracy else None
 
     @property
     def spread(self) -> float | None:

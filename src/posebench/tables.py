@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from posebench.evaluate.uncertainty import format_interval
-from posebench.record import Record
+from posebench.record import Accuracy, Record
 from posebench.runtimes.base import runtime_class
 
 COLUMNS = ("runtime", "threads", "mean ms", "p50 ms", "p90 ms", "p99 ms", "std ms", "runs", "vs torch", "status")
@@ -18,7 +19,7 @@ def _ms(value: float) -> str:
 
 def latency_rows(records: list[Record]) -> list[list[str]]:
     """One row per latency record; 'vs torch' is torch's mean at the same threads / this mean."""
-    torch_mean = {r.identity.threads: r.latency["mean_ms"] for r in records
+    torch_mean = {r.identity.threads: r.latency_stats.mean_ms for r in records
                   if r.identity.runtime == "torch" and r.ok}
     rows = []
     for r in records:
@@ -26,12 +27,12 @@ def latency_rows(records: list[Record]) -> list[list[str]]:
         if not r.ok:
             rows.append([t.label, str(t.threads), *["-"] * 7, f"{r.status}: {r.error}"])
             continue
-        lat = r.latency
+        lat = r.latency_stats
         ref = torch_mean.get(t.threads)
-        speedup = f"{ref / lat['mean_ms']:.2f}x" if ref and runtime_class(t.runtime).runs_model else "-"
-        status = "ok" + (" (capped)" if lat.get("capped") else "") + (" (warning: see below)" if r.warnings else "")
-        rows.append([t.label, str(t.threads), _ms(lat['mean_ms']), _ms(lat['p50_ms']),
-                     _ms(lat['p90_ms']), _ms(lat['p99_ms']), _ms(lat['std_ms']), str(lat["count"]),
+        speedup = f"{ref / lat.mean_ms:.2f}x" if ref and runtime_class(t.runtime).runs_model else "-"
+        status = "ok" + (" (capped)" if lat.capped else "") + (" (warning: see below)" if r.warnings else "")
+        rows.append([t.label, str(t.threads), _ms(lat.mean_ms), _ms(lat.p50_ms),
+                     _ms(lat.p90_ms), _ms(lat.p99_ms), _ms(lat.std_ms), str(lat.count),
                      speedup, status])
     return rows
 
@@ -86,10 +87,13 @@ ACCURACY_COLUMNS = ("runtime", "Box P", "Box R", "Box mAP50", "Box mAP50-95", "P
                     "Pose mAP50-95", "COCO AP", "COCO AP50", "images", "s")
 
 
-def with_interval(accuracy: dict[str, Any], group: str, metric: str) -> str:
-    """'0.504 [0.484, 0.525]': a metric of an accuracy record with its 95 % bootstrap interval when it has one."""
-    interval = ((accuracy.get("intervals") or {}).get(group) or {}).get(metric)
-    return format_interval(float(accuracy[group][metric]), interval)
+def with_interval(accuracy: Mapping[str, Any] | Accuracy, group: str, metric: str) -> str:
+    """'0.504 [0.484, 0.525]': a metric of an accuracy payload with its 95 % bootstrap interval when it has one."""
+    a = accuracy if isinstance(accuracy, Accuracy) else Accuracy(accuracy)
+    value = a.score(group, metric)
+    if value is None:
+        raise KeyError(f"no {group} {metric} in this accuracy record")
+    return format_interval(value, a.interval(group, metric))
 
 
 def accuracy_rows(records: list[Record]) -> list[list[str]]:
@@ -100,14 +104,14 @@ def accuracy_rows(records: list[Record]) -> list[list[str]]:
         if not r.ok:
             rows.append([label, *["-"] * (len(ACCURACY_COLUMNS) - 2), f"error: {r.error}"])
             continue
-        a = r.accuracy
-        coco = a.get("coco") or {}
+        a = r.scores
+        coco = a.group("coco")
         cells = [with_interval(a, group, metric) for group in ("box", "pose")
                  for metric in ("precision", "recall", "map50", "map50_95")]
         rows.append([label, *cells,
                      with_interval(a, "coco", "AP") if "AP" in coco else "-",
                      with_interval(a, "coco", "AP50") if "AP50" in coco else "-",
-                     str(a["images"]), f"{a['wall_seconds']:.1f}"])
+                     str(a.images), f"{a.wall_seconds:.1f}"])
     return rows
 
 

@@ -147,7 +147,7 @@ class Tuner:
         """Model-mode p50 (ms) of one measurement, recorded once per `lineup` (what it is interleaved with)."""
         record = self.measured(candidate, self.trial(candidate, runtime, threads, stage=f"{stage}{lineup}",
                                                      round_no=round_no))
-        return float(record.latency["p50_ms"]) if record.ok else None
+        return record.latency_stats.p50_ms if record.ok else None
 
     # ---- the search -------------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -320,10 +320,11 @@ class Tuner:
         out: dict[str, Any] = {"data": str(self.plan.judge), "scores": {}, "differences": {}}
         for name, r in records.items():
             if r.ok:
-                a = r.accuracy
+                a = r.scores
+                interval = a.interval("pose", "map50_95")
                 out["scores"][name] = {"candidate": runs[name][0].name, "runtime": runs[name][1],
-                                       "map50_95": a["pose"]["map50_95"], "images": a["images"],
-                                       "interval": ((a.get("intervals") or {}).get("pose") or {}).get("map50_95")}
+                                       "map50_95": a.score("pose", "map50_95"), "images": a.images,
+                                       "interval": list(interval) if interval else None}
         mine = records["winner"]
         for name in ("fp32 at the winner's size", "reference"):
             other = records[name]
@@ -338,8 +339,7 @@ def _score(record: Record | None) -> float | None:
     """Fidelity, or pose mAP50-95 with labels (None: no successful record)."""
     if record is None or not record.ok:
         return None
-    accuracy = record.accuracy
-    return float(accuracy["fidelity"]) if "fidelity" in accuracy else float(accuracy["pose"]["map50_95"])
+    return record.scores.headline
 
 
 def pareto_front(rows: list[dict[str, Any]]) -> None:

@@ -88,7 +88,7 @@ def _print_study_tables(store: Path, *, metric: str = "map50", max_drop: float =
     cells: dict[tuple[str, str], dict[str, str]] = {}
     for r in report.latency:
         t = r.identity
-        cells.setdefault((t.model, t.variant), {})[f"{t.runtime}@{t.threads}"] = f"{r.latency['mean_ms']:.2f}"
+        cells.setdefault((t.model, t.variant), {})[f"{t.runtime}@{t.threads}"] = f"{r.latency_stats.mean_ms:.2f}"
     rows = [[m, v, *(c.get(k, "-") for k in configs)] for (m, v), c in cells.items()]
     print_table("batch-1 latency, mean ms (p50 and p99 in the report)", ("model", "variant", *configs), rows,
                 left=("model", "variant"), width=190)

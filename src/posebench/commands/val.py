@@ -105,17 +105,17 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.json, records)
     for r in records:
         if r.ok:
-            a = r.accuracy
-            coco = f", COCO AP {with_interval(a, 'coco', 'AP')}" if a.get("coco") else ""
-            if "fidelity" in a:
+            a = r.scores
+            coco = f", COCO AP {with_interval(a, 'coco', 'AP')}" if a.group("coco") else ""
+            if a.fidelity is not None:
                 coco = (f", fidelity {with_interval(a, 'coco', 'AP')} (COCO keypoint AP against the reference; "
                         "1.0 = same poses)")
-            ci = " (95 % intervals: bootstrap over images)" if a.get("intervals") else ""
+            ci = " (95 % intervals: bootstrap over images)" if a.has_intervals else ""
             who = ("baseline " if args.baseline and r is records[-1] else "") + r.identity.runtime
             print(f"{who}: pose mAP50 {with_interval(a, 'pose', 'map50')} mAP50-95 "
                   f"{with_interval(a, 'pose', 'map50_95')}, box mAP50 {with_interval(a, 'box', 'map50')} mAP50-95 "
-                  f"{with_interval(a, 'box', 'map50_95')}{coco} on {a['images']} "
-                  f"images ({a['instances']} instances) in {a['wall_seconds']:.1f} s{ci}"
+                  f"{with_interval(a, 'box', 'map50_95')}{coco} on {a.images} "
+                  f"images ({a.instances} instances) in {a.wall_seconds:.1f} s{ci}"
                   + (f"; {len(a['skipped'])} input(s) left out: {'; '.join(a['skipped'])}" if a.get("skipped") else ""))
         else:
             print(f"{r.identity.runtime}: {r.status}: {r.error}")

@@ -57,7 +57,7 @@ def build_report(paths: list[Path], out: Path, *, max_drop: float = 0.01, budget
 
 def _verdict_section(report: Report, max_drop: float, budget_ms: float | None) -> Section:
     lines = verdict(report, max_drop=max_drop, budget_ms=budget_ms)
-    few = sorted({r.accuracy["images"] for r in report.accuracy if Report._evaluation_name(r) == report.primary})
+    few = sorted({r.scores.images for r in report.accuracy if Report._evaluation_name(r) == report.primary})
     if few and few[0] < 20:
         lines.append(f"Caution: the primary evaluation ({report.primary}) has only {few[0]} images; accuracy "
                      "differences of a few points are within its noise.")

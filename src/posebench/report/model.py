@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from posebench.errors import InvalidInputError
 from posebench.evaluate.uncertainty import Difference
-from posebench.record import Record, evaluation_label
+from posebench.record import Accuracy, Record, evaluation_label
 from posebench.runtimes.base import runtime_class
 from posebench.evaluate.compare import difference
 from posebench.report.cost import Cost, PriceRule, load_prices, price
@@ -100,7 +100,7 @@ class Report:
             name = self._evaluation_name(r)
             if name not in names:
                 names.append(name)
-        labelled = [n for n in names if any(self._evaluation_name(r) == n and r.evaluation.get("mode") == "labels"
+        labelled = [n for n in names if any(self._evaluation_name(r) == n and r.evaluation_mode == "labels"
                                            for r in self.accuracy)]
         if evaluation is not None and evaluation not in names:
             raise InvalidInputError(f"no evaluation named '{evaluation}' in the results (have: {', '.join(names)})")
@@ -132,18 +132,17 @@ class Report:
             if not runtime_class(t.runtime).runs_model:
                 continue
             base = self.accuracy_of(t.model, "base", t.runtime, self.primary) if acc else None
+            lat = r.latency_stats
             points.append(Point(t.model, t.variant, t.label, t.threads, machine_name(r), device_kind(r),
-                                r.latency["mean_ms"], r.latency["p50_ms"], r.latency["p99_ms"],
-                                acc["pose"][self.metric] if acc else None,
-                                price(self.prices, r.environment or {}, device_kind(r), t.threads,
-                                      r.latency["mean_ms"]),
+                                lat.mean_ms, lat.p50_ms, lat.p99_ms,
+                                Accuracy(acc).score("pose", self.metric) if acc else None,
+                                price(self.prices, r.environment or {}, device_kind(r), t.threads, lat.mean_ms),
                                 self.gap(acc, base), self.interval_of(acc), acc))
         return points
 
     def interval_of(self, accuracy: dict | None) -> tuple[float, float] | None:
         """The primary metric's 95 % interval in an accuracy record (None: the record has none)."""
-        found = (((accuracy or {}).get("intervals") or {}).get("pose") or {}).get(self.metric)
-        return (float(found[0]), float(found[1])) if found else None
+        return Accuracy(accuracy).interval("pose", self.metric) if accuracy else None
 
     def resolvably_better(self, a: Point, b: Point) -> bool | None:
         """Whether a's accuracy is above b's by a paired interval that excludes zero (None: no per-image matches
@@ -196,12 +195,13 @@ def combine_rounds(records: list[Record]) -> list[Record]:
     for group in groups.values():
         group.sort(key=lambda r: (r.round or 1, r.created))
         last = group[-1]
-        stats = [g.latency for g in group]
-        latency = {**stats[-1], **{k: statistics.median(s[k] for s in stats)
-                                   for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms") if k in stats[-1]}}
+        stats = [g.latency_stats for g in group]
+        medians = {k: statistics.median(getattr(s, k) for s in stats) for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms")}
+        median = replace(stats[-1], **medians)
         compute = last.compute
         ops = (last.artifact or {}).get("ops")
         if ops and compute:
-            compute = roofline(ops, latency["p50_ms"], cpu_peak(last.environment or {}, last.identity.threads))
-        combined.append(replace(last, latency=latency, compute=compute, rounds=tuple(s["p50_ms"] for s in stats)))
+            compute = roofline(ops, median.p50_ms, cpu_peak(last.environment or {}, last.identity.threads))
+        combined.append(replace(last, latency={**last.latency, **medians}, compute=compute,
+                                rounds=tuple(s.p50_ms for s in stats)))
     return sorted(combined, key=lambda r: r.created)

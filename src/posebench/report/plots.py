@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from posebench.record import Accuracy
 from posebench.report.model import LABELS, METRICS, Point, Report
 from posebench.report.sections import config_of_record, p90_of, slug
 from posebench.report.verdict import pareto_front
@@ -56,9 +57,9 @@ def _accuracy_plots(report: Report, plt: Any) -> dict[str, tuple[str, bytes]]:
             for model, variant in variants:
                 acc = report.accuracy_of(model, variant, None, report.primary)
                 if acc:
-                    values.append(acc[kind][metric])
+                    values.append(Accuracy(acc).score(kind, metric))
                     names.append(variant if len({m for m, _ in variants}) == 1 else f"{model}\n{variant}")
-                    ci = ((acc.get("intervals") or {}).get(kind) or {}).get(metric)  # mAP50, mAP50-95 only
+                    ci = Accuracy(acc).interval(kind, metric)  # mAP50, mAP50-95 only
                     low.append(max(values[-1] - ci[0], 0) if ci else 0)
                     high.append(max(ci[1] - values[-1], 0) if ci else 0)
             ax.bar(range(len(values)), values, color="#4C72B0")

@@ -16,7 +16,8 @@ def p90_of(report: Report, point: Point) -> float:
         t = r.identity
         if (t.model, t.variant, t.label, t.threads, machine_name(r)) == \
                 (point.model, point.variant, point.runtime, point.threads, point.machine):
-            return float(r.latency.get("p90_ms", point.p50_ms))
+            p90 = r.latency_stats.p90_ms
+            return point.p50_ms if p90 != p90 else p90  # NaN: a record without a p90
     return point.p50_ms
 
 
@@ -44,12 +45,12 @@ def accuracy_table(report: Report, evaluation: str) -> list[list[str]]:
     for r in report.accuracy:
         if Report._evaluation_name(r) != evaluation:
             continue
-        a, t = r.accuracy, r.identity
-        extra = with_interval(a, "coco", "AP") if (a.get("coco") or {}).get("AP") is not None else "-"
+        a, t = r.scores, r.identity
+        extra = with_interval(a, "coco", "AP") if a.score("coco", "AP") is not None else "-"
         base = report.accuracy_of(t.model, "base", t.runtime, evaluation)
-        gap = report.gap(a, base)
+        gap = report.gap(r.accuracy, base)
         rows.append([t.model, t.variant, t.runtime, *(with_interval(a, "box", m) for m in METRICS),
-                     *(with_interval(a, "pose", m) for m in METRICS), extra, str(a["images"]),
+                     *(with_interval(a, "pose", m) for m in METRICS), extra, str(a.images),
                      gap.describe() if gap else "-"])
     return rows
 
@@ -109,7 +110,7 @@ def rounds_table(report: Report) -> list[list[str]]:
 def e2e_table(report: Report) -> list[list[str]]:
     """End-to-end rows: each stage's p50 (pre-processing, inference, decode + NMS), the total's p50 / p90 / p99,
     and the total over the same configuration's model-mode p50 (what the pipeline adds)."""
-    model_p50 = {(r.identity.model, r.identity.variant, report.config(r)): r.latency["p50_ms"]
+    model_p50 = {(r.identity.model, r.identity.variant, report.config(r)): r.latency_stats.p50_ms
                  for r in report.latency}
     rows = [["model", "variant", "runtime@threads", "pipeline", "pre p50", "infer p50", "post p50",
              "total p50", "p90", "p99", "x model mode", "frames from"]]
@@ -222,11 +223,11 @@ def thesis_beside(report: Report) -> list[list[str]]:
         if published is None:
             continue
         base = measured.get((model, "base", threads, machine))
-        p50 = r.latency["p50_ms"]
+        p50 = r.latency_stats.p50_ms
         size = "x".join(str(v) for v in r.identity.imgsz)
         rows.append([variant, "YOLOv8s-pose, 512x512, 8 (AMD Genoa)", f"{published:.3f}", f"{base_ms / published:.2f}",
                      f"{model}, {size}, {threads} ({machine_name(r)})", f"{p50:.2f}",
-                     f"{base.latency['p50_ms'] / p50:.2f}" if base else "-",
+                     f"{base.latency_stats.p50_ms / p50:.2f}" if base else "-",
                      str((r.artifact or {}).get("form") or "onnx")])
     return rows
 
