@@ -56,7 +56,8 @@ class Trial:
     evaluation: Evaluation | None = None  # accuracy trials
     round: int = 1  # latency: the interleaved round
     target: str | None = None  # latency: the hardware kind it must run on (None: wherever it runs)
-    stage: str = ""  # latency: a tune stage and the line-up it is interleaved with
+    stage: str = ""  # latency: a tune stage ("coarse", "fine")
+    lineup: str = ""  # latency: the hash of the line-up it is interleaved with (a tune round's candidates)
     # how, not which:
     study: str = ""  # the study (or tune run) its record belongs to
     model_name: str = ""  # the name its record gives the model (default: `model`)
@@ -79,7 +80,8 @@ class Trial:
             assert self.evaluation is not None
             return f"{self.model}|{self.variant}|accuracy|{self.evaluation.name}|{self.runtime}"
         return (f"{self.model}|{self.variant}|latency|{self.runtime}|{self.threads}"
-                + (f"|{self.stage}" if self.stage else "") + (f"|r{self.round}" if self.round > 1 else "")
+                + (f"|{self.stage}" if self.stage else "") + (f"|{self.lineup}" if self.lineup else "")
+                + (f"|r{self.round}" if self.round > 1 else "")
                 + (f"|{self.mode}" if self.mode != "model" else "")
                 + (f"|{self.pipeline}" if self.pipeline != "posebench" else "")
                 + (f"|@{self.target}" if self.target else ""))

@@ -93,12 +93,12 @@ class Tuner:
 
     # ---- measuring --------------------------------------------------------------------------------------------
     def trial(self, candidate: Candidate, runtime: str, threads: int | None = None, *,
-              evaluation: Evaluation | None = None, stage: str = "", round_no: int = 1) -> Trial:
+              evaluation: Evaluation | None = None, stage: str = "", lineup: str = "", round_no: int = 1) -> Trial:
         """The trial of `candidate` on `runtime`: latency (a `stage`, a round) or accuracy (an `evaluation`)."""
         protocol = self.plan.coarse if stage.startswith("coarse") else self.plan.fine
         return Trial("accuracy" if evaluation else "latency", self.plan.source.name, candidate.name, runtime,
                      threads or max(self.plan.threads), candidate.imgsz, evaluation=evaluation, stage=stage,
-                     round=round_no, study=f"tune:{self.plan.out.name}", protocol=protocol)
+                     lineup=lineup, round=round_no, study=f"tune:{self.plan.out.name}", protocol=protocol)
 
     def evaluation(self, name: str, runtime: str) -> Evaluation:
         """fidelity (label-free, against the dense model at its native size on the judging frames), labels (the
@@ -145,7 +145,7 @@ class Tuner:
     def latency(self, candidate: Candidate, runtime: str, threads: int, stage: str, round_no: int,
                 lineup: str = "") -> float | None:
         """Model-mode p50 (ms) of one measurement, recorded once per `lineup` (what it is interleaved with)."""
-        record = self.measured(candidate, self.trial(candidate, runtime, threads, stage=f"{stage}{lineup}",
+        record = self.measured(candidate, self.trial(candidate, runtime, threads, stage=stage, lineup=lineup,
                                                      round_no=round_no))
         return record.latency_stats.p50_ms if record.ok else None
 
@@ -226,7 +226,7 @@ class Tuner:
         # only if it times the same line-up (an interrupted run); another line-up (new candidates) is timed afresh.
         import hashlib
 
-        lineup = "|" + hashlib.sha256(repr(sorted((c.name, rt, t) for c, rt, t in triples)).encode()).hexdigest()[:10]
+        lineup = hashlib.sha256(repr(sorted((c.name, rt, t) for c, rt, t in triples)).encode()).hexdigest()[:10]
         samples: dict[tuple[Candidate, str, int], list[float | None]] = {}
         total, k = rounds * len(triples), 0
         for round_no in range(1, rounds + 1):
