@@ -25,7 +25,8 @@ from side_by_side import interleaved_latency, ultralytics_openvino_int8
 
 from posebench import Recipe
 from posebench.compress.images import calibration_dataset
-from posebench import CompressOptions, compress
+from posebench import CompressOptions
+from posebench.compress.run import compress
 from posebench import fingerprint
 from posebench import ArtifactStore
 from posebench import resolve_model

@@ -16,7 +16,8 @@ from pathlib import Path
 from channel_pruning import SHARED, _pose_map, labelled_copy
 
 from posebench import Recipe
-from posebench import CompressOptions, compress
+from posebench import CompressOptions
+from posebench.compress.run import compress
 from posebench import fingerprint
 from posebench import ArtifactStore
 from posebench import resolve_model

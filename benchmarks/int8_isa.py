@@ -60,7 +60,8 @@ def main() -> int:
         return 0
     from posebench import ArtifactStore
     from posebench import Recipe
-    from posebench import CompressOptions, compress
+    from posebench import CompressOptions
+    from posebench.compress.run import compress
     from posebench import fingerprint
     from posebench import resolve_model
 

@@ -21,3 +21,17 @@ def test_help_is_fast_and_lists_commands():
     out = subprocess.run([sys.executable, "-m", "posebench", "bench", "--help"], capture_output=True, text=True,
                          check=True)
     assert "--min-seconds" in out.stdout and "--threads" in out.stdout
+
+
+def test_every_public_name_is_the_thing_its_module_defines():
+    """`from posebench import X` gives X as its module defines it, in any order of imports: a public name that is
+    also a subpackage's name (posebench.compress) would be shadowed by the subpackage once anything under it is
+    imported, so the API holds none."""
+    import importlib
+
+    import posebench
+
+    for name, module in posebench._API.items():
+        importlib.import_module(module)
+    for name, module in posebench._API.items():
+        assert getattr(posebench, name) is getattr(importlib.import_module(module), name), name

@@ -26,16 +26,16 @@ _API = {
     "latest_per_trial": "posebench.results", "resolve_model": "posebench.models",
     "BenchPlan": "posebench.bench", "run_bench": "posebench.bench", "ValPlan": "posebench.val",
     "run_val": "posebench.val", "LatencyProtocol": "posebench.latency", "Study": "posebench.study",
-    "run_study": "posebench.study", "TunePlan": "posebench.tune", "tune": "posebench.tune",
+    "run_study": "posebench.study", "TunePlan": "posebench.tune",  # tune(): posebench.tune
     "Recipe": "posebench.compress.recipe", "CompressOptions": "posebench.compress.options",
-    "compress": "posebench.compress.run", "build_report": "posebench.report.build",
+    "build_report": "posebench.report.build",  # compress(): posebench.compress.run (the subpackage owns the name)
     "fingerprint": "posebench.machine.environment",
     # building blocks for a study of one's own (benchmarks/ uses these)
     "ArtifactStore": "posebench.export", "read_metadata": "posebench.export", "create_backend": "posebench.runtimes",
     "Predictor": "posebench.evaluate.validate", "validate": "posebench.evaluate.validate",
     "fidelity": "posebench.evaluate.validate", "pseudo_truth": "posebench.evaluate.validate",
     "iter_frames": "posebench.evaluate.validate", "load_dataset": "posebench.evaluate.data",
-    "NMSConfig": "posebench.evaluate.postprocess", "FrameSource": "posebench.stream", "run_stream": "posebench.stream",
+    "NMSConfig": "posebench.evaluate.postprocess", "FrameSource": "posebench.frame_source", "run_stream": "posebench.stream",
     "open_pipeline": "posebench.pipeline", "measure_in_child": "posebench.bench",
     "default_model_path": "posebench.models", "ran_as": "posebench.machine.environment",
 }
