@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--ap-images", type=int, default=64, help=":ap targets: labelled images per scan step")
     parser.add_argument("--scan-limit", type=int, default=200, help="scan images spread over this many (compress: 200)")
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--tag", default="", help="results named <kind>-<tag>.{md,json} (several runs side by side)")
     parser.add_argument("--judge-only", action="store_true",
                         help="allocate, judge and quantize, then stop (time later, with the machine otherwise idle)")
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -131,7 +132,7 @@ def main() -> None:
         out["rows"][label] = {**{k: v for k, v in result.items() if k != "accuracy"}, "estimate_kept": estimate, "pose_map50_95": pose,
                               "interval": interval, "minus_first": d.describe() if d else None, "p50_ms": latency[label + "|openvino"]["p50_ms"], "x_export": ratio, "rounds": each}
     args.out.mkdir(parents=True, exist_ok=True)
-    name = kind
+    name = f"{kind}-{args.tag}" if args.tag else kind
     head = (f"# Latency-aware channel allocation (yolo11n-pose, one shot, {kind})\n\nMachine: {env['cpu_model']} "
             f"({env['cpu_kind']}{capped}), 2 threads. Table: {table.identity}, anchored to the dense int8 model's per-conv times (OpenVINO's counters, "
             f"{dense_ms:.1f} ms of convs). Accuracy: coco-pose-val, OpenVINO f32, "
