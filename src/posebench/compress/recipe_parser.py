@@ -12,6 +12,11 @@ from posebench.compress.modifiers import (BNRecalibration, ChannelPruningModifie
 from posebench.errors import InvalidInputError, unknown_key
 
 
+def _default(cls: type, name: str) -> Any:
+    """A field's default, where the parser needs it (the dataclass is where defaults live)."""
+    return next(f.default for f in fields(cls) if f.name == name)
+
+
 class RecipeParser:
     """Builds the dataclasses from parsed YAML, checking keys, types and ranges with line numbers."""
 
@@ -103,9 +108,9 @@ class RecipeParser:
             raise self.fail(("bn_recalibration", "source"), "must be a path (images folder or video)")
         path = ("bn_recalibration",)
         recal = BNRecalibration(source=bn.get("source"),
-                                images=int(self.number(bn, "images", path, 64, 1, 100000, integer=True)),
-                                batch=int(self.number(bn, "batch", path, 8, 1, 1024, integer=True)),
-                                imgsz=int(self.imgsz(bn, path, 640)),
+                                images=int(self.number(bn, "images", path, _default(BNRecalibration, "images"), 1, 100000, integer=True)),
+                                batch=int(self.number(bn, "batch", path, _default(BNRecalibration, "batch"), 1, 1024, integer=True)),
+                                imgsz=int(self.imgsz(bn, path, _default(BNRecalibration, "imgsz"))),
                                 before_finetune=self._flag(bn, "before_finetune", path,
                                                            BNRecalibration.before_finetune))
         gradual_end = max([m.end_epoch for m in parsed
@@ -128,9 +133,9 @@ class RecipeParser:
                 raise self.fail(("distillation", "enabled"), "must be true or false")
             path = ("distillation",)
             distill = Distillation(enabled=bool(spec.get("enabled", True)),
-                                   output=float(self.number(spec, "output", path, 1.0, 0, 1000)),
-                                   feature=float(self.number(spec, "feature", path, 1.0, 0, 1000)),
-                                   task=float(self.number(spec, "task", path, 1.0, 0, 1000)))
+                                   output=float(self.number(spec, "output", path, _default(Distillation, "output"), 0, 1000)),
+                                   feature=float(self.number(spec, "feature", path, _default(Distillation, "feature"), 0, 1000)),
+                                   task=float(self.number(spec, "task", path, _default(Distillation, "task"), 0, 1000)))
             if distill.enabled and distill.output + distill.feature == 0:
                 raise self.fail(path, "output and feature are both 0: nothing to distil (remove the block)")
         return recipe_cls(modifiers=parsed, finetune=finetune, bn_recalibration=recal, distillation=distill,
@@ -180,9 +185,9 @@ class RecipeParser:
 
     def magnitude_pruning(self, data: dict, path: tuple) -> PruningModifier:
         data = self.keys(data, path, PruningModifier, required=("groups",))
-        schedule = self.choice(data, "schedule", path, "one-shot", ("one-shot", "gradual"))
-        start = self.number(data, "start_epoch", path, 0.0, 0, 1e6)
-        end = self.number(data, "end_epoch", path, 0.0, 0, 1e6)
+        schedule = self.choice(data, "schedule", path, _default(PruningModifier, "schedule"), ("one-shot", "gradual"))
+        start = self.number(data, "start_epoch", path, _default(PruningModifier, "start_epoch"), 0, 1e6)
+        end = self.number(data, "end_epoch", path, _default(PruningModifier, "end_epoch"), 0, 1e6)
         if schedule == "gradual" and end <= start:
             raise self.fail(path + ("end_epoch",), f"end_epoch ({end}) must be after start_epoch ({start})")
         groups = data["groups"]
@@ -190,11 +195,11 @@ class RecipeParser:
             raise self.fail(path + ("groups",), "needs a list of at least one group (targets + sparsity)")
         return PruningModifier(
             groups=tuple(self.group(g, path + ("groups", i)) for i, g in enumerate(groups)),
-            scope=self.choice(data, "scope", path, "local", ("local", "global")),
-            mask=self.choice(data, "mask", path, "unstructured", ("unstructured", "block4")), schedule=schedule,
+            scope=self.choice(data, "scope", path, _default(PruningModifier, "scope"), ("local", "global")),
+            mask=self.choice(data, "mask", path, _default(PruningModifier, "mask"), ("unstructured", "block4")), schedule=schedule,
             start_epoch=float(start), end_epoch=float(end),
-            update_frequency=float(self.number(data, "update_frequency", path, 1.0, 1e-6, 1e6)),
-            init_sparsity=float(self.number(data, "init_sparsity", path, 0.05, 0, 1, high_open=True)),
+            update_frequency=float(self.number(data, "update_frequency", path, _default(PruningModifier, "update_frequency"), 1e-6, 1e6)),
+            init_sparsity=float(self.number(data, "init_sparsity", path, _default(PruningModifier, "init_sparsity"), 0, 1, high_open=True)),
             exclude=self.patterns(data, "exclude", path))
 
     def channel_pruning(self, data: dict, path: tuple) -> ChannelPruningModifier:
@@ -241,7 +246,7 @@ class RecipeParser:
 
         data = self.keys(data, path, QuantizationModifier)
         size = self.size(data, path)
-        if not isinstance(data.get("per_channel", True), bool):
+        if not isinstance(data.get("per_channel", _default(QuantizationModifier, "per_channel")), bool):
             raise self.fail(path + ("per_channel",), "must be true or false")
         reduce_range = data.get("reduce_range", "auto")
         reduce_range = "auto" if reduce_range is None else reduce_range
@@ -249,9 +254,9 @@ class RecipeParser:
             raise self.fail(path + ("reduce_range",), "must be auto (chosen for target_isa), true or false")
         if data.get("calibration_source") is not None and not isinstance(data["calibration_source"], str):
             raise self.fail(path + ("calibration_source",), "must be a path")
-        precision = self.choice(data, "precision", path, "int8", ("int8", "fp16"))
-        method = self.choice(data, "method", path, "ptq", ("ptq", "qat"))
-        for key, default in (("epochs", 1), ("lr0", 0.0005)):
+        precision = self.choice(data, "precision", path, _default(QuantizationModifier, "precision"), ("int8", "fp16"))
+        method = self.choice(data, "method", path, _default(QuantizationModifier, "method"), ("ptq", "qat"))
+        for key, default in (("epochs", _default(QuantizationModifier, "epochs")), ("lr0", _default(QuantizationModifier, "lr0"))):
             if method != "qat" and data.get(key, default) != default:
                 raise self.fail(path + (key,), "only applies to method: qat (post-training quantization does not train)")
         if method == "qat" and precision != "int8":
@@ -263,17 +268,17 @@ class RecipeParser:
                                                         "yolo-pose-float-decode or yolo-pose-float-head")
         return QuantizationModifier(
             precision=precision, method=method, imgsz=tuple(size),
-            epochs=int(self.number(data, "epochs", path, 1, 1, 10000, integer=True)),
-            lr0=float(self.number(data, "lr0", path, 0.0005, 1e-9, 10)),
+            epochs=int(self.number(data, "epochs", path, _default(QuantizationModifier, "epochs"), 1, 10000, integer=True)),
+            lr0=float(self.number(data, "lr0", path, _default(QuantizationModifier, "lr0"), 1e-9, 10)),
             calibration_source=data.get("calibration_source"),
-            calibration_images=int(self.number(data, "calibration_images", path, 128, 1, 100000, integer=True)),
-            calibration_method=self.choice(data, "calibration_method", path, "MinMax", CALIBRATION_METHODS),
-            per_channel=data.get("per_channel", True), reduce_range=None if reduce_range == "auto" else reduce_range,
-            target_isa=self.choice(data, "target_isa", path, "auto", ("auto", *INT8_TARGETS)),
-            ignored_preset=self.choice(data, "ignored_preset", path, "yolo-pose-float-head", tuple(PRESETS)),
+            calibration_images=int(self.number(data, "calibration_images", path, _default(QuantizationModifier, "calibration_images"), 1, 100000, integer=True)),
+            calibration_method=self.choice(data, "calibration_method", path, _default(QuantizationModifier, "calibration_method"), CALIBRATION_METHODS),
+            per_channel=data.get("per_channel", _default(QuantizationModifier, "per_channel")), reduce_range=None if reduce_range == "auto" else reduce_range,
+            target_isa=self.choice(data, "target_isa", path, _default(QuantizationModifier, "target_isa"), ("auto", *INT8_TARGETS)),
+            ignored_preset=self.choice(data, "ignored_preset", path, _default(QuantizationModifier, "ignored_preset"), tuple(PRESETS)),
             ignored_add=self.patterns(data, "ignored_add", path, regex=True),
             ignored_remove=self.patterns(data, "ignored_remove", path, regex=True),
-            bias_correction=self.choice(data, "bias_correction", path, "fast", ("fast", "full")))
+            bias_correction=self.choice(data, "bias_correction", path, _default(QuantizationModifier, "bias_correction"), ("fast", "full")))
 
     def group(self, data: Any, path: tuple) -> PruneGroup:
         data = self.keys(data, path, PruneGroup, required=("targets", "sparsity"))
@@ -286,15 +291,15 @@ class RecipeParser:
         for key in ("data", "pseudo_labels"):
             if data.get(key) is not None and not isinstance(data[key], str):
                 raise self.fail(path + (key,), "must be a path")
-        if not isinstance(data.get("optimizer", "SGD"), str):
+        if not isinstance(data.get("optimizer", _default(FineTune, "optimizer")), str):
             raise self.fail(path + ("optimizer",), "must be an optimizer name (SGD, AdamW, ...)")
-        return FineTune(epochs=int(self.number(data, "epochs", path, 0, 0, 10000, integer=True)),
-                        lr0=float(self.number(data, "lr0", path, 0.002, 1e-9, 10)),
-                        lrf=float(self.number(data, "lrf", path, 0.1, 1e-6, 1)),
-                        optimizer=data.get("optimizer", "SGD"),
-                        batch=int(self.number(data, "batch", path, 16, 1, 4096, integer=True)),
-                        imgsz=int(self.imgsz(data, path, 640)),
+        return FineTune(epochs=int(self.number(data, "epochs", path, _default(FineTune, "epochs"), 0, 10000, integer=True)),
+                        lr0=float(self.number(data, "lr0", path, _default(FineTune, "lr0"), 1e-9, 10)),
+                        lrf=float(self.number(data, "lrf", path, _default(FineTune, "lrf"), 1e-6, 1)),
+                        optimizer=data.get("optimizer", _default(FineTune, "optimizer")),
+                        batch=int(self.number(data, "batch", path, _default(FineTune, "batch"), 1, 4096, integer=True)),
+                        imgsz=int(self.imgsz(data, path, _default(FineTune, "imgsz"))),
                         data=data.get("data"), pseudo_labels=data.get("pseudo_labels"),
-                        workers=int(self.number(data, "workers", path, 0, 0, 64, integer=True)),
-                        mosaic=float(self.number(data, "mosaic", path, 1.0, 0, 1)),
-                        batchnorm=self.choice(data, "batchnorm", path, "auto", ("auto", "frozen", "train")))
+                        workers=int(self.number(data, "workers", path, _default(FineTune, "workers"), 0, 64, integer=True)),
+                        mosaic=float(self.number(data, "mosaic", path, _default(FineTune, "mosaic"), 0, 1)),
+                        batchnorm=self.choice(data, "batchnorm", path, _default(FineTune, "batchnorm"), ("auto", "frozen", "train")))
