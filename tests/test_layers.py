@@ -177,17 +177,36 @@ def test_a_records_payloads_are_read_through_their_types():
             node = node.values[0]
         return node if isinstance(node, ast.Attribute) and node.attr in TYPED_PAYLOADS else None
 
+    def aliases(tree: ast.AST) -> set[str]:  # a = r.accuracy; t, lat = r.identity, r.latency
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign):
+                pairs = [(node.targets[0], node.value)]
+                if isinstance(node.targets[0], ast.Tuple) and isinstance(node.value, ast.Tuple):
+                    pairs = list(zip(node.targets[0].elts, node.value.elts))
+                names |= {t.id for t, v in pairs if isinstance(t, ast.Name) and payload(v) is not None
+                          and not ast.unparse(payload(v)).startswith(("study.", "self.study."))}
+        return names
+
+    def read(node: ast.AST, names: set[str]) -> ast.AST | None:
+        if isinstance(node, ast.Name) and node.id in names:
+            return node
+        attr = payload(node)
+        return attr if attr is not None and not ast.unparse(attr).startswith(("study.", "self.study.")) else None
+
     found = []
     for name, path in _modules().items():
         if name == "posebench.record":
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            attr = None
+        tree = ast.parse(path.read_text())
+        names = aliases(tree)
+        for node in ast.walk(tree):
+            hit = None
             if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and \
                     isinstance(node.slice.value, str):
-                attr = payload(node.value)
+                hit = read(node.value, names)
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
-                attr = payload(node.func.value)
-            if attr is not None and not ast.unparse(attr).startswith(("study.", "self.study.")):
+                hit = read(node.func.value, names)
+            if hit is not None:
                 found.append(f"{name}:{node.lineno}: {ast.unparse(node)}")
     assert not found, "payloads read by key outside record.py: " + "; ".join(found)

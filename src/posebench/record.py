@@ -146,6 +146,11 @@ class Accuracy:
         return int(self.raw.get("images", 0))
 
     @property
+    def skipped(self) -> list[str]:
+        """Inputs left out of the scoring (unreadable images...), each with why."""
+        return list(self.raw.get("skipped") or [])
+
+    @property
     def instances(self) -> int:
         return int(self.raw.get("instances", 0))
 
@@ -241,6 +246,14 @@ class Record:
     def evaluation_mode(self) -> str | None:
         """"labels" or "reference" (label-free), as the accuracy trial recorded it."""
         return (self.evaluation or {}).get("mode")
+
+    @property
+    def evaluated_against(self) -> str:
+        """'coco-pose-val (val)', or 'reference M on frames.mp4, label-free': what an accuracy trial scored against."""
+        ev = self.evaluation or {}
+        if ev.get("mode") == "labels":
+            return f"{ev.get('dataset')} ({ev.get('split')})"
+        return f"reference {ev.get('reference')} on {PurePath(str(ev.get('source'))).name}, label-free"
 
     @property
     def latency_stats(self) -> LatencyStats | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from posebench.evaluate.uncertainty import format_interval
@@ -118,10 +117,8 @@ def accuracy_rows(records: list[Record]) -> list[list[str]]:
 def accuracy_title(records: list[Record]) -> str:
     if not records:
         return "accuracy"
-    t, ev = records[0].identity, records[0].evaluation or {}
-    against = (f"{ev.get('dataset')} ({ev.get('split')})" if ev.get("mode") == "labels"
-               else f"reference {ev.get('reference')} on {Path(str(ev.get('source'))).name}, label-free")
-    return f"accuracy: {t.model} at {t.imgsz[0]}x{t.imgsz[1]} against {against}"
+    t = records[0].identity
+    return f"accuracy: {t.model} at {t.imgsz[0]}x{t.imgsz[1]} against {records[0].evaluated_against}"
 
 
 def print_accuracy_table(records: list[Record]) -> None:

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{with_interval(a, 'pose', 'map50_95')}, box mAP50 {with_interval(a, 'box', 'map50')} mAP50-95 "
                   f"{with_interval(a, 'box', 'map50_95')}{coco} on {a.images} "
                   f"images ({a.instances} instances) in {a.wall_seconds:.1f} s{ci}"
-                  + (f"; {len(a['skipped'])} input(s) left out: {'; '.join(a['skipped'])}" if a.get("skipped") else ""))
+                  + (f"; {len(a.skipped)} input(s) left out: {'; '.join(a.skipped)}" if a.skipped else ""))
         else:
             print(f"{r.identity.runtime}: {r.status}: {r.error}")
     for line in comparisons:

@@ -60,10 +60,10 @@ def latency_table(report: Report) -> list[list[str]]:
     cells: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
     configs: list[str] = []
     for r in report.latency:
-        t, lat = r.identity, r.latency
+        t, lat = r.identity, r.latency_stats
         config = report.config(r)
         configs.append(config)
-        cells[(t.model, t.variant)][config] = f"{lat['mean_ms']:.2f} / {lat['p50_ms']:.2f} / {lat['p99_ms']:.2f}"
+        cells[(t.model, t.variant)][config] = f"{lat.mean_ms:.2f} / {lat.p50_ms:.2f} / {lat.p99_ms:.2f}"
     configs = list(dict.fromkeys(configs))
     rows = [["model", "variant", *configs]]
     for (model, variant), by_config in cells.items():
@@ -115,13 +115,13 @@ def e2e_table(report: Report) -> list[list[str]]:
     rows = [["model", "variant", "runtime@threads", "pipeline", "pre p50", "infer p50", "post p50",
              "total p50", "p90", "p99", "x model mode", "frames from"]]
     for r in report.e2e:
-        t, lat, st = r.identity, r.latency, r.extra.get("stages") or {}
+        t, lat, st = r.identity, r.latency_stats, r.extra.get("stages") or {}
         mm = model_p50.get((t.model, t.variant, report.config(r)))
         pipeline = t.pipeline or {}
         rows.append([t.model, t.variant, report.config(r), pipeline_name(t),
                      *(f"{st[k]['p50_ms']:.2f}" if k in st else "-" for k in ("pre", "infer", "post")),
-                     f"{lat['p50_ms']:.2f}", f"{lat['p90_ms']:.2f}", f"{lat['p99_ms']:.2f}",
-                     f"{lat['p50_ms'] / mm:.2f}" if mm else "-", str(pipeline.get("source", "-"))])
+                     f"{lat.p50_ms:.2f}", f"{lat.p90_ms:.2f}", f"{lat.p99_ms:.2f}",
+                     f"{lat.p50_ms / mm:.2f}" if mm else "-", str(pipeline.get("source", "-"))])
     return rows
 
 
