@@ -140,3 +140,15 @@ def test_ap_damage_is_zero_for_the_dense_model_and_sees_a_cut_class_branch(coco_
     with pytest.raises(Exception, match="damage: ap validates each scan step on labelled images"):
         prune_channels_(copy.deepcopy(dense), ChannelPlan(macs=0.9, allocation="sensitivity", damage="ap"),
                         (64, 64), torch.zeros(1, 3, 64, 64))
+
+
+def test_every_group_is_in_exactly_one_unit_and_c2f_halves_share_one():
+    from posebench.compress.channel_allocation import units_of
+    from posebench.compress.channel_groups import find_groups
+    from posebench.ultralytics_adapter import build_pose_model
+
+    groups = find_groups(build_pose_model("yolo11n-pose.yaml", nc=1, seed=0).model)
+    units = units_of(groups)
+    names = [g.name for unit in units for g in unit]
+    assert sorted(names) == sorted(g.name for g in groups)  # each once: no group listed twice in a unit
+    assert ["model.2.a", "model.2.b"] in [[g.name for g in unit] for unit in units]

@@ -57,8 +57,9 @@ def units_of(groups: list[ChannelGroup]) -> list[list[ChannelGroup]]:
     for g in groups:
         if g.name in seen:
             continue
-        unit = [g] + [o for o in groups if o.tied == g.name and o.name not in seen] + \
-            ([by_name[g.tied]] if g.tied in by_name and g.tied not in seen else [])
+        unit = [g] + [o for o in groups if o.tied == g.name and o.name not in seen]
+        if g.tied in by_name and g.tied not in seen and all(u.name != g.tied for u in unit):
+            unit.append(by_name[g.tied])  # (C2f's halves name each other: each once)
         seen.update(u.name for u in unit)
         units.append(unit)
     return units
