@@ -69,12 +69,11 @@ class APDamage:
 
     def score(self, net: nn.Module) -> float:
         """Pose mAP50-95 of `net` on the samples."""
-        from posebench.evaluate.metrics import COCO_SIGMAS, PoseStats
+        from posebench.evaluate.metrics import PoseStats, keypoint_sigmas
         from posebench.evaluate.postprocess import NMSConfig, decode
 
         net.eval()
-        stats = PoseStats(sigmas=COCO_SIGMAS if self.kpt_shape[0] == 17 else
-                          np.full(self.kpt_shape[0], 1 / self.kpt_shape[0]))
+        stats = PoseStats(sigmas=keypoint_sigmas(self.kpt_shape[0]))
         with torch.inference_mode():
             outputs = [net(self.inputs[i:i + self.batch])[0].numpy() for i in range(0, len(self.samples), self.batch)]
         outputs = np.concatenate(outputs)

@@ -21,6 +21,11 @@ COCO_SIGMAS = np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.
 AREA_FACTOR = 0.53  # box area -> segment area, as xtcocotools / Ultralytics
 
 
+def keypoint_sigmas(keypoints: int) -> np.ndarray:
+    """OKS sigmas: COCO's for its 17 keypoints, else uniform (1 / K each), as Ultralytics does."""
+    return COCO_SIGMAS if keypoints == 17 else np.full(keypoints, 1 / keypoints)
+
+
 def oks(gt_kpts: np.ndarray, pred_kpts: np.ndarray, area: np.ndarray, sigmas: np.ndarray,
         eps: float = 1e-7) -> np.ndarray:
     """Object keypoint similarity: gt (n, K, 3) x pred (m, K, >=2), gt areas (n,) -> (n, m)."""

@@ -22,7 +22,7 @@ import numpy as np
 from posebench.errors import InvalidInputError
 from posebench.evaluate.cocoeval import coco_matches, dataset_ground_truth_json, evaluate_keypoints, ground_truth_json
 from posebench.evaluate.data import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Dataset, list_images
-from posebench.evaluate.metrics import COCO_SIGMAS, PoseStats
+from posebench.evaluate.metrics import PoseStats, keypoint_sigmas
 from posebench.evaluate.postprocess import Detections, NMSConfig, decode
 from posebench.evaluate.preprocess import Preprocessor
 from posebench.evaluate.uncertainty import CONFIDENCE, RESAMPLES, SEED, bootstrap_intervals
@@ -104,7 +104,7 @@ def validate(predictor: Predictor, dataset: Dataset, *, predictions_json: Path |
     bootstrap interval over images, and the per-image matches that paired comparisons need (`uncertainty`: the
     bootstrap's resamples / seed / confidence; None leaves both out)."""
     dataset.check_model(predictor.kpt_shape)
-    sigmas = COCO_SIGMAS if dataset.kpt_shape[0] == 17 else np.full(dataset.kpt_shape[0], 1 / dataset.kpt_shape[0])
+    sigmas = keypoint_sigmas(dataset.kpt_shape[0])
     stats = PoseStats(sigmas=sigmas)
     results: list[dict[str, Any]] = []
     problems = list(dataset.problems)
@@ -226,7 +226,7 @@ def fidelity(candidate: Predictor, frames: list[np.ndarray], truths: list[Pseudo
     if truths and truths[0].keypoints.shape[1:] not in ((k, 3), (0, 3)) and truths[0].keypoints.size:
         raise InvalidInputError(f"the reference predicts {truths[0].keypoints.shape[1]} keypoints, the candidate "
                                 f"{k}: fidelity needs the same keypoint layout")
-    sigmas = COCO_SIGMAS if k == 17 else np.full(k, 1 / k)
+    sigmas = keypoint_sigmas(k)
     stats = PoseStats(sigmas=sigmas)
     results: list[dict[str, Any]] = []
     start = time.perf_counter()

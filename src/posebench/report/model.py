@@ -197,11 +197,10 @@ def combine_rounds(records: list[Record]) -> list[Record]:
         last = group[-1]
         stats = [g.latency_stats for g in group]
         medians = {k: statistics.median(getattr(s, k) for s in stats) for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms")}
-        median = replace(stats[-1], **medians)
         compute = last.compute
         ops = (last.artifact or {}).get("ops")
         if ops and compute:
-            compute = roofline(ops, median.p50_ms, cpu_peak(last.environment or {}, last.identity.threads))
+            compute = roofline(ops, medians["p50_ms"], cpu_peak(last.environment or {}, last.identity.threads))
         combined.append(replace(last, latency={**last.latency, **medians}, compute=compute,
                                 rounds=tuple(s.p50_ms for s in stats)))
     return sorted(combined, key=lambda r: r.created)
