@@ -208,25 +208,24 @@ class RecipeParser:
         from posebench.compress.channel_plan import ALLOCATIONS, CRITERIA, DAMAGES
 
         data = self.keys(data, path, ChannelPruningModifier)
-        default = {f.name: f.default for f in fields(ChannelPruningModifier)}
         data = {k: v for k, v in data.items() if not (k in ("ratio", "macs", "latency") and v is None)}  # to_yaml nulls
         targets = {key: self.number(data, key, path, 0.0, low, high) if key in data else None
                    for key, low, high in (("ratio", 0, 0.95), ("macs", 0.05, 1.0), ("latency", 0.05, 1.0))}
 
         def whole(key: str, low: int, high: int) -> int:
-            return int(self.number(data, key, path, default[key], low, high, integer=True))
+            return int(self.number(data, key, path, _default(ChannelPruningModifier, key), low, high, integer=True))
 
         try:
             return ChannelPruningModifier(
-                **targets, criterion=self.choice(data, "criterion", path, default["criterion"], CRITERIA),
+                **targets, criterion=self.choice(data, "criterion", path, _default(ChannelPruningModifier, "criterion"), CRITERIA),
                 round_to=whole("round_to", 1, 256), exclude=self.patterns(data, "exclude", path, regex=True),
-                imgsz=self.imgsz(data, path, default["imgsz"]),
-                between=self._flag(data, "between", path, default["between"]),
-                compensate=self._flag(data, "compensate", path, default["compensate"]),
-                allocation=self.choice(data, "allocation", path, default["allocation"], ALLOCATIONS),
-                damage=self.choice(data, "damage", path, default["damage"], DAMAGES),
+                imgsz=self.imgsz(data, path, _default(ChannelPruningModifier, "imgsz")),
+                between=self._flag(data, "between", path, _default(ChannelPruningModifier, "between")),
+                compensate=self._flag(data, "compensate", path, _default(ChannelPruningModifier, "compensate")),
+                allocation=self.choice(data, "allocation", path, _default(ChannelPruningModifier, "allocation"), ALLOCATIONS),
+                damage=self.choice(data, "damage", path, _default(ChannelPruningModifier, "damage"), DAMAGES),
                 damage_images=whole("damage_images", 8, 100000),
-                reconstruct=self._flag(data, "reconstruct", path, default["reconstruct"]),
+                reconstruct=self._flag(data, "reconstruct", path, _default(ChannelPruningModifier, "reconstruct")),
                 reconstruct_images=whole("reconstruct_images", 1, 10000),
                 taylor_batches=whole("taylor_batches", 1, 10000), steps=whole("steps", 1, 100))
         except InvalidInputError as error:
