@@ -163,14 +163,15 @@ def test_no_function_over_80_lines() -> None:
     assert not long, f"split by what each part does (at most {MAX_FUNCTION_LINES} lines): {long}"
 
 
-TYPED_PAYLOADS = {"latency", "accuracy", "evaluation"}  # read through Record.latency_stats / scores / evaluation_*
+# read through Record.latency_stats / scores / evaluation_* / artifact_facts / roofline / device
+TYPED_PAYLOADS = {"latency", "accuracy", "evaluation", "artifact", "compute", "backend"}
 
 
 def test_a_records_payloads_are_read_through_their_types():
-    """Outside record.py nothing reads a record's latency, accuracy or evaluation payload by key
-    (`r.latency["p50_ms"]`, `(r.accuracy or {}).get("pose")`): `Record.latency_stats` (a LatencyStats),
-    `Record.scores` (an Accuracy) and `Record.evaluation_name` / `evaluation_mode` say what is there. A study's
-    own `latency:` settings are not a payload."""
+    """Outside record.py nothing reads a record's payloads by key (`r.latency["p50_ms"]`,
+    `(r.accuracy or {}).get("pose")`, `(r.artifact or {}).get("ops")`): `Record.latency_stats` (a LatencyStats),
+    `Record.scores` (an Accuracy), `Record.evaluation_name` / `evaluation_mode`, `Record.artifact_facts`,
+    `Record.roofline` and `Record.device` say what is there. A study's own `latency:` settings are not a payload."""
 
     def payload(node: ast.AST) -> ast.Attribute | None:
         if isinstance(node, ast.BoolOp):

@@ -107,6 +107,8 @@ def test_stream_cli_writes_skeletons_and_poses_and_skips_a_corrupt_frame(tmp_pat
     record = json.loads((tmp_path / "record.json").read_text())[0]
     s = record["stream"]
     assert record["kind"] == "stream" and record["trial"]["mode"] == "stream"
+    first_id = record["trial_id"]  # a trial's id, readable: what ran, on which footage
+    assert first_id.endswith("|stream|openvino|2|352x640|broken.avi"), first_id
     assert s["corrupt"] == 1 and s["corrupt_frames"] == ["frame 5: could not be decoded"]
     assert s["processed"] == 11 and s["e2e"]["p50_ms"] > 0 and set(s["stages"]) == {"pre", "infer", "post"}
     lines = [json.loads(line) for line in (tmp_path / "poses.jsonl").read_text().splitlines()]
@@ -128,6 +130,7 @@ def test_stream_cli_writes_skeletons_and_poses_and_skips_a_corrupt_frame(tmp_pat
     assert "(2 frames in flight)" in proc.stdout
     record = json.loads((tmp_path / "record2.json").read_text())[0]
     assert record["stream"]["inflight"] == 2 and record["trial"]["options"] == {"streams": 2}
+    assert record["trial_id"] == first_id.replace("|openvino|", "|openvino[streams=2]|")  # another trial
     twin = [json.loads(line) for line in (tmp_path / "poses2.jsonl").read_text().splitlines()]
     assert [line["frame"] for line in twin] == [line["frame"] for line in lines]
     for a, b in zip(lines, twin):

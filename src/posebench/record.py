@@ -181,6 +181,63 @@ class Accuracy:
         return cls(data)
 
 
+@dataclass(frozen=True)
+class ArtifactFacts:
+    """What a latency record says of the artifact it timed: its form ("qdq-int8", "openvino-ir"...), the operations
+    one inference runs (counted on its ONNX or IR) and the census of subnormal numbers in it."""
+
+    raw: Mapping[str, Any]
+
+    @property
+    def form(self) -> str | None:
+        return self.raw.get("form")
+
+    @property
+    def ops(self) -> float | None:
+        """Operations (2 x MACs) per inference, None where they could not be counted."""
+        value = (self.raw.get("ops") or {}).get("ops")
+        return float(value) if value else None
+
+    @property
+    def int8_ops(self) -> float:
+        return float((self.raw.get("ops") or {}).get("int8_ops") or 0.0)
+
+    @property
+    def op_counts(self) -> Mapping[str, float] | None:
+        """The whole count (ops, float_ops, int8_ops), as the roofline takes it."""
+        return self.raw.get("ops") or None
+
+    @property
+    def denormals(self) -> Mapping[str, Any] | None:
+        """`posebench.machine.denormals.census` of the model on the fixed input (None: not counted)."""
+        return self.raw.get("denormals")
+
+
+@dataclass(frozen=True)
+class Roofline:
+    """A latency record's compute payload (`posebench.machine.roofline.roofline`): achieved GOP/s and the fraction
+    of the machine's estimated peak."""
+
+    raw: Mapping[str, Any]
+
+    @property
+    def gops(self) -> float:
+        return float(self.raw["gops"])
+
+    @property
+    def fraction_of_peak(self) -> float:
+        return float(self.raw["fraction_of_peak"])
+
+    @property
+    def beyond_peak(self) -> bool:
+        return bool(self.raw.get("beyond_peak"))
+
+    @property
+    def peak_basis(self) -> str | None:
+        """How the peak was estimated (cores, clock, ops per cycle)."""
+        return self.raw.get("peak_basis")
+
+
 def evaluation_label(evaluation: Mapping[str, Any] | None) -> str:
     """An evaluation's name: its own, else its dataset and split, else 'fidelity:' and its frames' name (what
     `val` calls an evaluation it is not told the name of, and what reports call records without one)."""
@@ -266,6 +323,21 @@ class Record:
     def scores(self) -> Accuracy | None:
         """The accuracy payload, typed (None: no accuracy measured)."""
         return Accuracy(self.accuracy) if self.accuracy else None
+
+    @property
+    def artifact_facts(self) -> ArtifactFacts:
+        """The artifact payload, typed (empty where the record has none)."""
+        return ArtifactFacts(self.artifact or {})
+
+    @property
+    def roofline(self) -> Roofline | None:
+        """The compute payload, typed (None: not computed)."""
+        return Roofline(self.compute) if self.compute else None
+
+    @property
+    def device(self) -> str | None:
+        """Where the backend ran ("cpu", "gpu"), as it described itself (None: no description)."""
+        return (self.backend or {}).get("device")
 
     @property
     def spread(self) -> float | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from posebench.errors import InvalidInputError, PosebenchError, read_yaml_file, unknown_key
 from posebench.evaluate.disjoint import check_disjoint
-from posebench.trial import Evaluation
+from posebench.trial import LABEL_FREE_FRAMES, Evaluation
 
 KEYS = {"name", "description", "models", "variants", "runtimes", "threads", "imgsz", "latency", "evaluation",
         "calibration", "finetune", "pseudo_labels", "bn_recalibration", "epochs", "gpu_runtimes", "targets"}
@@ -291,7 +291,7 @@ class _StudyParser:
                         continue
                     raise _fail(path, f"evaluation[{n}].source", f"{source} does not exist")
                 evaluations.append(Evaluation(name=name, reference=str(ev["reference"]), source=source,
-                                              max_frames=int(ev.get("max_frames", 60)), runtimes=tuple(on)))
+                                              max_frames=int(ev.get("max_frames", LABEL_FREE_FRAMES)), runtimes=tuple(on)))
             else:
                 raise _fail(path, f"evaluation[{n}]", "needs 'data' (labels) or 'reference' + 'source' (label-free)")
         return evaluations

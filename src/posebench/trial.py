@@ -12,7 +12,8 @@ from pathlib import Path
 
 from posebench.latency import DEFAULT_PROTOCOL, LatencyProtocol
 
-KINDS = ("latency", "accuracy")
+KINDS = ("latency", "accuracy", "stream")
+LABEL_FREE_FRAMES = 60  # frames a label-free accuracy check reads unless told (val, studies, the API alike)
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Evaluation:
     split: str = "val"
     reference: str | None = None  # a study: a variant of the same model ("base"); tune: the model itself
     source: Path | None = None  # label-free: images, an image or a video
-    max_frames: int = 60  # label-free: frames read (0: all)
+    max_frames: int = LABEL_FREE_FRAMES  # label-free: frames read (0: all)
     runtimes: tuple[str, ...] = ()  # the runtimes this evaluation scores on (empty: every runtime asked for)
     first_frame: int = 0  # label-free: frames before this one are left out (they calibrated or trained the model)
     reference_imgsz: tuple[int, int] | None = None  # the reference's input size (None: the trial's)
@@ -45,7 +46,7 @@ class Trial:
     size; latency in one mode, pipeline and round (on a hardware kind when `target` says), or accuracy by one
     evaluation. The fields after `stage` say how it is run and where its record goes, not which trial it is."""
 
-    kind: str  # "latency" | "accuracy"
+    kind: str  # "latency" | "accuracy" | "stream" (`posebench stream`: frames paced through the whole pipeline)
     model: str  # as the study or tune names it: a path, a shipped model's name, "default"
     variant: str  # "base", a study's variant, a tune candidate
     runtime: str  # runtime spec: "openvino", "openvino[inference_precision=bf16]"
@@ -79,6 +80,9 @@ class Trial:
         if self.kind == "accuracy":
             assert self.evaluation is not None
             return f"{self.model}|{self.variant}|accuracy|{self.evaluation.name}|{self.runtime}"
+        if self.kind == "stream":
+            source = self.frames.name if self.frames is not None else "-"
+            return f"{self.model}|{self.variant}|stream|{self.runtime}|{self.threads}|{self.imgsz[0]}x{self.imgsz[1]}|{source}"
         return (f"{self.model}|{self.variant}|latency|{self.runtime}|{self.threads}"
                 + (f"|{self.stage}" if self.stage else "") + (f"|{self.lineup}" if self.lineup else "")
                 + (f"|r{self.round}" if self.round > 1 else "")

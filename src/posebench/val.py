@@ -24,7 +24,7 @@ from posebench.pipeline import backend_input, resolve_preprocess
 from posebench.record import Failure, Record, evaluation_label
 from posebench.results import ResultStore
 from posebench.runtimes import backend_class, create_backend
-from posebench.trial import Evaluation, Trial
+from posebench.trial import LABEL_FREE_FRAMES, Evaluation, Trial
 from posebench.what_ran import artifact_warnings, identity, runtime_options
 
 Progress = Callable[[str, int, int], None]
@@ -48,7 +48,7 @@ class ValPlan:
     reference: ModelSource | None = None  # label-free mode
     reference_runtime: str = "torch"
     frames: Path | None = None  # images folder, image or video for label-free mode
-    max_frames: int = 100
+    max_frames: int = LABEL_FREE_FRAMES  # label-free mode: frames read (0: all)
     frame_stride: int = 1
     first_frame: int = 0  # label-free mode: frames before this one are left out (e.g. they calibrated the model)
     reference_imgsz: tuple[int, int] | None = None  # the reference's input size (default: the plan's)

@@ -50,10 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from posebench.bench import parse_threads
     from posebench.evaluate.postprocess import NMSConfig
     from posebench.export import DEFAULT_CACHE, ArtifactStore, read_metadata
-    from posebench.machine.environment import fingerprint
     from posebench.models import default_variant
     from posebench.pipeline import open_pipeline, resolve_preprocess
-    from posebench.record import Record
     from posebench.results import ResultStore, write_json
     from posebench.runtimes import backend_class, parse_runtimes
     from posebench.runtimes.base import parse_runtime_spec
@@ -109,9 +107,8 @@ def run(args: argparse.Namespace) -> int:
                    threads=threads[0], imgsz=imgsz, meta=meta, mode="stream",
                    pipeline={"preprocess": resolve_preprocess(args.preprocess, cls), "source": frames.name,
                              **({"inflight": args.inflight} if args.inflight > 1 else {})})
-    record = Record("stream", ran.config_id, ran, environment=fingerprint(),
-                    artifact={"path": str(artifact), "form": meta.get("form")},
-                    extra={"stream": summary, "pipeline": pipeline.describe()})
+    record = _stream_record(ran, frames.name, {"path": str(artifact), "form": meta.get("form")},
+                            {"stream": summary, "pipeline": pipeline.describe()})
     store = ResultStore(args.out / "results.jsonl")
     store.append(record)
     if args.json:
@@ -121,6 +118,17 @@ def run(args: argparse.Namespace) -> int:
               f"poses {args.save_poses}" if args.save_poses else ""]
     print(f"record in {store.path}" + "".join(f"; {e}" for e in extras if e))
     return 130 if stats.interrupted else 0
+
+
+def _stream_record(ran: Any, source: str, artifact: dict[str, Any], extra: dict[str, Any]) -> Any:
+    """The record of one stream: its trial (what ran, on which footage) and what it measured."""
+    from posebench.machine.environment import fingerprint
+    from posebench.record import Record
+    from posebench.trial import Trial
+
+    asked = Trial("stream", model=ran.model, variant=ran.variant, runtime=ran.label, threads=ran.threads,
+                  imgsz=ran.imgsz, frames=Path(source))
+    return Record("stream", asked.id, ran, environment=fingerprint(), artifact=artifact, extra=extra)
 
 
 def _stream_imgsz(asked: str | None, fixed: Any, frames: Any, console: Any) -> tuple[int, int]:

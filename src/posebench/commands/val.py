@@ -9,6 +9,7 @@ from posebench.commands.args import (add_model_args, add_output_args, input_size
                                      print_warnings, progress_bar, runtime_options)
 from posebench.errors import InvalidInputError, exit_status
 from posebench.latency import DEFAULT_THREADS
+from posebench.trial import LABEL_FREE_FRAMES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     val.add_argument("--reference-runtime", default="torch", help="runtime of the reference (default: torch)")
     val.add_argument("--source", type=Path, default=None, metavar="PATH",
                      help="label-free mode: a folder of images, an image, or a video")
-    val.add_argument("--max-frames", type=int, default=100, help="frames/images used in label-free mode, 0 = all")
+    val.add_argument("--max-frames", type=int, default=LABEL_FREE_FRAMES,
+                     help=f"frames/images used in label-free mode, 0 = all (default {LABEL_FREE_FRAMES})")
     val.add_argument("--frame-stride", type=positive_int, default=1, help="use every n-th video frame")
     val.add_argument("--first-frame", type=int, default=0, metavar="N",
                      help="label-free mode: start at this frame (or sorted image); keep frames that calibrated or "

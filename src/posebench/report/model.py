@@ -69,8 +69,7 @@ def machine_name(record: Record) -> str:
 
 
 def device_kind(record: Record) -> str:
-    backend = record.backend or {}
-    return "gpu" if runtime_class(record.identity.runtime).device == "gpu" or backend.get("device") == "gpu" else "cpu"
+    return "gpu" if runtime_class(record.identity.runtime).device == "gpu" or record.device == "gpu" else "cpu"
 
 
 class Report:
@@ -198,7 +197,7 @@ def combine_rounds(records: list[Record]) -> list[Record]:
         stats = [g.latency_stats for g in group]
         medians = {k: statistics.median(getattr(s, k) for s in stats) for k in ("mean_ms", "p50_ms", "p90_ms", "p99_ms")}
         compute = last.compute
-        ops = (last.artifact or {}).get("ops")
+        ops = last.artifact_facts.op_counts
         if ops and compute:
             compute = roofline(ops, medians["p50_ms"], cpu_peak(last.environment or {}, last.identity.threads))
         combined.append(replace(last, latency={**last.latency, **medians}, compute=compute,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from collections import defaultdict
 
-from posebench.record import Identity, Record
+from posebench.record import ArtifactFacts, Identity, Record
 from posebench.runtimes.base import runtime_class
 from posebench.report.model import LABELS, METRICS, NOISY_SPREAD, Point, Report, machine_name
 from posebench.tables import with_interval
@@ -83,28 +83,32 @@ def rounds_table(report: Report) -> list[list[str]]:
         if not runtime_class(t.runtime).runs_model:
             continue
         spread = r.spread
-        compute = r.compute or {}
-        ops = (r.artifact or {}).get("ops") or {}
+        compute, facts = r.roofline, r.artifact_facts
         notes = list(r.warnings)
         if spread is not None and spread > NOISY_SPREAD:
             notes.insert(0, f"NOISY: rounds differ by {spread:.1%} (> {NOISY_SPREAD:.0%})")
-        subnormal = (r.artifact or {}).get("denormals")
+        subnormal = facts.denormals
         if has_denormals(subnormal):
             ftz = t.options.get("flush_denormals")
             notes.insert(0, f"DENORMALS: {subnormal['activations_fraction']:.2%} of activations, "
                             f"{subnormal['weights_fraction']:.2%} of weights subnormal"
                             + (" (flushed to zero here)" if ftz else f"; try {t.runtime}[flush_denormals=true]"))
-        if compute.get("beyond_peak"):
-            notes.insert(0, f"ABOVE PEAK ({compute['fraction_of_peak']:.0%}): less arithmetic than counted ran (zeros "
+        if compute is not None and compute.beyond_peak:
+            notes.insert(0, f"ABOVE PEAK ({compute.fraction_of_peak:.0%}): less arithmetic than counted ran (zeros "
                             "skipped, fast-convolution algorithms) or the clock beats the estimate")
         rows.append([t.model, t.variant, f"{t.label}@{t.threads}", machine_name(r),
                      " / ".join(f"{v:.2f}" for v in r.rounds),
                      f"{spread:.1%}" if spread is not None else "1 round",
-                     f"{ops['ops'] / 1e9:.2f}" + (f" ({ops['int8_ops'] / ops['ops']:.0%} int8)" if ops.get("int8_ops")
-                                                 else "") if ops.get("ops") else "-",
-                     f"{compute['gops']:.1f}" if compute else "-",
-                     f"{compute['fraction_of_peak']:.0%}" if compute else "-", "; ".join(notes)])
+                     _ops_cell(facts), f"{compute.gops:.1f}" if compute else "-",
+                     f"{compute.fraction_of_peak:.0%}" if compute else "-", "; ".join(notes)])
     return rows
+
+
+def _ops_cell(facts: ArtifactFacts) -> str:
+    """'8.71 (93 % int8)': operations per inference in billions, and the int8 share."""
+    if not facts.ops:
+        return "-"
+    return f"{facts.ops / 1e9:.2f}" + (f" ({facts.int8_ops / facts.ops:.0%} int8)" if facts.int8_ops else "")
 
 
 def e2e_table(report: Report) -> list[list[str]]:
@@ -129,7 +133,7 @@ def peak_notes(report: Report) -> list[str]:
     """How each machine's peak was estimated (one line per machine)."""
     seen: dict[str, str] = {}
     for r in report.latency:
-        basis = (r.compute or {}).get("peak_basis")
+        basis = r.roofline.peak_basis if r.roofline else None
         if basis:
             seen.setdefault(machine_name(r) + f", {r.identity.threads} thread(s)", basis)
     return [f"{machine}: {basis}" for machine, basis in seen.items()]
@@ -228,7 +232,7 @@ def thesis_beside(report: Report) -> list[list[str]]:
         rows.append([variant, "YOLOv8s-pose, 512x512, 8 (AMD Genoa)", f"{published:.3f}", f"{base_ms / published:.2f}",
                      f"{model}, {size}, {threads} ({machine_name(r)})", f"{p50:.2f}",
                      f"{base.latency_stats.p50_ms / p50:.2f}" if base else "-",
-                     str((r.artifact or {}).get("form") or "onnx")])
+                     str(r.artifact_facts.form or "onnx")])
     return rows
 
 
