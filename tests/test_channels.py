@@ -188,6 +188,8 @@ def test_an_already_pruned_checkpoint_fine_tunes_as_itself(mini, tmp_path):
     ("  - type: channel_pruning\n    macs: 0.7\n    reconstruct: yes please\n", "reconstruct: must be true or false"),
     ("  - type: channel_pruning\n    macs: 0.7\n    reconstruct_images: 0\n", r"reconstruct_images: 0 is outside"),
     ("  - type: channel_pruning\n    macs: 0.7\n    reconstruct: true\n    compensate: true\n", "choose one"),
+    ("  - type: channel_pruning\n    macs: 0.7\n    reconstruct: true\n    reconstruct_weighting: detections\n",
+     "reconstruct_weighting: must be one of uniform, scores"),
     ("  - type: channel_pruning\n    macs: 0.7\n    between: 2\n", "between: must be true or false"),
     ("  - type: channel_pruning\n    macs: 0.7\n    damage: ap\n", "damage: ap scores the sensitivity scan"),
     ("  - type: channel_pruning\n    macs: 0.7\n    allocation: sensitivity\n    damage: psnr\n",
@@ -316,6 +318,29 @@ def test_reconstruction_brings_a_pruned_pose_model_back_toward_the_dense_one(def
         prune_channels_(copy.deepcopy(dense), ChannelPlan(ratio=0.25, reconstruct=True), (160, 160))
 
 
+def test_score_weights_follow_the_dense_models_people_in_the_head_only(default_source):
+    """`reconstruct_weighting: scores`: a head-branch conv's output positions weigh what the dense model's person
+    score is at that anchor (plus a floor); convs outside the head are fitted uniformly (None). On Ultralytics'
+    sample images (people) the P3 grid has anchors near 1 and background near the floor; a weighted fit still lowers
+    every conv's error."""
+    from ultralytics.utils import ASSETS
+
+    from posebench.compress.images import scan_images as _scan_images
+    from posebench.compress.reconstruct import score_weights
+
+    images = _scan_images(Path(ASSETS), imgsz=160)
+    dense = load_yolo(default_source.path).model.float().eval()
+    weigh = score_weights(dense, floor=0.02)
+    p3 = weigh("model.23.cv3.0.1.1.conv", images)
+    assert p3.shape == (len(images), 20, 20) and weigh("model.23.cv4.2.0.conv", images).shape == (len(images), 5, 5)
+    assert float(p3.min()) >= 0.02 and float(p3.max()) > 0.5 and float(p3.median()) < 0.1
+    assert weigh("model.2.cv1.conv", images) is None and weigh("model.23.dfl.conv", images) is None
+    net = copy.deepcopy(dense)
+    info = prune_channels_(net, ChannelPlan(ratio=0.25, reconstruct=True, reconstruct_weighting="scores"), (160, 160),
+                           fit_images=images)
+    assert all(e["error_after"] < e["error_before"] for e in info["reconstruction"]["per_conv"])
+
+
 def test_compress_reconstructs_on_the_recovery_images_and_says_when_it_has_none(default_source, tmp_path):
     """Through `compress`: the reconstruction fits on images of the calibration source (here Ultralytics' two
     sample images), records what it did, and a recipe that asks for it without any images fails before work."""
@@ -343,7 +368,7 @@ def test_taylor_prune_removes_the_channels_with_the_smallest_loss_gradient_produ
     from posebench.compress.taylor import loss_batches, taylor_importance_
 
     net = load_yolo(default_source.path).model.float()
-    batches = loss_batches(mini / "coco-pose-mini.yaml", imgsz=160, batch=4, limit=2)
+    batches = loss_batches(mini / "coco-pose-mini.yaml", size=160, batch=4, limit=2)
     assert taylor_importance_(net, batches) == 8
     groups = [g for g in find_groups(net) if len(g.producers) == 1 and not g.depthwise and g.tied is None
               and g.producers[0][1].numel() == g.producers[0][0].conv.out_channels]  # the group is the whole conv

@@ -171,82 +171,133 @@ def measure_in_child(spec: dict[str, Any]) -> dict[str, Any]:
                              "WorkerCrashed").to_result()
 
 
-def run_bench(plan: BenchPlan, store: ResultStore | None,
-              on_progress: Callable[[str, int, int], None] | None = None, *,
-              trial: Trial | None = None) -> list[Record]:
-    """Measure every (runtime, threads) of `plan`; append each record to `store` as it is made (None: returned only).
-    `trial`: the one trial a study or tune asks for (its plan has one runtime and one thread count); its id, round,
-    target and study go into the record."""
-    from posebench.machine.roofline import cpu_peak, roofline
+def plan_trials(plan: BenchPlan) -> list[Trial]:
+    """The trials `bench` runs for its plan: one per runtime spec and thread count, in that order."""
+    return [plan_trial(plan, spec, threads) for spec in plan.runtimes for threads in plan.threads]
 
-    env = fingerprint()
+
+@dataclass
+class PreparedRuntime:
+    """One runtime's side of a latency trial, made once for all its thread counts: the artifact it runs (built
+    here, in this process) and its metadata, or why there is none."""
+
+    runtime: str
+    options: dict[str, Any]
+    artifact: Path | None = None
+    meta: dict[str, Any] | None = None
+    failure: dict[str, Any] | None = None  # a Failure's result dict: the runtime is missing, the export failed
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class BenchContext:
+    """What every latency trial of one `bench` run shares: its plan, the model's artifacts, the machine, the
+    protocol recorded, and the model's operation count and subnormal census (counted once, on first need)."""
+
+    plan: BenchPlan
+    artifacts: ArtifactStore
+    env: dict[str, Any]
+    protocol: dict[str, Any]
+    e2e: dict[str, Any] | None
+    ops: dict[str, float] | None = None
+    subnormals: dict[str, Any] | None = None
+    prepared: dict[str, PreparedRuntime] = field(default_factory=dict)
+
+
+def bench_context(plan: BenchPlan) -> BenchContext:
+    """The shared side of a plan's trials; a missing or corrupt model stops here, before any runtime is tried."""
     artifacts = ArtifactStore(plan.source, plan.cache_dir)
-    if on_progress:
-        on_progress(f"loading {plan.source.name}", 0, len(plan.runtimes) * len(plan.threads))
-    artifacts.describe()  # a missing or corrupt model stops here, before any runtime is tried
+    artifacts.describe()
     e2e = e2e_spec(plan) if plan.mode == "e2e" else None
     protocol = {**plan.protocol.to_dict(), "mode": plan.mode,
                 **({"source": e2e["source"], "max_frames": plan.max_frames, "nms": e2e["nms"]} if e2e else {})}
-    records: list[Record] = []
-    total = len(plan.runtimes) * len(plan.threads)
-    done = 0
-    ops: dict[str, float] | None = None
-    subnormals: dict[str, Any] | None = None
-    for spec_text in plan.runtimes:
-        runtime, options = runtime_options(plan.runtime_options, spec_text)
-        cls = backend_class(runtime)
-        artifact: Path | None = None
-        meta: dict[str, Any] | None = None
-        error = None
-        try:
-            cls.check_installed()
-            if on_progress:
-                on_progress(f"building {cls.artifact_format} artifact for {runtime}", done, total)
-            artifact = artifacts.get(cls.artifact_format, plan.imgsz, accept=cls.accepts, prefer=cls.prefers)
-            meta = read_metadata(artifact)
-            if ops is None and cls.runs_model:
-                ops = artifact_ops(artifacts, plan.imgsz)
-                subnormals = denormal_census(artifacts, plan.imgsz)
-        except PosebenchError as exc:
-            error = Failure.from_exception(exc).to_result()
-        notes = artifact_warnings(meta, env, runtime)
-        for threads in plan.threads:
-            if on_progress:
-                on_progress(f"{spec_text} @ {threads} thread{'s' if threads > 1 else ''}", done, total)
-            try:
-                ran = identity_of(plan, runtime, threads, meta, options)
-                trial_error = None
-            except PosebenchError as exc:  # e2e on a runtime that cannot take the asked pre-processing path
-                ran = identity_of(replace(plan, preprocess="auto", pipeline="posebench"), runtime, threads, meta,
-                                  options)
-                trial_error = Failure.from_exception(exc).to_result()
-            if error is None and trial_error is None:
-                spec = {"runtime": runtime, "artifact": str(artifact), "threads": threads, "imgsz": list(plan.imgsz),
-                        "protocol": plan.protocol.__dict__, "options": options, "mode": plan.mode, "e2e": e2e}
-                result = measure_in_child(spec)
-            else:
-                result = error or trial_error
-            compute = None
-            if result.get("status") == "ok" and cls.runs_model and plan.mode == "model" and str(
-                    (result.get("backend") or {}).get("device", "cpu")).lower() == "cpu":
-                compute = roofline(ops, result["latency"].get("p50_ms"), cpu_peak(env, threads))
-            asked = trial or plan_trial(plan, spec_text, threads)
-            record = Record(
-                "latency", asked.id, ran, failure=Failure.from_result(result), environment=env,
-                study=asked.study or None, round=asked.round, target=asked.target, protocol=protocol,
-                artifact={"path": str(artifact) if artifact else None, "form": (meta or {}).get("form"),
-                          "sparsity": (meta or {}).get("sparsity"),
-                          "size_bytes": _artifact_size(artifact), "ops": ops if cls.runs_model else None,
-                          "denormals": subnormals if cls.runs_model else None},
-                compute=compute, warnings=tuple(notes), latency=result.get("latency"), backend=result.get("backend"),
-                extra={k: v for k, v in result.items() if k not in ("status", "error", "error_type", "latency",
-                                                                   "backend")})
-            if store is not None:
-                store.append(record)
-            records.append(record)
-            done += 1
+    return BenchContext(plan, artifacts, fingerprint(), protocol, e2e)
+
+
+def prepare_runtime(context: BenchContext, spec_text: str,
+                    on_build: Callable[[str], None] | None = None) -> PreparedRuntime:
+    """Build (or find) the artifact one runtime spec runs (`on_build` hears of it once the runtime is known to be
+    installed); count the model's operations on first need."""
+    plan = context.plan
+    runtime, options = runtime_options(plan.runtime_options, spec_text)
+    cls = backend_class(runtime)
+    prepared = PreparedRuntime(runtime, options)
+    try:
+        cls.check_installed()
+        if on_build:
+            on_build(f"building {cls.artifact_format} artifact for {runtime}")
+        prepared.artifact = context.artifacts.get(cls.artifact_format, plan.imgsz, accept=cls.accepts,
+                                                  prefer=cls.prefers)
+        prepared.meta = read_metadata(prepared.artifact)
+        if context.ops is None and cls.runs_model:
+            context.ops = artifact_ops(context.artifacts, plan.imgsz)
+            context.subnormals = denormal_census(context.artifacts, plan.imgsz)
+    except PosebenchError as exc:
+        prepared.failure = Failure.from_exception(exc).to_result()
+    prepared.notes = tuple(artifact_warnings(prepared.meta, context.env, runtime))
+    return prepared
+
+
+def measure_latency(trial: Trial, context: BenchContext, prepared: PreparedRuntime) -> Record:
+    """One latency trial, timed in a fresh process, as its record: what ran (its `Identity`), how long it took,
+    the roofline, or why it did not run (its `Failure`)."""
+    from posebench.machine.roofline import cpu_peak, roofline
+
+    plan, runtime, options, meta = context.plan, prepared.runtime, prepared.options, prepared.meta
+    cls = backend_class(runtime)
+    try:
+        ran = identity_of(plan, runtime, trial.threads, meta, options)
+        trial_failure = None
+    except PosebenchError as exc:  # e2e on a runtime that cannot take the asked pre-processing path
+        ran = identity_of(replace(plan, preprocess="auto", pipeline="posebench"), runtime, trial.threads, meta, options)
+        trial_failure = Failure.from_exception(exc).to_result()
+    if prepared.failure is None and trial_failure is None:
+        spec = {"runtime": runtime, "artifact": str(prepared.artifact), "threads": trial.threads,
+                "imgsz": list(plan.imgsz), "protocol": plan.protocol.__dict__, "options": options, "mode": plan.mode,
+                "e2e": context.e2e}
+        result = measure_in_child(spec)
+    else:
+        result = prepared.failure or trial_failure
+    compute = None
+    if result.get("status") == "ok" and cls.runs_model and plan.mode == "model" and str(
+            (result.get("backend") or {}).get("device", "cpu")).lower() == "cpu":
+        compute = roofline(context.ops, result["latency"].get("p50_ms"), cpu_peak(context.env, trial.threads))
+    artifact = prepared.artifact
+    return Record(
+        "latency", trial.id, ran, failure=Failure.from_result(result), environment=context.env,
+        study=trial.study or None, round=trial.round, target=trial.target, protocol=context.protocol,
+        artifact={"path": str(artifact) if artifact else None, "form": (meta or {}).get("form"),
+                  "sparsity": (meta or {}).get("sparsity"), "size_bytes": _artifact_size(artifact),
+                  "ops": context.ops if cls.runs_model else None,
+                  "denormals": context.subnormals if cls.runs_model else None},
+        compute=compute, warnings=prepared.notes, latency=result.get("latency"), backend=result.get("backend"),
+        extra={k: v for k, v in result.items() if k not in ("status", "error", "error_type", "latency", "backend")})
+
+
+def run_bench(plan: BenchPlan, store: ResultStore | None,
+              on_progress: Callable[[str, int, int], None] | None = None, *,
+              trial: Trial | None = None) -> list[Record]:
+    """Measure every trial of `plan` (`plan_trials`: each runtime x thread count); append each record to `store` as
+    it is made (None: returned only). `trial`: the one trial a study or tune asks for instead (its plan has its
+    runtime and thread count); its id, round, target and study go into the record."""
+    trials = [trial] if trial is not None else plan_trials(plan)
+    total = len(trials)
     if on_progress:
-        on_progress("done", done, total)
+        on_progress(f"loading {plan.source.name}", 0, total)
+    context = bench_context(plan)
+    records: list[Record] = []
+    for done, asked in enumerate(trials):
+        if asked.runtime not in context.prepared:
+            building = (lambda what, n=done: on_progress(what, n, total)) if on_progress else None
+            context.prepared[asked.runtime] = prepare_runtime(context, asked.runtime, building)
+        if on_progress:
+            on_progress(f"{asked.runtime} @ {asked.threads} thread{'s' if asked.threads > 1 else ''}", done, total)
+        record = measure_latency(asked, context, context.prepared[asked.runtime])
+        if store is not None:
+            store.append(record)
+        records.append(record)
+    if on_progress:
+        on_progress("done", total, total)
     return records
 
 

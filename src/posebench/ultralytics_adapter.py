@@ -304,9 +304,9 @@ def default_cfg(overrides: dict[str, Any] | None = None) -> Any:
     return get_cfg(overrides=overrides)
 
 
-def labelled_batches(data: Path, *, imgsz: int, batch: int, limit: int) -> list[dict]:
-    """Up to `limit` labelled batches of a data YAML's train split, as Ultralytics' trainer feeds them (letterboxed,
-    no augmentation, images in 0-1)."""
+def labelled_batches(data: Path, *, size: int, batch: int, limit: int) -> list[dict]:
+    """Up to `limit` labelled batches of a data YAML's train split, as Ultralytics' trainer feeds them (letterboxed
+    to `size` x `size`, no augmentation, images in 0-1)."""
     from ultralytics.data import build_dataloader, build_yolo_dataset
     from ultralytics.data.utils import check_det_dataset
 
@@ -314,7 +314,7 @@ def labelled_batches(data: Path, *, imgsz: int, batch: int, limit: int) -> list[
         spec = check_det_dataset(str(data))
     except Exception as exc:  # Ultralytics raises several kinds for a bad data YAML
         raise InvalidInputError(f"needs a labelled data YAML (--data): {data}: {exc}") from None
-    cfg = default_cfg({"task": "pose", "imgsz": imgsz, "rect": False, "cache": False, "fraction": 1.0})
+    cfg = default_cfg({"task": "pose", "imgsz": size, "rect": False, "cache": False, "fraction": 1.0})
     dataset = build_yolo_dataset(cfg, spec["train"], batch, spec, mode="val")
     loader = build_dataloader(dataset, batch, workers=0, shuffle=False, pin_memory=False, device="cpu")
     out = []

@@ -80,65 +80,99 @@ def _predictor(store: ArtifactStore, spec: str, plan: ValPlan,
                      preprocess=path), meta
 
 
+@dataclass
+class ValContext:
+    """What every accuracy trial of one `val` run shares: its plan, the model's artifacts, the machine, and what
+    predictions are scored against (the labelled dataset, or frames and the reference model's poses on them)."""
+
+    plan: ValPlan
+    artifacts: ArtifactStore
+    env: dict[str, Any]
+    dataset: Any = None  # labels
+    frames: list[Any] | None = None  # label-free
+    truths: list[Any] | None = None  # label-free: the reference's poses on `frames`
+    ref_imgsz: tuple[int, int] | None = None
+
+    def evaluation(self) -> dict[str, Any]:
+        """What the trials are scored against, as their records say it."""
+        plan = self.plan
+        if self.dataset is not None:
+            return {"mode": "labels", "data": str(plan.data), "split": plan.split, "dataset": self.dataset.name}
+        assert plan.reference is not None and self.frames is not None and self.ref_imgsz is not None
+        return {"mode": "reference", "reference": plan.reference.spec, "reference_id": plan.reference.identity(),
+                "reference_runtime": plan.reference_runtime, "source": str(plan.frames),
+                "reference_imgsz": list(self.ref_imgsz), "first_frame": plan.first_frame, "ref_conf": plan.ref_conf,
+                "frames": len(self.frames)}
+
+
+def val_context(plan: ValPlan, report: Progress) -> ValContext:
+    """Load the labels, or read the frames and label them with the reference model; a missing or corrupt model
+    stops here."""
+    artifacts = ArtifactStore(plan.source, plan.cache_dir)
+    model_meta = artifacts.describe()
+    context = ValContext(plan, artifacts, fingerprint())
+    if plan.data is not None:
+        context.dataset = load_dataset(plan.data, split=plan.split, images=plan.images)
+        context.dataset.check_model(model_meta["kpt_shape"])
+        return context
+    assert plan.reference is not None and plan.frames is not None
+    report("reading frames", 0, 0)
+    context.frames = frames = [image for _, image in iter_frames(plan.frames, max_frames=plan.max_frames,
+                                                                 stride=plan.frame_stride, start=plan.first_frame)]
+    ref_store = ArtifactStore(plan.reference, plan.cache_dir)
+    context.ref_imgsz = plan.reference_imgsz or ref_store.fixed_imgsz() or plan.imgsz
+    ref_predictor, _ = _predictor(ref_store, plan.reference_runtime, plan, context.ref_imgsz)
+    with ref_predictor.backend:
+        context.truths = []
+        for n, image in enumerate(frames):
+            context.truths.append(pseudo_truth(ref_predictor, image, ref_conf=plan.ref_conf))
+            report(f"labelling with reference {plan.reference.name} ({plan.reference_runtime})", n + 1, len(frames))
+    return context
+
+
+def measure_accuracy(trial: Trial, context: ValContext, report: Progress, *, named: bool = True) -> Record:
+    """One accuracy trial as its record: what ran (its `Identity`), its scores, or why it did not run (its
+    `Failure`). `named`: the record's evaluation carries the trial's evaluation name (a study's or tune's; `val`'s
+    own trials are named after their data, which the record already says)."""
+    plan = context.plan
+    runtime, options = runtime_options(plan.runtime_options, trial.runtime)
+    meta: dict[str, Any] | None = None
+    try:
+        predictor, meta = _predictor(context.artifacts, trial.runtime, plan)
+        progress = lambda done, total, rt=runtime: report(f"validating on {rt}", done, total)  # noqa: E731
+        with predictor.backend:
+            info = predictor.backend.info()
+            if context.dataset is not None:
+                predictions = plan.predictions_dir / f"predictions-{runtime}.json" if plan.predictions_dir else None
+                result = validate(predictor, context.dataset, predictions_json=predictions, on_image=progress)
+            else:
+                result = fidelity(predictor, context.frames, context.truths, on_image=progress)
+        outcome = {"status": "ok", "accuracy": result, "backend": info,
+                   "artifact": {"path": str(predictor.backend.artifact), "form": meta.get("form")}}
+    except PosebenchError as exc:
+        outcome = Failure.from_exception(exc).to_result()
+    ran = identity(plan.source, variant=plan.variant, runtime=runtime, options=options, threads=plan.threads,
+                   imgsz=plan.imgsz, meta=meta, model_name=plan.model_name)
+    evaluation = context.evaluation()
+    if named and trial.evaluation is not None:
+        evaluation["name"] = trial.evaluation.name
+    return Record("accuracy", trial.id, ran, failure=Failure.from_result(outcome), environment=context.env,
+                  study=trial.study or None, evaluation=evaluation, accuracy=outcome.get("accuracy"),
+                  backend=outcome.get("backend"), artifact=outcome.get("artifact"),
+                  warnings=tuple(artifact_warnings(meta, context.env, runtime)))
+
+
 def run_val(plan: ValPlan, store: ResultStore | None, on_progress: Progress | None = None, *,
             trial: Trial | None = None) -> list[Record]:
-    """Validate on every runtime of the plan; each record is appended to `store` as soon as it exists (None:
-    returned only). `trial`: the one trial a study or tune asks for (its plan has one runtime); its id, evaluation
-    name and study go into the record."""
+    """Validate on every runtime of the plan (`plan_trial`: one trial each); each record is appended to `store` as
+    soon as it exists (None: returned only). `trial`: the one trial a study or tune asks for instead (its plan has
+    its runtime); its id, evaluation name and study go into the record."""
     report = on_progress or (lambda what, done, total: None)
-    env = fingerprint()
-    artifacts = ArtifactStore(plan.source, plan.cache_dir)
-    model_meta = artifacts.describe()  # a missing or corrupt model stops here
-    mode, dataset, frames, truths, ref_imgsz = "labels", None, None, None, None
-    if plan.data is not None:
-        dataset = load_dataset(plan.data, split=plan.split, images=plan.images)
-        dataset.check_model(model_meta["kpt_shape"])
-    else:
-        mode = "reference"
-        report("reading frames", 0, 0)
-        frames = [image for _, image in iter_frames(plan.frames, max_frames=plan.max_frames,
-                                                              stride=plan.frame_stride, start=plan.first_frame)]
-        ref_store = ArtifactStore(plan.reference, plan.cache_dir)
-        ref_imgsz = plan.reference_imgsz or ref_store.fixed_imgsz() or plan.imgsz
-        ref_predictor, _ = _predictor(ref_store, plan.reference_runtime, plan, ref_imgsz)
-        with ref_predictor.backend:
-            truths = []
-            for n, image in enumerate(frames):
-                truths.append(pseudo_truth(ref_predictor, image, ref_conf=plan.ref_conf))
-                report(f"labelling with reference {plan.reference.name} ({plan.reference_runtime})", n + 1, len(frames))
+    context = val_context(plan, report)
+    trials = [trial] if trial is not None else [plan_trial(plan, spec, context.evaluation()) for spec in plan.runtimes]
     records = []
-    for spec in plan.runtimes:
-        runtime, options = runtime_options(plan.runtime_options, spec)
-        meta: dict[str, Any] | None = None
-        try:
-            predictor, meta = _predictor(artifacts, spec, plan)
-            progress = lambda done, total, rt=runtime: report(f"validating on {rt}", done, total)  # noqa: E731
-            with predictor.backend:
-                info = predictor.backend.info()
-                if dataset is not None:
-                    predictions = plan.predictions_dir / f"predictions-{runtime}.json" if plan.predictions_dir else None
-                    result = validate(predictor, dataset, predictions_json=predictions, on_image=progress)
-                else:
-                    result = fidelity(predictor, frames, truths, on_image=progress)
-            outcome = {"status": "ok", "accuracy": result, "backend": info,
-                       "artifact": {"path": str(predictor.backend.artifact), "form": meta.get("form")}}
-        except PosebenchError as exc:
-            outcome = Failure.from_exception(exc).to_result()
-        ran = identity(plan.source, variant=plan.variant, runtime=runtime, options=options, threads=plan.threads,
-                       imgsz=plan.imgsz, meta=meta, model_name=plan.model_name)
-        notes = artifact_warnings(meta, env, runtime)
-        evaluation = ({"mode": "labels", "data": str(plan.data), "split": plan.split, "dataset": dataset.name}
-                      if mode == "labels" else
-                      {"mode": "reference", "reference": plan.reference.spec, "reference_id": plan.reference.identity(),
-                       "reference_runtime": plan.reference_runtime, "source": str(plan.frames),
-                       "reference_imgsz": list(ref_imgsz), "first_frame": plan.first_frame,
-                       "ref_conf": plan.ref_conf, "frames": len(frames)})
-        asked = trial or plan_trial(plan, spec, evaluation)
-        if trial is not None:
-            evaluation["name"] = trial.evaluation.name
-        record = Record("accuracy", asked.id, ran, failure=Failure.from_result(outcome), environment=env,
-                        study=asked.study or None, evaluation=evaluation, accuracy=outcome.get("accuracy"),
-                        backend=outcome.get("backend"), artifact=outcome.get("artifact"), warnings=tuple(notes))
+    for asked in trials:
+        record = measure_accuracy(asked, context, report, named=trial is not None)
         if store is not None:
             store.append(record)
         records.append(record)

@@ -55,8 +55,9 @@ def quantize_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, opt
 
 
 def qat_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options: CompressOptions, say: Progress, *,
-               name: str, data: Path, imgsz: int, head: str = "auto") -> dict[str, Any]:
-    """Quantization-aware training of the checkpoint (NNCF, Ultralytics' trainer), then QDQ ONNX + OpenVINO IR."""
+               name: str, data: Path, train_size: int, head: str = "auto") -> dict[str, Any]:
+    """Quantization-aware training of the checkpoint (NNCF, Ultralytics' trainer, square `train_size` images), then
+    QDQ ONNX + OpenVINO IR."""
     import shutil
 
     from posebench.compress.finetune import HeldZeros, train
@@ -67,9 +68,9 @@ def qat_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options:
     from posebench.compress.quantized_artifacts import qat_int8
     from posebench.machine.isa import SATURATING, choose_int8
 
-    size = (int(q.imgsz[0]), int(q.imgsz[1]))
+    imgsz = (int(q.imgsz[0]), int(q.imgsz[1]))
     source = calibration_source(q, options, fallback=data)
-    batches = calibration_batches(calibration_frames(source, q.calibration_images), size, q.calibration_images)
+    batches = calibration_batches(calibration_frames(source, q.calibration_images), imgsz, q.calibration_images)
     yolo = load_yolo(checkpoint)
     teacher = None
     if recipe.distillation.enabled:  # the float model (this step's input) teaches its own fake-quantized copy
@@ -88,7 +89,7 @@ def qat_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options:
         distill_during_training(yolo, teacher, recipe.distillation)
         say("QAT: distilling from the float model" + (" (no task loss: labels only feed the loader)"
                                                       if recipe.distillation.task == 0 else ""))
-    last = train(yolo, recipe, data=data, out_dir=out_dir / "qat", epochs=q.epochs, imgsz=imgsz,
+    last = train(yolo, recipe, data=data, out_dir=out_dir / "qat", epochs=q.epochs, imgsz=train_size,
                  batch=options.batch or recipe.finetune.batch, lr0=q.lr0, callbacks=held,
                  device=options.device, trainer=qat_trainer(model), say=say)
     trained = yolo.trainer.ema.ema
@@ -101,14 +102,14 @@ def qat_bundle(checkpoint: Path, recipe: Recipe, q: Any, out_dir: Path, options:
                          "u8 x s8 kernels can saturate through onnxruntime / deepsparse: deploy the OpenVINO IR "
                          "(oneDNN halves weights there) or an int8 PTQ bundle, which gets 7-bit weights")
     settings = {"method": "qat", "int8_target": target.to_dict(), "epochs": q.epochs, "lr0": q.lr0,
-                "data": str(data), "imgsz_train": imgsz, "sparse_tensors_held": len(held.masks),
+                "data": str(data), "imgsz_train": train_size, "sparse_tensors_held": len(held.masks),
                 "calibration_source": str(source), "calibration_images": len(batches),
                 "quantizers": prepared["quantizers"], "ignored_preset": q.ignored_preset,
                 "distillation": recipe.distillation.enabled,
                 "ignored_add": list(q.ignored_add), "ignored_remove": list(q.ignored_remove)}
     say("QAT: exporting QDQ ONNX (checked against the fake-quantized model) and OpenVINO IR")
     # metadata (sparsity, shapes, head) from the fp32 export of the trained weights; the IR comes from the QDQ ONNX
-    fp32_onnx, _ = fp32_exports(float_checkpoint, head, size, options)
+    fp32_onnx, _ = fp32_exports(float_checkpoint, head, imgsz, options)
     float_nodes = prepared["float_convs"] + ["box/keypoint decode (every op after the prediction convs)"]
     artifacts = qat_int8(trained, fp32_onnx, out_dir, batches[0], end2end=bool(fp32_onnx.meta["end2end"]),
                          float_nodes=float_nodes, tool=prepared["tool"], settings=settings)

@@ -11,6 +11,7 @@ CRITERIA = ("magnitude", "bn_scale", "taylor")
 ALLOCATIONS = ("uniform", "sensitivity")
 TARGETS = ("ratio", "macs", "latency")
 DAMAGES = ("outputs", "ap")  # what the sensitivity scan scores a step by (posebench.compress.scan_damage)
+WEIGHTINGS = ("uniform", "scores")  # how the reconstruction weighs output positions (posebench.compress.reconstruct)
 # Conv module names posebench's default int8 (recipes/int8-ptq.yaml, preset yolo-pose-float-head) keeps in float: the
 # pose head's keypoint branch and the DFL decode (what a latency target prices in float).
 DEFAULT_FLOAT_CONVS = (r"^model\.\d+\.(?:(?:one2one_)?cv4|dfl)\.",)
@@ -40,6 +41,8 @@ class ChannelPlan:
     damage_images: int = 128  # ap: labelled images, spread over the recovery data's train split
     reconstruct: bool = False  # re-fit the convs that lost inputs to the dense model's outputs (least squares on
     #                            images, no labels: posebench.compress.reconstruct)
+    reconstruct_weighting: str = "uniform"  # uniform: every output position alike; scores: the head branches'
+    #                                         positions weighted by the dense model's person score (reconstruct.score_weights)
     float_convs: tuple[str, ...] = DEFAULT_FLOAT_CONVS  # latency: conv module names the deployment keeps in float
 
     def __post_init__(self) -> None:
@@ -62,6 +65,9 @@ class ChannelPlan:
         if self.compensate and self.reconstruct:
             raise InvalidInputError("compensate and reconstruct both correct the readers of removed channels: "
                                     "reconstruct fits what compensate estimates, choose one")
+        if self.reconstruct_weighting not in WEIGHTINGS:
+            raise InvalidInputError(f"unknown reconstruct_weighting '{self.reconstruct_weighting}'; known: "
+                                    f"{', '.join(WEIGHTINGS)}")
         if self.damage not in DAMAGES:
             raise InvalidInputError(f"unknown scan damage '{self.damage}'; known: {', '.join(DAMAGES)}")
         if self.damage != "outputs" and self.allocation != "sensitivity":

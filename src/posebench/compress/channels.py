@@ -91,11 +91,12 @@ def prune_channels_(net: nn.Module, plan: ChannelPlan, imgsz: tuple[int, int] = 
     fix_attributes(net)
     fitted = None
     if dense is not None:
-        from posebench.compress.reconstruct import reconstruct_
+        from posebench.compress.reconstruct import reconstruct_, score_weights
 
         names = {id(m): name for name, m in net.named_modules()}
         start = time.perf_counter()
         errors = reconstruct_(net, dense, {names[key]: value for key, value in kept.items()}, fit_images,
+                              weigh=score_weights(dense) if plan.reconstruct_weighting == "scores" else None,
                               on_progress=on_progress)
         fitted = {"images": int(fit_images.shape[0]), "convs": len(errors), "seconds": time.perf_counter() - start,
                   "mean_error_before": float(sum(e["error_before"] for e in errors) / max(len(errors), 1)),

@@ -123,6 +123,8 @@ class ChannelPruningModifier:
     damage_images: int = 128  # damage: ap: labelled images of --data the scan validates each step on
     reconstruct: bool = False  # re-fit the convs that lost inputs to the dense model's outputs (least squares, no labels)
     reconstruct_images: int = 32  # images the reconstruction fits on (from the recovery / calibration source)
+    reconstruct_weighting: str = "uniform"  # uniform | scores: head-branch positions weighted by the dense model's
+    #                                         person score there (where the teacher sees a person)
 
     def __post_init__(self) -> None:
         """The settings fit together (one target; sensitivity for latency; compensate or reconstruct), as the plan
@@ -137,7 +139,7 @@ class ChannelPruningModifier:
         return ChannelPlan(ratio=self.ratio, macs=self.macs, latency=self.latency, criterion=self.criterion, round_to=self.round_to,
                            exclude=self.exclude, between=self.between, compensate=self.compensate, allocation=self.allocation,
                            damage=self.damage, damage_images=self.damage_images,
-                           reconstruct=self.reconstruct)
+                           reconstruct=self.reconstruct, reconstruct_weighting=self.reconstruct_weighting)
 
 
 @dataclass(frozen=True)

@@ -205,7 +205,7 @@ class RecipeParser:
     def channel_pruning(self, data: dict, path: tuple) -> ChannelPruningModifier:
         """Types and ranges here, defaults from the dataclass; how the settings fit together is the modifier's own
         check (`ChannelPruningModifier.__post_init__`), named at this modifier's line."""
-        from posebench.compress.channel_plan import ALLOCATIONS, CRITERIA, DAMAGES
+        from posebench.compress.channel_plan import ALLOCATIONS, CRITERIA, DAMAGES, WEIGHTINGS
 
         data = self.keys(data, path, ChannelPruningModifier)
         data = {k: v for k, v in data.items() if not (k in ("ratio", "macs", "latency") and v is None)}  # to_yaml nulls
@@ -227,6 +227,8 @@ class RecipeParser:
                 damage_images=whole("damage_images", 8, 100000),
                 reconstruct=self._flag(data, "reconstruct", path, _default(ChannelPruningModifier, "reconstruct")),
                 reconstruct_images=whole("reconstruct_images", 1, 10000),
+                reconstruct_weighting=self.choice(data, "reconstruct_weighting", path,
+                                                  _default(ChannelPruningModifier, "reconstruct_weighting"), WEIGHTINGS),
                 taylor_batches=whole("taylor_batches", 1, 10000), steps=whole("steps", 1, 100))
         except InvalidInputError as error:
             raise self.fail(path, str(error)) from None

@@ -78,15 +78,47 @@ def _run_until(net: nn.Module, module: nn.Module, images: torch.Tensor, output: 
     return got[0]
 
 
+Weigher = Callable[[str, torch.Tensor], "torch.Tensor | None"]  # (conv name, images) -> (B, H, W) weights or None
+
+
+def score_weights(dense: nn.Module, floor: float = 0.02) -> Weigher:
+    """Weights for the head branches' output positions: the dense model's highest class score at that anchor plus
+    `floor` (where the teacher sees a person, as the distillation's box and keypoint terms weigh them); None
+    (uniform) for every conv outside the head. Why: fitted uniformly, the class branch's convs spend their least
+    squares on the logits of the background, which no score threshold ever sees."""
+    head = dense.model[-1]
+    prefix = f"model.{len(dense.model) - 1}."
+    cached: dict[tuple, list[torch.Tensor]] = {}  # per batch of images (the fit's slices of one tensor)
+
+    def weigh(name: str, images: torch.Tensor) -> torch.Tensor | None:
+        parts = name.split(".")
+        if not name.startswith(prefix) or len(parts) < 4 or not parts[3].isdigit():
+            return None
+        key = (images.data_ptr(), tuple(images.shape))
+        if key not in cached:
+            from posebench.compress.scan_damage import head_outputs
+
+            scores = head_outputs(dense, images)["scores"].sigmoid().amax(1)  # (B, anchors)
+            h, w = images.shape[2:]
+            sizes = [(h // int(s), w // int(s)) for s in head.stride]
+            levels = torch.split(scores, [a * b for a, b in sizes], dim=1)
+            cached[key] = [lv.reshape(-1, *size) + floor for lv, size in zip(levels, sizes)]
+        return cached[key][int(parts[3])]
+
+    return weigh
+
+
 @torch.no_grad()
 def reconstruct_(pruned: nn.Module, dense: nn.Module, kept: dict[str, KeptChannels], images: torch.Tensor, *,
                  batch: int = 8, ridge: float = 1.0, positions: int = 20000, sequential: bool = True,
+                 weigh: Weigher | None = None,
                  on_progress: Callable[[int, int], None] | None = None) -> list[dict[str, float]]:
     """Re-fit, in place and in forward order, every ungrouped conv of `pruned` named in `kept` that lost inputs, to
     reproduce `dense`'s conv of the same name (its kept output channels) on `images` (a float batch, letterboxed,
     0-1). `ridge`: weight of the pull towards the conv's current weights, relative to the mean input energy;
     `positions`: output positions sampled per batch; `sequential`: fit on what the pruned network feeds each conv
-    (default) or on the dense network's inputs to it. Returns, per conv, the relative squared error of its output
+    (default) or on the dense network's inputs to it; `weigh`: per-position weights of a conv's fit (`score_weights`;
+    None: uniform), the errors reported weighted the same way. Returns, per conv, the relative squared error of its output
     before and after the fit."""
     pruned.eval()
     dense.eval()
@@ -117,16 +149,19 @@ def reconstruct_(pruned: nn.Module, dense: nn.Module, kept: dict[str, KeptChanne
             patches = F.unfold(x, conv.kernel_size, dilation=conv.dilation, padding=conv.padding, stride=conv.stride)
             patches = patches.transpose(1, 2).reshape(-1, width)
             y, before = (v.flatten(2).transpose(1, 2).reshape(-1, len(rows)) for v in (y, before))
+            found = weigh(name, chunk) if weigh is not None else None
+            weight = torch.ones(patches.shape[0]) if found is None else found.reshape(-1)
             if patches.shape[0] > positions:
                 pick = torch.randperm(patches.shape[0], generator=generator)[:positions]
-                patches, y, before = patches[pick], y[pick], before[pick]
-            centred = y - y.mean(0)
-            target_energy += float(centred.pow(2).sum())
-            before_error += float((before - y).pow(2).sum())
-            y_energy += float(y.double().pow(2).sum())
+                patches, y, before, weight = patches[pick], y[pick], before[pick], weight[pick]
+            centred = y - (weight[:, None] * y).sum(0) / weight.sum()
+            target_energy += float((weight[:, None] * centred.pow(2)).sum())
+            before_error += float((weight[:, None] * (before - y).pow(2)).sum())
+            y_energy += float((weight[:, None] * y).double().mul(y.double()).sum())
             patches = torch.cat([patches, torch.ones(patches.shape[0], 1)], 1)
-            gram += (patches.T @ patches).double()  # products in float32 (fast), sums over batches in float64
-            cross += (patches.T @ y).double()
+            weighted = patches * weight[:, None]
+            gram += (weighted.T @ patches).double()  # products in float32 (fast), sums over batches in float64
+            cross += (weighted.T @ y).double()
         # ridge towards the weights the conv already has (the dense ones, minus the removed inputs), not towards
         # zero: where the images say little, the fit keeps what training learned
         prior = torch.cat([conv.weight.detach().reshape(len(rows), width).T,

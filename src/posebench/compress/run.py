@@ -142,7 +142,7 @@ def channel_pruning_stage(run: CompressRun, modifiers: list[Any]) -> None:
                                     "data (--data DATA.yaml)")
         from posebench.compress.taylor import loss_batches, taylor_importance_
 
-        batches = loss_batches(data, imgsz=structured.imgsz, batch=options.batch or run.recipe.finetune.batch,
+        batches = loss_batches(data, size=structured.imgsz, batch=options.batch or run.recipe.finetune.batch,
                                limit=structured.taylor_batches)
         used = taylor_importance_(run.model, batches)
         say(f"Taylor importance from the task loss on {used} labelled images of {data}")
@@ -261,7 +261,7 @@ def quantization_stage(run: CompressRun, modifiers: list[Any]) -> None:
     with timed(run, "quantize_s"):
         if qat is not None:
             summary["bundle"] = qat_bundle(checkpoint, run.recipe, qat, run.out_dir, run.options, run.say,
-                                           name=run.source.name, data=run.data, imgsz=run.imgsz, head=head)
+                                           name=run.source.name, data=run.data, train_size=run.imgsz, head=head)
         else:
             summary["bundle"] = quantize_bundle(checkpoint, run.recipe, quantization, run.out_dir, run.options,
                                                 run.say, name=run.source.name, head=head)

@@ -33,12 +33,13 @@ def channel_importance(block: nn.Module) -> torch.Tensor:
     return total.abs()
 
 
-def loss_batches(data: Path, *, imgsz: int, batch: int, limit: int) -> list[dict]:
-    """Up to `limit` labelled batches of a data YAML's train split to take the loss's gradients on."""
+def loss_batches(data: Path, *, size: int, batch: int, limit: int) -> list[dict]:
+    """Up to `limit` labelled batches (`size` x `size`) of a data YAML's train split to take the loss's gradients
+    on."""
     from posebench.ultralytics_adapter import labelled_batches
 
     try:
-        return labelled_batches(data, imgsz=imgsz, batch=batch, limit=limit)
+        return labelled_batches(data, size=size, batch=batch, limit=limit)
     except InvalidInputError as exc:
         raise InvalidInputError(f"criterion: taylor {exc}") from None
 
