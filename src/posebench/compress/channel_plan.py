@@ -41,8 +41,8 @@ class ChannelPlan:
     damage_images: int = 128  # ap: labelled images, spread over the recovery data's train split
     reconstruct: bool = False  # re-fit the convs that lost inputs to the dense model's outputs (least squares on
     #                            images, no labels: posebench.compress.reconstruct)
-    reconstruct_weighting: str = "uniform"  # uniform: every output position alike; scores: the head branches'
-    #                                         positions weighted by the dense model's person score (reconstruct.score_weights)
+    reconstruct_weighting: str = "scores"  # scores: the head branches' positions weighted by the dense model's person
+    #                                        score (reconstruct.score_weights); uniform: every output position alike
     float_convs: tuple[str, ...] = DEFAULT_FLOAT_CONVS  # latency: conv module names the deployment keeps in float
 
     def __post_init__(self) -> None:

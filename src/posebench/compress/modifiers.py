@@ -123,8 +123,8 @@ class ChannelPruningModifier:
     damage_images: int = 128  # damage: ap: labelled images of --data the scan validates each step on
     reconstruct: bool = False  # re-fit the convs that lost inputs to the dense model's outputs (least squares, no labels)
     reconstruct_images: int = 32  # images the reconstruction fits on (from the recovery / calibration source)
-    reconstruct_weighting: str = "uniform"  # uniform | scores: head-branch positions weighted by the dense model's
-    #                                         person score there (where the teacher sees a person)
+    reconstruct_weighting: str = "scores"  # scores: head-branch positions weighted by the dense model's person score
+    #                                        there (75 % of the MACs, coco-pose-val: 0.457 vs 0.429 uniform) | uniform
 
     def __post_init__(self) -> None:
         """The settings fit together (one target; sensitivity for latency; compensate or reconstruct), as the plan
